@@ -1,0 +1,2 @@
+//! Use cases, one per Lambda, written against `domain` and `ports` only. The step input and output
+//! types here are the contract with `statemachine/` (camelCase JSON; samples in `events/`).

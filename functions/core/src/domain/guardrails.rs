@@ -1,0 +1,65 @@
+//! Cost guardrails for Provisioned Throughput: forgotten or oversized throughput costs real money.
+
+use super::errors::{ErrorType, StepError};
+use super::settings::{Commitment, ServingPolicy};
+
+/// Refuses model units outside 1..=max and commitments not on the allowed list.
+pub fn check_throughput(
+    model_units: u32,
+    commitment: Commitment,
+    policy: &ServingPolicy,
+) -> Result<(), StepError> {
+    if model_units == 0 {
+        return Err(StepError::new(
+            ErrorType::GuardrailViolation,
+            "modelUnits must be at least 1",
+        ));
+    }
+    if model_units > policy.max_model_units {
+        return Err(StepError::new(
+            ErrorType::GuardrailViolation,
+            format!(
+                "modelUnits {model_units} exceeds the stack's maximum of {} (raise MAX_MODEL_UNITS to allow it)",
+                policy.max_model_units
+            ),
+        ));
+    }
+    if !policy.allowed_commitments.contains(&commitment) {
+        let allowed: Vec<&str> = policy.allowed_commitments.iter().map(|c| c.as_str()).collect();
+        return Err(StepError::new(
+            ErrorType::GuardrailViolation,
+            format!(
+                "commitment {} is not allowed (allowed: {}; set ALLOWED_COMMITMENTS to change)",
+                commitment.as_str(),
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ServingPolicy {
+        ServingPolicy {
+            max_model_units: 2,
+            allowed_commitments: vec![Commitment::None],
+        }
+    }
+
+    #[test]
+    fn guardrails() {
+        assert!(check_throughput(1, Commitment::None, &policy()).is_ok());
+        assert_eq!(
+            check_throughput(3, Commitment::None, &policy()).unwrap_err().error_type,
+            ErrorType::GuardrailViolation
+        );
+        assert!(check_throughput(0, Commitment::None, &policy()).is_err());
+        assert!(check_throughput(1, Commitment::SixMonths, &policy())
+            .unwrap_err()
+            .message
+            .contains("SixMonths"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Pure domain logic. Nothing in here may import an AWS crate.
+
+pub mod backoff;
+pub mod catalog;
+pub mod errors;
+pub mod guardrails;
+pub mod messages;
+pub mod naming;
+pub mod run;
+pub mod settings;
+pub mod validation;

@@ -1,0 +1,249 @@
+//! Ports: the narrow traits the use cases need from the outside world. One AWS adapter each lives in
+//! `crate::adapters`; in-memory ones live in `crate::adapters::memory` for tests.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
+use crate::domain::settings::Commitment;
+
+/// Why a port call failed, classified so the use case can map it to a typed step error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("throttled: {0}")]
+    Throttled(String),
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    #[error("invalid request: {0}")]
+    Validation(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A conditional write failed or the service reported a conflict.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("access denied: {0}")]
+    AccessDenied(String),
+    /// Timeouts, 5xx, connection errors: retryable.
+    #[error("transient: {0}")]
+    Transient(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<PortError> for StepError {
+    fn from(e: PortError) -> Self {
+        let t = match &e {
+            PortError::Throttled(_) => ErrorType::Throttled,
+            PortError::QuotaExceeded(_) => ErrorType::QuotaExceeded,
+            PortError::Validation(_) => ErrorType::ConfigInvalid,
+            PortError::NotFound(_) => ErrorType::NotFound,
+            PortError::Conflict(_) => ErrorType::Conflict,
+            PortError::AccessDenied(_) => ErrorType::AccessDenied,
+            PortError::Transient(_) => ErrorType::Transient,
+            PortError::Other(_) => ErrorType::Internal,
+        };
+        StepError::new(t, e.to_string())
+    }
+}
+
+/// Result of creating a run that may already exist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created(Run),
+    /// A run with this id was already recorded; this is it, unchanged.
+    AlreadyExists(Run),
+}
+
+/// The run ledger (DynamoDB in AWS). Every write is conditional so retries are safe.
+#[async_trait]
+pub trait RunLedger: Send + Sync {
+    /// Records a new run unless one with the same id exists (conditional put).
+    async fn create(&self, run: &Run) -> Result<CreateOutcome, PortError>;
+    async fn get(&self, run_id: &RunId) -> Result<Option<Run>, PortError>;
+    /// Applies `update` only if the run's current status is one of `expected` (and, when the update
+    /// changes status, the move is allowed). Fails with `PortError::Conflict` otherwise, or
+    /// `PortError::NotFound`. Returns the run as written.
+    async fn update(
+        &self,
+        run_id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError>;
+    /// Newest first.
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError>;
+    /// Newest first, one status (GSI in DynamoDB).
+    async fn list_by_status(&self, status: RunStatus, limit: usize)
+        -> Result<Vec<Run>, PortError>;
+}
+
+/// An object to read, and what S3 knows about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub etag: String,
+    pub version_id: Option<String>,
+    pub size: u64,
+    /// User metadata without the `x-amz-meta-` prefix, keys lowercased.
+    pub metadata: BTreeMap<String, String>,
+}
+
+pub type DatasetReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// Reads datasets and writes reports (S3 in AWS).
+#[async_trait]
+pub trait DatasetStore: Send + Sync {
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError>;
+    /// Streams the object; the reader must not buffer the body whole.
+    async fn open(&self, bucket: &str, key: &str) -> Result<(ObjectInfo, DatasetReader), PortError>;
+    /// Writes a small object (reports). Returns its `s3://` URI.
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, PortError>;
+}
+
+/// Training data for a distillation job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TrainingData {
+    S3 {
+        s3_uri: String,
+    },
+    InvocationLogs {
+        s3_uri: String,
+        use_prompt_response: bool,
+        request_metadata_filters: Option<serde_json::Value>,
+    },
+}
+
+/// Everything `CreateModelCustomizationJob` needs for a distillation job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistillationJobRequest {
+    pub job_name: String,
+    pub custom_model_name: String,
+    pub role_arn: String,
+    pub student: String,
+    pub teacher: String,
+    pub max_response_length: u32,
+    pub training_data: TrainingData,
+    pub output_s3_uri: String,
+    pub client_request_token: String,
+    pub job_tags: BTreeMap<String, String>,
+    pub custom_model_tags: BTreeMap<String, String>,
+}
+
+/// Bedrock's job status, as Bedrock spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    InProgress,
+    Completed,
+    Failed,
+    Stopping,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    pub job_arn: String,
+    pub status: JobStatus,
+    pub validation: Option<String>,
+    pub data_processing: Option<String>,
+    pub training: Option<String>,
+    pub failure_message: Option<String>,
+    pub output_model_arn: Option<String>,
+    pub output_model_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputRequest {
+    pub provisioned_model_name: String,
+    pub model_id: String,
+    pub model_units: u32,
+    pub commitment: Commitment,
+    pub client_request_token: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Provisioned Throughput status, as Bedrock spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThroughputStatus {
+    Creating,
+    InService,
+    Updating,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputState {
+    pub provisioned_model_arn: String,
+    pub status: ThroughputStatus,
+    pub failure_message: Option<String>,
+    pub model_units: u32,
+}
+
+/// The Bedrock model customization control plane.
+#[async_trait]
+pub trait CustomizationService: Send + Sync {
+    /// Returns the job ARN.
+    async fn create_distillation_job(
+        &self,
+        req: &DistillationJobRequest,
+    ) -> Result<String, PortError>;
+    /// `job` is a name or an ARN.
+    async fn get_job(&self, job: &str) -> Result<JobState, PortError>;
+    async fn stop_job(&self, job: &str) -> Result<(), PortError>;
+    /// Returns the provisioned model ARN.
+    async fn create_provisioned_throughput(
+        &self,
+        req: &ThroughputRequest,
+    ) -> Result<String, PortError>;
+    /// `id` is a name or an ARN.
+    async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError>;
+    async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError>;
+}
+
+/// A message for people (SNS in AWS), with attributes subscribers can filter on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub subject: String,
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[async_trait]
+pub trait MessagePublisher: Send + Sync {
+    /// Returns the message id.
+    async fn publish(&self, msg: &OutboundMessage) -> Result<String, PortError>;
+}
+
+/// A chat webhook (Slack incoming webhook). The URL is a secret: never log it.
+#[async_trait]
+pub trait ChatWebhook: Send + Sync {
+    async fn post(&self, payload: &serde_json::Value) -> Result<(), PortError>;
+}
+
+/// Secrets (Secrets Manager in AWS).
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    async fn secret_string(&self, secret_id: &str) -> Result<String, PortError>;
+}
+
+/// The clock, so tests control time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}

@@ -1,0 +1,1 @@
+//! Bedrock simulator (issue 3).

@@ -1,0 +1,90 @@
+//! A moto server (PyPI `moto[server]`, pinned in tests/requirements.txt, installed into `.venv` by
+//! `scripts/bootstrap.sh`) started on a free 127.0.0.1 port for one test binary, killed on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::Credentials;
+
+pub struct Moto {
+    child: Option<Child>,
+    pub endpoint: String,
+}
+
+/// The repository root (this crate lives in `tests/support`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; we release it just before the server binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+impl Moto {
+    /// Uses `DISTILLERY_TEST_MOTO_URL` when set (a moto already running), otherwise starts one.
+    pub fn start() -> Moto {
+        if let Ok(url) = std::env::var("DISTILLERY_TEST_MOTO_URL") {
+            return Moto {
+                child: None,
+                endpoint: url,
+            };
+        }
+        let bin = repo_root().join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `scripts/bootstrap.sh` (or `make test`, which runs it)",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("failed to start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start on {endpoint}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            child: Some(child),
+            endpoint,
+        }
+    }
+
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config(&self.endpoint).await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SDK configuration for local emulators: fixed test credentials, us-east-1, the given endpoint.
+/// S3 clients built from it still need `force_path_style(true)`.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
