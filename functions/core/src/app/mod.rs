@@ -1,2 +1,8 @@
 //! Use cases, one per Lambda, written against `domain` and `ports` only. The step input and output
 //! types here are the contract with `statemachine/` (camelCase JSON; samples in `events/`).
+
+pub mod launch_job;
+pub mod notify;
+pub mod poll_status;
+pub mod provision_throughput;
+pub mod validate_dataset;

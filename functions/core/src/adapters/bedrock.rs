@@ -1,0 +1,1 @@
+//! AWS adapter: bedrock (issue 3).

@@ -1,0 +1,1 @@
+//! AWS adapter: dynamodb (issue 3).

@@ -1,0 +1,1 @@
+//! AWS adapter: s3 (issue 3).

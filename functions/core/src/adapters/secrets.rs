@@ -1,0 +1,1 @@
+//! AWS adapter: secrets (issue 3).

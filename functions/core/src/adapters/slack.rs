@@ -1,0 +1,1 @@
+//! AWS adapter: slack (issue 3).

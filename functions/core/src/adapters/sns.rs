@@ -1,0 +1,1 @@
+//! AWS adapter: sns (issue 3).

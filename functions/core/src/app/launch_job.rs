@@ -1,0 +1,1 @@
+//! Use case: launch_job (issue 3).

@@ -1,0 +1,1 @@
+//! Use case: notify (issue 3).

@@ -1,0 +1,1 @@
+//! Use case: poll_status (issue 3).

@@ -1,0 +1,1 @@
+//! Use case: provision_throughput (issue 3).

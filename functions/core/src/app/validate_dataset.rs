@@ -1,0 +1,1 @@
+//! Use case: validate_dataset (issue 3).
