@@ -5,6 +5,7 @@ pub mod dynamodb;
 pub mod lambda;
 pub mod memory;
 pub mod s3;
+pub mod sdk_error;
 pub mod secrets;
 pub mod slack;
 pub mod sns;
