@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Checks on infra/template.yaml that the generic linters cannot make (run by scripts/check-infra.sh).
+
+1. IAM wildcards, on the template after the SAM transform (so the roles SAM generates are included):
+   no Allow statement may grant `*`, `bedrock:*` or `s3:*` (or any `service:*`), and `Resource: "*"` in
+   an Allow is only accepted for the actions listed in RESOURCE_STAR_OK, whose APIs support no
+   resource-level permission. Resource and key policies (KMS key, secret) are not identity policies:
+   there "*" means "this resource", so they are skipped.
+2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
+   functions/core/src/adapters/dynamodb.rs, which builds the same table for tests and the local stack.
+
+With --transformed PATH it also writes the transformed template (JSON) for checkov.
+Needs cfn-lint (for the SAM transform), so run it with the repo's .venv python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "template.yaml"
+LEDGER_ADAPTER = ROOT / "functions" / "core" / "src" / "adapters" / "dynamodb.rs"
+
+# Actions whose APIs accept no resource ARN, so an Allow on them can only say "Resource: *".
+RESOURCE_STAR_OK = {
+    # Step Functions log delivery to CloudWatch Logs.
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    # X-Ray segments and sampling.
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+}
+
+
+def transformed_template(region: str) -> dict:
+    from cfnlint.decode import decode
+    from cfnlint.template.transforms._sam import Transform
+
+    template, matches = decode(str(TEMPLATE))
+    if matches:
+        raise SystemExit(f"check_template: cannot parse {TEMPLATE}: {matches}")
+    transform = Transform(str(TEMPLATE), template, region)
+    errors = transform.transform_template()
+    if errors:
+        raise SystemExit(f"check_template: SAM transform failed: {errors}")
+    return json.loads(json.dumps(transform.template(), default=str))
+
+
+def as_list(v) -> list:
+    return v if isinstance(v, list) else [v]
+
+
+def statements_of(doc) -> list[dict]:
+    """Statements of a policy document, looking through Fn::If branches."""
+    out: list[dict] = []
+
+    def visit(s):
+        if isinstance(s, dict) and "Fn::If" in s:
+            for branch in s["Fn::If"][1:]:
+                visit(branch)
+        elif isinstance(s, dict) and "Effect" in s:
+            out.append(s)
+
+    if isinstance(doc, dict):
+        for s in as_list(doc.get("Statement", [])):
+            visit(s)
+    return out
+
+
+def identity_policies(resources: dict):
+    """(resource id, policy name, document) for every identity policy in the template."""
+    for rid, res in resources.items():
+        props = res.get("Properties", {}) or {}
+        t = res.get("Type")
+        if t == "AWS::IAM::Role":
+            for p in props.get("Policies", []) or []:
+                yield rid, p.get("PolicyName", "?"), p.get("PolicyDocument")
+        elif t in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            yield rid, props.get("PolicyName", rid), props.get("PolicyDocument")
+
+
+def iam_problems(resources: dict) -> list[str]:
+    problems: list[str] = []
+    for rid, pname, doc in identity_policies(resources):
+        for st in statements_of(doc):
+            if st.get("Effect") != "Allow":
+                continue
+            where = f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}"
+            if "NotAction" in st or "NotResource" in st:
+                problems.append(f"{where}: NotAction/NotResource in an Allow grants too much")
+            actions = [a for a in as_list(st.get("Action", [])) if isinstance(a, str)]
+            for a in actions:
+                if a == "*" or a.endswith(":*"):
+                    problems.append(f"{where}: wildcard action {a!r}")
+            if "*" in as_list(st.get("Resource", [])):
+                broad = sorted(set(actions) - RESOURCE_STAR_OK)
+                if broad:
+                    problems.append(
+                        f"{where}: Resource \"*\" for {', '.join(broad)} (these APIs accept a resource ARN)"
+                    )
+    return problems
+
+
+def rust_consts(src: str) -> dict[str, str]:
+    return dict(re.findall(r'const\s+([A-Z_]+)\s*:\s*&str\s*=\s*"([^"]*)"', src))
+
+
+def ledger_schema_from_rust() -> dict | None:
+    if not LEDGER_ADAPTER.exists():
+        return None
+    src = LEDGER_ADAPTER.read_text()
+    m = re.search(r"pub async fn create_table\b.*?\n}\n", src, re.DOTALL)
+    if not m:
+        return None
+    body = m.group(0)
+    consts = rust_consts(src)
+
+    def resolve(token: str) -> str:
+        token = token.strip()
+        if token.startswith('"'):
+            return token.strip('"')
+        if token not in consts:
+            raise SystemExit(f"check_template: {LEDGER_ADAPTER}: cannot resolve constant {token}")
+        return consts[token]
+
+    gsis = {}
+    for name, pk, sk in re.findall(r"gsi\(\s*([A-Z_]+|\"[^\"]+\")\s*,\s*(\"[^\"]+\")\s*,\s*(\"[^\"]+\")\s*\)", body):
+        gsis[resolve(name)] = (resolve(pk), resolve(sk))
+    table_keys = re.findall(r"\.key_schema\(key\(\s*(\"[^\"]+\")\s*,\s*KeyType::(Hash|Range)\s*\)", body)
+    ttl = re.search(r"\.attribute_name\(\s*([A-Z_]+|\"[^\"]+\")\s*\)", body)
+    return {
+        "attributes": {resolve(a) for a in re.findall(r"string_attr\(\s*(\"[^\"]+\")\s*\)", body)},
+        "key": [(resolve(k), t.upper()) for k, t in table_keys],
+        "gsis": gsis,
+        "ttl": resolve(ttl.group(1)) if ttl else None,
+        "pay_per_request": "BillingMode::PayPerRequest" in body,
+    }
+
+
+def ledger_schema_from_template(resources: dict) -> dict:
+    props = resources["RunTable"]["Properties"]
+    gsis = {}
+    for g in props.get("GlobalSecondaryIndexes", []):
+        ks = {k["KeyType"]: k["AttributeName"] for k in g["KeySchema"]}
+        gsis[g["IndexName"]] = (ks.get("HASH"), ks.get("RANGE"))
+    return {
+        "attributes": {a["AttributeName"] for a in props["AttributeDefinitions"] if a["AttributeType"] == "S"},
+        "key": [(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]],
+        "gsis": gsis,
+        "ttl": props.get("TimeToLiveSpecification", {}).get("AttributeName"),
+        "pay_per_request": props.get("BillingMode") == "PAY_PER_REQUEST",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Distillery template checks beyond cfn-lint and checkov")
+    ap.add_argument("--transformed", type=Path, help="write the SAM-transformed template (JSON) here")
+    ap.add_argument("--region", default="us-east-1")
+    args = ap.parse_args()
+
+    template = transformed_template(args.region)
+    resources = template["Resources"]
+    if args.transformed:
+        args.transformed.write_text(json.dumps(template, indent=1))
+
+    failed = False
+    problems = iam_problems(resources)
+    for p in problems:
+        print(f"check_template: IAM: {p}", file=sys.stderr)
+    failed |= bool(problems)
+    roles = sum(1 for r in resources.values() if r.get("Type") == "AWS::IAM::Role")
+    if not problems:
+        print(f"check_template: IAM ok ({roles} roles after the SAM transform; no wildcard actions, "
+              "Resource \"*\" only for log delivery / X-Ray)")
+
+    rust = ledger_schema_from_rust()
+    if rust is None:
+        print(f"check_template: ledger: no create_table in {LEDGER_ADAPTER.relative_to(ROOT)}; "
+              "table schema NOT compared", file=sys.stderr)
+        failed = True
+    else:
+        tpl = ledger_schema_from_template(resources)
+        diffs = [k for k in rust if rust[k] != tpl[k]]
+        for k in diffs:
+            print(f"check_template: ledger: RunTable {k} is {tpl[k]!r} in the template but "
+                  f"{rust[k]!r} in {LEDGER_ADAPTER.relative_to(ROOT)} create_table", file=sys.stderr)
+        failed |= bool(diffs)
+        if not diffs:
+            print(f"check_template: ledger table matches create_table (key {rust['key']}, "
+                  f"indexes {sorted(rust['gsis'])}, TTL {rust['ttl']})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
