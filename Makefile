@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help bootstrap build test unit lint fmt bench demo clean
+.PHONY: help bootstrap build test unit lint lint-asl fmt bench demo e2e clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,14 @@ build: ## Build every crate (debug)
 
 test: bootstrap ## Run the whole test suite: unit, integration (moto + Bedrock simulator), end-to-end
 	cargo test --workspace
+	$(MAKE) --no-print-directory e2e
+
+e2e: bootstrap ## End-to-end tests: the real ASL + the five Lambdas on the local stack (started and stopped here)
+	cargo build --quiet -p distillery-local-stack --tests
+	tests/stack/with-stack.sh cargo test --quiet -p distillery-local-stack --test e2e -- --ignored --test-threads=1
+
+lint-asl: bootstrap ## Validate the state machine definition (asl-validator)
+	node_modules/.bin/asl-validator --json-path statemachine/distillery.asl.json
 
 lint: ## rustfmt and clippy, as CI runs them
 	cargo fmt --all -- --check
@@ -23,6 +31,11 @@ lint: ## rustfmt and clippy, as CI runs them
 
 fmt: ## Format the code
 	cargo fmt --all
+
+DATASET ?= examples/datasets/support-tickets.jsonl
+demo: bootstrap ## Run the whole pipeline locally on DATASET (default: the sample) and print its timeline
+	cargo build --quiet -p distillery-local-stack --bins
+	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)"
 
 bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 	scripts/bench-validate.sh

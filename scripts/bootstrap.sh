@@ -12,7 +12,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.requirements.sha
-want=$(cat tests/requirements.txt infra/requirements.txt 2>/dev/null | sha256sum | cut -c1-64)
+# A missing optional file must not abort the script (pipefail), so read each one on its own.
+want=$( { cat tests/requirements.txt; cat infra/requirements.txt 2>/dev/null || true; } | sha256sum | cut -c1-64)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing Python packages (moto, cargo-lambda, ...)" >&2
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
@@ -25,7 +26,7 @@ fi
 
 if [ -f package.json ]; then
   stamp=node_modules/.package-lock.sha
-  want=$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-64)
+  want=$( { cat package.json; cat package-lock.json 2>/dev/null || true; } | sha256sum | cut -c1-64)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "bootstrap: installing npm packages" >&2
     if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Starts the local stack on free 127.0.0.1 ports and records it in $DISTILLERY_STACK_DIR
+# (default .local/stack): moto server (S3, DynamoDB, SNS, SQS, EventBridge, Secrets Manager), the
+# Bedrock simulator, the Slack webhook sink, and `cargo lambda watch` serving the five real Lambda
+# binaries. Each process runs in its own session; its PID (= process group id) goes in <name>.pid so
+# stop.sh stops exactly what this script started. Logs: <name>.log. Description: stack.json.
+#
+# Tunables (environment): BEDROCK_SIM_PHASE_MS, BEDROCK_SIM_PT_MS (simulated durations),
+# POLL_INITIAL_WAIT_SECONDS, POLL_MAX_WAIT_SECONDS, MAX_JOB_DURATION_SECONDS (Lambda settings).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+STATE=${DISTILLERY_STACK_DIR:-$ROOT/.local/stack}
+mkdir -p "$STATE"
+
+log() { echo "stack: $*" >&2; }
+
+for f in "$STATE"/*.pid; do
+  [ -e "$f" ] || continue
+  if kill -0 "$(cat "$f")" 2>/dev/null; then
+    log "already running ($(basename "$f" .pid), PID $(cat "$f")); run tests/stack/stop.sh first"
+    exit 1
+  fi
+  rm -f "$f"
+done
+rm -f "$STATE/stack.json"
+
+on_error() {
+  log "start failed; stopping what was started (logs kept in $STATE)"
+  "$ROOT/tests/stack/stop.sh" >&2 || true
+}
+trap on_error ERR
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_bg NAME CMD...: runs CMD in a new session (so stop.sh can end it and its children as a group),
+# stdout to NAME.out, stderr to NAME.log.
+start_bg() {
+  local name=$1; shift
+  setsid "$@" >"$STATE/$name.out" 2>"$STATE/$name.log" </dev/null &
+  echo $! >"$STATE/$name.pid"
+}
+
+# listening_url NAME: waits for the `listening on http://...` line a server prints first.
+listening_url() {
+  local name=$1 deadline=$((SECONDS + 30)) line
+  while [ $SECONDS -lt $deadline ]; do
+    line=$(head -n1 "$STATE/$name.out" 2>/dev/null || true)
+    if [[ $line == "listening on "* ]]; then echo "${line#listening on }"; return 0; fi
+    kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null || { log "$name exited: $(tail -n5 "$STATE/$name.log")"; return 1; }
+    sleep 0.1
+  done
+  log "$name did not print its address within 30 s (see $STATE/$name.log)"; return 1
+}
+
+wait_http() {
+  local url=$1 name=$2 deadline=$((SECONDS + 60))
+  until curl -s -o /dev/null "$url"; do
+    [ $SECONDS -lt $deadline ] || { log "$name is not answering at $url (see $STATE/$name.log)"; return 1; }
+    kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null || { log "$name exited: $(tail -n5 "$STATE/$name.log")"; return 1; }
+    sleep 0.2
+  done
+}
+
+FUNCTIONS=(dataset-validator job-launcher status-poller throughput-provisioner notifier)
+
+log "building the simulator, the sink, the harness and the five Lambdas"
+pkgs=(-p bedrock-sim -p distillery-test-support -p distillery-local-stack)
+for f in "${FUNCTIONS[@]}"; do pkgs+=(-p "$f"); done
+cargo build --quiet "${pkgs[@]}" --bins
+
+port=$(free_port)
+MOTO_URL="http://127.0.0.1:$port"
+start_bg moto "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port"
+wait_http "$MOTO_URL/moto-api/" moto
+log "moto        $MOTO_URL"
+
+start_bg bedrock-sim "$ROOT/target/debug/bedrock-sim" --port 0 \
+  --phase-ms "${BEDROCK_SIM_PHASE_MS:-1000}" --pt-ms "${BEDROCK_SIM_PT_MS:-1000}" --stop-ms 300
+SIM_URL=$(listening_url bedrock-sim)
+log "bedrock-sim $SIM_URL"
+
+start_bg slack-sink "$ROOT/target/debug/slack-sink" --port 0
+SINK_URL=$(listening_url slack-sink)
+log "slack-sink  $SINK_URL"
+
+"$ROOT/target/debug/stack-setup" --moto "$MOTO_URL" \
+  --slack-webhook-url "$SINK_URL/services/T0LOCAL00/B0LOCAL00/localSinkToken000000000000" \
+  --out "$STATE/resources.json" >/dev/null
+res() { jq -r ".$1" "$STATE/resources.json"; }
+
+# The Lambdas' environment, as the SAM template sets it in AWS, aimed at the local services.
+cat >"$STATE/lambda.env" <<ENV
+AWS_ENDPOINT_URL=$MOTO_URL
+AWS_ENDPOINT_URL_BEDROCK=$SIM_URL
+AWS_ACCESS_KEY_ID=testing
+AWS_SECRET_ACCESS_KEY=testing
+AWS_REGION=us-east-1
+AWS_DEFAULT_REGION=us-east-1
+RUST_LOG=info
+TABLE_NAME=$(res tableName)
+UPLOAD_PREFIX=$(res uploadPrefix)
+UPLOAD_SUFFIX=$(res uploadSuffix)
+REPORT_PREFIX=reports/
+SERVING_MODE=none
+MODEL_UNITS=1
+COMMITMENT=None
+BEDROCK_ROLE_ARN=arn:aws:iam::123456789012:role/distillery-bedrock-distillation
+OUTPUT_PREFIX=output/
+POLL_INITIAL_WAIT_SECONDS=${POLL_INITIAL_WAIT_SECONDS:-1}
+POLL_MAX_WAIT_SECONDS=${POLL_MAX_WAIT_SECONDS:-2}
+MAX_JOB_DURATION_SECONDS=${MAX_JOB_DURATION_SECONDS:-300}
+TOPIC_ARN=$(res topicArn)
+SLACK_SECRET_ARN=$(res slackSecretArn)
+SLACK_TIMEOUT_MS=1000
+SLACK_MAX_ATTEMPTS=2
+ENV
+
+port=$(free_port)
+LAMBDA_URL="http://127.0.0.1:$port"
+# --ignore-changes: edits elsewhere in the shared tree must not rebuild a function mid-run.
+start_bg lambda "$ROOT/.venv/bin/cargo-lambda" lambda watch \
+  --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --concurrency 2 \
+  --env-file "$STATE/lambda.env"
+wait_http "$LAMBDA_URL/" lambda
+log "lambdas     $LAMBDA_URL (cargo lambda watch)"
+
+# The first invocation of each function starts (and if needed builds) it: do that now, so no
+# state machine Task pays for it. Any answer (a result or a typed error) means it is up.
+for f in "${FUNCTIONS[@]}"; do
+  code=$(curl -s -o "$STATE/warmup-$f.json" -w '%{http_code}' --max-time 900 \
+    -H 'content-type: application/json' -d '{"warmup":true}' \
+    "$LAMBDA_URL/2015-03-31/functions/$f/invocations") || code=000
+  if [ "$code" != 200 ] && ! jq -e '.errorType' "$STATE/warmup-$f.json" >/dev/null 2>&1; then
+    log "$f did not start (HTTP $code): $(head -c 300 "$STATE/warmup-$f.json" 2>/dev/null)"
+    log "see $STATE/lambda.log"
+    false
+  fi
+done
+log "functions   ${FUNCTIONS[*]} answering"
+
+jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg lambda "$LAMBDA_URL" \
+  --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
+    motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda,
+    resources: $res[0],
+    lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<k>[^=]+)=(?<v>.*)$")) | from_entries)
+  }' >"$STATE/stack.json"
+log "ready: $STATE/stack.json"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Stops what tests/stack/start.sh started, by the PIDs it recorded (each is a process group leader,
+# so a server's children, such as the Lambda processes cargo lambda watch spawns, stop with it).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+STATE=${DISTILLERY_STACK_DIR:-$PWD/.local/stack}
+[ -d "$STATE" ] || exit 0
+for f in "$STATE"/*.pid; do
+  [ -e "$f" ] || continue
+  pid=$(cat "$f")
+  name=$(basename "$f" .pid)
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    fi
+    echo "stack: stopped $name (PID $pid)" >&2
+  fi
+  rm -f "$f"
+done
+rm -f "$STATE/stack.json"
