@@ -4,6 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 .PHONY: help bootstrap build test unit lint lint-asl fmt bench demo e2e clean
+.PHONY: build-sam deploy check-infra
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +40,16 @@ demo: bootstrap ## Run the whole pipeline locally on DATASET (default: the sampl
 
 bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 	scripts/bench-validate.sh
+
+build-sam: bootstrap ## sam build: the five Lambdas for arm64 (release, cargo-lambda) into infra/.aws-sam
+	scripts/check-infra.sh --build-only
+
+DEPLOY_FLAGS ?= --guided
+deploy: build-sam ## sam deploy --guided (docs/deploy.md); DEPLOY_FLAGS= reuses infra/samconfig.toml
+	cd infra && PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy $(DEPLOY_FLAGS)
+
+check-infra: ## Template checks: model pairs, sam validate --lint, IAM, checkov, asl-validator
+	scripts/check-infra.sh
 
 clean: ## Remove build output and the local toolchain
 	cargo clean
