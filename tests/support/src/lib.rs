@@ -2,5 +2,6 @@
 //! configuration aimed at it, and (see `slack_sink`) a local Slack webhook sink.
 
 pub mod moto;
+pub mod slack_sink;
 
 pub use moto::{sdk_config, Moto};
