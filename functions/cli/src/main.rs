@@ -1,3 +1,41 @@
-fn main() {
-    println!("distillery: not wired yet");
+//! `distillery`: the operator CLI. Each subcommand lives in its own module with its own `Args` and a
+//! `run(args) -> ExitCode`; adding one is a variant here and a line in `main`.
+//!
+//! Exit codes, for every subcommand: 0 success, 1 a negative verdict (e.g. an invalid dataset),
+//! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
+
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "distillery",
+    version,
+    about = "Amazon Bedrock Model Distillation pipeline: validate datasets, follow runs."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a bedrock-conversation-2024 JSONL dataset before a distillation job is launched.
+    Validate(validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+    }
+}
+
+/// Exit code for a usage or I/O error, after printing its one-line cause.
+pub(crate) fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("distillery: {message}");
+    ExitCode::from(2)
 }
