@@ -1,4 +1,94 @@
-fn main() {
-    // Wired in issue 3: build SDK clients once, hand them to the core handler.
-    unimplemented!("not wired yet")
+//! notifier Lambda: `{"runId","milestone","error"?,"input"?}` → one message per milestone on SNS and,
+//! when `SLACK_SECRET_ARN` is set, Slack; every delivery recorded on the run. All logic lives in
+//! `distillery_core::app::notify`; this binary only builds the clients once per container (so the
+//! Slack webhook URL, read from Secrets Manager on first use, is cached for the container's life).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use distillery_core::adapters::dynamodb::DynamoRunLedger;
+use distillery_core::adapters::lambda::init_tracing;
+use distillery_core::adapters::secrets::SecretsManagerSource;
+use distillery_core::adapters::slack::SlackWebhook;
+use distillery_core::adapters::sns::SnsPublisher;
+use distillery_core::app::notify::{
+    Notifier, NotifyConfig, NotifyInput, NotifyOutput, WebhookFactory,
+};
+use distillery_core::domain::catalog::Prices;
+use distillery_core::domain::errors::StepError;
+use distillery_core::ports::{ChatWebhook, SystemClock};
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+
+fn required_env(name: &str) -> Result<String, StepError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| StepError::config(format!("environment variable {name} is required")))
+}
+
+/// Configuration problems are reported on every invocation as a typed `ConfigInvalid` error rather
+/// than as an opaque init failure.
+fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
+    let config = NotifyConfig::from_env()?;
+    let table = required_env("TABLE_NAME")?;
+    let topic_arn = required_env("TOPIC_ARN")?;
+    let prices = Prices::load().map_err(|e| StepError::config(e.to_string()))?;
+    let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(sdk), topic_arn);
+    let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
+    let factory: WebhookFactory = Arc::new(|url: &str, timeout: Duration| {
+        Ok(Arc::new(SlackWebhook::new(url, timeout)?) as Arc<dyn ChatWebhook>)
+    });
+    Ok(Notifier::new(
+        Arc::new(ledger),
+        Arc::new(publisher),
+        Arc::new(secrets),
+        factory,
+        Arc::new(SystemClock),
+        prices,
+        config,
+    ))
+}
+
+async fn handle(
+    notifier: Result<&Notifier, &StepError>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<NotifyOutput, Diagnostic> {
+    let notifier = notifier.map_err(|e| e.clone())?;
+    let input: NotifyInput = serde_json::from_value(event.payload).map_err(|e| {
+        StepError::bad_event(format!(
+            "notifier expects {{\"runId\"?: string, \"milestone\": string, \"error\"?: {{\"Error\",\"Cause\"}}, \"input\"?: object}}: {e}"
+        ))
+    })?;
+    match notifier.handle(input).await {
+        Ok(out) => {
+            tracing::info!(
+                run_id = out.run_id.as_deref().unwrap_or("none"),
+                milestone = %out.milestone,
+                sns = ?out.sns,
+                slack = ?out.slack,
+                "notified"
+            );
+            Ok(out)
+        }
+        Err(e) => {
+            tracing::error!(error_type = %e.error_type, "{}", e.message);
+            Err(e.into())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let sdk = aws_config::load_from_env().await;
+    let notifier = build(&sdk);
+    if let Err(e) = &notifier {
+        tracing::error!(error_type = %e.error_type, "{}", e.message);
+    }
+    let notifier = &notifier;
+    lambda_runtime::run(service_fn(move |event| async move {
+        handle(notifier.as_ref(), event).await
+    }))
+    .await
 }
