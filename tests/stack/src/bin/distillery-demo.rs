@@ -1,0 +1,416 @@
+//! `distillery-demo --dataset FILE`: one dataset through the whole pipeline on the local stack (see
+//! `make demo`), printed as a timeline a person can read: the upload, each state machine step with its
+//! time, the job and model names and ARNs, the Provisioned Throughput, the run's ledger history, and
+//! every SNS and Slack message as delivered. For a rejected dataset it prints the validation report.
+//!
+//! Exits 0 when the run reached the outcome the pipeline promises (ready, completed or rejected) and
+//! 1 otherwise, so a broken pipeline fails `make demo`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use distillery_core::domain::run::RunStatus;
+use distillery_local_stack::{read_file, Execution, Stack};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(about = "Run one dataset through the local Distillery pipeline and print its timeline")]
+struct Args {
+    /// The dataset: a JSONL file in Bedrock's bedrock-conversation-2024 format.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// How the distilled model is served: `provisioned` buys (simulated) Provisioned Throughput.
+    #[arg(long, default_value = "provisioned")]
+    serving: String,
+    /// Model units when serving is provisioned.
+    #[arg(long, default_value = "1")]
+    model_units: String,
+}
+
+#[tokio::main]
+async fn main() {
+    match run().await {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("demo: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+async fn run() -> Result<bool> {
+    let args = Args::parse();
+    let body = read_file(&args.dataset)?;
+    let file_name = args
+        .dataset
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the dataset path has no file name")?
+        .to_string();
+    if !file_name.ends_with(".jsonl") {
+        bail!(
+            "{}: the upload rule only starts runs for keys ending in .jsonl; rename the file",
+            args.dataset.display()
+        );
+    }
+    let stack = Stack::connect().await?;
+    stack.reset_fakes().await?;
+    stack.take_sns_deliveries().await?;
+    let slack_before = stack.slack_messages().await?.len();
+
+    // A fresh key per demo run, so the same file can be demoed twice (a re-upload of the same key
+    // and content would be the same run: a duplicate).
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+    let key = format!("incoming/demo-{stamp}/{file_name}");
+    let lines = body.iter().filter(|b| **b == b'\n').count();
+    let meta = [
+        ("distillery-serving", args.serving.as_str()),
+        ("distillery-model-units", args.model_units.as_str()),
+    ];
+
+    heading("Distillery local demo");
+    println!(
+        "dataset   {} ({} bytes, {} lines)",
+        args.dataset.display(),
+        body.len(),
+        lines
+    );
+    println!(
+        "serving   {} ({} model unit(s))",
+        args.serving, args.model_units
+    );
+    println!(
+        "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
+        stack.info.moto_url,
+        stack.info.bedrock_sim_url,
+        stack.info.slack_sink_url,
+        stack.info.lambda_invoke_url
+    );
+
+    let t0 = chrono::Utc::now();
+    let etag = stack.upload(&key, body, &meta).await?;
+    line(
+        t0,
+        chrono::Utc::now(),
+        &format!(
+            "PutObject s3://{}/{key}  ETag {etag}  (x-amz-meta-distillery-serving: {})",
+            stack.bucket(),
+            args.serving
+        ),
+    );
+    let event = stack
+        .receive_upload_event(&key, Duration::from_secs(20))
+        .await?;
+    line(t0, chrono::Utc::now(), &format!(
+        "EventBridge rule {} matched \"{}\" from {}; its SQS target handed the event to the state machine",
+        stack.info.resources.upload_rule,
+        event["detail-type"].as_str().unwrap_or("?"),
+        event["source"].as_str().unwrap_or("?")
+    ));
+    let execution = stack.run_execution(&event).await?;
+    print_steps(t0, &execution);
+    println!(
+        "\nexecution {}{}",
+        execution.status,
+        match (&execution.error, &execution.cause) {
+            (Some(e), Some(c)) => format!(": {e}: {c}"),
+            _ => String::new(),
+        }
+    );
+
+    let Some(run_id) = execution.run_id() else {
+        println!("(no run was recorded)");
+        return Ok(false);
+    };
+    let run = stack.run(&run_id).await?;
+    heading(&format!("Run {run_id} in the ledger: {}", run.status));
+    let show = |label: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            println!("{label:<22}{v}");
+        }
+    };
+    println!("{:<22}{}", "dataset", run.dataset.s3_uri());
+    println!(
+        "{:<22}{} -> {}",
+        "teacher -> student", run.settings.teacher, run.settings.student
+    );
+    show("job name", &run.job_name);
+    show("job ARN", &run.job_arn);
+    show("custom model name", &run.custom_model_name);
+    show("custom model ARN", &run.custom_model_arn);
+    show("provisioned model", &run.provisioned_model_name);
+    show("provisioned ARN", &run.provisioned_model_arn);
+    if run.provisioned_model_arn.is_some() {
+        println!(
+            "{:<22}{} model unit(s), commitment {}",
+            "provisioned throughput",
+            run.settings.model_units,
+            run.settings.commitment.as_str()
+        );
+    }
+    show("failure reason", &run.failure_reason);
+    if let Some(v) = &run.validation {
+        println!(
+            "{:<22}{} records, {} invalid, {} errors, {} warnings",
+            "validation", v.records, v.invalid_records, v.error_count, v.warning_count
+        );
+        show("report", &v.report_uri);
+    }
+    println!("\nhistory:");
+    for h in &run.history {
+        println!(
+            "  {}  {:>13} -> {:<20} {}",
+            h.at.format("%H:%M:%S%.3f"),
+            h.from.map(|s| s.as_str()).unwrap_or("-"),
+            h.to.as_str(),
+            h.detail.as_deref().unwrap_or("")
+        );
+    }
+    if !run.deliveries.is_empty() {
+        println!("\ndeliveries:");
+        for d in &run.deliveries {
+            println!(
+                "  {}  {:<20} {:<6} {}{}",
+                d.at.format("%H:%M:%S%.3f"),
+                d.milestone,
+                d.channel,
+                if d.delivered { "delivered" } else { "FAILED" },
+                d.detail
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+
+    if run.status == RunStatus::Rejected {
+        if let Some(uri) = run.validation.as_ref().and_then(|v| v.report_uri.clone()) {
+            heading(&format!("Validation report {uri}"));
+            let report = stack.read_s3_uri(&uri).await?;
+            let text = String::from_utf8_lossy(&report);
+            let pretty = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| text.to_string());
+            for l in pretty.lines().take(80) {
+                println!("{l}");
+            }
+        }
+    }
+
+    // Give the SNS → SQS fan-out a moment, then show what people received.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sns = stack.take_sns_deliveries().await?;
+    heading(&format!(
+        "SNS: {} message(s) delivered to the topic's SQS subscription",
+        sns.len()
+    ));
+    for m in &sns {
+        println!("--- {}", m.subject.as_deref().unwrap_or("(no subject)"));
+        if !m.attributes.is_empty() {
+            let attrs: Vec<String> = m
+                .attributes
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            println!("    attributes: {}", attrs.join(", "));
+        }
+        for l in m.message.lines() {
+            println!("    {l}");
+        }
+    }
+    let slack = stack.slack_messages().await?;
+    let slack = &slack[slack_before.min(slack.len())..];
+    heading(&format!(
+        "Slack: {} message(s) received by the webhook",
+        slack.len()
+    ));
+    for m in slack {
+        let payload = m.get("payload").unwrap_or(m);
+        println!("--- {}", payload["text"].as_str().unwrap_or("(no text)"));
+        for b in payload["blocks"].as_array().into_iter().flatten() {
+            for t in block_texts(b) {
+                for l in t.lines() {
+                    println!("    {l}");
+                }
+            }
+        }
+    }
+    println!();
+    let ok = matches!(
+        run.status,
+        RunStatus::Ready | RunStatus::Completed | RunStatus::Rejected
+    );
+    println!(
+        "demo finished in {:.1} s: run {} is {}",
+        (chrono::Utc::now() - t0).num_milliseconds() as f64 / 1000.0,
+        run_id,
+        run.status
+    );
+    Ok(ok)
+}
+
+fn heading(s: &str) {
+    println!("\n== {s}");
+}
+
+fn line(t0: chrono::DateTime<chrono::Utc>, at: chrono::DateTime<chrono::Utc>, text: &str) {
+    let rel = (at - t0).num_milliseconds() as f64 / 1000.0;
+    println!("{}  +{rel:>6.2}s  {text}", at.format("%H:%M:%S%.3f"));
+}
+
+fn ms_to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(chrono::Utc::now)
+}
+
+/// One line per step; consecutive polls that report the same status are folded into one line.
+fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
+    let mut last_poll: Option<String> = None;
+    let mut folded = 0;
+    for e in &ex.events {
+        let at = ms_to_time(e["timestamp"].as_i64().unwrap_or(0));
+        let name = e["state"]["name"].as_str().unwrap_or("");
+        match e["type"].as_str().unwrap_or("") {
+            "StateExited" => {
+                let out = &e["state"]["output"];
+                let text = match name {
+                    "ValidateDataset" => {
+                        let v = &out["validation"];
+                        Some(format!(
+                            "ValidateDataset: run {} valid={} records={} invalid={} duplicate={} ignored={}{}",
+                            v["runId"].as_str().unwrap_or("?"), v["valid"], v["records"], v["invalidRecords"],
+                            v["duplicate"], v["ignored"],
+                            v["reportUri"].as_str().map(|u| format!(" report {u}")).unwrap_or_default()
+                        ))
+                    }
+                    "LaunchJob" => {
+                        let l = &out["launch"];
+                        Some(format!(
+                            "LaunchJob: job {} -> custom model {}\n{:>28}job ARN {}",
+                            l["jobName"].as_str().unwrap_or("?"),
+                            l["customModelName"].as_str().unwrap_or("?"),
+                            "",
+                            l["jobArn"].as_str().unwrap_or("?")
+                        ))
+                    }
+                    "PollStatus" => {
+                        let p = &out["poll"];
+                        let status = format!(
+                            "{} ({})",
+                            p["jobStatus"].as_str().unwrap_or("?"),
+                            p["outcome"].as_str().unwrap_or("?")
+                        );
+                        if last_poll.as_deref() == Some(status.as_str()) {
+                            folded += 1;
+                            None
+                        } else {
+                            let again = if folded > 0 {
+                                format!(" [{folded} more poll(s) before]")
+                            } else {
+                                String::new()
+                            };
+                            folded = 0;
+                            last_poll = Some(status.clone());
+                            let model = p["outputModelArn"]
+                                .as_str()
+                                .map(|a| format!("\n{:>28}custom model ARN {a}", ""))
+                                .unwrap_or_default();
+                            let why = p["failureMessage"]
+                                .as_str()
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default();
+                            Some(format!(
+                                "PollStatus: job {status}{why}, next wait {}s{again}{model}",
+                                p["nextWaitSeconds"]
+                            ))
+                        }
+                    }
+                    "ProvisionThroughput" => {
+                        let p = &out["provision"];
+                        Some(format!(
+                            "ProvisionThroughput: {}{}",
+                            p["outcome"].as_str().unwrap_or("?"),
+                            p["provisionedModelArn"]
+                                .as_str()
+                                .map(|a| format!("  {a}"))
+                                .unwrap_or_default()
+                        ))
+                    }
+                    n if n.starts_with("Notify") => {
+                        let r = &out["notification"];
+                        if r.is_null() {
+                            Some(format!(
+                                "{n}: the notifier failed: {}",
+                                out["notificationError"]
+                            ))
+                        } else {
+                            Some(format!(
+                                "{n}: milestone {}  SNS {}  Slack {}",
+                                r["milestone"].as_str().unwrap_or("?"),
+                                r["sns"].as_str().unwrap_or("?"),
+                                r["slack"].as_str().unwrap_or("?")
+                            ))
+                        }
+                    }
+                    _ => None,
+                };
+                if let Some(t) = text {
+                    line(t0, at, &t);
+                }
+            }
+            "StateRetried" => line(
+                t0,
+                at,
+                &format!(
+                    "{name}: retry {} after {}",
+                    e["retry"]["attempt"],
+                    ex.failures_of(name).last().cloned().unwrap_or_default()
+                ),
+            ),
+            "StateCaught" => line(
+                t0,
+                at,
+                &format!(
+                    "{name}: error caught -> {}",
+                    e["catch"]["catcher"]["Next"].as_str().unwrap_or("?")
+                ),
+            ),
+            "StateEntered" if matches!(e["state"]["type"].as_str(), Some("Succeed" | "Fail")) => {
+                line(
+                    t0,
+                    at,
+                    &format!("{name} ({})", e["state"]["type"].as_str().unwrap_or("")),
+                )
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The text of a Slack Block Kit block (section text and fields, context elements, headers).
+fn block_texts(b: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(t) = b["text"]["text"].as_str() {
+        out.push(t.to_string());
+    }
+    for f in b["fields"].as_array().into_iter().flatten() {
+        if let Some(t) = f["text"].as_str() {
+            out.push(t.to_string());
+        }
+    }
+    for el in b["elements"].as_array().into_iter().flatten() {
+        if let Some(t) = el["text"].as_str() {
+            out.push(t.to_string());
+        } else if let Some(t) = el["text"]["text"].as_str() {
+            let url = el["url"]
+                .as_str()
+                .map(|u| format!(" <{u}>"))
+                .unwrap_or_default();
+            out.push(format!("[{t}]{url}"));
+        }
+    }
+    out
+}

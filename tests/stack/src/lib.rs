@@ -1,0 +1,510 @@
+//! The local stack's harness, shared by the demo and the end-to-end tests.
+//!
+//! `tests/stack/start.sh` starts moto, the Bedrock simulator, the Slack sink and `cargo lambda watch`
+//! (serving the five real Lambda binaries) on free 127.0.0.1 ports and records them in
+//! `.local/stack/stack.json`. [`Stack::connect`] reads that file. An upload goes the way it goes in
+//! AWS: a real PutObject to the moto bucket, S3 → EventBridge → the rule's SQS target; the harness
+//! takes the event from that queue and starts an execution of the real ASL file with it
+//! (`tests/stack/runner/run-execution.mjs`, aws-local-stepfunctions on Node 22).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use distillery_core::adapters::dynamodb::DynamoRunLedger;
+use distillery_core::domain::run::{Run, RunId};
+use distillery_core::ports::RunLedger;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+/// Names of the resources `stack-setup` creates (the SAM template's, with a local flavour).
+pub struct ResourceNames {
+    pub bucket: &'static str,
+    pub upload_events_queue: &'static str,
+    pub upload_rule: &'static str,
+    pub topic: &'static str,
+    pub notifications_queue: &'static str,
+    pub slack_secret: &'static str,
+    pub table: &'static str,
+}
+
+pub const RESOURCE_NAMES: ResourceNames = ResourceNames {
+    bucket: "distillery-datasets",
+    upload_events_queue: "distillery-upload-events",
+    upload_rule: "distillery-dataset-uploaded",
+    topic: "distillery-notifications",
+    notifications_queue: "distillery-notifications-inbox",
+    slack_secret: "distillery/slack-webhook",
+    table: "distillery-runs",
+};
+
+/// What `stack-setup` created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub moto_url: String,
+    pub bucket: String,
+    pub upload_prefix: String,
+    pub upload_suffix: String,
+    pub upload_events_queue_url: String,
+    pub upload_rule: String,
+    pub topic_arn: String,
+    pub notifications_queue_url: String,
+    pub slack_secret_arn: String,
+    pub table_name: String,
+}
+
+/// `.local/stack/stack.json`, written by `start.sh`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackInfo {
+    pub moto_url: String,
+    pub bedrock_sim_url: String,
+    pub slack_sink_url: String,
+    pub lambda_invoke_url: String,
+    pub resources: Resources,
+    /// Lambda environment given to `cargo lambda watch`, for the record.
+    #[serde(default)]
+    pub lambda_env: BTreeMap<String, String>,
+}
+
+/// The repository root (this crate lives in `tests/stack`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// `$DISTILLERY_STACK_DIR`, or `.local/stack` in the repo.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("DISTILLERY_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".local/stack"))
+}
+
+/// A message as the SNS → SQS subscription delivered it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnsDelivery {
+    pub subject: Option<String>,
+    pub message: String,
+    pub attributes: BTreeMap<String, String>,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One execution of the state machine, as the runner reported it.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// aws-local-stepfunctions' event log, in order.
+    pub events: Vec<Value>,
+}
+
+impl Execution {
+    pub fn succeeded(&self) -> bool {
+        self.status == "SUCCEEDED"
+    }
+
+    /// State names in the order they were entered.
+    pub fn states_entered(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["type"] == "StateEntered")
+            .filter_map(|e| e["state"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The `Error` of every failed attempt of `state`, in order (retried or not).
+    pub fn failures_of(&self, state: &str) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| e["type"] == "StateFailed" && e["state"]["name"] == state)
+            .filter_map(|e| e["Error"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    pub fn retries_of(&self, state: &str) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e["type"] == "StateRetried" && e["state"]["name"] == state)
+            .count()
+    }
+
+    /// The output of the last exit of `state`.
+    pub fn output_of(&self, state: &str) -> Option<&Value> {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["type"] == "StateExited" && e["state"]["name"] == state)
+            .map(|e| &e["state"]["output"])
+    }
+
+    /// `runId` from the validator's result.
+    pub fn run_id(&self) -> Option<RunId> {
+        self.output_of("ValidateDataset")
+            .and_then(|o| o["validation"]["runId"].as_str())
+            .map(|s| RunId(s.to_string()))
+    }
+}
+
+/// A connection to a running local stack.
+pub struct Stack {
+    pub info: StackInfo,
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ledger: DynamoRunLedger,
+    http: reqwest::Client,
+    root: PathBuf,
+}
+
+impl Stack {
+    /// Reads `stack.json` from [`state_dir`]; fails with a hint when the stack is not running.
+    pub async fn connect() -> Result<Stack> {
+        let path = state_dir().join("stack.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} not found: start the local stack first (tests/stack/start.sh, or `make e2e` / `make demo`, which start and stop it)",
+                path.display()
+            )
+        })?;
+        let info: StackInfo =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let cfg = distillery_test_support::sdk_config(&info.moto_url).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&cfg)
+                .force_path_style(true)
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::new(&cfg);
+        let ledger = DynamoRunLedger::new(
+            aws_sdk_dynamodb::Client::new(&cfg),
+            info.resources.table_name.clone(),
+        );
+        Ok(Stack {
+            info,
+            s3,
+            sqs,
+            ledger,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            root: repo_root(),
+        })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.info.resources.bucket
+    }
+
+    /// PutObject into the dataset bucket, with S3 user metadata (`x-amz-meta-<key>`). Returns the ETag.
+    pub async fn upload(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<String> {
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(self.bucket())
+            .key(key)
+            .content_type("application/x-ndjson")
+            .body(body.into());
+        for (k, v) in metadata {
+            put = put.metadata(*k, *v);
+        }
+        let out = put
+            .send()
+            .await
+            .with_context(|| format!("PutObject {key}"))?;
+        Ok(out.e_tag.unwrap_or_default())
+    }
+
+    /// Takes the EventBridge "Object Created" event for `key` from the rule's SQS target, the way
+    /// Step Functions would receive it. Events for other keys are removed from the queue (a stale
+    /// event from an earlier test must never start this test's execution).
+    pub async fn receive_upload_event(&self, key: &str, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        let url = &self.info.resources.upload_events_queue_url;
+        while Instant::now() < deadline {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .context("ReceiveMessage (upload events)")?;
+            let mut found = None;
+            for m in out.messages.unwrap_or_default() {
+                if let Some(h) = &m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(h)
+                        .send()
+                        .await
+                        .context("DeleteMessage (upload events)")?;
+                }
+                let body: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))
+                    .context("an upload event on the queue is not JSON")?;
+                if body["detail"]["object"]["key"] == key && found.is_none() {
+                    found = Some(body);
+                }
+            }
+            if let Some(ev) = found {
+                return Ok(ev);
+            }
+        }
+        bail!(
+            "no S3 Object Created event for s3://{}/{key} arrived on the rule's queue within {:?} (is EventBridge notification on, and does the key match {}*{}?)",
+            self.bucket(),
+            timeout,
+            self.info.resources.upload_prefix,
+            self.info.resources.upload_suffix
+        )
+    }
+
+    /// Runs one execution of `statemachine/distillery.asl.json` with `input`.
+    pub async fn run_execution(&self, input: &Value) -> Result<Execution> {
+        let node = self.root.join("node_modules/.bin/node");
+        let runner = self.root.join("tests/stack/runner/run-execution.mjs");
+        if !node.exists() {
+            bail!(
+                "{} is missing: run scripts/bootstrap.sh (npm package node@22)",
+                node.display()
+            );
+        }
+        let mut child = tokio::process::Command::new(&node)
+            .arg(&runner)
+            .arg("--definition")
+            .arg(self.root.join("statemachine/distillery.asl.json"))
+            .arg("--invoke-url")
+            .arg(&self.info.lambda_invoke_url)
+            .arg("--retry-delay-scale")
+            .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
+            .current_dir(&self.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the state machine runner (node)")?;
+        let mut stdin = child.stdin.take().context("runner stdin")?;
+        stdin.write_all(input.to_string().as_bytes()).await?;
+        drop(stdin);
+        let out = child.wait_with_output().await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut events = Vec::new();
+        let mut result = None;
+        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("runner printed a line that is not JSON: {line}"))?;
+            match v["kind"].as_str() {
+                Some("event") => events.push(v),
+                Some("result") => result = Some(v),
+                _ => {}
+            }
+        }
+        let result = result.ok_or_else(|| {
+            anyhow!(
+                "the runner ended without a result (exit {:?}): {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        Ok(Execution {
+            status: result["status"].as_str().unwrap_or_default().to_string(),
+            output: result.get("output").cloned(),
+            error: result["error"].as_str().map(str::to_string),
+            cause: result["cause"].as_str().map(str::to_string),
+            events,
+        })
+    }
+
+    /// Upload → EventBridge → SQS → one execution.
+    pub async fn upload_and_run(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<(Value, Execution)> {
+        self.upload(key, body, metadata).await?;
+        let event = self
+            .receive_upload_event(key, Duration::from_secs(20))
+            .await?;
+        let execution = self.run_execution(&event).await?;
+        Ok((event, execution))
+    }
+
+    pub async fn run(&self, run_id: &RunId) -> Result<Run> {
+        self.ledger
+            .get(run_id)
+            .await
+            .map_err(|e| anyhow!("reading run {run_id} from the ledger: {e}"))?
+            .ok_or_else(|| anyhow!("run {run_id} is not in the ledger"))
+    }
+
+    /// Everything the SNS topic delivered to its SQS subscription since the last call.
+    pub async fn take_sns_deliveries(&self) -> Result<Vec<SnsDelivery>> {
+        let url = &self.info.resources.notifications_queue_url;
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .context("ReceiveMessage (SNS subscription)")?;
+            let msgs = out.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                break;
+            }
+            for m in msgs {
+                if let Some(h) = &m.receipt_handle {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(h)
+                        .send()
+                        .await
+                        .context("DeleteMessage (SNS subscription)")?;
+                }
+                let envelope: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))
+                    .context("an SNS delivery is not JSON")?;
+                let mut attributes = BTreeMap::new();
+                if let Some(obj) = envelope["MessageAttributes"].as_object() {
+                    for (k, v) in obj {
+                        attributes.insert(k.clone(), v["Value"].as_str().unwrap_or("").to_string());
+                    }
+                }
+                all.push(SnsDelivery {
+                    subject: envelope["Subject"].as_str().map(str::to_string),
+                    message: envelope["Message"].as_str().unwrap_or_default().to_string(),
+                    attributes,
+                    received_at: chrono::Utc::now(),
+                });
+            }
+        }
+        Ok(all)
+    }
+
+    /// What the Slack sink received (`GET /_sink/messages`).
+    pub async fn slack_messages(&self) -> Result<Vec<Value>> {
+        let v: Value = self
+            .get_json(&format!("{}/_sink/messages", self.info.slack_sink_url))
+            .await?;
+        Ok(match v {
+            Value::Array(a) => a,
+            other => other["messages"].as_array().cloned().unwrap_or_default(),
+        })
+    }
+
+    /// `ok`, `fail` or `hang`.
+    pub async fn set_slack_mode(&self, mode: &str) -> Result<()> {
+        self.post_json(
+            &format!("{}/_sink/mode", self.info.slack_sink_url),
+            &serde_json::json!({ "mode": mode }),
+        )
+        .await
+    }
+
+    /// The Bedrock calls the simulator received (`GET /_sim/calls`).
+    pub async fn bedrock_calls(&self) -> Result<Vec<Value>> {
+        let v: Value = self
+            .get_json(&format!("{}/_sim/calls", self.info.bedrock_sim_url))
+            .await?;
+        Ok(match v {
+            Value::Array(a) => a,
+            other => other["calls"].as_array().cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Arms simulator faults (`POST /_sim/faults`).
+    pub async fn bedrock_faults(&self, faults: &Value) -> Result<()> {
+        self.post_json(
+            &format!("{}/_sim/faults", self.info.bedrock_sim_url),
+            faults,
+        )
+        .await
+    }
+
+    /// Forgets simulator state, faults and calls (`POST /_sim/reset`), and puts Slack back to `ok`.
+    pub async fn reset_fakes(&self) -> Result<()> {
+        self.post_json(
+            &format!("{}/_sim/reset", self.info.bedrock_sim_url),
+            &serde_json::json!({}),
+        )
+        .await?;
+        self.set_slack_mode("ok").await?;
+        Ok(())
+    }
+
+    /// Reads an `s3://bucket/key` object.
+    pub async fn read_s3_uri(&self, uri: &str) -> Result<Vec<u8>> {
+        let rest = uri
+            .strip_prefix("s3://")
+            .ok_or_else(|| anyhow!("not an s3:// URI: {uri}"))?;
+        let (bucket, key) = rest
+            .split_once('/')
+            .ok_or_else(|| anyhow!("no key in {uri}"))?;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("GetObject {uri}"))?;
+        Ok(out.body.collect().await?.into_bytes().to_vec())
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value> {
+        let r = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("GET {url}: HTTP {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+    }
+
+    async fn post_json(&self, url: &str, body: &Value) -> Result<()> {
+        let r = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = r.status();
+        if !status.is_success() {
+            bail!(
+                "POST {url}: HTTP {status}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
