@@ -1,1 +1,243 @@
-//! Bedrock simulator (issue 3).
+//! A local Amazon Bedrock control-plane simulator for tests and the demo.
+//!
+//! It speaks Bedrock's restJson1 wire format for the model customization job and Provisioned Throughput
+//! operations the pipeline calls, enforces the API's constraints, runs jobs through a time-scaled
+//! lifecycle, and injects faults on request. See `docs/bedrock-sim.md`.
+//!
+//! ```no_run
+//! let sim = bedrock_sim::start(bedrock_sim::SimConfig::default());
+//! // point the SDK at sim.endpoint() (AWS_ENDPOINT_URL_BEDROCK or endpoint_url)
+//! sim.throttle_next(2);
+//! ```
+
+mod calls;
+mod faults;
+mod jobs;
+mod server;
+mod sim;
+mod throughput;
+mod validate;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use calls::CallRecord;
+pub use faults::{Fault, Phase};
+pub use jobs::Timing;
+pub use sim::SimConfig;
+pub use wire::Operation;
+
+use server::{lock, Shared};
+use sim::Sim;
+
+/// Serves the simulator on `listener` until `shutdown` completes (the binary's entry point).
+/// Open connections are dropped at shutdown rather than drained: SDK clients keep idle keep-alive
+/// connections, which would otherwise hold a graceful shutdown open.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let state: Shared = Arc::new(Mutex::new(Sim::new(config)));
+    serve_state(listener, state, shutdown).await
+}
+
+async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::select! {
+        r = axum::serve(listener, server::router(state)) => r,
+        () = shutdown => Ok(()),
+    }
+}
+
+/// A running simulator on its own thread and runtime (so it works from sync tests, from any tokio
+/// runtime flavour, and keeps answering while a test blocks). Stops when dropped.
+pub struct SimHandle {
+    addr: SocketAddr,
+    endpoint: String,
+    state: Shared,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a simulator on 127.0.0.1 (`config.port`, 0 = a free port). Panics if it cannot bind: it is
+/// test tooling, and the message says why.
+pub fn start(config: SimConfig) -> SimHandle {
+    let port = config.port;
+    try_start(config)
+        .unwrap_or_else(|e| panic!("bedrock-sim could not listen on 127.0.0.1:{port}: {e}"))
+}
+
+/// Like [`start`], returning the bind error instead of panicking.
+pub fn try_start(config: SimConfig) -> std::io::Result<SimHandle> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", config.port))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let state: Shared = Arc::new(Mutex::new(Sim::new(config)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = state.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("bedrock-sim-{}", addr.port()))
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("bedrock-sim: cannot build a runtime: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("bedrock-sim: cannot use the listener: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = serve_state(listener, served, async {
+                    let _ = stopped.await;
+                })
+                .await
+                {
+                    eprintln!("bedrock-sim stopped with an error: {e}");
+                }
+            });
+        })?;
+    Ok(SimHandle {
+        addr,
+        endpoint: format!("http://{addr}"),
+        state,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`, for `endpoint_url` or `AWS_ENDPOINT_URL_BEDROCK`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Adds a fault (see [`Fault`]). Panics on a fault the real API could not produce.
+    pub fn inject(&self, fault: Fault) {
+        if let Err(e) = lock(&self.state).faults.add(fault) {
+            panic!("bedrock-sim: {e}");
+        }
+    }
+
+    /// The next `n` calls of any operation get ThrottlingException.
+    pub fn throttle_next(&self, n: u32) {
+        self.inject(Fault::Throttle {
+            count: n,
+            operation: None,
+        });
+    }
+
+    /// The next `n` calls of `op` get ThrottlingException.
+    pub fn throttle_next_of(&self, op: Operation, n: u32) {
+        self.inject(Fault::Throttle {
+            count: n,
+            operation: Some(op),
+        });
+    }
+
+    /// The next `n` CreateModelCustomizationJob calls get ServiceQuotaExceededException.
+    pub fn quota_exceeded_next(&self, n: u32) {
+        self.inject(Fault::QuotaExceeded {
+            count: n,
+            operation: None,
+        });
+    }
+
+    /// The next `n` jobs created end Failed (in training) with `message`.
+    pub fn fail_next_jobs(&self, n: u32, message: &str) {
+        self.inject(Fault::FailJob {
+            count: Some(n),
+            name_contains: None,
+            message: Some(message.into()),
+            phase: Phase::Training,
+        });
+    }
+
+    /// Every job created from now on whose name contains `name_part` ends Failed with `message`.
+    pub fn fail_jobs_named(&self, name_part: &str, message: &str) {
+        self.inject(Fault::FailJob {
+            count: None,
+            name_contains: Some(name_part.into()),
+            message: Some(message.into()),
+            phase: Phase::Training,
+        });
+    }
+
+    /// The next `n` Provisioned Throughputs created end Failed with `message`.
+    pub fn fail_next_throughputs(&self, n: u32, message: &str) {
+        self.inject(Fault::FailThroughput {
+            count: Some(n),
+            name_contains: None,
+            message: Some(message.into()),
+        });
+    }
+
+    pub fn active_faults(&self) -> Vec<Fault> {
+        lock(&self.state).faults.active()
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.state).faults.clear();
+    }
+
+    /// Every Bedrock API call answered so far, oldest first.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        lock(&self.state).calls.clone()
+    }
+
+    /// The calls of one operation.
+    pub fn calls_of(&self, op: Operation) -> Vec<CallRecord> {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|c| c.is(op))
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        lock(&self.state).calls.clear();
+    }
+
+    /// Changes durations for jobs and Provisioned Throughputs created from now on.
+    pub fn set_timing(&self, timing: Timing) {
+        lock(&self.state).config.timing = timing;
+    }
+
+    /// Forgets all jobs, Provisioned Throughputs, faults and calls.
+    pub fn reset(&self) {
+        lock(&self.state).reset();
+    }
+
+    /// Stops the server now (dropping the handle does the same).
+    pub fn shutdown(self) {}
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Fault injection: errors returned instead of serving a call, and jobs / Provisioned Throughputs
+//! that are accepted but end Failed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{ApiError, ErrorKind, Operation};
+
+/// Which training phase a failing job fails in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Validation,
+    DataProcessing,
+    #[default]
+    Training,
+}
+
+impl Phase {
+    pub fn index(self) -> usize {
+        match self {
+            Phase::Validation => 0,
+            Phase::DataProcessing => 1,
+            Phase::Training => 2,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One fault, as given to `SimHandle::inject` or POSTed to `/_sim/faults` (JSON, `kind` tagged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Fault {
+    /// The next `count` calls (of `operation`, or of any operation) get ThrottlingException (429).
+    Throttle {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
+    },
+    /// The next `count` calls of `operation` (default CreateModelCustomizationJob) get
+    /// ServiceQuotaExceededException (400).
+    QuotaExceeded {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
+    },
+    /// The next `count` calls (of `operation`, or of any) get InternalServerException (500).
+    InternalError {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
+    },
+    /// The next `count` calls (of `operation`, or of any) get AccessDeniedException (403), as when
+    /// the caller's IAM policy lacks the action.
+    AccessDenied {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<Operation>,
+    },
+    /// Jobs created from now on end Failed in `phase` with `message`: the next `count` jobs, or every
+    /// job whose name contains `nameContains` (limited to `count` when both are given).
+    FailJob {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default)]
+        phase: Phase,
+    },
+    /// Provisioned Throughputs created from now on end Failed: the next `count`, or those whose name
+    /// contains `nameContains`.
+    FailThroughput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+}
+
+pub const DEFAULT_JOB_FAILURE: &str =
+    "Internal error occurred during training. Please retry the job (injected by bedrock-sim).";
+pub const DEFAULT_PT_FAILURE: &str = "Failed to provision model units (injected by bedrock-sim).";
+
+impl Fault {
+    /// Rejects faults that could not happen on the real API.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Fault::QuotaExceeded {
+                operation: Some(op),
+                ..
+            } if !op.declares_quota_error() => Err(format!(
+                "{op} does not declare ServiceQuotaExceededException in the Bedrock API model"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many more times it applies; `None` = until cleared.
+    fn remaining(&self) -> Option<u32> {
+        match self {
+            Fault::Throttle { count, .. }
+            | Fault::QuotaExceeded { count, .. }
+            | Fault::InternalError { count, .. }
+            | Fault::AccessDenied { count, .. } => Some(*count),
+            Fault::FailJob {
+                count,
+                name_contains,
+                ..
+            }
+            | Fault::FailThroughput {
+                count,
+                name_contains,
+                ..
+            } => match (count, name_contains) {
+                (Some(c), _) => Some(*c),
+                (None, Some(_)) => None,
+                (None, None) => Some(1),
+            },
+        }
+    }
+
+    fn consume(&mut self) {
+        match self {
+            Fault::Throttle { count, .. }
+            | Fault::QuotaExceeded { count, .. }
+            | Fault::InternalError { count, .. }
+            | Fault::AccessDenied { count, .. } => *count = count.saturating_sub(1),
+            Fault::FailJob {
+                count,
+                name_contains,
+                ..
+            }
+            | Fault::FailThroughput {
+                count,
+                name_contains,
+                ..
+            } => {
+                *count = match (*count, name_contains.is_some()) {
+                    (Some(c), _) => Some(c.saturating_sub(1)),
+                    (None, true) => None,
+                    (None, false) => Some(0),
+                }
+            }
+        }
+    }
+}
+
+/// The active faults, applied in the order they were added.
+#[derive(Debug, Default)]
+pub struct FaultBook {
+    faults: Vec<Fault>,
+}
+
+impl FaultBook {
+    pub fn add(&mut self, fault: Fault) -> Result<(), String> {
+        fault.check()?;
+        if fault.remaining() != Some(0) {
+            self.faults.push(fault);
+        }
+        Ok(())
+    }
+
+    pub fn active(&self) -> Vec<Fault> {
+        self.faults.clone()
+    }
+
+    pub fn clear(&mut self) {
+        self.faults.clear();
+    }
+
+    fn take(&mut self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let i = self.faults.iter().position(matches)?;
+        let taken = self.faults[i].clone();
+        self.faults[i].consume();
+        if self.faults[i].remaining() == Some(0) {
+            self.faults.remove(i);
+        }
+        Some(taken)
+    }
+
+    /// The error that replaces this call, if a call-level fault applies to it.
+    pub fn take_call_fault(&mut self, op: Operation) -> Option<ApiError> {
+        let applies = |wanted: &Option<Operation>, default: Option<Operation>| {
+            wanted.or(default).is_none_or(|w| w == op)
+        };
+        let fault = self.take(|f| match f {
+            Fault::Throttle { operation, .. }
+            | Fault::InternalError { operation, .. }
+            | Fault::AccessDenied { operation, .. } => applies(operation, None),
+            Fault::QuotaExceeded { operation, .. } => {
+                applies(operation, Some(Operation::CreateModelCustomizationJob))
+            }
+            _ => false,
+        })?;
+        Some(match fault {
+            Fault::Throttle { .. } => ApiError::new(
+                ErrorKind::Throttling,
+                "Too many requests, please wait before trying again.",
+            ),
+            Fault::QuotaExceeded { .. } => ApiError::new(
+                ErrorKind::ServiceQuotaExceeded,
+                format!("The request for {op} exceeds a service quota for this account (injected by bedrock-sim)."),
+            ),
+            Fault::AccessDenied { .. } => ApiError::new(
+                ErrorKind::AccessDenied,
+                format!("User is not authorized to perform: bedrock:{op} (injected by bedrock-sim)"),
+            ),
+            _ => ApiError::new(
+                ErrorKind::InternalServer,
+                "An internal server error occurred. Retry your request.",
+            ),
+        })
+    }
+
+    /// The phase and message a new job will fail with, if a FailJob fault applies to it.
+    pub fn take_job_failure(&mut self, job_name: &str) -> Option<(Phase, String)> {
+        match self.take(|f| match f {
+            Fault::FailJob { name_contains, .. } => name_contains
+                .as_deref()
+                .is_none_or(|n| job_name.contains(n)),
+            _ => false,
+        })? {
+            Fault::FailJob { message, phase, .. } => Some((
+                phase,
+                message.unwrap_or_else(|| DEFAULT_JOB_FAILURE.to_string()),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The failure message for a new Provisioned Throughput, if a FailThroughput fault applies.
+    pub fn take_throughput_failure(&mut self, name: &str) -> Option<String> {
+        match self.take(|f| match f {
+            Fault::FailThroughput { name_contains, .. } => {
+                name_contains.as_deref().is_none_or(|n| name.contains(n))
+            }
+            _ => false,
+        })? {
+            Fault::FailThroughput { message, .. } => {
+                Some(message.unwrap_or_else(|| DEFAULT_PT_FAILURE.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_counts_down_and_filters_by_operation() {
+        let mut book = FaultBook::default();
+        book.add(Fault::Throttle {
+            count: 2,
+            operation: Some(Operation::GetModelCustomizationJob),
+        })
+        .unwrap();
+        assert!(book
+            .take_call_fault(Operation::CreateModelCustomizationJob)
+            .is_none());
+        assert_eq!(
+            book.take_call_fault(Operation::GetModelCustomizationJob)
+                .unwrap()
+                .kind,
+            ErrorKind::Throttling
+        );
+        assert!(book
+            .take_call_fault(Operation::GetModelCustomizationJob)
+            .is_some());
+        assert!(book
+            .take_call_fault(Operation::GetModelCustomizationJob)
+            .is_none());
+        assert!(book.active().is_empty());
+    }
+
+    #[test]
+    fn quota_defaults_to_create_job_and_is_refused_where_undeclared() {
+        let mut book = FaultBook::default();
+        book.add(Fault::QuotaExceeded {
+            count: 1,
+            operation: None,
+        })
+        .unwrap();
+        assert!(book
+            .take_call_fault(Operation::GetModelCustomizationJob)
+            .is_none());
+        assert!(book
+            .take_call_fault(Operation::CreateModelCustomizationJob)
+            .is_some());
+        assert!(book
+            .add(Fault::QuotaExceeded {
+                count: 1,
+                operation: Some(Operation::GetModelCustomizationJob)
+            })
+            .is_err());
+    }
+
+    #[test]
+    fn name_matched_job_failures_persist() {
+        let mut book = FaultBook::default();
+        book.add(Fault::FailJob {
+            count: None,
+            name_contains: Some("bad".into()),
+            message: None,
+            phase: Phase::DataProcessing,
+        })
+        .unwrap();
+        assert!(book.take_job_failure("good-job").is_none());
+        assert_eq!(
+            book.take_job_failure("bad-1").unwrap().0,
+            Phase::DataProcessing
+        );
+        assert!(book.take_job_failure("bad-2").is_some());
+    }
+
+    #[test]
+    fn faults_parse_from_json() {
+        let f: Fault = serde_json::from_str(
+            r#"{"kind":"throttle","count":3,"operation":"GetModelCustomizationJob"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Fault::Throttle {
+                count: 3,
+                operation: Some(Operation::GetModelCustomizationJob)
+            }
+        );
+        let f: Fault =
+            serde_json::from_str(r#"{"kind":"failJob","nameContains":"x","phase":"validation"}"#)
+                .unwrap();
+        assert!(matches!(
+            f,
+            Fault::FailJob {
+                phase: Phase::Validation,
+                ..
+            }
+        ));
+    }
+}

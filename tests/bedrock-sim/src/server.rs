@@ -1,0 +1,324 @@
+//! HTTP routing: Bedrock's REST paths onto [`Sim`], plus the `/_sim/...` control endpoints.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::faults::Fault;
+use crate::sim::{ApiRequest, Sim};
+use crate::wire::{signed_region, ApiError, ErrorKind, Operation};
+
+pub(crate) type Shared = Arc<Mutex<Sim>>;
+
+/// Locks the state; a panic elsewhere must not take the simulator down with it.
+pub(crate) fn lock(state: &Shared) -> MutexGuard<'_, Sim> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type Params = Vec<(String, String)>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/model-customization-jobs", post(create_job).get(list_jobs))
+        .route("/model-customization-jobs/{id}", get(get_job))
+        .route("/model-customization-jobs/{id}/stop", post(stop_job))
+        .route("/provisioned-model-throughput", post(create_pt))
+        .route(
+            "/provisioned-model-throughput/{id}",
+            get(get_pt).delete(delete_pt),
+        )
+        .route("/provisioned-model-throughputs", get(list_pts))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_faults).delete(clear_faults),
+        )
+        .route("/_sim/calls", get(list_calls).delete(clear_calls))
+        .route("/_sim/reset", post(reset))
+        .route(
+            "/_sim/timing",
+            get(get_timing).put(set_timing).post(set_timing),
+        )
+        .route("/_sim/health", get(health))
+        .fallback(unknown)
+        .method_not_allowed_fallback(unknown)
+        .with_state(state)
+}
+
+fn request_id_header(response: &mut Response) {
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        response.headers_mut().insert("x-amzn-RequestId", v);
+    }
+}
+
+/// Runs one Bedrock API call and encodes the answer the way Bedrock does.
+fn run(
+    state: &Shared,
+    op: Operation,
+    headers: &HeaderMap,
+    id: Option<String>,
+    query: Params,
+    body: Bytes,
+) -> Response {
+    let region = signed_region(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let mut sim = lock(state);
+    let req = ApiRequest {
+        op,
+        region: region.unwrap_or_else(|| sim.config.region.clone()),
+        id,
+        query,
+        body: body.to_vec(),
+    };
+    let result = sim.handle(&req);
+    drop(sim);
+    let mut response = match result {
+        Ok(ok) => match ok.body {
+            Some(body) => (
+                ok.status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response(),
+            None => ok.status.into_response(),
+        },
+        Err(err) => {
+            tracing::info!(operation = %op, error = err.kind.type_name(), message = %err.message, "error answered");
+            err.into_response()
+        }
+    };
+    request_id_header(&mut response);
+    response
+}
+
+async fn create_job(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(
+        &s,
+        Operation::CreateModelCustomizationJob,
+        &headers,
+        None,
+        vec![],
+        body,
+    )
+}
+
+async fn list_jobs(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<Params>,
+) -> Response {
+    run(
+        &s,
+        Operation::ListModelCustomizationJobs,
+        &headers,
+        None,
+        q,
+        Bytes::new(),
+    )
+}
+
+async fn get_job(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    run(
+        &s,
+        Operation::GetModelCustomizationJob,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
+async fn stop_job(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    run(
+        &s,
+        Operation::StopModelCustomizationJob,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
+async fn create_pt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(
+        &s,
+        Operation::CreateProvisionedModelThroughput,
+        &headers,
+        None,
+        vec![],
+        body,
+    )
+}
+
+async fn get_pt(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    run(
+        &s,
+        Operation::GetProvisionedModelThroughput,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
+async fn delete_pt(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    run(
+        &s,
+        Operation::DeleteProvisionedModelThroughput,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
+async fn list_pts(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<Params>,
+) -> Response {
+    run(
+        &s,
+        Operation::ListProvisionedModelThroughputs,
+        &headers,
+        None,
+        q,
+        Bytes::new(),
+    )
+}
+
+async fn unknown(State(s): State<Shared>, method: Method, uri: Uri) -> Response {
+    let err = ApiError::new(
+        ErrorKind::UnknownOperation,
+        format!(
+            "bedrock-sim does not serve {method} {}: see docs/bedrock-sim.md for the operations it covers",
+            uri.path()
+        ),
+    );
+    if !uri.path().starts_with("/_sim/") {
+        lock(&s).log_unknown(method.as_str(), uri.path(), &err);
+    }
+    tracing::warn!(%method, path = uri.path(), "unknown route");
+    err.into_response()
+}
+
+// ---- control endpoints ----
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(Fault),
+    Many(Vec<Fault>),
+}
+
+async fn add_faults(State(s): State<Shared>, body: Bytes) -> Response {
+    let faults = match serde_json::from_slice::<OneOrMany>(&body) {
+        Ok(OneOrMany::One(f)) => vec![f],
+        Ok(OneOrMany::Many(v)) => v,
+        Err(e) => {
+            return ApiError::validation(format!(
+                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"failThroughput\", ...}}): {e}"
+            ))
+            .into_response()
+        }
+    };
+    let mut sim = lock(&s);
+    for fault in faults {
+        if let Err(e) = sim.faults.add(fault) {
+            return ApiError::validation(e).into_response();
+        }
+    }
+    (
+        StatusCode::CREATED,
+        Json(json!({ "active": sim.faults.active() })),
+    )
+        .into_response()
+}
+
+async fn list_faults(State(s): State<Shared>) -> Json<Value> {
+    Json(json!({ "active": lock(&s).faults.active() }))
+}
+
+async fn clear_faults(State(s): State<Shared>) -> StatusCode {
+    lock(&s).faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    operation: Option<String>,
+}
+
+async fn list_calls(State(s): State<Shared>, Query(q): Query<CallsQuery>) -> Json<Value> {
+    let sim = lock(&s);
+    let calls: Vec<_> = sim
+        .calls
+        .iter()
+        .filter(|c| q.operation.as_deref().is_none_or(|o| c.operation == o))
+        .collect();
+    Json(json!({ "calls": calls }))
+}
+
+async fn clear_calls(State(s): State<Shared>) -> StatusCode {
+    lock(&s).calls.clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn reset(State(s): State<Shared>) -> StatusCode {
+    lock(&s).reset();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TimingUpdate {
+    phase_ms: Option<u64>,
+    stop_ms: Option<u64>,
+    pt_ms: Option<u64>,
+}
+
+async fn get_timing(State(s): State<Shared>) -> Json<Value> {
+    Json(json!(lock(&s).config.timing))
+}
+
+async fn set_timing(State(s): State<Shared>, body: Bytes) -> Response {
+    let update: TimingUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            return ApiError::validation(format!(
+                "body must be {{\"phaseMs\", \"stopMs\", \"ptMs\"}} (each optional): {e}"
+            ))
+            .into_response()
+        }
+    };
+    let mut sim = lock(&s);
+    let t = &mut sim.config.timing;
+    t.phase_ms = update.phase_ms.unwrap_or(t.phase_ms);
+    t.stop_ms = update.stop_ms.unwrap_or(t.stop_ms);
+    t.pt_ms = update.pt_ms.unwrap_or(t.pt_ms);
+    Json(json!(sim.config.timing)).into_response()
+}
+
+async fn health(State(s): State<Shared>) -> Json<Value> {
+    let sim = lock(&s);
+    Json(json!({
+        "status": "ok",
+        "region": sim.config.region,
+        "accountId": sim.config.account_id,
+        "timing": sim.config.timing,
+        "operations": Operation::ALL.iter().map(|o| o.name()).collect::<Vec<_>>(),
+    }))
+}
