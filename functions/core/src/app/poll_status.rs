@@ -1,1 +1,974 @@
-//! Use case: poll_status (issue 3).
+//! Use case: poll a distillation job (the `status-poller` Lambda).
+//!
+//! The state machine calls this in a loop with a Wait between calls. Each call reads the run from the
+//! ledger, asks Bedrock for the job, writes to the ledger only when something changed (status or one of
+//! the distillation sub-statuses), and returns whether the job is terminal and how long to wait before
+//! the next poll. A job that runs past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded as
+//! failed, so a stuck job can never keep the loop (and its bill) going forever.
+//!
+//! Every call is safe to retry: a run already recorded as completed, failed or stopped is answered
+//! from the ledger without a write or a Bedrock call, and every write is conditional on the status
+//! this call read.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::backoff::next_wait_seconds;
+use crate::domain::catalog::Limits;
+use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate, TrainingDetail};
+use crate::domain::settings::ServingMode;
+use crate::ports::{Clock, CustomizationService, JobState, JobStatus, PortError, RunLedger};
+
+/// Step input: `{"runId","attempt"}`; `attempt` (0-based poll count) defaults to 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollStatusInput {
+    pub run_id: RunId,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+/// What this poll found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollOutcome {
+    /// The job is still going (Bedrock `InProgress` or `Stopping`): wait and poll again.
+    Running,
+    Completed,
+    Failed,
+    /// Someone stopped the job (Bedrock `Stopped`).
+    Stopped,
+    /// The job ran past `MAX_JOB_DURATION_SECONDS`; this poller stopped it and recorded the run failed.
+    TimedOut,
+}
+
+impl PollOutcome {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, PollOutcome::Running)
+    }
+}
+
+/// Step output, see `docs/contracts.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollStatusOutput {
+    pub run_id: RunId,
+    /// Bedrock's job status as Bedrock spells it (`InProgress`, `Completed`, `Failed`, `Stopping`,
+    /// `Stopped`).
+    pub job_status: String,
+    pub outcome: PollOutcome,
+    pub terminal: bool,
+    /// The attempt number to pass to the next poll (this call's attempt + 1).
+    pub attempt: u32,
+    /// Seconds to wait before the next poll (0 when terminal).
+    pub next_wait_seconds: u64,
+    pub output_model_arn: Option<String>,
+    pub failure_message: Option<String>,
+    /// The run's serving mode, so the state machine can skip provisioning without another read.
+    pub serving: ServingMode,
+}
+
+/// Poller settings, from the environment with defaults from `data/limits.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollConfig {
+    pub initial_wait_seconds: u64,
+    pub max_wait_seconds: u64,
+    pub max_job_duration_seconds: u64,
+}
+
+impl PollConfig {
+    pub fn defaults(limits: &Limits) -> Self {
+        PollConfig {
+            initial_wait_seconds: limits.polling.initial_wait_seconds,
+            max_wait_seconds: limits.polling.max_wait_seconds,
+            max_job_duration_seconds: limits.polling.max_job_duration_hours.saturating_mul(3600),
+        }
+    }
+
+    /// Reads `POLL_INITIAL_WAIT_SECONDS`, `POLL_MAX_WAIT_SECONDS` and `MAX_JOB_DURATION_SECONDS`
+    /// through `lookup` (the process environment in Lambda; a map in tests). Unset or empty means
+    /// the default; anything else must be a positive whole number.
+    pub fn from_lookup(
+        limits: &Limits,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, StepError> {
+        let d = Self::defaults(limits);
+        let c = PollConfig {
+            initial_wait_seconds: seconds_var(
+                &lookup,
+                "POLL_INITIAL_WAIT_SECONDS",
+                d.initial_wait_seconds,
+            )?,
+            max_wait_seconds: seconds_var(&lookup, "POLL_MAX_WAIT_SECONDS", d.max_wait_seconds)?,
+            max_job_duration_seconds: seconds_var(
+                &lookup,
+                "MAX_JOB_DURATION_SECONDS",
+                d.max_job_duration_seconds,
+            )?,
+        };
+        if c.initial_wait_seconds > c.max_wait_seconds {
+            return Err(StepError::config(format!(
+                "POLL_INITIAL_WAIT_SECONDS ({}) must not exceed POLL_MAX_WAIT_SECONDS ({})",
+                c.initial_wait_seconds, c.max_wait_seconds
+            )));
+        }
+        Ok(c)
+    }
+
+    pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
+        Self::from_lookup(limits, |k| std::env::var(k).ok())
+    }
+}
+
+/// A positive whole number of seconds from `name`, or `default` when unset/empty.
+pub(crate) fn seconds_var(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+) -> Result<u64, StepError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(v) if v.trim().is_empty() => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(StepError::config(format!(
+                "environment variable {name} must be a positive whole number of seconds, got '{v}'"
+            ))),
+        },
+    }
+}
+
+/// The start of every failure reason written for a timed-out job; it is how a re-poll of a run that
+/// already timed out answers `timed_out` again rather than plain `failed`.
+pub const TIMED_OUT_REASON_PREFIX: &str = "timed out:";
+
+/// The poller's dependencies. Built once per Lambda container.
+pub struct StatusPoller<'a> {
+    pub ledger: &'a dyn RunLedger,
+    pub bedrock: &'a dyn CustomizationService,
+    pub clock: &'a dyn Clock,
+    pub config: PollConfig,
+}
+
+impl StatusPoller<'_> {
+    pub async fn poll(&self, input: &PollStatusInput) -> Result<PollStatusOutput, StepError> {
+        let run = self.load_run(&input.run_id).await?;
+
+        // Already decided (a retry, or a duplicate execution): answer from the ledger, write nothing.
+        if let Some(out) = recorded_outcome(&run, input.attempt) {
+            return Ok(out);
+        }
+        if !matches!(run.status, RunStatus::Training | RunStatus::Launching) {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {} is {}: there is no distillation job to poll",
+                    run.run_id, run.status
+                ),
+            ));
+        }
+        let Some(job_arn) = run.job_arn.clone() else {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {} is {} but has no job ARN recorded yet",
+                    run.run_id, run.status
+                ),
+            ));
+        };
+
+        let job = self.bedrock.get_job(&job_arn).await.map_err(|e| {
+            let mut err = StepError::from(e);
+            err.message = format!("GetModelCustomizationJob {job_arn}: {}", err.message);
+            err
+        })?;
+        let now = self.clock.now();
+        let decision = decide(&run, &job, now, &self.config);
+
+        if decision.stop_job {
+            tracing::warn!(run_id = %run.run_id, job_arn = %job_arn, "job exceeded the maximum duration; stopping it");
+            match self.bedrock.stop_job(&job_arn).await {
+                Ok(()) => {}
+                // The job finished or is already stopping between our read and the stop: the run
+                // is still recorded as timed out, which is what the operator needs to know.
+                Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
+                    tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
+                }
+                Err(e) => {
+                    let mut err = StepError::from(e);
+                    err.message = format!("StopModelCustomizationJob {job_arn}: {}", err.message);
+                    return Err(err);
+                }
+            }
+        }
+
+        if let Some(update) = &decision.update {
+            let expected = [run.status];
+            match self.ledger.update(&run.run_id, &expected, update).await {
+                Ok(written) => {
+                    tracing::info!(
+                        run_id = %run.run_id,
+                        from = %run.status,
+                        to = %written.status,
+                        detail = ?update.detail,
+                        "recorded job status change"
+                    );
+                }
+                // A concurrent poll (a retried Lambda, a duplicated execution) wrote first. If it
+                // already recorded a final answer, give that answer; otherwise let the state
+                // machine retry.
+                Err(PortError::Conflict(m)) => {
+                    let fresh = self.load_run(&input.run_id).await?;
+                    if let Some(out) = recorded_outcome(&fresh, input.attempt) {
+                        return Ok(out);
+                    }
+                    return Err(StepError::new(
+                        ErrorType::Conflict,
+                        format!("run {} changed while polling: {m}", run.run_id),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            tracing::debug!(run_id = %run.run_id, "no change since the last poll");
+        }
+
+        let terminal = decision.outcome.is_terminal();
+        Ok(PollStatusOutput {
+            run_id: run.run_id.clone(),
+            job_status: job_status_str(job.status).to_string(),
+            outcome: decision.outcome,
+            terminal,
+            attempt: input.attempt.saturating_add(1),
+            next_wait_seconds: if terminal {
+                0
+            } else {
+                next_wait_seconds(
+                    self.config.initial_wait_seconds,
+                    self.config.max_wait_seconds,
+                    input.attempt,
+                )
+            },
+            output_model_arn: decision.output_model_arn,
+            failure_message: decision.failure_message,
+            serving: run.settings.serving,
+        })
+    }
+
+    async fn load_run(&self, run_id: &RunId) -> Result<Run, StepError> {
+        self.ledger
+            .get(run_id)
+            .await?
+            .ok_or_else(|| StepError::not_found(format!("run {run_id} is not in the ledger")))
+    }
+}
+
+/// What one poll decides, computed purely from the run, the job and the time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollDecision {
+    pub outcome: PollOutcome,
+    /// The ledger write, or `None` when nothing changed since the last poll.
+    pub update: Option<RunUpdate>,
+    /// Whether the job must be stopped (it ran too long).
+    pub stop_job: bool,
+    pub output_model_arn: Option<String>,
+    pub failure_message: Option<String>,
+}
+
+/// Decides what a poll means for a run that is still `training` (or `launching` with a job ARN).
+pub fn decide(
+    run: &Run,
+    job: &JobState,
+    now: chrono::DateTime<chrono::Utc>,
+    config: &PollConfig,
+) -> PollDecision {
+    let detail = TrainingDetail {
+        validation: job.validation.clone(),
+        data_processing: job.data_processing.clone(),
+        training: job.training.clone(),
+    };
+    let detail_changed = run.training_detail.as_ref() != Some(&detail)
+        && !(run.training_detail.is_none() && detail == TrainingDetail::default());
+
+    match job.status {
+        JobStatus::Completed => {
+            let arn = job.output_model_arn.clone();
+            let mut update = RunUpdate::to(RunStatus::Completed).with_detail(match &arn {
+                Some(a) => format!("Bedrock job Completed; custom model {a}"),
+                None => "Bedrock job Completed".to_string(),
+            });
+            update.training_detail = Some(detail);
+            update.custom_model_arn = arn.clone();
+            update.custom_model_name = job.output_model_name.clone();
+            update.finished_at = Some(now);
+            PollDecision {
+                outcome: PollOutcome::Completed,
+                update: Some(update),
+                stop_job: false,
+                output_model_arn: arn,
+                failure_message: None,
+            }
+        }
+        JobStatus::Failed => {
+            let reason = job
+                .failure_message
+                .clone()
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or_else(|| {
+                    "Bedrock reported the job Failed without a failure message".into()
+                });
+            let mut update = RunUpdate::to(RunStatus::Failed)
+                .with_detail(format!("Bedrock job Failed: {reason}"));
+            update.training_detail = Some(detail);
+            update.failure_reason = Some(reason.clone());
+            update.finished_at = Some(now);
+            PollDecision {
+                outcome: PollOutcome::Failed,
+                update: Some(update),
+                stop_job: false,
+                output_model_arn: None,
+                failure_message: Some(reason),
+            }
+        }
+        JobStatus::Stopped => {
+            let reason = job
+                .failure_message
+                .clone()
+                .filter(|m| !m.trim().is_empty())
+                .unwrap_or_else(|| "the job was stopped before it completed".into());
+            let mut update = RunUpdate::to(RunStatus::Stopped)
+                .with_detail(format!("Bedrock job Stopped: {reason}"));
+            update.training_detail = Some(detail);
+            update.failure_reason = Some(reason.clone());
+            update.finished_at = Some(now);
+            PollDecision {
+                outcome: PollOutcome::Stopped,
+                update: Some(update),
+                stop_job: false,
+                output_model_arn: None,
+                failure_message: Some(reason),
+            }
+        }
+        JobStatus::InProgress | JobStatus::Stopping => {
+            let started = run.launched_at.unwrap_or(run.created_at);
+            let elapsed = (now - started).num_seconds().max(0) as u64;
+            if elapsed > config.max_job_duration_seconds {
+                let reason = format!(
+                    "{TIMED_OUT_REASON_PREFIX} the job ran {elapsed}s since launch at {}, longer than \
+                     MAX_JOB_DURATION_SECONDS={}; Distillery stopped it (tokens used so far are billed, \
+                     no model is produced)",
+                    started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    config.max_job_duration_seconds
+                );
+                let mut update = RunUpdate::to(RunStatus::Failed).with_detail(reason.clone());
+                update.training_detail = Some(detail);
+                update.failure_reason = Some(reason.clone());
+                update.finished_at = Some(now);
+                return PollDecision {
+                    outcome: PollOutcome::TimedOut,
+                    update: Some(update),
+                    // Already stopping: asking again would only be refused.
+                    stop_job: job.status == JobStatus::InProgress,
+                    output_model_arn: None,
+                    failure_message: Some(reason),
+                };
+            }
+            let update = if run.status == RunStatus::Launching || detail_changed {
+                // Training -> Training is an allowed move: it appends a history entry that records
+                // the sub-status change, and nothing is written when nothing changed.
+                let mut u = RunUpdate::to(RunStatus::Training).with_detail(format!(
+                    "{}: {}",
+                    job_status_str(job.status),
+                    detail.summary()
+                ));
+                u.training_detail = Some(detail);
+                Some(u)
+            } else {
+                None
+            };
+            PollDecision {
+                outcome: PollOutcome::Running,
+                update,
+                stop_job: false,
+                output_model_arn: None,
+                failure_message: None,
+            }
+        }
+    }
+}
+
+/// The answer for a run whose job outcome is already on record, or `None` when it must be polled.
+pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
+    let (outcome, job_status) = match run.status {
+        // Provisioning happens after a completed job, so the job's answer is still "completed".
+        RunStatus::Completed
+        | RunStatus::Provisioning
+        | RunStatus::Ready
+        | RunStatus::ProvisioningFailed => (PollOutcome::Completed, JobStatus::Completed),
+        RunStatus::Failed => {
+            let timed_out = run
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(TIMED_OUT_REASON_PREFIX));
+            if timed_out {
+                // We asked Bedrock to stop it; its last known state is not on record.
+                (PollOutcome::TimedOut, JobStatus::Stopping)
+            } else {
+                (PollOutcome::Failed, JobStatus::Failed)
+            }
+        }
+        RunStatus::Stopped => (PollOutcome::Stopped, JobStatus::Stopped),
+        _ => return None,
+    };
+    Some(PollStatusOutput {
+        run_id: run.run_id.clone(),
+        job_status: job_status_str(job_status).to_string(),
+        outcome,
+        terminal: true,
+        attempt: attempt.saturating_add(1),
+        next_wait_seconds: 0,
+        output_model_arn: if outcome == PollOutcome::Completed {
+            run.custom_model_arn.clone()
+        } else {
+            None
+        },
+        failure_message: if outcome == PollOutcome::Completed {
+            None
+        } else {
+            run.failure_reason.clone()
+        },
+        serving: run.settings.serving,
+    })
+}
+
+/// Bedrock's spelling of a job status.
+pub fn job_status_str(s: JobStatus) -> &'static str {
+    match s {
+        JobStatus::InProgress => "InProgress",
+        JobStatus::Completed => "Completed",
+        JobStatus::Failed => "Failed",
+        JobStatus::Stopping => "Stopping",
+        JobStatus::Stopped => "Stopped",
+    }
+}
+
+/// Fakes shared by the unit tests of the poller and the provisioner: a scripted Bedrock and a fixed
+/// clock. (The ledger is the in-memory adapter; integration tests use the real ones.)
+#[cfg(test)]
+pub(crate) mod fakes {
+    use std::collections::{BTreeMap, HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, TimeZone, Utc};
+
+    use crate::adapters::memory::InMemoryRunLedger;
+    use crate::domain::run::{DatasetLocation, Run, RunId, RunSource};
+    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use crate::ports::*;
+
+    pub fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+    }
+
+    pub struct FixedClock(pub Mutex<DateTime<Utc>>);
+    impl FixedClock {
+        pub fn at(t: DateTime<Utc>) -> Self {
+            FixedClock(Mutex::new(t))
+        }
+    }
+    impl Clock for FixedClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    pub fn run(status: RunStatus, serving: ServingMode) -> Run {
+        let mut r = Run::new(
+            RunId("run-0123456789abcdef0123".into()),
+            RunSource::S3Upload,
+            DatasetLocation::S3Object {
+                bucket: "datasets".into(),
+                key: "incoming/support-chats.jsonl".into(),
+                etag: "abc".into(),
+                version_id: None,
+                size: 1234,
+            },
+            RunSettings {
+                teacher: "amazon.nova-pro-v1:0".into(),
+                student: "amazon.nova-lite-v1:0:300k".into(),
+                max_response_length: 1000,
+                serving,
+                model_units: 1,
+                commitment: Commitment::None,
+            },
+            t0(),
+        );
+        r.status = status;
+        r.job_arn =
+            Some("arn:aws:bedrock:us-east-1:123456789012:model-customization-job/abc".into());
+        r.launched_at = Some(t0());
+        r
+    }
+
+    use crate::domain::run::RunStatus;
+
+    pub fn job(status: JobStatus, v: &str, d: &str, t: &str) -> JobState {
+        let s = |x: &str| (!x.is_empty()).then(|| x.to_string());
+        JobState {
+            job_arn: "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/abc".into(),
+            status,
+            validation: s(v),
+            data_processing: s(d),
+            training: s(t),
+            failure_message: None,
+            output_model_arn: None,
+            output_model_name: None,
+        }
+    }
+
+    /// A scripted Bedrock: `get_job` answers from a queue (the last answer repeats), Provisioned
+    /// Throughputs are kept by name and ARN, and every call is logged.
+    #[derive(Default)]
+    pub struct ScriptedBedrock {
+        pub calls: Mutex<Vec<String>>,
+        pub jobs: Mutex<VecDeque<Result<JobState, PortError>>>,
+        pub pts: Mutex<HashMap<String, ThroughputState>>,
+        pub pt_requests: Mutex<Vec<ThroughputRequest>>,
+    }
+
+    impl ScriptedBedrock {
+        pub fn with_jobs(jobs: Vec<JobState>) -> Self {
+            let s = Self::default();
+            *s.jobs.lock().unwrap() = jobs.into_iter().map(Ok).collect();
+            s
+        }
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+        pub fn count(&self, op: &str) -> usize {
+            self.calls().iter().filter(|c| c.as_str() == op).count()
+        }
+        pub fn set_pt_status(&self, status: ThroughputStatus, msg: Option<&str>) {
+            for pt in self.pts.lock().unwrap().values_mut() {
+                pt.status = status;
+                pt.failure_message = msg.map(str::to_string);
+            }
+        }
+    }
+
+    #[async_trait]
+    impl CustomizationService for ScriptedBedrock {
+        async fn create_distillation_job(
+            &self,
+            _req: &DistillationJobRequest,
+        ) -> Result<String, PortError> {
+            self.calls.lock().unwrap().push("create_job".into());
+            Err(PortError::Other("not scripted".into()))
+        }
+        async fn get_job(&self, _job: &str) -> Result<JobState, PortError> {
+            self.calls.lock().unwrap().push("get_job".into());
+            let mut q = self.jobs.lock().unwrap();
+            if q.len() > 1 {
+                q.pop_front().unwrap()
+            } else {
+                q.front()
+                    .cloned()
+                    .unwrap_or_else(|| Err(PortError::NotFound("no job".into())))
+            }
+        }
+        async fn stop_job(&self, _job: &str) -> Result<(), PortError> {
+            self.calls.lock().unwrap().push("stop_job".into());
+            Ok(())
+        }
+        async fn create_provisioned_throughput(
+            &self,
+            req: &ThroughputRequest,
+        ) -> Result<String, PortError> {
+            self.calls.lock().unwrap().push("create_pt".into());
+            self.pt_requests.lock().unwrap().push(req.clone());
+            let arn = format!(
+                "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/{}",
+                req.provisioned_model_name
+            );
+            let state = ThroughputState {
+                provisioned_model_arn: arn.clone(),
+                status: ThroughputStatus::Creating,
+                failure_message: None,
+                model_units: req.model_units,
+            };
+            let mut pts = self.pts.lock().unwrap();
+            pts.insert(req.provisioned_model_name.clone(), state.clone());
+            pts.insert(arn.clone(), state);
+            Ok(arn)
+        }
+        async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError> {
+            self.calls.lock().unwrap().push("get_pt".into());
+            self.pts
+                .lock()
+                .unwrap()
+                .get(id)
+                .cloned()
+                .ok_or_else(|| PortError::NotFound(format!("no provisioned model {id}")))
+        }
+        async fn delete_provisioned_throughput(&self, _id: &str) -> Result<(), PortError> {
+            self.calls.lock().unwrap().push("delete_pt".into());
+            Ok(())
+        }
+    }
+
+    /// The shared in-memory ledger holding `run`.
+    pub async fn ledger_with(run: Run) -> InMemoryRunLedger {
+        let ledger = InMemoryRunLedger::new();
+        ledger.create(&run).await.unwrap();
+        ledger
+    }
+
+    /// The run as the ledger holds it now.
+    pub async fn stored(ledger: &InMemoryRunLedger, id: &RunId) -> Run {
+        ledger.get(id).await.unwrap().expect("run in ledger")
+    }
+
+    pub fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fakes::*;
+    use super::*;
+    use crate::adapters::memory::InMemoryRunLedger;
+    use crate::domain::errors::ErrorType;
+
+    fn config() -> PollConfig {
+        PollConfig {
+            initial_wait_seconds: 60,
+            max_wait_seconds: 900,
+            max_job_duration_seconds: 3600,
+        }
+    }
+
+    fn input(attempt: u32) -> PollStatusInput {
+        PollStatusInput {
+            run_id: RunId("run-0123456789abcdef0123".into()),
+            attempt,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_sub_status_changes_only_when_they_change_then_completes() {
+        let mut done = job(JobStatus::Completed, "Completed", "Completed", "Completed");
+        done.output_model_arn =
+            Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/m1".into());
+        done.output_model_name = Some("support-chats-distilled-x".into());
+        let bedrock = ScriptedBedrock::with_jobs(vec![
+            job(
+                JobStatus::InProgress,
+                "InProgress",
+                "NotStarted",
+                "NotStarted",
+            ),
+            job(
+                JobStatus::InProgress,
+                "InProgress",
+                "NotStarted",
+                "NotStarted",
+            ),
+            job(
+                JobStatus::InProgress,
+                "Completed",
+                "InProgress",
+                "NotStarted",
+            ),
+            done,
+        ]);
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+        let clock = FixedClock::at(t0() + chrono::Duration::minutes(5));
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        let id = input(0).run_id;
+        let history0 = stored(&ledger, &id).await.history.len();
+
+        let o = poller.poll(&input(0)).await.unwrap();
+        assert_eq!(
+            (o.outcome, o.terminal, o.attempt, o.next_wait_seconds),
+            (PollOutcome::Running, false, 1, 60)
+        );
+        assert_eq!(o.job_status, "InProgress");
+        let after_first = stored(&ledger, &id).await;
+        assert_eq!(after_first.history.len(), history0 + 1);
+        assert_eq!(
+            after_first
+                .training_detail
+                .as_ref()
+                .unwrap()
+                .validation
+                .as_deref(),
+            Some("InProgress")
+        );
+
+        // Same answer from Bedrock: no write at all.
+        let o = poller.poll(&input(1)).await.unwrap();
+        assert_eq!(
+            (o.outcome, o.next_wait_seconds),
+            (PollOutcome::Running, 120)
+        );
+        assert_eq!(stored(&ledger, &id).await, after_first);
+
+        let o = poller.poll(&input(2)).await.unwrap();
+        assert_eq!(o.next_wait_seconds, 240);
+        let r = stored(&ledger, &id).await;
+        assert_eq!(r.history.len(), history0 + 2);
+        assert!(r
+            .history
+            .last()
+            .unwrap()
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("dataProcessing=InProgress"));
+
+        let o = poller.poll(&input(3)).await.unwrap();
+        assert_eq!(
+            (o.outcome, o.terminal, o.next_wait_seconds),
+            (PollOutcome::Completed, true, 0)
+        );
+        assert_eq!(
+            o.output_model_arn.as_deref(),
+            Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/m1")
+        );
+        let r = stored(&ledger, &id).await;
+        assert_eq!(r.status, RunStatus::Completed);
+        assert_eq!(r.custom_model_arn, o.output_model_arn);
+        assert_eq!(r.finished_at, Some(clock.now()));
+        assert_eq!(r.history.len(), history0 + 3);
+        assert_eq!(bedrock.count("get_job"), 4);
+
+        // A retried poll after completion answers from the ledger: no Bedrock call, no write.
+        let again = poller.poll(&input(3)).await.unwrap();
+        assert_eq!(again.outcome, PollOutcome::Completed);
+        assert_eq!(again.output_model_arn, o.output_model_arn);
+        assert_eq!(bedrock.count("get_job"), 4);
+        assert_eq!(stored(&ledger, &id).await, r);
+    }
+
+    #[tokio::test]
+    async fn failed_job_records_bedrocks_failure_message() {
+        let mut failed = job(JobStatus::Failed, "Completed", "Failed", "NotStarted");
+        failed.failure_message = Some("Insufficient valid records: 12 of 100".into());
+        let bedrock = ScriptedBedrock::with_jobs(vec![failed]);
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+        let clock = FixedClock::at(t0());
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        let o = poller.poll(&input(4)).await.unwrap();
+        assert_eq!(o.outcome, PollOutcome::Failed);
+        assert!(o.terminal);
+        assert_eq!(
+            o.failure_message.as_deref(),
+            Some("Insufficient valid records: 12 of 100")
+        );
+        let r = stored(&ledger, &o.run_id).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(
+            r.failure_reason.as_deref(),
+            Some("Insufficient valid records: 12 of 100")
+        );
+        let again = poller.poll(&input(5)).await.unwrap();
+        assert_eq!(again.outcome, PollOutcome::Failed);
+        assert_eq!(bedrock.count("get_job"), 1);
+    }
+
+    #[tokio::test]
+    async fn stopped_job_is_recorded_stopped() {
+        let bedrock =
+            ScriptedBedrock::with_jobs(vec![job(JobStatus::Stopped, "Completed", "Stopped", "")]);
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+        let clock = FixedClock::at(t0());
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        let o = poller.poll(&input(0)).await.unwrap();
+        assert_eq!(
+            (o.outcome, o.job_status.as_str()),
+            (PollOutcome::Stopped, "Stopped")
+        );
+        assert_eq!(stored(&ledger, &o.run_id).await.status, RunStatus::Stopped);
+    }
+
+    #[tokio::test]
+    async fn a_job_past_the_bound_is_stopped_and_the_run_failed() {
+        let bedrock = ScriptedBedrock::with_jobs(vec![job(
+            JobStatus::InProgress,
+            "Completed",
+            "Completed",
+            "InProgress",
+        )]);
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::Provisioned)).await;
+        // Exactly at the bound is still allowed; one second past it is not.
+        let clock = FixedClock::at(t0() + chrono::Duration::seconds(3600));
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        assert_eq!(
+            poller.poll(&input(7)).await.unwrap().outcome,
+            PollOutcome::Running
+        );
+        assert_eq!(bedrock.count("stop_job"), 0);
+
+        *clock.0.lock().unwrap() = t0() + chrono::Duration::seconds(3601);
+        let o = poller.poll(&input(8)).await.unwrap();
+        assert_eq!((o.outcome, o.terminal), (PollOutcome::TimedOut, true));
+        assert_eq!(bedrock.count("stop_job"), 1);
+        let r = stored(&ledger, &o.run_id).await;
+        assert_eq!(r.status, RunStatus::Failed);
+        let reason = r.failure_reason.clone().unwrap();
+        assert!(reason.contains("MAX_JOB_DURATION_SECONDS=3600"), "{reason}");
+        assert!(reason.contains("3601s"), "{reason}");
+
+        // Re-polled (a retry): still timed_out, no second stop, no write.
+        let again = poller.poll(&input(9)).await.unwrap();
+        assert_eq!(again.outcome, PollOutcome::TimedOut);
+        assert_eq!(bedrock.count("stop_job"), 1);
+        assert_eq!(stored(&ledger, &o.run_id).await, r);
+    }
+
+    #[tokio::test]
+    async fn errors_are_typed() {
+        let ledger = InMemoryRunLedger::new();
+        let bedrock = ScriptedBedrock::default();
+        let clock = FixedClock::at(t0());
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        assert_eq!(
+            poller.poll(&input(0)).await.unwrap_err().error_type,
+            ErrorType::NotFound
+        );
+
+        let mut validated = run(RunStatus::Validated, ServingMode::None);
+        validated.job_arn = None;
+        let ledger = ledger_with(validated).await;
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        let e = poller.poll(&input(0)).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Conflict);
+        assert!(e.message.contains("validated"), "{}", e.message);
+
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+        let bedrock = ScriptedBedrock::default();
+        bedrock
+            .jobs
+            .lock()
+            .unwrap()
+            .push_back(Err(PortError::Throttled("Rate exceeded".into())));
+        let poller = StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        };
+        let e = poller.poll(&input(0)).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Throttled);
+        assert!(
+            e.message.contains("GetModelCustomizationJob"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn config_from_env_with_defaults_and_clear_errors() {
+        let limits = Limits::builtin();
+        let d = PollConfig::from_lookup(&limits, env(&[])).unwrap();
+        assert_eq!(d.initial_wait_seconds, limits.polling.initial_wait_seconds);
+        assert_eq!(
+            d.max_job_duration_seconds,
+            limits.polling.max_job_duration_hours * 3600
+        );
+        let c = PollConfig::from_lookup(
+            &limits,
+            env(&[
+                ("POLL_INITIAL_WAIT_SECONDS", "5"),
+                ("POLL_MAX_WAIT_SECONDS", "40"),
+                ("MAX_JOB_DURATION_SECONDS", "7200"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.initial_wait_seconds,
+                c.max_wait_seconds,
+                c.max_job_duration_seconds
+            ),
+            (5, 40, 7200)
+        );
+        let e =
+            PollConfig::from_lookup(&limits, env(&[("POLL_MAX_WAIT_SECONDS", "ten")])).unwrap_err();
+        assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+        assert!(e.message.contains("POLL_MAX_WAIT_SECONDS") && e.message.contains("ten"));
+        let e = PollConfig::from_lookup(
+            &limits,
+            env(&[
+                ("POLL_INITIAL_WAIT_SECONDS", "1000"),
+                ("POLL_MAX_WAIT_SECONDS", "10"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("must not exceed"));
+    }
+
+    #[test]
+    fn io_matches_the_contract() {
+        let i: PollStatusInput = serde_json::from_str(r#"{"runId":"run-1"}"#).unwrap();
+        assert_eq!(i.attempt, 0);
+        let out =
+            recorded_outcome(&run(RunStatus::Completed, ServingMode::Provisioned), 2).unwrap();
+        let v = serde_json::to_value(&out).unwrap();
+        for k in [
+            "runId",
+            "jobStatus",
+            "outcome",
+            "terminal",
+            "attempt",
+            "nextWaitSeconds",
+            "outputModelArn",
+            "failureMessage",
+            "serving",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k} in {v}");
+        }
+        assert_eq!(v["outcome"], "completed");
+        assert_eq!(v["serving"], "provisioned");
+        assert_eq!(
+            serde_json::to_value(PollOutcome::TimedOut).unwrap(),
+            "timed_out"
+        );
+    }
+}

@@ -1,1 +1,750 @@
-//! Use case: provision_throughput (issue 3).
+//! Use case: buy Provisioned Throughput for a distilled model (the `throughput-provisioner` Lambda).
+//!
+//! Opt-in only: nothing happens unless the run's settings ask for `serving: provisioned`. A run that
+//! does not ask stays `completed`, which is its end state without serving.
+//!
+//! Provisioned Throughput is billed per model unit per hour until it is deleted, so this step:
+//! - checks the cost guardrails again at purchase time, with its own configuration
+//!   (`MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS`), because settings were resolved at upload time and the
+//!   stack's policy may have been tightened since;
+//! - buys at most one Provisioned Throughput per run, even when retried: the run is moved to
+//!   `provisioning` with its deterministic provisioned model name BEFORE Bedrock is called, every
+//!   call first looks the name up (`GetProvisionedModelThroughput`), and the create call carries a
+//!   `clientRequestToken` derived from the run, so Bedrock itself deduplicates a retried create.
+//!
+//! The state machine calls this step in a loop (with a Wait of `nextWaitSeconds`) until the outcome
+//! is `in_service`, `failed` or `not_requested`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::backoff::next_wait_seconds;
+use crate::domain::catalog::Limits;
+use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::guardrails::check_throughput;
+use crate::domain::naming;
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
+use crate::domain::settings::{Commitment, ServingMode, ServingPolicy};
+use crate::ports::{
+    CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
+    ThroughputStatus,
+};
+
+use super::poll_status::seconds_var;
+
+/// Step input: `{"runId","attempt"}`; `attempt` (0-based) defaults to 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionThroughputInput {
+    pub run_id: RunId,
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProvisionOutcome {
+    /// The run does not ask for serving: nothing was bought; the run stays `completed`.
+    NotRequested,
+    /// The Provisioned Throughput exists and is being created: wait and call again.
+    Creating,
+    /// It serves: the run is `ready`.
+    InService,
+    /// Bedrock reported it `Failed`: the run is `provisioning_failed`.
+    Failed,
+}
+
+/// Step output, see `docs/contracts.md`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionThroughputOutput {
+    pub run_id: RunId,
+    pub outcome: ProvisionOutcome,
+    pub provisioned_model_arn: Option<String>,
+    /// The attempt number to pass to the next call (this call's attempt + 1).
+    pub attempt: u32,
+    /// Seconds to wait before calling again (0 unless the outcome is `creating`).
+    pub next_wait_seconds: u64,
+}
+
+/// Provisioner settings, from the environment with defaults from `data/limits.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionConfig {
+    pub policy: ServingPolicy,
+    pub initial_wait_seconds: u64,
+    pub max_wait_seconds: u64,
+}
+
+impl ProvisionConfig {
+    /// Reads `MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS` (comma list of `None`, `OneMonth`,
+    /// `SixMonths`), `POLL_INITIAL_WAIT_SECONDS` and `POLL_MAX_WAIT_SECONDS` through `lookup`.
+    pub fn from_lookup(
+        limits: &Limits,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, StepError> {
+        let max_model_units = match lookup("MAX_MODEL_UNITS").filter(|v| !v.trim().is_empty()) {
+            None => limits.throughput.default_max_model_units,
+            Some(v) => v.trim().parse::<u32>().map_err(|_| {
+                StepError::config(format!(
+                    "environment variable MAX_MODEL_UNITS must be a whole number, got '{v}'"
+                ))
+            })?,
+        };
+        let allowed_commitments = match lookup("ALLOWED_COMMITMENTS")
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => parse_commitments(
+                "data/limits.json throughput.defaultAllowedCommitments",
+                limits
+                    .throughput
+                    .default_allowed_commitments
+                    .iter()
+                    .map(String::as_str),
+            )?,
+            Some(v) => parse_commitments("environment variable ALLOWED_COMMITMENTS", v.split(','))?,
+        };
+        let initial_wait_seconds = seconds_var(
+            &lookup,
+            "POLL_INITIAL_WAIT_SECONDS",
+            limits.polling.initial_wait_seconds,
+        )?;
+        let max_wait_seconds = seconds_var(
+            &lookup,
+            "POLL_MAX_WAIT_SECONDS",
+            limits.polling.max_wait_seconds,
+        )?;
+        Ok(ProvisionConfig {
+            policy: ServingPolicy {
+                max_model_units,
+                allowed_commitments,
+            },
+            initial_wait_seconds,
+            max_wait_seconds,
+        })
+    }
+
+    pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
+        Self::from_lookup(limits, |k| std::env::var(k).ok())
+    }
+}
+
+fn parse_commitments<'a>(
+    source: &str,
+    items: impl Iterator<Item = &'a str>,
+) -> Result<Vec<Commitment>, StepError> {
+    let mut out = Vec::new();
+    for item in items {
+        let item = item.trim();
+        // `Commitment::parse` maps "" to None; in a list an empty item is a typo, not "no commitment".
+        let c = (!item.is_empty())
+            .then(|| Commitment::parse(item))
+            .flatten()
+            .ok_or_else(|| {
+                StepError::config(format!(
+                    "{source}: '{item}' is not a commitment (use None, OneMonth or SixMonths)"
+                ))
+            })?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The `clientRequestToken` for a run's Provisioned Throughput: the same for every retry of the
+/// same run, so Bedrock returns the first purchase instead of making a second one.
+pub fn throughput_client_request_token(run_id: &RunId) -> String {
+    naming::client_request_token(run_id, "provisioned-throughput")
+}
+
+/// The run's provisioned model name: unique per run, stable across retries.
+pub fn provisioned_model_name_for(run: &Run) -> String {
+    naming::provisioned_model_name(&run.run_id, &run.dataset.display_name())
+}
+
+/// The provisioner's dependencies. Built once per Lambda container.
+pub struct ThroughputProvisioner<'a> {
+    pub ledger: &'a dyn RunLedger,
+    pub bedrock: &'a dyn CustomizationService,
+    pub config: ProvisionConfig,
+}
+
+impl ThroughputProvisioner<'_> {
+    pub async fn provision(
+        &self,
+        input: &ProvisionThroughputInput,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        let mut run = self.ledger.get(&input.run_id).await?.ok_or_else(|| {
+            StepError::not_found(format!("run {} is not in the ledger", input.run_id))
+        })?;
+
+        if run.settings.serving != ServingMode::Provisioned {
+            tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
+            return Ok(self.output(&run, ProvisionOutcome::NotRequested, None, input.attempt));
+        }
+
+        match run.status {
+            RunStatus::Ready => {
+                let arn = run.provisioned_model_arn.clone();
+                return Ok(self.output(&run, ProvisionOutcome::InService, arn, input.attempt));
+            }
+            RunStatus::ProvisioningFailed => {
+                let arn = run.provisioned_model_arn.clone();
+                return Ok(self.output(&run, ProvisionOutcome::Failed, arn, input.attempt));
+            }
+            RunStatus::Completed => {
+                run = self.start(&run).await?;
+            }
+            RunStatus::Provisioning => {}
+            other => {
+                return Err(StepError::new(
+                    ErrorType::Conflict,
+                    format!(
+                    "run {} is {other}: Provisioned Throughput is bought only for a completed run",
+                    run.run_id
+                ),
+                ))
+            }
+        }
+        self.advance(run, input.attempt).await
+    }
+
+    /// `completed` → `provisioning`, recording the provisioned model name before Bedrock is called.
+    /// A guardrail violation is recorded as `provisioning_failed` and returned as an error.
+    async fn start(&self, run: &Run) -> Result<Run, StepError> {
+        let s = &run.settings;
+        if let Err(violation) = check_throughput(s.model_units, s.commitment, &self.config.policy) {
+            self.record_guardrail_violation(run, &violation).await?;
+            return Err(violation);
+        }
+        if run.custom_model_arn.is_none() {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {} is completed but has no custom model ARN recorded",
+                    run.run_id
+                ),
+            ));
+        }
+        let name = provisioned_model_name_for(run);
+        let mut update = RunUpdate::to(RunStatus::Provisioning).with_detail(format!(
+            "buying Provisioned Throughput {name}: {} model unit(s), commitment {}",
+            s.model_units,
+            s.commitment.as_str()
+        ));
+        update.provisioned_model_name = Some(name);
+        self.write(
+            run,
+            &[RunStatus::Completed, RunStatus::Provisioning],
+            &update,
+        )
+        .await
+    }
+
+    /// One step of the `provisioning` loop: find (or create) the run's Provisioned Throughput and
+    /// record what Bedrock says about it.
+    async fn advance(
+        &self,
+        run: Run,
+        attempt: u32,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        let name = run
+            .provisioned_model_name
+            .clone()
+            .unwrap_or_else(|| provisioned_model_name_for(&run));
+        // Prefer the ARN once we know it; the name finds one created by an earlier attempt that
+        // crashed before it could record the ARN.
+        let id = run
+            .provisioned_model_arn
+            .clone()
+            .unwrap_or_else(|| name.clone());
+        let state = match self.bedrock.get_provisioned_throughput(&id).await {
+            Ok(state) => state,
+            Err(PortError::NotFound(_)) => {
+                let arn = self.create(&run, &name).await?;
+                let mut update = RunUpdate::to(RunStatus::Provisioning)
+                    .with_detail(format!("Provisioned Throughput {arn} requested"));
+                update.provisioned_model_arn = Some(arn.clone());
+                update.provisioned_model_name = Some(name);
+                let run = self
+                    .write(&run, &[RunStatus::Provisioning], &update)
+                    .await?;
+                return Ok(self.output(&run, ProvisionOutcome::Creating, Some(arn), attempt));
+            }
+            Err(e) => return Err(bedrock_error("GetProvisionedModelThroughput", &id, e)),
+        };
+        self.record_state(run, state, attempt).await
+    }
+
+    async fn create(&self, run: &Run, name: &str) -> Result<String, StepError> {
+        let s = &run.settings;
+        // Checked again right before the purchase: an earlier attempt may have passed a policy that
+        // has since been tightened.
+        if let Err(violation) = check_throughput(s.model_units, s.commitment, &self.config.policy) {
+            self.record_guardrail_violation(run, &violation).await?;
+            return Err(violation);
+        }
+        let model_id = run.custom_model_arn.clone().ok_or_else(|| {
+            StepError::new(
+                ErrorType::Conflict,
+                format!("run {} has no custom model ARN to provision", run.run_id),
+            )
+        })?;
+        let req = ThroughputRequest {
+            provisioned_model_name: name.to_string(),
+            model_id,
+            model_units: s.model_units,
+            commitment: s.commitment,
+            client_request_token: throughput_client_request_token(&run.run_id),
+            tags: BTreeMap::from([
+                ("distillery:run-id".to_string(), run.run_id.to_string()),
+                (
+                    "distillery:managed-by".to_string(),
+                    "distillery".to_string(),
+                ),
+            ]),
+        };
+        tracing::info!(
+            run_id = %run.run_id,
+            provisioned_model_name = %name,
+            model_units = s.model_units,
+            commitment = s.commitment.as_str(),
+            "creating Provisioned Throughput"
+        );
+        self.bedrock
+            .create_provisioned_throughput(&req)
+            .await
+            .map_err(|e| bedrock_error("CreateProvisionedModelThroughput", name, e))
+    }
+
+    async fn record_state(
+        &self,
+        run: Run,
+        state: ThroughputState,
+        attempt: u32,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        let arn = state.provisioned_model_arn.clone();
+        match state.status {
+            ThroughputStatus::Creating | ThroughputStatus::Updating => {
+                // Record the ARN once (an earlier attempt may have crashed before doing so);
+                // otherwise nothing changed and nothing is written.
+                let run = if run.provisioned_model_arn.as_deref() != Some(arn.as_str()) {
+                    let mut update = RunUpdate::to(RunStatus::Provisioning).with_detail(format!(
+                        "Provisioned Throughput {arn} is {:?}",
+                        state.status
+                    ));
+                    update.provisioned_model_arn = Some(arn.clone());
+                    self.write(&run, &[RunStatus::Provisioning], &update)
+                        .await?
+                } else {
+                    run
+                };
+                Ok(self.output(&run, ProvisionOutcome::Creating, Some(arn), attempt))
+            }
+            ThroughputStatus::InService => {
+                let mut update = RunUpdate::to(RunStatus::Ready)
+                    .with_detail(format!("Provisioned Throughput {arn} is InService"));
+                update.provisioned_model_arn = Some(arn.clone());
+                let run = self
+                    .write(&run, &[RunStatus::Provisioning], &update)
+                    .await?;
+                Ok(self.output(&run, ProvisionOutcome::InService, Some(arn), attempt))
+            }
+            ThroughputStatus::Failed => {
+                let reason = state
+                    .failure_message
+                    .filter(|m| !m.trim().is_empty())
+                    .unwrap_or_else(|| {
+                        "Bedrock reported the Provisioned Throughput Failed without a message"
+                            .into()
+                    });
+                let mut update = RunUpdate::to(RunStatus::ProvisioningFailed)
+                    .with_detail(format!("Provisioned Throughput {arn} Failed: {reason}"));
+                update.provisioned_model_arn = Some(arn.clone());
+                update.failure_reason = Some(reason);
+                let run = self
+                    .write(&run, &[RunStatus::Provisioning], &update)
+                    .await?;
+                Ok(self.output(&run, ProvisionOutcome::Failed, Some(arn), attempt))
+            }
+        }
+    }
+
+    /// Records a refused purchase. `completed` cannot move straight to `provisioning_failed`, so the
+    /// run passes through `provisioning` (the attempt did start; the guardrail stopped it).
+    async fn record_guardrail_violation(
+        &self,
+        run: &Run,
+        violation: &StepError,
+    ) -> Result<(), StepError> {
+        tracing::warn!(run_id = %run.run_id, "guardrail refused Provisioned Throughput: {}", violation.message);
+        let run = if run.status == RunStatus::Completed {
+            let update = RunUpdate::to(RunStatus::Provisioning)
+                .with_detail("checking Provisioned Throughput guardrails");
+            self.write(run, &[RunStatus::Completed], &update).await?
+        } else {
+            run.clone()
+        };
+        let mut update = RunUpdate::to(RunStatus::ProvisioningFailed)
+            .with_detail(format!("guardrail: {}", violation.message));
+        update.failure_reason = Some(format!("guardrail: {}", violation.message));
+        self.write(&run, &[RunStatus::Provisioning], &update)
+            .await?;
+        Ok(())
+    }
+
+    /// A conditional ledger write; a lost race becomes a `Conflict` naming the run.
+    async fn write(
+        &self,
+        run: &Run,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, StepError> {
+        let written = self
+            .ledger
+            .update(&run.run_id, expected, update)
+            .await
+            .map_err(|e| match e {
+                PortError::Conflict(m) => StepError::new(
+                    ErrorType::Conflict,
+                    format!("run {} changed during provisioning: {m}", run.run_id),
+                ),
+                other => other.into(),
+            })?;
+        tracing::info!(run_id = %run.run_id, status = %written.status, detail = ?update.detail, "recorded provisioning change");
+        Ok(written)
+    }
+
+    fn output(
+        &self,
+        run: &Run,
+        outcome: ProvisionOutcome,
+        provisioned_model_arn: Option<String>,
+        attempt: u32,
+    ) -> ProvisionThroughputOutput {
+        ProvisionThroughputOutput {
+            run_id: run.run_id.clone(),
+            outcome,
+            provisioned_model_arn,
+            attempt: attempt.saturating_add(1),
+            next_wait_seconds: if outcome == ProvisionOutcome::Creating {
+                next_wait_seconds(
+                    self.config.initial_wait_seconds,
+                    self.config.max_wait_seconds,
+                    attempt,
+                )
+            } else {
+                0
+            },
+        }
+    }
+}
+
+fn bedrock_error(operation: &str, id: &str, e: PortError) -> StepError {
+    let mut err = StepError::from(e);
+    err.message = format!("{operation} {id}: {}", err.message);
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::InMemoryRunLedger;
+    use crate::app::poll_status::fakes::*;
+    use crate::ports::ThroughputStatus;
+
+    const MODEL_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model/m1";
+
+    fn config(max_units: u32) -> ProvisionConfig {
+        ProvisionConfig {
+            policy: ServingPolicy {
+                max_model_units: max_units,
+                allowed_commitments: vec![Commitment::None],
+            },
+            initial_wait_seconds: 30,
+            max_wait_seconds: 300,
+        }
+    }
+
+    fn completed(serving: ServingMode) -> Run {
+        let mut r = run(RunStatus::Completed, serving);
+        r.custom_model_arn = Some(MODEL_ARN.into());
+        r
+    }
+
+    fn input(attempt: u32) -> ProvisionThroughputInput {
+        ProvisionThroughputInput {
+            run_id: RunId("run-0123456789abcdef0123".into()),
+            attempt,
+        }
+    }
+
+    #[tokio::test]
+    async fn not_requested_buys_nothing_and_writes_nothing() {
+        let ledger = ledger_with(completed(ServingMode::None)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        let before = stored(&ledger, &input(0).run_id).await;
+        let o = p.provision(&input(0)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::NotRequested);
+        assert_eq!((o.provisioned_model_arn, o.next_wait_seconds), (None, 0));
+        assert!(bedrock.calls().is_empty());
+        assert_eq!(stored(&ledger, &before.run_id).await, before);
+    }
+
+    #[tokio::test]
+    async fn creates_once_then_reports_creating_then_ready() {
+        let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        let id = input(0).run_id;
+
+        let o = p.provision(&input(0)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Creating);
+        assert_eq!((o.attempt, o.next_wait_seconds), (1, 30));
+        let r = stored(&ledger, &id).await;
+        assert_eq!(r.status, RunStatus::Provisioning);
+        let name = r.provisioned_model_name.clone().unwrap();
+        assert!(name.contains("0123456789abcdef0123"), "{name}");
+        assert_eq!(r.provisioned_model_arn, o.provisioned_model_arn);
+        // Looked up by name before buying, bought once, with the run's token and the custom model.
+        assert_eq!(bedrock.calls(), vec!["get_pt", "create_pt"]);
+        let req = bedrock.pt_requests.lock().unwrap()[0].clone();
+        assert_eq!(req.provisioned_model_name, name);
+        assert_eq!(req.model_id, MODEL_ARN);
+        assert_eq!(
+            req.client_request_token,
+            throughput_client_request_token(&id)
+        );
+        assert_eq!(
+            req.tags.get("distillery:run-id").map(String::as_str),
+            Some(id.as_str())
+        );
+
+        // Still creating: no write, no second purchase, backoff grows.
+        let o2 = p.provision(&input(1)).await.unwrap();
+        assert_eq!(
+            (o2.outcome, o2.next_wait_seconds),
+            (ProvisionOutcome::Creating, 60)
+        );
+        assert_eq!(stored(&ledger, &id).await, r);
+        assert_eq!(bedrock.count("create_pt"), 1);
+
+        bedrock.set_pt_status(ThroughputStatus::InService, None);
+        let o3 = p.provision(&input(2)).await.unwrap();
+        assert_eq!(
+            (o3.outcome, o3.next_wait_seconds),
+            (ProvisionOutcome::InService, 0)
+        );
+        let r = stored(&ledger, &id).await;
+        assert_eq!(r.status, RunStatus::Ready);
+        assert_eq!(r.provisioned_model_arn, o.provisioned_model_arn);
+
+        // Retried after ready: answered from the ledger.
+        let calls = bedrock.calls().len();
+        let o4 = p.provision(&input(3)).await.unwrap();
+        assert_eq!(o4.outcome, ProvisionOutcome::InService);
+        assert_eq!(bedrock.calls().len(), calls);
+        assert_eq!(bedrock.count("create_pt"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_crash_finds_the_throughput_by_name() {
+        // An earlier attempt recorded `provisioning` and bought, then died before recording the ARN.
+        let mut r = completed(ServingMode::Provisioned);
+        r.status = RunStatus::Provisioning;
+        let name = provisioned_model_name_for(&r);
+        r.provisioned_model_name = Some(name.clone());
+        let ledger = ledger_with(r).await;
+        let bedrock = ScriptedBedrock::default();
+        let earlier = ThroughputRequest {
+            provisioned_model_name: name.clone(),
+            model_id: MODEL_ARN.into(),
+            model_units: 1,
+            commitment: Commitment::None,
+            client_request_token: "t".into(),
+            tags: Default::default(),
+        };
+        let arn = bedrock
+            .create_provisioned_throughput(&earlier)
+            .await
+            .unwrap();
+        bedrock.calls.lock().unwrap().clear();
+
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        let o = p.provision(&input(0)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Creating);
+        assert_eq!(bedrock.calls(), vec!["get_pt"]);
+        assert_eq!(
+            stored(&ledger, &input(0).run_id)
+                .await
+                .provisioned_model_arn,
+            Some(arn)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_throughput_fails_the_run_with_bedrocks_message() {
+        let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        p.provision(&input(0)).await.unwrap();
+        bedrock.set_pt_status(
+            ThroughputStatus::Failed,
+            Some("Insufficient model units in the account"),
+        );
+        let o = p.provision(&input(1)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Failed);
+        let r = stored(&ledger, &input(0).run_id).await;
+        assert_eq!(r.status, RunStatus::ProvisioningFailed);
+        assert_eq!(
+            r.failure_reason.as_deref(),
+            Some("Insufficient model units in the account")
+        );
+        assert_eq!(
+            p.provision(&input(2)).await.unwrap().outcome,
+            ProvisionOutcome::Failed
+        );
+        assert_eq!(bedrock.count("create_pt"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
+        let mut r = completed(ServingMode::Provisioned);
+        r.settings.model_units = 3;
+        let ledger = ledger_with(r).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(2),
+        };
+        let e = p.provision(&input(0)).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+        assert!(e.message.contains("modelUnits 3"), "{}", e.message);
+        assert!(bedrock.calls().is_empty());
+        let r = stored(&ledger, &input(0).run_id).await;
+        assert_eq!(r.status, RunStatus::ProvisioningFailed);
+        assert!(r
+            .failure_reason
+            .unwrap()
+            .contains("exceeds the stack's maximum of 2"));
+
+        // A commitment the stack does not allow is refused the same way.
+        let mut r = completed(ServingMode::Provisioned);
+        r.settings.commitment = Commitment::SixMonths;
+        let ledger = ledger_with(r).await;
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(2),
+        };
+        let e = p.provision(&input(0)).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+        assert!(bedrock.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_is_not_completed_is_refused() {
+        let ledger = ledger_with(run(RunStatus::Training, ServingMode::Provisioned)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        let e = p.provision(&input(0)).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Conflict);
+        assert!(bedrock.calls().is_empty());
+        let ledger = InMemoryRunLedger::new();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            config: config(1),
+        };
+        assert_eq!(
+            p.provision(&input(0)).await.unwrap_err().error_type,
+            ErrorType::NotFound
+        );
+    }
+
+    #[test]
+    fn config_from_env() {
+        let limits = Limits::builtin();
+        let d = ProvisionConfig::from_lookup(&limits, env(&[])).unwrap();
+        assert_eq!(
+            d.policy.max_model_units,
+            limits.throughput.default_max_model_units
+        );
+        assert_eq!(d.policy.allowed_commitments, vec![Commitment::None]);
+        let c = ProvisionConfig::from_lookup(
+            &limits,
+            env(&[
+                ("MAX_MODEL_UNITS", "4"),
+                ("ALLOWED_COMMITMENTS", "None, OneMonth"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.policy.max_model_units, 4);
+        assert_eq!(
+            c.policy.allowed_commitments,
+            vec![Commitment::None, Commitment::OneMonth]
+        );
+        let e =
+            ProvisionConfig::from_lookup(&limits, env(&[("ALLOWED_COMMITMENTS", "None,Forever")]))
+                .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+        assert!(e.message.contains("ALLOWED_COMMITMENTS") && e.message.contains("Forever"));
+        let e =
+            ProvisionConfig::from_lookup(&limits, env(&[("MAX_MODEL_UNITS", "-1")])).unwrap_err();
+        assert!(e.message.contains("MAX_MODEL_UNITS"));
+    }
+
+    #[test]
+    fn names_and_tokens_are_what_bedrock_accepts() {
+        let r = completed(ServingMode::Provisioned);
+        let name = provisioned_model_name_for(&r);
+        assert!(
+            naming::PROVISIONED_MODEL_NAME_RE.is_match(&name) && name.len() <= 63,
+            "{name}"
+        );
+        assert_eq!(name, provisioned_model_name_for(&r));
+        let t = throughput_client_request_token(&r.run_id);
+        assert!(naming::CLIENT_REQUEST_TOKEN_RE.is_match(&t), "{t}");
+        let v = serde_json::to_value(ProvisionThroughputOutput {
+            run_id: r.run_id.clone(),
+            outcome: ProvisionOutcome::NotRequested,
+            provisioned_model_arn: None,
+            attempt: 1,
+            next_wait_seconds: 0,
+        })
+        .unwrap();
+        assert_eq!(v["outcome"], "not_requested");
+        for k in [
+            "runId",
+            "outcome",
+            "provisionedModelArn",
+            "attempt",
+            "nextWaitSeconds",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+    }
+}
