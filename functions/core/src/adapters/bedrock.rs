@@ -69,7 +69,9 @@ fn string_map(v: &serde_json::Value, field: &str) -> Result<HashMap<String, Stri
 
 /// Converts the JSON union kept on the run (`{"equals":{..}}`, `{"notEquals":{..}}`,
 /// `{"andAll":[..]}`, `{"orAll":[..]}`) into the SDK's union. Bedrock checks cardinalities itself.
-pub fn request_metadata_filters(v: &serde_json::Value) -> Result<RequestMetadataFilters, PortError> {
+pub fn request_metadata_filters(
+    v: &serde_json::Value,
+) -> Result<RequestMetadataFilters, PortError> {
     let obj = v.as_object().filter(|o| o.len() == 1).ok_or_else(|| {
         PortError::Validation(
             "requestMetadataFilters must be an object with exactly one of equals, notEquals, andAll, orAll"
@@ -77,24 +79,25 @@ pub fn request_metadata_filters(v: &serde_json::Value) -> Result<RequestMetadata
         )
     })?;
     let (op, arg) = obj.iter().next().expect("len checked");
-    let base_list = |arg: &serde_json::Value| -> Result<Vec<RequestMetadataBaseFilters>, PortError> {
-        let items = arg.as_array().ok_or_else(|| {
-            PortError::Validation(format!("requestMetadataFilters.{op} must be a list"))
-        })?;
-        items
-            .iter()
-            .map(|item| {
-                let mut b = RequestMetadataBaseFilters::builder();
-                if let Some(eq) = item.get("equals") {
-                    b = b.set_equals(Some(string_map(eq, "equals")?));
-                }
-                if let Some(ne) = item.get("notEquals") {
-                    b = b.set_not_equals(Some(string_map(ne, "notEquals")?));
-                }
-                Ok(b.build())
-            })
-            .collect()
-    };
+    let base_list =
+        |arg: &serde_json::Value| -> Result<Vec<RequestMetadataBaseFilters>, PortError> {
+            let items = arg.as_array().ok_or_else(|| {
+                PortError::Validation(format!("requestMetadataFilters.{op} must be a list"))
+            })?;
+            items
+                .iter()
+                .map(|item| {
+                    let mut b = RequestMetadataBaseFilters::builder();
+                    if let Some(eq) = item.get("equals") {
+                        b = b.set_equals(Some(string_map(eq, "equals")?));
+                    }
+                    if let Some(ne) = item.get("notEquals") {
+                        b = b.set_not_equals(Some(string_map(ne, "notEquals")?));
+                    }
+                    Ok(b.build())
+                })
+                .collect()
+        };
     match op.as_str() {
         "equals" => Ok(RequestMetadataFilters::Equals(string_map(arg, "equals")?)),
         "notEquals" => Ok(RequestMetadataFilters::NotEquals(string_map(
@@ -117,10 +120,7 @@ fn training_data_config(data: &TrainingData) -> Result<TrainingDataConfig, PortE
             use_prompt_response,
             request_metadata_filters: filters,
         } => {
-            let filters = filters
-                .as_ref()
-                .map(request_metadata_filters)
-                .transpose()?;
+            let filters = filters.as_ref().map(request_metadata_filters).transpose()?;
             TrainingDataConfig::builder()
                 .invocation_logs_config(
                     InvocationLogsConfig::builder()
@@ -237,8 +237,7 @@ impl CustomizationService for BedrockCustomizationService {
             ),
             failure_message: out.failure_message().map(str::to_string),
             output_model_arn: out.output_model_arn().map(str::to_string),
-            output_model_name: Some(out.output_model_name().to_string())
-                .filter(|n| !n.is_empty()),
+            output_model_name: Some(out.output_model_name().to_string()).filter(|n| !n.is_empty()),
         })
     }
 
@@ -323,8 +322,10 @@ mod tests {
     fn metadata_filters_convert_each_operator() {
         let f = request_metadata_filters(&json!({"equals": {"team": "support"}})).unwrap();
         assert_eq!(f.as_equals().unwrap()["team"], "support");
-        let f = request_metadata_filters(&json!({"orAll": [{"equals": {"a": "1"}}, {"notEquals": {"b": "2"}}]}))
-            .unwrap();
+        let f = request_metadata_filters(
+            &json!({"orAll": [{"equals": {"a": "1"}}, {"notEquals": {"b": "2"}}]}),
+        )
+        .unwrap();
         let all = f.as_or_all().unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].not_equals().unwrap()["b"], "2");

@@ -1,1 +1,370 @@
-//! In-memory adapters for tests.
+//! In-memory adapters for tests: the same semantics as the DynamoDB ledger and the S3 store (a
+//! conditional create, status changes only from an expected status and only forwards), without AWS.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
+use crate::ports::{
+    Clock, CreateOutcome, DatasetReader, DatasetStore, ObjectInfo, PortError, RunLedger,
+    SystemClock,
+};
+
+/// The rule both ledgers enforce before writing: the run's status is one of `expected` (an empty
+/// `expected` means "any status", for field-only updates such as delivery records), and a status
+/// change is a move [`RunStatus::can_move_to`] allows.
+pub fn check_update(
+    run: &Run,
+    expected: &[RunStatus],
+    update: &RunUpdate,
+) -> Result<(), PortError> {
+    if !expected.is_empty() && !expected.contains(&run.status) {
+        let want: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+        return Err(PortError::Conflict(format!(
+            "run {} is {}, expected {}",
+            run.run_id,
+            run.status,
+            want.join(" or ")
+        )));
+    }
+    if let Some(next) = update.status {
+        if !run.status.can_move_to(next) {
+            return Err(PortError::Conflict(format!(
+                "run {} cannot move from {} to {}",
+                run.run_id, run.status, next
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Newest first, ties broken by run id so the order is stable.
+pub fn sort_newest_first(runs: &mut [Run]) {
+    runs.sort_by(|a, b| {
+        b.created_at
+            .cmp(&a.created_at)
+            .then_with(|| a.run_id.cmp(&b.run_id))
+    });
+}
+
+pub struct InMemoryRunLedger {
+    runs: Mutex<HashMap<RunId, Run>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for InMemoryRunLedger {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InMemoryRunLedger {
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            runs: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Every run, newest first (for assertions).
+    pub fn all(&self) -> Vec<Run> {
+        let mut v: Vec<Run> = self.lock().values().cloned().collect();
+        sort_newest_first(&mut v);
+        v
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Run>> {
+        // A panic in another test thread must not poison every later assertion.
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl RunLedger for InMemoryRunLedger {
+    async fn create(&self, run: &Run) -> Result<CreateOutcome, PortError> {
+        let mut runs = self.lock();
+        if let Some(existing) = runs.get(&run.run_id) {
+            return Ok(CreateOutcome::AlreadyExists(existing.clone()));
+        }
+        runs.insert(run.run_id.clone(), run.clone());
+        Ok(CreateOutcome::Created(run.clone()))
+    }
+
+    async fn get(&self, run_id: &RunId) -> Result<Option<Run>, PortError> {
+        Ok(self.lock().get(run_id).cloned())
+    }
+
+    async fn update(
+        &self,
+        run_id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError> {
+        let now = self.clock.now();
+        let mut runs = self.lock();
+        let run = runs
+            .get_mut(run_id)
+            .ok_or_else(|| PortError::NotFound(format!("run {run_id} does not exist")))?;
+        check_update(run, expected, update)?;
+        update.apply_to(run, now);
+        Ok(run.clone())
+    }
+
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError> {
+        let mut v = self.all();
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
+        let mut v: Vec<Run> = self
+            .all()
+            .into_iter()
+            .filter(|r| r.status == status)
+            .collect();
+        v.truncate(limit);
+        Ok(v)
+    }
+}
+
+#[derive(Clone)]
+struct StoredObject {
+    body: Arc<Vec<u8>>,
+    metadata: BTreeMap<String, String>,
+    etag: String,
+}
+
+/// Objects in memory. `open` hands out a reader over a shared buffer (tests only).
+#[derive(Default)]
+pub struct InMemoryDatasetStore {
+    objects: Mutex<HashMap<(String, String), StoredObject>>,
+}
+
+impl InMemoryDatasetStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores an object with user metadata (keys are lowercased, as S3 does). Returns its ETag.
+    pub fn insert(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: impl Into<Vec<u8>>,
+        metadata: &[(&str, &str)],
+    ) -> String {
+        let body: Vec<u8> = body.into();
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+        let metadata = metadata
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        self.lock().insert(
+            (bucket.to_string(), key.to_string()),
+            StoredObject {
+                body: Arc::new(body),
+                metadata,
+                etag: etag.clone(),
+            },
+        );
+        etag
+    }
+
+    /// The bytes of an object, if present.
+    pub fn get_bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .get(&(bucket.to_string(), key.to_string()))
+            .map(|o| o.body.as_ref().clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), StoredObject>> {
+        self.objects.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn info(&self, bucket: &str, key: &str) -> Result<(ObjectInfo, Arc<Vec<u8>>), PortError> {
+        let objects = self.lock();
+        let o = objects
+            .get(&(bucket.to_string(), key.to_string()))
+            .ok_or_else(|| PortError::NotFound(format!("s3://{bucket}/{key} does not exist")))?;
+        Ok((
+            ObjectInfo {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                etag: o.etag.clone(),
+                version_id: None,
+                size: o.body.len() as u64,
+                metadata: o.metadata.clone(),
+            },
+            o.body.clone(),
+        ))
+    }
+}
+
+#[async_trait]
+impl DatasetStore for InMemoryDatasetStore {
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError> {
+        Ok(self.info(bucket, key)?.0)
+    }
+
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(ObjectInfo, DatasetReader), PortError> {
+        let (info, body) = self.info(bucket, key)?;
+        let reader = std::io::Cursor::new(body.as_ref().clone());
+        Ok((info, Box::new(reader)))
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<String, PortError> {
+        self.insert(bucket, key, body, &[]);
+        Ok(format!("s3://{bucket}/{key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::run::{DatasetLocation, RunSource};
+    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use chrono::{Duration, TimeZone, Utc};
+    use tokio::io::AsyncReadExt;
+
+    pub(crate) fn sample_run(key: &str, minutes: i64) -> Run {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes);
+        Run::new(
+            RunId::for_object("b", key, "e"),
+            RunSource::S3Upload,
+            DatasetLocation::S3Object {
+                bucket: "b".into(),
+                key: key.into(),
+                etag: "e".into(),
+                version_id: None,
+                size: 1,
+            },
+            RunSettings {
+                teacher: "amazon.nova-pro-v1:0".into(),
+                student: "amazon.nova-lite-v1:0:300k".into(),
+                max_response_length: 1000,
+                serving: ServingMode::None,
+                model_units: 1,
+                commitment: Commitment::None,
+            },
+            at,
+        )
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_and_updates_only_move_forward() {
+        let ledger = InMemoryRunLedger::new();
+        let run = sample_run("incoming/a.jsonl", 0);
+        assert!(matches!(
+            ledger.create(&run).await.unwrap(),
+            CreateOutcome::Created(_)
+        ));
+        assert!(matches!(
+            ledger.create(&run).await.unwrap(),
+            CreateOutcome::AlreadyExists(_)
+        ));
+        let id = &run.run_id;
+        let r = ledger
+            .update(
+                id,
+                &[RunStatus::Received],
+                &RunUpdate::to(RunStatus::Validating),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, RunStatus::Validating);
+        assert_eq!(r.history.len(), 2);
+        // Retried step: expected status no longer holds.
+        let err = ledger
+            .update(
+                id,
+                &[RunStatus::Received],
+                &RunUpdate::to(RunStatus::Validating),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::Conflict(_)), "{err}");
+        // Backwards move refused even when the expected status matches.
+        let err = ledger
+            .update(
+                id,
+                &[RunStatus::Validating],
+                &RunUpdate::to(RunStatus::Received),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::Conflict(_)), "{err}");
+        let missing = RunId("run-missing".into());
+        assert!(matches!(
+            ledger.update(&missing, &[], &RunUpdate::default()).await,
+            Err(PortError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn lists_newest_first_and_by_status() {
+        let ledger = InMemoryRunLedger::new();
+        for (i, k) in ["a", "b", "c"].iter().enumerate() {
+            ledger.create(&sample_run(k, i as i64)).await.unwrap();
+        }
+        let recent = ledger.list_recent(2).await.unwrap();
+        let keys: Vec<String> = recent.iter().map(|r| r.dataset.display_name()).collect();
+        assert_eq!(keys, ["c", "b"]);
+        let b = sample_run("b", 1).run_id;
+        ledger
+            .update(
+                &b,
+                &[RunStatus::Received],
+                &RunUpdate::to(RunStatus::Validating),
+            )
+            .await
+            .unwrap();
+        let v = ledger
+            .list_by_status(RunStatus::Validating, 10)
+            .await
+            .unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].run_id, b);
+        assert_eq!(
+            ledger
+                .list_by_status(RunStatus::Received, 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn dataset_store_round_trips() {
+        let store = InMemoryDatasetStore::new();
+        let etag = store.insert("b", "k", "hello", &[("Distillery-Teacher", "t")]);
+        let info = store.head("b", "k").await.unwrap();
+        assert_eq!(info.etag, etag);
+        assert_eq!(info.metadata["distillery-teacher"], "t");
+        let (_, mut r) = store.open("b", "k").await.unwrap();
+        let mut s = String::new();
+        r.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "hello");
+        assert!(matches!(
+            store.head("b", "nope").await,
+            Err(PortError::NotFound(_))
+        ));
+    }
+}

@@ -95,8 +95,17 @@ mod tests {
             classify("ConditionalCheckFailedException", 400, "x".into()),
             PortError::Conflict(_)
         ));
-        assert!(matches!(classify("", 404, "x".into()), PortError::NotFound(_)));
-        assert!(matches!(classify("", 503, "x".into()), PortError::Transient(_)));
-        assert!(matches!(classify("Weird", 418, "x".into()), PortError::Other(_)));
+        assert!(matches!(
+            classify("", 404, "x".into()),
+            PortError::NotFound(_)
+        ));
+        assert!(matches!(
+            classify("", 503, "x".into()),
+            PortError::Transient(_)
+        ));
+        assert!(matches!(
+            classify("Weird", 418, "x".into()),
+            PortError::Other(_)
+        ));
     }
 }

@@ -1,1 +1,714 @@
-//! Use case: validate_dataset (issue 3).
+//! Use case behind the `dataset-validator` Lambda: turn an upload (or a CLI submission, or a
+//! scheduled retraining) into a run in the ledger with a verdict.
+//!
+//! Steps for an S3 dataset: ignore keys outside the upload prefix/suffix; head the object; create the
+//! run for (bucket, key, ETag) with a conditional write (a duplicate event stops here with
+//! `duplicate: true`); move it to `validating`; resolve settings (stack defaults + S3 metadata
+//! overrides [+ CLI overrides]) and check the key is one Bedrock accepts; stream the object through
+//! the validation engine; write the full report to `s3://<bucket>/<REPORT_PREFIX><runId>/report.json`;
+//! record the summary and move to `validated` or `rejected`. Invalid data or settings are a
+//! rejection (an answer, not an error); only infrastructure failures are errors.
+//!
+//! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
+//! to check here (Bedrock reads and filters the logs itself), so once its settings check out it is
+//! recorded as `validated` directly, with `records: 0`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::domain::catalog::{Limits, ModelCatalog};
+use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::naming;
+use crate::domain::run::{
+    DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
+};
+use crate::domain::settings::{
+    Commitment, RunSettings, ServingMode, ServingPolicy, SettingsOverrides,
+};
+use crate::domain::validation::{validate_async_reader, ValidationOptions, ValidationReport};
+use crate::ports::{Clock, CreateOutcome, DatasetStore, ObjectInfo, PortError, RunLedger};
+
+/// How many errors are kept on the run record (the report has them all, up to its cap).
+pub const FIRST_ERRORS_ON_RUN: usize = 5;
+
+/// Where scheduled runs train from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationLogsSource {
+    pub s3_uri: String,
+    pub request_metadata_filters: Option<Value>,
+    pub use_prompt_response: bool,
+}
+
+/// The validator's configuration (environment variables listed in docs/contracts.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatorConfig {
+    pub upload_prefix: String,
+    pub upload_suffix: String,
+    pub report_prefix: String,
+    pub defaults: RunSettings,
+    pub policy: ServingPolicy,
+    pub invocation_logs: Option<InvocationLogsSource>,
+    pub schedule_bucket: Option<String>,
+    pub catalog: ModelCatalog,
+    pub limits: Limits,
+}
+
+fn parse_commitments(list: &str, var: &str) -> Result<Vec<Commitment>, StepError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Commitment::parse(s).ok_or_else(|| {
+                StepError::config(format!(
+                    "{var}: '{s}' is not a commitment (None, OneMonth, SixMonths)"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn parse_number<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, StepError> {
+    v.trim()
+        .parse()
+        .map_err(|_| StepError::config(format!("{var} must be a whole number, got '{v}'")))
+}
+
+impl ValidatorConfig {
+    pub fn from_env() -> Result<Self, StepError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads the configuration through `get` (the environment in Lambda, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
+        let catalog = ModelCatalog::load().map_err(|e| StepError::config(e.to_string()))?;
+        let limits = Limits::load().map_err(|e| StepError::config(e.to_string()))?;
+        let or = |k: &str, d: &str| get(k).unwrap_or_else(|| d.to_string());
+        let serving_raw = or("SERVING_MODE", "none");
+        let serving = ServingMode::parse(&serving_raw).ok_or_else(|| {
+            StepError::config(format!(
+                "SERVING_MODE must be 'none' or 'provisioned', got '{serving_raw}'"
+            ))
+        })?;
+        let commitment_raw = or("COMMITMENT", "None");
+        let commitment = Commitment::parse(&commitment_raw).ok_or_else(|| {
+            StepError::config(format!(
+                "COMMITMENT must be None, OneMonth or SixMonths, got '{commitment_raw}'"
+            ))
+        })?;
+        let max_response_length = match get("DEFAULT_MAX_RESPONSE_LENGTH") {
+            Some(v) => parse_number("DEFAULT_MAX_RESPONSE_LENGTH", &v)?,
+            None => limits.job.default_max_response_length_for_inference,
+        };
+        let model_units = match get("MODEL_UNITS") {
+            Some(v) => parse_number("MODEL_UNITS", &v)?,
+            None => 1,
+        };
+        let max_model_units = match get("MAX_MODEL_UNITS") {
+            Some(v) => parse_number("MAX_MODEL_UNITS", &v)?,
+            None => limits.throughput.default_max_model_units,
+        };
+        let allowed_commitments = match get("ALLOWED_COMMITMENTS") {
+            Some(v) => parse_commitments(&v, "ALLOWED_COMMITMENTS")?,
+            None => parse_commitments(
+                &limits.throughput.default_allowed_commitments.join(","),
+                "limits.json throughput.defaultAllowedCommitments",
+            )?,
+        };
+        let invocation_logs = match get("INVOCATION_LOGS_S3_URI") {
+            None => None,
+            Some(s3_uri) => {
+                let request_metadata_filters = match get("REQUEST_METADATA_FILTERS") {
+                    None => None,
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                        StepError::config(format!("REQUEST_METADATA_FILTERS is not JSON: {e}"))
+                    })?),
+                };
+                let use_prompt_response = match get("USE_PROMPT_RESPONSE").as_deref() {
+                    None | Some("false") | Some("0") => false,
+                    Some("true") | Some("1") => true,
+                    Some(other) => {
+                        return Err(StepError::config(format!(
+                            "USE_PROMPT_RESPONSE must be true or false, got '{other}'"
+                        )))
+                    }
+                };
+                Some(InvocationLogsSource {
+                    s3_uri,
+                    request_metadata_filters,
+                    use_prompt_response,
+                })
+            }
+        };
+        Ok(ValidatorConfig {
+            upload_prefix: or("UPLOAD_PREFIX", "incoming/"),
+            upload_suffix: or("UPLOAD_SUFFIX", ".jsonl"),
+            report_prefix: or("REPORT_PREFIX", "reports/"),
+            defaults: RunSettings {
+                teacher: or("DEFAULT_TEACHER", "amazon.nova-pro-v1:0"),
+                student: or("DEFAULT_STUDENT", "amazon.nova-lite-v1:0:300k"),
+                max_response_length,
+                serving,
+                model_units,
+                commitment,
+            },
+            policy: ServingPolicy {
+                max_model_units,
+                allowed_commitments,
+            },
+            invocation_logs,
+            schedule_bucket: get("SCHEDULE_BUCKET"),
+            catalog,
+            limits,
+        })
+    }
+
+    /// Where a run's report goes (the key, in the dataset's bucket).
+    pub fn report_key(&self, run_id: &RunId) -> String {
+        format!("{}{}/report.json", self.report_prefix, run_id)
+    }
+}
+
+/// S3's "Object Created" event as EventBridge delivers it (only the fields we use).
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3ObjectCreatedDetail {
+    pub bucket: S3BucketRef,
+    pub object: S3ObjectRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3BucketRef {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3ObjectRef {
+    pub key: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    /// Real S3 spells it `etag`.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// moto 5.2.5 spells it `eTag`.
+    #[serde(default, rename = "eTag")]
+    pub e_tag: Option<String>,
+    #[serde(default, rename = "version-id")]
+    pub version_id: Option<String>,
+}
+
+/// The EventBridge envelope. (Our own few fields rather than `aws_lambda_events`' type: `app/` imports
+/// no AWS crate; the fixtures in `events/` are also checked against `aws_lambda_events` in tests.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3ObjectCreatedEvent {
+    #[serde(rename = "detail-type", default)]
+    pub detail_type: String,
+    pub source: String,
+    pub detail: S3ObjectCreatedDetail,
+}
+
+/// `distillery submit`'s payload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitPayload {
+    pub bucket: String,
+    pub key: String,
+    #[serde(default)]
+    pub overrides: SettingsOverrides,
+}
+
+/// EventBridge Scheduler's payload for a retraining from invocation logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulePayload {
+    pub schedule_name: String,
+    pub scheduled_time: String,
+}
+
+/// The three inputs the validator understands.
+#[derive(Debug, Clone)]
+pub enum ValidateInput {
+    ObjectCreated(Box<S3ObjectCreatedEvent>),
+    Submit(SubmitPayload),
+    Schedule(SchedulePayload),
+}
+
+impl ValidateInput {
+    /// Tells the inputs apart by `source`, and names the field that is wrong when one is malformed.
+    pub fn parse(event: Value) -> Result<Self, StepError> {
+        let source = event
+            .get("source")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let bad = |what: &str, e: serde_json::Error| {
+            StepError::bad_event(format!("not a valid {what} event: {e}"))
+        };
+        match source.as_str() {
+            "aws.s3" => serde_json::from_value(event)
+                .map(|e| ValidateInput::ObjectCreated(Box::new(e)))
+                .map_err(|e| bad("S3 Object Created", e)),
+            "distillery.cli" => serde_json::from_value(event)
+                .map(ValidateInput::Submit)
+                .map_err(|e| bad("distillery.cli submit", e)),
+            "distillery.schedule" => serde_json::from_value(event)
+                .map(ValidateInput::Schedule)
+                .map_err(|e| bad("distillery.schedule", e)),
+            "" => Err(StepError::bad_event(
+                "event has no 'source' (expected aws.s3, distillery.cli or distillery.schedule)",
+            )),
+            other => Err(StepError::bad_event(format!(
+                "unknown event source '{other}' (expected aws.s3, distillery.cli or distillery.schedule)"
+            ))),
+        }
+    }
+}
+
+/// The step's output (contract in docs/contracts.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateDatasetOutput {
+    pub run_id: Option<RunId>,
+    pub duplicate: bool,
+    pub ignored: bool,
+    pub valid: bool,
+    pub status: Option<RunStatus>,
+    pub serving: Option<ServingMode>,
+    pub report_uri: Option<String>,
+    pub records: u64,
+    pub invalid_records: u64,
+}
+
+impl ValidateDatasetOutput {
+    fn ignored() -> Self {
+        ValidateDatasetOutput {
+            run_id: None,
+            duplicate: false,
+            ignored: true,
+            valid: false,
+            status: None,
+            serving: None,
+            report_uri: None,
+            records: 0,
+            invalid_records: 0,
+        }
+    }
+
+    fn for_run(run: &Run, duplicate: bool) -> Self {
+        let v = run.validation.clone().unwrap_or_default();
+        ValidateDatasetOutput {
+            run_id: Some(run.run_id.clone()),
+            duplicate,
+            ignored: false,
+            valid: v.valid && run.status != RunStatus::Rejected,
+            status: Some(run.status),
+            serving: Some(run.settings.serving),
+            report_uri: v.report_uri,
+            records: v.records,
+            invalid_records: v.invalid_records,
+        }
+    }
+}
+
+/// The full report written to S3: what was checked, with which settings, and every finding.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredReport<'a> {
+    run_id: &'a RunId,
+    dataset: &'a DatasetLocation,
+    settings: &'a RunSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings_error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation: Option<&'a ValidationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'a str>,
+}
+
+pub struct DatasetValidatorService {
+    pub ledger: Arc<dyn RunLedger>,
+    pub store: Arc<dyn DatasetStore>,
+    pub clock: Arc<dyn Clock>,
+    pub config: ValidatorConfig,
+}
+
+fn step_err(context: &str, e: PortError) -> StepError {
+    let mut s: StepError = e.into();
+    s.message = format!("{context}: {}", s.message);
+    s
+}
+
+impl DatasetValidatorService {
+    /// Handles one event (any of the three inputs).
+    pub async fn handle(&self, event: Value) -> Result<ValidateDatasetOutput, StepError> {
+        match ValidateInput::parse(event)? {
+            ValidateInput::ObjectCreated(e) => {
+                let etag = e
+                    .detail
+                    .object
+                    .etag
+                    .clone()
+                    .or(e.detail.object.e_tag.clone());
+                self.handle_object(
+                    RunSource::S3Upload,
+                    &e.detail.bucket.name,
+                    &e.detail.object.key,
+                    etag,
+                    &SettingsOverrides::default(),
+                )
+                .await
+            }
+            ValidateInput::Submit(p) => {
+                self.handle_object(RunSource::Cli, &p.bucket, &p.key, None, &p.overrides)
+                    .await
+            }
+            ValidateInput::Schedule(p) => self.handle_schedule(&p).await,
+        }
+    }
+
+    fn in_upload_area(&self, key: &str) -> bool {
+        key.starts_with(&self.config.upload_prefix) && key.ends_with(&self.config.upload_suffix)
+    }
+
+    async fn handle_object(
+        &self,
+        source: RunSource,
+        bucket: &str,
+        key: &str,
+        event_etag: Option<String>,
+        cli_overrides: &SettingsOverrides,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        if !self.in_upload_area(key) {
+            tracing::info!(
+                bucket,
+                key,
+                "key is outside the upload prefix/suffix; ignored"
+            );
+            return Ok(ValidateDatasetOutput::ignored());
+        }
+        let info = self
+            .store
+            .head(bucket, key)
+            .await
+            .map_err(|e| step_err(&format!("reading s3://{bucket}/{key}"), e))?;
+        // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
+        let etag = event_etag.unwrap_or_else(|| info.etag.clone());
+        let run_id = RunId::for_object(bucket, key, &etag);
+        let span = tracing::info_span!("run", run_id = %run_id);
+        self.validate_object(source, run_id, info, etag, cli_overrides)
+            .instrument(span)
+            .await
+    }
+
+    /// Creates the run, or reports the existing one as a duplicate.
+    async fn create_or_find(&self, run: Run) -> Result<Result<Run, Run>, StepError> {
+        match self
+            .ledger
+            .create(&run)
+            .await
+            .map_err(|e| step_err("recording the run", e))?
+        {
+            CreateOutcome::Created(run) => {
+                tracing::info!(dataset = %run.dataset.s3_uri(), "run created");
+                Ok(Ok(run))
+            }
+            CreateOutcome::AlreadyExists(existing) => {
+                tracing::info!(status = %existing.status, "duplicate event: run already exists");
+                Ok(Err(existing))
+            }
+        }
+    }
+
+    fn resolve_settings(
+        &self,
+        metadata: &BTreeMap<String, String>,
+        cli: &SettingsOverrides,
+    ) -> Result<RunSettings, StepError> {
+        let mut o = SettingsOverrides::from_metadata(metadata)?;
+        // CLI flags win over object metadata.
+        macro_rules! cli_wins {
+            ($($f:ident),*) => { $( if cli.$f.is_some() { o.$f = cli.$f.clone(); } )* };
+        }
+        cli_wins!(
+            teacher,
+            student,
+            max_response_length,
+            serving,
+            model_units,
+            commitment
+        );
+        RunSettings::resolve(
+            &self.config.defaults,
+            &o,
+            &self.config.catalog,
+            &self.config.limits,
+            &self.config.policy,
+        )
+    }
+
+    async fn validate_object(
+        &self,
+        source: RunSource,
+        run_id: RunId,
+        info: ObjectInfo,
+        etag: String,
+        cli_overrides: &SettingsOverrides,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let settings = self.resolve_settings(&info.metadata, cli_overrides);
+        let dataset = DatasetLocation::S3Object {
+            bucket: info.bucket.clone(),
+            key: info.key.clone(),
+            etag: etag.trim_matches('"').to_string(),
+            version_id: info.version_id.clone(),
+            size: info.size,
+        };
+        // A run with rejected settings still needs settings on record: the stack defaults.
+        let recorded = settings
+            .clone()
+            .unwrap_or_else(|_| self.config.defaults.clone());
+        let run = Run::new(
+            run_id.clone(),
+            source,
+            dataset.clone(),
+            recorded,
+            self.clock.now(),
+        );
+        let run = match self.create_or_find(run).await? {
+            Ok(run) => run,
+            Err(existing) => return Ok(ValidateDatasetOutput::for_run(&existing, true)),
+        };
+        self.ledger
+            .update(
+                &run_id,
+                &[RunStatus::Received],
+                &RunUpdate::to(RunStatus::Validating),
+            )
+            .await
+            .map_err(|e| step_err("moving the run to validating", e))?;
+
+        let result = self.check_and_report(&run, &info, settings).await;
+        match result {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                // The run exists and a retry would see a duplicate: record the failure so the run
+                // does not sit in `validating`, then surface the error for the notifier.
+                let reason = format!("validation could not finish: {}", e.message);
+                let mut update = RunUpdate::to(RunStatus::Failed).with_detail(reason.clone());
+                update.failure_reason = Some(reason);
+                if let Err(le) = self
+                    .ledger
+                    .update(&run_id, &[RunStatus::Validating], &update)
+                    .await
+                {
+                    tracing::error!(error = %le, "could not record the failure on the run");
+                }
+                Err(StepError::new(
+                    match e.error_type {
+                        ErrorType::Throttled | ErrorType::Transient | ErrorType::QuotaExceeded => {
+                            ErrorType::Internal
+                        }
+                        t => t,
+                    },
+                    e.message,
+                ))
+            }
+        }
+    }
+
+    async fn check_and_report(
+        &self,
+        run: &Run,
+        info: &ObjectInfo,
+        settings: Result<RunSettings, StepError>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let bucket = &info.bucket;
+        let report_key = self.config.report_key(&run.run_id);
+        // Settings and the key name are checked before reading a byte: either makes the run useless.
+        let precheck = settings.and_then(|s| {
+            naming::check_dataset_object(&info.bucket, &info.key)
+                .map(|_| s)
+                .map_err(|e| StepError::config(e.to_string()))
+        });
+        let settings = match precheck {
+            Ok(s) => s,
+            Err(e) => {
+                let report = StoredReport {
+                    run_id: &run.run_id,
+                    dataset: &run.dataset,
+                    settings: &run.settings,
+                    settings_error: Some(&e.message),
+                    validation: None,
+                    note: None,
+                };
+                let uri = self.put_report(bucket, &report_key, &report).await?;
+                let summary = ValidationSummary {
+                    valid: false,
+                    first_errors: vec![e.message.clone()],
+                    report_uri: Some(uri),
+                    ..Default::default()
+                };
+                return self.finish(run, summary, Some(e.message)).await;
+            }
+        };
+        let options = ValidationOptions::for_student(
+            &self.config.catalog,
+            Some(&settings.student),
+            &self.config.limits,
+        );
+        let (_, reader) = self
+            .store
+            .open(bucket, &info.key)
+            .await
+            .map_err(|e| step_err(&format!("opening s3://{bucket}/{}", info.key), e))?;
+        let report = validate_async_reader(reader, &options).await.map_err(|e| {
+            StepError::new(
+                ErrorType::Transient,
+                format!("reading s3://{bucket}/{}: {e}", info.key),
+            )
+        })?;
+        tracing::info!(
+            valid = report.valid,
+            records = report.records,
+            invalid_records = report.invalid_records,
+            errors = report.error_count,
+            warnings = report.warning_count,
+            "dataset validated"
+        );
+        let stored = StoredReport {
+            run_id: &run.run_id,
+            dataset: &run.dataset,
+            settings: &settings,
+            settings_error: None,
+            validation: Some(&report),
+            note: None,
+        };
+        let uri = self.put_report(bucket, &report_key, &stored).await?;
+        let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
+        summary.report_uri = Some(uri);
+        let reason = (!report.valid).then(|| {
+            let first = summary.first_errors.first().cloned().unwrap_or_default();
+            format!(
+                "dataset invalid: {} error(s) in {} record(s); first: {first}",
+                report.error_count, report.records
+            )
+        });
+        self.finish(run, summary, reason).await
+    }
+
+    async fn put_report(
+        &self,
+        bucket: &str,
+        key: &str,
+        report: &StoredReport<'_>,
+    ) -> Result<String, StepError> {
+        let body = serde_json::to_vec_pretty(report)
+            .map_err(|e| StepError::internal(format!("cannot encode the report: {e}")))?;
+        self.store
+            .put(bucket, key, body, "application/json")
+            .await
+            .map_err(|e| step_err(&format!("writing the report to s3://{bucket}/{key}"), e))
+    }
+
+    /// Records the verdict: `validated` without a reason, `rejected` with one.
+    async fn finish(
+        &self,
+        run: &Run,
+        summary: ValidationSummary,
+        rejection: Option<String>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let mut update = match &rejection {
+            None => RunUpdate::to(RunStatus::Validated),
+            Some(reason) => {
+                let mut u = RunUpdate::to(RunStatus::Rejected).with_detail(reason.clone());
+                u.failure_reason = Some(reason.clone());
+                u
+            }
+        };
+        update.validation = Some(summary);
+        let run = self
+            .ledger
+            .update(&run.run_id, &[RunStatus::Validating], &update)
+            .await
+            .map_err(|e| step_err("recording the verdict", e))?;
+        tracing::info!(status = %run.status, "verdict recorded");
+        Ok(ValidateDatasetOutput::for_run(&run, false))
+    }
+
+    async fn handle_schedule(
+        &self,
+        p: &SchedulePayload,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let logs = self.config.invocation_logs.clone().ok_or_else(|| {
+            StepError::config("a scheduled run needs INVOCATION_LOGS_S3_URI (the Bedrock invocation log location)")
+        })?;
+        let run_id = RunId::for_schedule(&p.schedule_name, &p.scheduled_time);
+        let span = tracing::info_span!("run", run_id = %run_id);
+        async {
+            let settings = RunSettings::resolve(
+                &self.config.defaults,
+                &SettingsOverrides::default(),
+                &self.config.catalog,
+                &self.config.limits,
+                &self.config.policy,
+            );
+            let dataset = DatasetLocation::InvocationLogs {
+                s3_uri: logs.s3_uri.clone(),
+                request_metadata_filters: logs.request_metadata_filters.clone(),
+                use_prompt_response: logs.use_prompt_response,
+            };
+            let recorded = settings
+                .clone()
+                .unwrap_or_else(|_| self.config.defaults.clone());
+            let run = Run::new(
+                run_id.clone(),
+                RunSource::Schedule,
+                dataset.clone(),
+                recorded,
+                self.clock.now(),
+            );
+            let run = match self.create_or_find(run).await? {
+                Ok(run) => run,
+                Err(existing) => return Ok(ValidateDatasetOutput::for_run(&existing, true)),
+            };
+            self.ledger
+                .update(&run_id, &[RunStatus::Received], &RunUpdate::to(RunStatus::Validating))
+                .await
+                .map_err(|e| step_err("moving the run to validating", e))?;
+            let uri_check = naming::check_s3_uri(&logs.s3_uri).map_err(|e| e.to_string());
+            let problem = match (&settings, uri_check) {
+                (Err(e), _) => Some(e.message.clone()),
+                (Ok(_), Err(e)) => Some(format!("INVOCATION_LOGS_S3_URI: {e}")),
+                (Ok(_), Ok(())) => None,
+            };
+            let note = "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here";
+            let report_uri = match &self.config.schedule_bucket {
+                Some(bucket) => {
+                    let report = StoredReport {
+                        run_id: &run.run_id,
+                        dataset: &dataset,
+                        settings: &run.settings,
+                        settings_error: problem.as_deref(),
+                        validation: None,
+                        note: Some(note),
+                    };
+                    Some(
+                        self.put_report(bucket, &self.config.report_key(&run_id), &report)
+                            .await?,
+                    )
+                }
+                None => None,
+            };
+            let summary = ValidationSummary {
+                valid: problem.is_none(),
+                first_errors: problem.iter().cloned().collect(),
+                report_uri,
+                ..Default::default()
+            };
+            self.finish(&run, summary, problem).await
+        }
+        .instrument(span)
+        .await
+    }
+}
