@@ -192,6 +192,15 @@ impl JobLauncherService {
             tracing::info!(job_arn = %out.job_arn, status = %run.status, "job already launched");
             return Ok(out);
         }
+        if !matches!(run.status, RunStatus::Validated | RunStatus::Launching) {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {run_id} is {}; only a validated run can be launched",
+                    run.status
+                ),
+            ));
+        }
         let req = self.build_request(&run)?;
         match run.status {
             RunStatus::Validated => {
@@ -284,5 +293,220 @@ impl JobLauncherService {
             .await
             .map_err(|e| step_err("re-reading the run", e))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} disappeared")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::InMemoryRunLedger;
+    use crate::domain::run::{RunSource, ValidationSummary};
+    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use crate::ports::{JobState, SystemClock, ThroughputRequest, ThroughputState};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// Records requests; returns one ARN per token (as Bedrock's idempotency does) or a queued error.
+    #[derive(Default)]
+    struct FakeBedrock {
+        calls: Mutex<Vec<DistillationJobRequest>>,
+        fail_next: Mutex<Vec<PortError>>,
+    }
+
+    #[async_trait]
+    impl CustomizationService for FakeBedrock {
+        async fn create_distillation_job(
+            &self,
+            req: &DistillationJobRequest,
+        ) -> Result<String, PortError> {
+            self.calls.lock().unwrap().push(req.clone());
+            if let Some(e) = self.fail_next.lock().unwrap().pop() {
+                return Err(e);
+            }
+            Ok(format!(
+                "arn:aws:bedrock:us-east-1:1:model-customization-job/{}",
+                req.client_request_token
+            ))
+        }
+        async fn get_job(&self, _job: &str) -> Result<JobState, PortError> {
+            Err(PortError::NotFound("no".into()))
+        }
+        async fn stop_job(&self, _job: &str) -> Result<(), PortError> {
+            Ok(())
+        }
+        async fn create_provisioned_throughput(
+            &self,
+            _r: &ThroughputRequest,
+        ) -> Result<String, PortError> {
+            unreachable!()
+        }
+        async fn get_provisioned_throughput(
+            &self,
+            _id: &str,
+        ) -> Result<ThroughputState, PortError> {
+            unreachable!()
+        }
+        async fn delete_provisioned_throughput(&self, _id: &str) -> Result<(), PortError> {
+            unreachable!()
+        }
+    }
+
+    async fn setup(
+        key: &str,
+    ) -> (
+        JobLauncherService,
+        Arc<InMemoryRunLedger>,
+        Arc<FakeBedrock>,
+        RunId,
+    ) {
+        let ledger = Arc::new(InMemoryRunLedger::new());
+        let bedrock = Arc::new(FakeBedrock::default());
+        let id = RunId::for_object("data-bucket", key, "etag");
+        let mut run = Run::new(
+            id.clone(),
+            RunSource::S3Upload,
+            DatasetLocation::S3Object {
+                bucket: "data-bucket".into(),
+                key: key.into(),
+                etag: "etag".into(),
+                version_id: None,
+                size: 10,
+            },
+            RunSettings {
+                teacher: "amazon.nova-pro-v1:0".into(),
+                student: "amazon.nova-lite-v1:0:300k".into(),
+                max_response_length: 1000,
+                serving: ServingMode::None,
+                model_units: 1,
+                commitment: Commitment::None,
+            },
+            chrono::Utc::now(),
+        );
+        run.status = RunStatus::Validated;
+        run.validation = Some(ValidationSummary {
+            valid: true,
+            ..Default::default()
+        });
+        ledger.create(&run).await.unwrap();
+        let svc = JobLauncherService {
+            ledger: ledger.clone(),
+            bedrock: bedrock.clone(),
+            clock: Arc::new(SystemClock),
+            config: LauncherConfig::from_lookup(|k| {
+                (k == "BEDROCK_ROLE_ARN").then(|| "arn:aws:iam::1:role/bedrock".to_string())
+            })
+            .unwrap(),
+        };
+        (svc, ledger, bedrock, id)
+    }
+
+    #[tokio::test]
+    async fn launches_once_and_a_retry_returns_the_same_job() {
+        let (svc, ledger, bedrock, id) =
+            setup("incoming/Support Tickets.jsonl".replace(' ', "-").as_str()).await;
+        let out = svc
+            .handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap();
+        let again = svc
+            .handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap();
+        assert_eq!(out, again);
+        assert_eq!(bedrock.calls.lock().unwrap().len(), 1);
+        let req = bedrock.calls.lock().unwrap()[0].clone();
+        assert_eq!(
+            req.client_request_token,
+            naming::client_request_token(&id, "create-job")
+        );
+        assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
+        assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
+        assert!(matches!(req.training_data, TrainingData::S3 { .. }));
+        let run = ledger.get(&id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Training);
+        assert_eq!(run.job_arn.as_deref(), Some(out.job_arn.as_str()));
+        assert!(run.launched_at.is_some());
+        let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
+        assert_eq!(
+            path[path.len() - 2..],
+            [RunStatus::Launching, RunStatus::Training]
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_is_typed_and_the_retry_reuses_the_token() {
+        let (svc, ledger, bedrock, id) = setup("incoming/a.jsonl").await;
+        bedrock
+            .fail_next
+            .lock()
+            .unwrap()
+            .push(PortError::QuotaExceeded("jobs".into()));
+        bedrock
+            .fail_next
+            .lock()
+            .unwrap()
+            .push(PortError::Throttled("slow".into()));
+        let e = svc
+            .handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Throttled);
+        assert_eq!(
+            ledger.get(&id).await.unwrap().unwrap().status,
+            RunStatus::Launching
+        );
+        let e = svc
+            .handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::QuotaExceeded);
+        svc.handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap();
+        let calls = bedrock.calls.lock().unwrap();
+        assert_eq!(calls.len(), 3);
+        assert!(calls
+            .iter()
+            .all(|c| c.client_request_token == calls[0].client_request_token
+                && c.job_name == calls[0].job_name));
+    }
+
+    #[tokio::test]
+    async fn a_rejected_run_or_a_bad_key_is_not_launched() {
+        let (svc, ledger, bedrock, id) = setup("incoming/has space.jsonl").await;
+        let e = svc
+            .handle(LaunchJobInput { run_id: id.clone() })
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+        assert!(e.message.contains("space"), "{}", e.message);
+        assert_eq!(
+            ledger.get(&id).await.unwrap().unwrap().status,
+            RunStatus::Validated
+        );
+        ledger
+            .update(
+                &id,
+                &[RunStatus::Validated],
+                &RunUpdate::to(RunStatus::Failed),
+            )
+            .await
+            .unwrap();
+        let e = svc.handle(LaunchJobInput { run_id: id }).await.unwrap_err();
+        assert_eq!(e.error_type, ErrorType::Conflict);
+        assert!(bedrock.calls.lock().unwrap().is_empty());
+        let missing = svc
+            .handle(LaunchJobInput {
+                run_id: RunId("run-nope".into()),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.error_type, ErrorType::NotFound);
+        let fixture: LaunchJobInput =
+            serde_json::from_str(include_str!("../../../../events/launch-job.json")).unwrap();
+        assert!(fixture.run_id.as_str().starts_with("run-"));
+        let _: LaunchJobOutput =
+            serde_json::from_str(include_str!("../../../../events/launch-job-output.json"))
+                .unwrap();
     }
 }
