@@ -153,6 +153,9 @@ impl IntoResponse for ApiError {
             "x-amzn-ErrorType",
             HeaderValue::from_static(self.kind.type_name()),
         );
+        if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+            response.headers_mut().insert("x-amzn-RequestId", id);
+        }
         response
     }
 }
