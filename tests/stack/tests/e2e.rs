@@ -1,0 +1,521 @@
+//! End-to-end tests: a real PutObject to moto → EventBridge → SQS → the real state machine
+//! (aws-local-stepfunctions) → the five real Lambda binaries (cargo lambda watch) → moto and the
+//! Bedrock simulator. Each test asserts on the run ledger, on the messages delivered (SNS through its
+//! SQS subscription, Slack through the sink) and on the simulator's record of Bedrock calls.
+//!
+//! They need the local stack and share its fakes, so they are `#[ignore]`d for a plain `cargo test`
+//! and run one at a time by `make e2e` (part of `make test`), which starts and stops the stack:
+//! `tests/stack/with-stack.sh cargo test -p distillery-local-stack --test e2e -- --ignored --test-threads=1`.
+
+use std::collections::BTreeSet;
+
+use distillery_core::domain::run::{Run, RunId, RunStatus};
+use distillery_local_stack::{repo_root, Execution, SnsDelivery, Stack};
+use serde_json::{json, Value};
+
+const NEEDS_STACK: &str = "needs the local stack: run `make e2e`";
+
+fn sample_dataset() -> Vec<u8> {
+    std::fs::read(repo_root().join("examples/datasets/support-tickets.jsonl"))
+        .expect("sample dataset")
+}
+
+/// A key no earlier test (or earlier run of the suite on the same stack) used.
+fn unique_key(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("incoming/e2e-{nanos}/{name}.jsonl")
+}
+
+async fn stack() -> Stack {
+    let s = Stack::connect().await.expect("local stack");
+    s.reset_fakes()
+        .await
+        .expect("reset the simulator and the sink");
+    s.take_sns_deliveries().await.expect("drain SNS");
+    s
+}
+
+fn run_id(ex: &Execution) -> RunId {
+    ex.run_id().unwrap_or_else(|| {
+        panic!(
+            "the validator returned no runId; states {:?}, error {:?}: {:?}",
+            ex.states_entered(),
+            ex.error,
+            ex.cause
+        )
+    })
+}
+
+/// Bedrock calls the simulator answered, by operation: (answered 2xx, failed).
+fn calls_of(calls: &[Value], op: &str) -> (Vec<Value>, Vec<Value>) {
+    calls
+        .iter()
+        .filter(|c| c["operation"] == op)
+        .cloned()
+        .partition(|c| c["status"].as_u64().is_some_and(|s| s < 300))
+}
+
+/// SNS messages about `run`: by the `run_id` message attribute.
+async fn sns_for(stack: &Stack, run: &RunId) -> Vec<SnsDelivery> {
+    // The topic fans out to SQS synchronously in moto; a short pause covers a slow first delivery.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stack
+        .take_sns_deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.attributes.get("run_id").map(String::as_str) == Some(run.as_str()))
+        .collect()
+}
+
+fn milestones(msgs: &[SnsDelivery]) -> Vec<String> {
+    msgs.iter()
+        .map(|m| m.attributes.get("event_type").cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Slack payloads that mention `needle` (the job name or run id).
+async fn slack_mentioning(stack: &Stack, needle: &str) -> Vec<Value> {
+    stack
+        .slack_messages()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.to_string().contains(needle))
+        .collect()
+}
+
+fn delivered(run: &Run, milestone: &str, channel: &str) -> Option<bool> {
+    run.deliveries
+        .iter()
+        .rev()
+        .find(|d| d.milestone == milestone && d.channel == channel)
+        .map(|d| d.delivered)
+}
+
+fn explain(ex: &Execution) -> String {
+    format!(
+        "execution {} ({:?}: {:?}); states {:?}",
+        ex.status,
+        ex.error,
+        ex.cause,
+        ex.states_entered()
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn happy_path_with_provisioning_ends_ready() {
+    let stack = stack().await;
+    let key = unique_key("support-tickets");
+    let (event, ex) = stack
+        .upload_and_run(
+            &key,
+            sample_dataset(),
+            &[("distillery-serving", "provisioned")],
+        )
+        .await
+        .expect(NEEDS_STACK);
+    assert_eq!(
+        event["source"], "aws.s3",
+        "the execution input is the EventBridge event"
+    );
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let states = ex.states_entered();
+    for s in [
+        "ValidateDataset",
+        "LaunchJob",
+        "NotifyLaunched",
+        "WaitForJob",
+        "PollStatus",
+        "ProvisionThroughput",
+        "NotifyReady",
+        "Ready",
+    ] {
+        assert!(
+            states.contains(&s.to_string()),
+            "{s} not entered: {states:?}"
+        );
+    }
+
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Ready);
+    assert!(
+        run.job_arn.is_some() && run.custom_model_arn.is_some(),
+        "{run:?}"
+    );
+    let pt_arn = run
+        .provisioned_model_arn
+        .clone()
+        .expect("provisioned model ARN recorded");
+    assert!(pt_arn.starts_with("arn:aws:bedrock:"), "{pt_arn}");
+    let statuses: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
+    for s in [
+        RunStatus::Validated,
+        RunStatus::Training,
+        RunStatus::Completed,
+        RunStatus::Provisioning,
+        RunStatus::Ready,
+    ] {
+        assert!(statuses.contains(&s), "history lacks {s}: {statuses:?}");
+    }
+
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (jobs, _) = calls_of(&calls, "CreateModelCustomizationJob");
+    assert_eq!(jobs.len(), 1, "exactly one job: {jobs:?}");
+    let (pts, _) = calls_of(&calls, "CreateProvisionedModelThroughput");
+    assert_eq!(pts.len(), 1, "exactly one Provisioned Throughput: {pts:?}");
+
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "ready"], "{sns:?}");
+    assert!(
+        sns[1].message.contains(&pt_arn),
+        "the ready message names the provisioned model: {}",
+        sns[1].message
+    );
+    let job_name = run.job_name.clone().unwrap();
+    assert_eq!(
+        slack_mentioning(&stack, &job_name).await.len(),
+        2,
+        "Slack got launched + ready"
+    );
+    assert_eq!(delivered(&run, "ready", "sns"), Some(true));
+    assert_eq!(delivered(&run, "ready", "slack"), Some(true));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn without_provisioning_ends_completed() {
+    let stack = stack().await;
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, sample_dataset(), &[("distillery-serving", "none")])
+        .await
+        .expect(NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    assert_eq!(
+        ex.states_entered().last().map(String::as_str),
+        Some("Completed")
+    );
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(
+        run.custom_model_arn.is_some() && run.provisioned_model_arn.is_none(),
+        "{run:?}"
+    );
+    let calls = stack.bedrock_calls().await.unwrap();
+    assert_eq!(calls_of(&calls, "CreateModelCustomizationJob").0.len(), 1);
+    assert!(
+        calls_of(&calls, "CreateProvisionedModelThroughput")
+            .0
+            .is_empty(),
+        "nothing bought"
+    );
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn invalid_dataset_is_rejected_with_a_line_numbered_report_and_no_bedrock_call() {
+    let stack = stack().await;
+    let body = std::fs::read(repo_root().join("examples/datasets/invalid-tickets.jsonl")).unwrap();
+    let key = unique_key("invalid-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, body, &[])
+        .await
+        .expect(NEEDS_STACK);
+    assert!(!ex.succeeded());
+    assert_eq!(
+        ex.error.as_deref(),
+        Some("DatasetRejected"),
+        "{}",
+        explain(&ex)
+    );
+    assert!(ex.states_entered().contains(&"NotifyRejected".to_string()));
+
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Rejected);
+    let v = run.validation.clone().expect("validation summary");
+    assert!(!v.valid && v.invalid_records >= 3, "{v:?}");
+    let uri = v.report_uri.clone().expect("report URI");
+    let report: Value =
+        serde_json::from_slice(&stack.read_s3_uri(&uri).await.unwrap()).expect("report is JSON");
+    // The broken records are on lines 4 (truncated JSON), 8 (starts with assistant) and 13
+    // (misspelt schemaVersion).
+    let text = report.to_string();
+    let lines: BTreeSet<u64> = collect_numbers(&report, "line");
+    for l in [4, 8, 13] {
+        assert!(lines.contains(&l), "report lacks line {l}: {text}");
+    }
+
+    assert!(
+        stack.bedrock_calls().await.unwrap().is_empty(),
+        "no Bedrock call for a rejected dataset"
+    );
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["rejected"]);
+}
+
+/// Every number under a key named `key`, anywhere in `v`.
+fn collect_numbers(v: &Value, key: &str) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == key {
+                    if let Some(n) = x.as_u64() {
+                        out.insert(n);
+                    }
+                }
+                out.extend(collect_numbers(x, key));
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| out.extend(collect_numbers(x, key))),
+        _ => {}
+    }
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn duplicate_and_concurrent_deliveries_start_exactly_one_job() {
+    let stack = stack().await;
+    let key = unique_key("support-tickets");
+    stack
+        .upload(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    let event = stack
+        .receive_upload_event(&key, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Two executions for the same object at once, then the same event delivered again.
+    let (a, b) = tokio::join!(stack.run_execution(&event), stack.run_execution(&event));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let again = stack.run_execution(&event).await.unwrap();
+
+    let all = [&a, &b, &again];
+    let launched = all
+        .iter()
+        .filter(|e| e.states_entered().contains(&"LaunchJob".to_string()))
+        .count();
+    let duplicates = all
+        .iter()
+        .filter(|e| e.states_entered().last().map(String::as_str) == Some("Duplicate"))
+        .count();
+    assert_eq!(
+        launched,
+        1,
+        "one execution launches: {:?}",
+        all.map(|e| e.states_entered())
+    );
+    assert_eq!(
+        duplicates,
+        2,
+        "the others end quietly as duplicates: {:?}",
+        all.map(|e| e.states_entered())
+    );
+    for e in all {
+        assert!(e.succeeded(), "{}", explain(e));
+    }
+    let ids: BTreeSet<String> = all.iter().map(|e| run_id(e).0).collect();
+    assert_eq!(ids.len(), 1, "one run id for one object version: {ids:?}");
+
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (jobs, _) = calls_of(&calls, "CreateModelCustomizationJob");
+    assert_eq!(jobs.len(), 1, "exactly one job: {jobs:?}");
+    let id = RunId(ids.into_iter().next().unwrap());
+    assert_eq!(stack.run(&id).await.unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"],
+        "announced once"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn bedrock_job_failure_is_notified_with_bedrocks_message() {
+    let stack = stack().await;
+    let message = "Training failed: the teacher returned no usable responses (e2e injected)";
+    stack
+        .bedrock_faults(
+            &json!({"kind": "failJob", "count": 1, "message": message, "phase": "training"}),
+        )
+        .await
+        .unwrap();
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    assert_eq!(ex.error.as_deref(), Some("JobFailed"), "{}", explain(&ex));
+    assert!(ex.states_entered().contains(&"NotifyJobFailed".to_string()));
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(message),
+        "failure reason has Bedrock's message: {reason}"
+    );
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "failed"]);
+    assert!(
+        sns[1].message.contains(message),
+        "SNS carries Bedrock's message: {}",
+        sns[1].message
+    );
+    let slack = slack_mentioning(&stack, message).await;
+    assert_eq!(slack.len(), 1, "Slack carries Bedrock's message");
+    let calls = stack.bedrock_calls().await.unwrap();
+    assert!(calls_of(&calls, "CreateProvisionedModelThroughput")
+        .0
+        .is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn throttling_then_quota_errors_on_launch_are_retried_then_launched() {
+    let stack = stack().await;
+    // More throttles than the SDK's own retries absorb, so the state machine's Retry must act too.
+    stack
+        .bedrock_faults(&json!([
+            {"kind": "throttle", "count": 4, "operation": "CreateModelCustomizationJob"},
+            {"kind": "quotaExceeded", "count": 2, "operation": "CreateModelCustomizationJob"}
+        ]))
+        .await
+        .unwrap();
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let failures = ex.failures_of("LaunchJob");
+    assert!(failures.contains(&"Throttled".to_string()), "{failures:?}");
+    assert!(
+        failures.contains(&"QuotaExceeded".to_string()),
+        "{failures:?}"
+    );
+    assert_eq!(
+        ex.retries_of("LaunchJob"),
+        failures.len(),
+        "every failure was retried"
+    );
+    let first_quota = failures.iter().position(|f| f == "QuotaExceeded").unwrap();
+    assert!(
+        failures[..first_quota].iter().all(|f| f == "Throttled"),
+        "{failures:?}"
+    );
+
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (ok, failed) = calls_of(&calls, "CreateModelCustomizationJob");
+    assert_eq!(ok.len(), 1, "launched once in the end: {ok:?}");
+    assert_eq!(
+        failed.len(),
+        6,
+        "4 throttled + 2 quota-exceeded calls: {failed:?}"
+    );
+    let id = run_id(&ex);
+    assert_eq!(stack.run(&id).await.unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn slack_down_does_not_stop_the_run_and_is_recorded() {
+    let stack = stack().await;
+    stack.set_slack_mode("fail").await.unwrap();
+    let before = stack.slack_messages().await.unwrap().len();
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let notified = ex
+        .output_of("NotifyCompleted")
+        .expect("NotifyCompleted ran");
+    assert_eq!(notified["notification"]["slack"], "failed");
+    assert_eq!(notified["notification"]["sns"], "delivered");
+
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    for m in ["launched", "completed"] {
+        assert_eq!(
+            delivered(&run, m, "slack"),
+            Some(false),
+            "{m}: Slack failure recorded: {:?}",
+            run.deliveries
+        );
+        assert_eq!(
+            delivered(&run, m, "sns"),
+            Some(true),
+            "{m}: SNS delivered: {:?}",
+            run.deliveries
+        );
+    }
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"]
+    );
+    assert_eq!(
+        stack.slack_messages().await.unwrap().len(),
+        before,
+        "nothing reached Slack"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn provisioning_failure_is_notified_and_recorded() {
+    let stack = stack().await;
+    let message = "Insufficient capacity for the requested model units (e2e injected)";
+    stack
+        .bedrock_faults(&json!({"kind": "failThroughput", "count": 1, "message": message}))
+        .await
+        .unwrap();
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(
+            &key,
+            sample_dataset(),
+            &[("distillery-serving", "provisioned")],
+        )
+        .await
+        .expect(NEEDS_STACK);
+    assert_eq!(
+        ex.error.as_deref(),
+        Some("ProvisioningFailed"),
+        "{}",
+        explain(&ex)
+    );
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::ProvisioningFailed);
+    assert!(
+        run.custom_model_arn.is_some(),
+        "the trained model is kept: {run:?}"
+    );
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "provisioning_failed"]);
+    let calls = stack.bedrock_calls().await.unwrap();
+    assert_eq!(
+        calls_of(&calls, "CreateProvisionedModelThroughput").0.len(),
+        1
+    );
+}
