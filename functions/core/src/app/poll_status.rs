@@ -945,6 +945,20 @@ mod tests {
     }
 
     #[test]
+    fn sample_events_match_the_types() {
+        let i: PollStatusInput =
+            serde_json::from_str(include_str!("../../../../events/poll-status.json")).unwrap();
+        assert_eq!(i.attempt, 3);
+        let o: PollStatusOutput =
+            serde_json::from_str(include_str!("../../../../events/poll-status-output.json"))
+                .unwrap();
+        assert_eq!(
+            (o.outcome, o.terminal, o.attempt),
+            (PollOutcome::Completed, true, 4)
+        );
+    }
+
+    #[test]
     fn io_matches_the_contract() {
         let i: PollStatusInput = serde_json::from_str(r#"{"runId":"run-1"}"#).unwrap();
         assert_eq!(i.attempt, 0);

@@ -718,6 +718,20 @@ mod tests {
     }
 
     #[test]
+    fn sample_events_match_the_types() {
+        let i: ProvisionThroughputInput =
+            serde_json::from_str(include_str!("../../../../events/provision-throughput.json"))
+                .unwrap();
+        assert_eq!(i.attempt, 0);
+        let o: ProvisionThroughputOutput = serde_json::from_str(include_str!(
+            "../../../../events/provision-throughput-output.json"
+        ))
+        .unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Creating);
+        assert!(o.provisioned_model_arn.is_some());
+    }
+
+    #[test]
     fn names_and_tokens_are_what_bedrock_accepts() {
         let r = completed(ServingMode::Provisioned);
         let name = provisioned_model_name_for(&r);
