@@ -4,6 +4,7 @@
 //! Exit codes, for every subcommand: 0 success, 1 a negative verdict (e.g. an invalid dataset),
 //! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
 
+mod runs;
 mod validate;
 
 use std::process::ExitCode;
@@ -25,12 +26,15 @@ struct Cli {
 enum Command {
     /// Check a bedrock-conversation-2024 JSONL dataset before a distillation job is launched.
     Validate(validate::ValidateArgs),
+    /// List runs in the ledger, or show one with its history.
+    Runs(runs::RunsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Runs(args) => runs::run(args),
     }
 }
 

@@ -1,0 +1,198 @@
+//! `distillery runs list|show`: read the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
+//! talks to a local emulator (moto), so the same commands work against the local stack.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use distillery_core::adapters::dynamodb::DynamoRunLedger;
+use distillery_core::domain::run::{Run, RunId, RunStatus};
+use distillery_core::ports::RunLedger;
+
+use crate::usage_error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The ledger table.
+    #[arg(long, env = "TABLE_NAME", global = true)]
+    table: Option<String>,
+    #[command(subcommand)]
+    command: RunsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        /// Only runs in this status (received, validating, rejected, validated, launching, training,
+        /// completed, failed, stopped, provisioning, ready, provisioning_failed).
+        #[arg(long, value_parser = parse_status)]
+        status: Option<RunStatus>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// One run with its history.
+    Show {
+        run_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+fn parse_status(s: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown status '{s}' (one of: {})", all.join(", "))
+    })
+}
+
+pub fn run(args: RunsArgs) -> ExitCode {
+    let Some(table) = args.table.filter(|t| !t.trim().is_empty()) else {
+        return usage_error("the ledger table is not set: pass --table or set TABLE_NAME");
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+        match args.command {
+            RunsCommand::List {
+                status,
+                limit,
+                format,
+            } => {
+                let runs = match status {
+                    Some(s) => ledger.list_by_status(s, limit).await,
+                    None => ledger.list_recent(limit).await,
+                };
+                match runs {
+                    Ok(runs) => {
+                        print!("{}", render_list(&runs, format));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => usage_error(format!("reading table {}: {e}", ledger.table())),
+                }
+            }
+            RunsCommand::Show { run_id, format } => {
+                match ledger.get(&RunId(run_id.clone())).await {
+                    Ok(Some(run)) => {
+                        print!("{}", render_show(&run, format));
+                        ExitCode::SUCCESS
+                    }
+                    Ok(None) => {
+                        eprintln!("distillery: no run {run_id} in table {}", ledger.table());
+                        ExitCode::from(1)
+                    }
+                    Err(e) => usage_error(format!("reading table {}: {e}", ledger.table())),
+                }
+            }
+        }
+    })
+}
+
+fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub fn render_list(runs: &[Run], format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(runs).unwrap_or_default() + "\n";
+    }
+    if runs.is_empty() {
+        return "no runs\n".to_string();
+    }
+    let mut out = format!(
+        "{:<24}  {:<19}  {:<19}  {:<30}  {}\n",
+        "RUN", "STATUS", "CREATED (UTC)", "DATASET", "JOB"
+    );
+    for r in runs {
+        out.push_str(&format!(
+            "{:<24}  {:<19}  {:<19}  {:<30}  {}\n",
+            r.run_id,
+            r.status,
+            time(&r.created_at),
+            r.dataset.display_name(),
+            r.job_name.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+pub fn render_show(run: &Run, format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(run).unwrap_or_default() + "\n";
+    }
+    let mut out = String::new();
+    let mut field = |name: &str, value: &str| out.push_str(&format!("{name:<22}{value}\n"));
+    field("run", run.run_id.as_str());
+    field("status", run.status.as_str());
+    field("dataset", &run.dataset.s3_uri());
+    field(
+        "teacher -> student",
+        &format!("{} -> {}", run.settings.teacher, run.settings.student),
+    );
+    field(
+        "maxResponseLength",
+        &run.settings.max_response_length.to_string(),
+    );
+    field("created", &time(&run.created_at));
+    field("updated", &time(&run.updated_at));
+    let optional = [
+        ("job name", &run.job_name),
+        ("job ARN", &run.job_arn),
+        ("custom model", &run.custom_model_name),
+        ("custom model ARN", &run.custom_model_arn),
+        ("provisioned model ARN", &run.provisioned_model_arn),
+        ("failure", &run.failure_reason),
+    ];
+    for (name, v) in optional {
+        if let Some(v) = v {
+            field(name, v);
+        }
+    }
+    if let Some(d) = &run.training_detail {
+        field("training", &d.summary());
+    }
+    if let Some(v) = &run.validation {
+        field(
+            "validation",
+            &format!(
+                "{} ({} records, {} invalid, {} errors, {} warnings)",
+                if v.valid { "valid" } else { "invalid" },
+                v.records,
+                v.invalid_records,
+                v.error_count,
+                v.warning_count
+            ),
+        );
+        if let Some(uri) = &v.report_uri {
+            field("report", uri);
+        }
+        for e in &v.first_errors {
+            field("", e);
+        }
+    }
+    out.push_str("history:\n");
+    for h in &run.history {
+        let from = h.from.map(|s| s.as_str()).unwrap_or("-");
+        let detail = h
+            .detail
+            .as_deref()
+            .map(|d| format!("  {d}"))
+            .unwrap_or_default();
+        out.push_str(&format!("  {}  {from} -> {}{detail}\n", time(&h.at), h.to));
+    }
+    out
+}
