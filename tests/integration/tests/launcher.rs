@@ -1,0 +1,201 @@
+//! The job launcher against the Bedrock simulator (real `aws-sdk-bedrock` calls over HTTP) and the
+//! ledger on moto: one job per run however often it is retried, and Bedrock's throttling and quota
+//! errors surfaced as typed step errors the state machine retries.
+
+use std::sync::Arc;
+
+use aws_sdk_bedrock::config::retry::RetryConfig;
+use bedrock_sim::{Operation, SimConfig};
+use distillery_core::adapters::bedrock::BedrockCustomizationService;
+use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
+use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
+use distillery_core::domain::errors::ErrorType;
+use distillery_core::domain::run::{
+    DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
+};
+use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
+use distillery_core::ports::{CustomizationService, JobStatus, RunLedger, SystemClock};
+use distillery_test_support::Moto;
+
+struct Env {
+    _moto: Moto,
+    sim: bedrock_sim::SimHandle,
+    ledger: Arc<DynamoRunLedger>,
+    launcher: JobLauncherService,
+    bedrock: Arc<BedrockCustomizationService>,
+    bedrock_client: aws_sdk_bedrock::Client,
+}
+
+async fn env(table: &str) -> Env {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_table(&ddb, table).await.unwrap();
+    let ledger = Arc::new(DynamoRunLedger::new(ddb, table));
+    let sim = bedrock_sim::start(SimConfig::default());
+    // SDK retries off, so one injected fault is one error the launcher must classify.
+    let bedrock_conf = aws_sdk_bedrock::config::Builder::from(&sdk)
+        .endpoint_url(sim.endpoint())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let bedrock_client = aws_sdk_bedrock::Client::from_conf(bedrock_conf);
+    let bedrock = Arc::new(BedrockCustomizationService::new(bedrock_client.clone()));
+    let launcher = JobLauncherService {
+        ledger: ledger.clone(),
+        bedrock: bedrock.clone(),
+        clock: Arc::new(SystemClock),
+        config: LauncherConfig::from_lookup(|k| {
+            (k == "BEDROCK_ROLE_ARN")
+                .then(|| "arn:aws:iam::123456789012:role/distillery-bedrock".to_string())
+        })
+        .unwrap(),
+    };
+    Env {
+        _moto: moto,
+        sim,
+        ledger,
+        launcher,
+        bedrock,
+        bedrock_client,
+    }
+}
+
+async fn validated_run(e: &Env, key: &str) -> RunId {
+    let mut run = Run::new(
+        RunId::for_object("distillery-datasets", key, "etag"),
+        RunSource::S3Upload,
+        DatasetLocation::S3Object {
+            bucket: "distillery-datasets".into(),
+            key: key.into(),
+            etag: "etag".into(),
+            version_id: None,
+            size: 100,
+        },
+        RunSettings {
+            teacher: "amazon.nova-pro-v1:0".into(),
+            student: "amazon.nova-lite-v1:0:300k".into(),
+            max_response_length: 1000,
+            serving: ServingMode::None,
+            model_units: 1,
+            commitment: Commitment::None,
+        },
+        chrono::Utc::now(),
+    );
+    run.validation = Some(ValidationSummary {
+        valid: true,
+        ..Default::default()
+    });
+    e.ledger.create(&run).await.unwrap();
+    let id = run.run_id.clone();
+    for (from, to) in [
+        (RunStatus::Received, RunStatus::Validating),
+        (RunStatus::Validating, RunStatus::Validated),
+    ] {
+        e.ledger
+            .update(&id, &[from], &RunUpdate::to(to))
+            .await
+            .unwrap();
+    }
+    id
+}
+
+#[tokio::test]
+async fn a_retried_launch_creates_exactly_one_job() {
+    let e = env("launch-idempotent").await;
+    let id = validated_run(&e, "incoming/support-tickets.jsonl").await;
+    let out = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert!(
+        out.job_name.starts_with("distill-support-tickets-"),
+        "{out:?}"
+    );
+
+    // A retry after success returns the recorded job without calling Bedrock.
+    let again = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out, again);
+
+    let id2 = validated_run(&e, "incoming/second.jsonl").await;
+    let (a, b) = tokio::join!(
+        e.launcher.handle(LaunchJobInput {
+            run_id: id2.clone()
+        }),
+        e.launcher.handle(LaunchJobInput {
+            run_id: id2.clone()
+        })
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.job_arn, b.job_arn);
+
+    assert_ne!(out.job_arn, a.job_arn);
+    // Bedrock (the simulator) lists exactly two jobs: one per run, whatever the retries.
+    let listed = e
+        .bedrock_client
+        .list_model_customization_jobs()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.model_customization_job_summaries().len(), 2);
+    // Bedrock (the simulator) holds exactly one job per run.
+    for (run, arn) in [(&id, &out.job_arn), (&id2, &a.job_arn)] {
+        let state = e.bedrock.get_job(arn).await.unwrap();
+        assert_eq!(&state.job_arn, arn);
+        assert!(matches!(
+            state.status,
+            JobStatus::InProgress | JobStatus::Completed
+        ));
+        let r = e.ledger.get(run).await.unwrap().unwrap();
+        assert_eq!(r.status, RunStatus::Training);
+        assert_eq!(r.job_arn.as_ref(), Some(arn));
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_launching_is_recovered_with_the_same_token() {
+    let e = env("launch-crash").await;
+    let id = validated_run(&e, "incoming/crash.jsonl").await;
+    // First attempt: Bedrock throttles after the run was marked `launching`.
+    e.sim
+        .throttle_next_of(Operation::CreateModelCustomizationJob, 1);
+    let err = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Throttled, "{err}");
+    assert_eq!(
+        e.ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Launching
+    );
+    // Quota next.
+    e.sim.quota_exceeded_next(1);
+    let err = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
+    // The retry succeeds; the request is the same (token and names).
+    let out = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    let calls = e.sim.calls_of(Operation::CreateModelCustomizationJob);
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    let tokens: Vec<Option<&str>> = calls
+        .iter()
+        .map(|c| c.field("clientRequestToken"))
+        .collect();
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "{tokens:?}");
+    assert_eq!(calls.iter().filter(|c| c.succeeded()).count(), 1);
+    let run = e.ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.job_arn.as_deref(), Some(out.job_arn.as_str()));
+    assert!(run.launched_at.is_some());
+}
