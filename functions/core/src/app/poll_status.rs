@@ -158,7 +158,8 @@ impl StatusPoller<'_> {
         if let Some(out) = recorded_outcome(&run, input.attempt) {
             return Ok(out);
         }
-        if !matches!(run.status, RunStatus::Training | RunStatus::Launching) {
+        // The launcher records the job ARN in the same write that moves the run to `training`.
+        if run.status != RunStatus::Training {
             return Err(StepError::new(
                 ErrorType::Conflict,
                 format!(
@@ -275,7 +276,7 @@ pub struct PollDecision {
     pub failure_message: Option<String>,
 }
 
-/// Decides what a poll means for a run that is still `training` (or `launching` with a job ARN).
+/// Decides what a poll means for a run that is still `training`.
 pub fn decide(
     run: &Run,
     job: &JobState,
@@ -373,7 +374,7 @@ pub fn decide(
                     failure_message: Some(reason),
                 };
             }
-            let update = if run.status == RunStatus::Launching || detail_changed {
+            let update = if detail_changed {
                 // Training -> Training is an allowed move: it appends a history entry that records
                 // the sub-status change, and nothing is written when nothing changed.
                 let mut u = RunUpdate::to(RunStatus::Training).with_detail(format!(
