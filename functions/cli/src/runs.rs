@@ -120,8 +120,8 @@ pub fn render_list(runs: &[Run], format: Format) -> String {
     for r in runs {
         out.push_str(&format!(
             "{:<24}  {:<19}  {:<19}  {:<30}  {}\n",
-            r.run_id,
-            r.status,
+            r.run_id.as_str(),
+            r.status.as_str(),
             time(&r.created_at),
             r.dataset.display_name(),
             r.job_name.as_deref().unwrap_or("-")
