@@ -75,8 +75,7 @@ pub trait RunLedger: Send + Sync {
     /// Newest first.
     async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError>;
     /// Newest first, one status (GSI in DynamoDB).
-    async fn list_by_status(&self, status: RunStatus, limit: usize)
-        -> Result<Vec<Run>, PortError>;
+    async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError>;
 }
 
 /// An object to read, and what S3 knows about it.
@@ -98,7 +97,8 @@ pub type DatasetReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 pub trait DatasetStore: Send + Sync {
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError>;
     /// Streams the object; the reader must not buffer the body whole.
-    async fn open(&self, bucket: &str, key: &str) -> Result<(ObjectInfo, DatasetReader), PortError>;
+    async fn open(&self, bucket: &str, key: &str)
+        -> Result<(ObjectInfo, DatasetReader), PortError>;
     /// Writes a small object (reports). Returns its `s3://` URI.
     async fn put(
         &self,

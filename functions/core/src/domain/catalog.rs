@@ -74,7 +74,11 @@ impl ModelCatalog {
 
     /// The catalog from `DISTILLERY_MODEL_PAIRS_FILE` when set, else the built-in one.
     pub fn load() -> Result<Self, CatalogError> {
-        load_json("DISTILLERY_MODEL_PAIRS_FILE", MODEL_PAIRS_JSON, "model pairs")
+        load_json(
+            "DISTILLERY_MODEL_PAIRS_FILE",
+            MODEL_PAIRS_JSON,
+            "model pairs",
+        )
     }
 
     pub fn from_json(text: &str) -> Result<Self, CatalogError> {
@@ -213,7 +217,10 @@ impl Prices {
     pub fn model_unit_hour(&self, student: &str) -> Option<f64> {
         self.provisioned_throughput_per_model_unit_hour
             .get(student)
-            .or_else(|| self.provisioned_throughput_per_model_unit_hour.get("default"))
+            .or_else(|| {
+                self.provisioned_throughput_per_model_unit_hour
+                    .get("default")
+            })
             .copied()
     }
 }
@@ -264,7 +271,10 @@ mod tests {
             .check_pair("amazon.nova-pro-v1:0", "amazon.nova-lite-v1:0:300k")
             .is_ok());
         let err = c
-            .check_pair("amazon.nova-pro-v1:0", "meta.llama3-1-8b-instruct-v1:0:128k")
+            .check_pair(
+                "amazon.nova-pro-v1:0",
+                "meta.llama3-1-8b-instruct-v1:0:128k",
+            )
             .unwrap_err();
         assert!(err.to_string().contains("amazon.nova-lite-v1:0:300k"));
         assert!(matches!(

@@ -25,7 +25,11 @@ pub fn check_throughput(
         ));
     }
     if !policy.allowed_commitments.contains(&commitment) {
-        let allowed: Vec<&str> = policy.allowed_commitments.iter().map(|c| c.as_str()).collect();
+        let allowed: Vec<&str> = policy
+            .allowed_commitments
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
         return Err(StepError::new(
             ErrorType::GuardrailViolation,
             format!(
@@ -53,7 +57,9 @@ mod tests {
     fn guardrails() {
         assert!(check_throughput(1, Commitment::None, &policy()).is_ok());
         assert_eq!(
-            check_throughput(3, Commitment::None, &policy()).unwrap_err().error_type,
+            check_throughput(3, Commitment::None, &policy())
+                .unwrap_err()
+                .error_type,
             ErrorType::GuardrailViolation
         );
         assert!(check_throughput(0, Commitment::None, &policy()).is_err());

@@ -438,6 +438,9 @@ mod tests {
             }
             assert_eq!(RunStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(RunStatus::parse("provisioning-failed"), Some(ProvisioningFailed));
+        assert_eq!(
+            RunStatus::parse("provisioning-failed"),
+            Some(ProvisioningFailed)
+        );
     }
 }
