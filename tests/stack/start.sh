@@ -145,6 +145,6 @@ jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg l
   --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
     motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda,
     resources: $res[0],
-    lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<k>[^=]+)=(?<v>.*)$")) | from_entries)
+    lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=(?<value>.*)$")) | from_entries)
   }' >"$STATE/stack.json"
 log "ready: $STATE/stack.json"

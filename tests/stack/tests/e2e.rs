@@ -177,9 +177,8 @@ async fn happy_path_with_provisioning_ends_ready() {
         "the ready message names the provisioned model: {}",
         sns[1].message
     );
-    let job_name = run.job_name.clone().unwrap();
     assert_eq!(
-        slack_mentioning(&stack, &job_name).await.len(),
+        slack_mentioning(&stack, id.as_str()).await.len(),
         2,
         "Slack got launched + ready"
     );
@@ -375,8 +374,13 @@ async fn bedrock_job_failure_is_notified_with_bedrocks_message() {
         "SNS carries Bedrock's message: {}",
         sns[1].message
     );
-    let slack = slack_mentioning(&stack, message).await;
-    assert_eq!(slack.len(), 1, "Slack carries Bedrock's message");
+    let slack = slack_mentioning(&stack, id.as_str()).await;
+    assert_eq!(slack.len(), 2, "Slack got launched + failed");
+    assert!(
+        slack[1].to_string().contains(message),
+        "Slack carries Bedrock's message: {}",
+        slack[1]
+    );
     let calls = stack.bedrock_calls().await.unwrap();
     assert!(calls_of(&calls, "CreateProvisionedModelThroughput")
         .0

@@ -129,12 +129,12 @@ async fn run() -> Result<bool> {
     heading(&format!("Run {run_id} in the ledger: {}", run.status));
     let show = |label: &str, v: &Option<String>| {
         if let Some(v) = v {
-            println!("{label:<22}{v}");
+            println!("{label:<24}{v}");
         }
     };
-    println!("{:<22}{}", "dataset", run.dataset.s3_uri());
+    println!("{:<24}{}", "dataset", run.dataset.s3_uri());
     println!(
-        "{:<22}{} -> {}",
+        "{:<24}{} -> {}",
         "teacher -> student", run.settings.teacher, run.settings.student
     );
     show("job name", &run.job_name);
@@ -145,7 +145,7 @@ async fn run() -> Result<bool> {
     show("provisioned ARN", &run.provisioned_model_arn);
     if run.provisioned_model_arn.is_some() {
         println!(
-            "{:<22}{} model unit(s), commitment {}",
+            "{:<24}{} model unit(s), commitment {}",
             "provisioned throughput",
             run.settings.model_units,
             run.settings.commitment.as_str()
@@ -154,7 +154,7 @@ async fn run() -> Result<bool> {
     show("failure reason", &run.failure_reason);
     if let Some(v) = &run.validation {
         println!(
-            "{:<22}{} records, {} invalid, {} errors, {} warnings",
+            "{:<24}{} records, {} invalid, {} errors, {} warnings",
             "validation", v.records, v.invalid_records, v.error_count, v.warning_count
         );
         show("report", &v.report_uri);
