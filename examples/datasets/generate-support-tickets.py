@@ -17,6 +17,11 @@ SYSTEM = (
     "ownership changes, suspected fraud)."
 )
 
+NAMES = ["Amira", "Ben", "Chloe", "Diego", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kenji",
+         "Lena", "Marco", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tariq", "Uma", "Viktor"]
+OPENERS = ["Hi, {name} here from {c}.", "Hello! I'm {name} and I run {c}.", "Good morning, {name} ({c}) writing.",
+           "Hey team, this is {name}.", "Hi there, {name} from {c} again."]
+
 CUSTOMERS = ["a small bakery", "an accounting firm", "a plumbing company",
              "a yoga studio", "a software consultancy", "a food truck", "a law office", "a design studio",
              "a photography studio", "a landscaping business"]
@@ -80,6 +85,7 @@ ISSUES = [
 def main():
     rng = random.Random(20261127)
     lines = []
+    seen = set()
     for i in range(120):
         topic, templates, golden = ISSUES[i % len(ISSUES)]
         values = {
@@ -92,7 +98,13 @@ def main():
             "cur": rng.choice(["USD", "GBP", "CHF"]),
             "i": rng.randint(1000, 9999),
         }
-        user = rng.choice(templates).format(**values)
+        # A distinct prompt per record: Bedrock learns nothing from repeats (the validator warns on them).
+        while True:
+            values["name"] = rng.choice(NAMES)
+            user = rng.choice(OPENERS).format(**values) + " " + rng.choice(templates).format(**values)
+            if user not in seen:
+                seen.add(user)
+                break
         record = {
             "schemaVersion": "bedrock-conversation-2024",
             "system": [{"text": SYSTEM}],

@@ -190,14 +190,7 @@ async fn run() -> Result<bool> {
         if let Some(uri) = run.validation.as_ref().and_then(|v| v.report_uri.clone()) {
             heading(&format!("Validation report {uri}"));
             let report = stack.read_s3_uri(&uri).await?;
-            let text = String::from_utf8_lossy(&report);
-            let pretty = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or_else(|| text.to_string());
-            for l in pretty.lines().take(80) {
-                println!("{l}");
-            }
+            print_report(&report);
         }
     }
 
@@ -251,6 +244,46 @@ async fn run() -> Result<bool> {
         run.status
     );
     Ok(ok)
+}
+
+/// The report's errors in full (file line, rule code, message), warnings grouped by rule.
+fn print_report(report: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(report) else {
+        println!("{}", String::from_utf8_lossy(report));
+        return;
+    };
+    println!(
+        "valid={} records={} invalid={} errors={} warnings={}",
+        v["valid"], v["records"], v["invalidRecords"], v["errorCount"], v["warningCount"]
+    );
+    for f in v["errors"].as_array().into_iter().flatten() {
+        println!(
+            "  error   line {:>6}  [{}] {}",
+            f["line"],
+            f["code"].as_str().unwrap_or("?"),
+            f["message"].as_str().unwrap_or("")
+        );
+    }
+    let mut by_code: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in v["warnings"].as_array().into_iter().flatten() {
+        by_code
+            .entry(f["code"].as_str().unwrap_or("?").to_string())
+            .or_default()
+            .push(f["line"].to_string());
+    }
+    for (code, lines) in by_code {
+        let shown: Vec<&str> = lines.iter().take(12).map(String::as_str).collect();
+        let more = if lines.len() > 12 {
+            format!(" and {} more", lines.len() - 12)
+        } else {
+            String::new()
+        };
+        println!(
+            "  warning [{code}] on {} line(s): {}{more}",
+            lines.len(),
+            shown.join(", ")
+        );
+    }
 }
 
 fn heading(s: &str) {
