@@ -147,6 +147,7 @@ def render(pairs: dict, limits: dict) -> dict[str, list[str]]:
                 f'- !Sub "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{t}"'
             )
     blocks["teacher-resources"] = teacher_arns
+    blocks["launcher-teacher-resources"] = teacher_arns
 
     blocks["student-resources"] = [
         f'- !Sub "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{s}"' for s in students
