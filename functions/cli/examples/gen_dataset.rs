@@ -146,12 +146,12 @@ fn record(rng: &mut Rng, i: u64) -> String {
     let mut messages = Vec::with_capacity(4);
     let turns = if rng.chance(10) { 2 } else { 1 };
     for turn in 0..turns {
-        let prompt_len = 60 + rng.below(900) as usize;
+        let prompt_len = 60 + rng.below(800) as usize;
         let prompt = format!("Request {i}.{turn}: {}", prose(rng, prompt_len));
         messages.push(message("user", &prompt));
         let last = turn + 1 == turns;
         if !last || rng.chance(70) {
-            let answer_len = 60 + rng.below(700) as usize;
+            let answer_len = 60 + rng.below(560) as usize;
             messages.push(message("assistant", &prose(rng, answer_len)));
         }
     }

@@ -193,7 +193,8 @@ fn write_group(
         if !lines.is_empty() {
             let _ = write!(
                 out,
-                ": lines {}{}",
+                ": {} {}{}",
+                if lines.len() == 1 { "line" } else { "lines" },
                 lines.join(", "),
                 if more { ", ..." } else { "" }
             );

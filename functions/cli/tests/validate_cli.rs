@@ -70,7 +70,7 @@ fn an_invalid_dataset_exits_1_and_groups_errors_by_kind() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("INVALID (120 records, 3 invalid"))
-        .stdout(predicate::str::contains("invalid_json (1): lines 5"))
+        .stdout(predicate::str::contains("invalid_json (1): line 5"))
         .stdout(predicate::str::contains("invalid_role (2): lines 10, 20"))
         .stdout(predicate::str::contains(
             "line 10: [invalid_role] messages[1].role must be \"user\" or \"assistant\", found \"bot\"",

@@ -13,6 +13,8 @@
 //!
 //! The rules and codes are documented in `docs/validation.md`.
 
+mod markers;
+mod prompt_hash;
 mod record;
 mod rules;
 
@@ -20,7 +22,6 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
-use aho_corasick::AhoCorasick;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::catalog::{DatasetLimits, Limits, ModelCatalog};
@@ -248,7 +249,6 @@ impl Hasher for PassThroughHasher {
 /// Incremental validator: feed it lines or chunks, then call [`DatasetValidator::finish`].
 pub struct DatasetValidator {
     options: ValidationOptions,
-    markers: AhoCorasick,
     /// Lines seen so far (the number of the line being checked).
     line: u64,
     invalid_records: u64,
@@ -269,10 +269,8 @@ pub struct DatasetValidator {
 
 impl DatasetValidator {
     pub fn new(options: ValidationOptions) -> Self {
-        let markers = AhoCorasick::new(RESERVED_MARKERS).expect("the reserved markers are valid");
         DatasetValidator {
             options,
-            markers,
             line: 0,
             invalid_records: 0,
             line_invalid: false,
