@@ -178,15 +178,17 @@ async fn ledger_writes_are_conditional_and_never_go_backwards() {
         let ledger = e.ledger.clone();
         let id = id.clone();
         tasks.push(tokio::spawn(async move {
-            let mut u = RunUpdate::default();
-            u.failure_reason = Some(format!("note {i}"));
-            u.delivery = Some(distillery_core::domain::run::DeliveryRecord {
-                at: Utc::now(),
-                milestone: format!("m{i}"),
-                channel: "sns".into(),
-                delivered: true,
-                detail: None,
-            });
+            let u = RunUpdate {
+                failure_reason: Some(format!("note {i}")),
+                delivery: Some(distillery_core::domain::run::DeliveryRecord {
+                    at: Utc::now(),
+                    milestone: format!("m{i}"),
+                    channel: "sns".into(),
+                    delivered: true,
+                    detail: None,
+                }),
+                ..Default::default()
+            };
             ledger.update(&id, &[RunStatus::Validated], &u).await
         }));
     }

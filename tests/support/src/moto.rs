@@ -55,7 +55,10 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start on {endpoint}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on {endpoint}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto {
