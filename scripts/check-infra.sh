@@ -29,9 +29,12 @@ step() { printf '\n== %s\n' "$*"; }
 sam_build() {
   step "sam build (arm64, release)"
   if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then
-    echo "the Rust standard library for aarch64-unknown-linux-gnu is missing:" >&2
-    echo "  rustup target add aarch64-unknown-linux-gnu" >&2
-    exit 1
+    echo "installing the Rust standard library for arm64 (rustup target add aarch64-unknown-linux-gnu)"
+    rustup target add aarch64-unknown-linux-gnu || {
+      echo "cannot build for arm64: the aarch64-unknown-linux-gnu standard library is missing and rustup" >&2
+      echo "could not download it; run \`rustup target add aarch64-unknown-linux-gnu\` with network access" >&2
+      exit 1
+    }
   fi
   local start=$SECONDS
   (cd infra && sam build --template-file template.yaml --build-dir .aws-sam/build)
