@@ -46,11 +46,11 @@ build-sam: bootstrap ## sam build: the five Lambdas for arm64 (release, cargo-la
 
 DEPLOY_FLAGS ?= --guided
 deploy: build-sam ## sam deploy --guided (docs/deploy.md); DEPLOY_FLAGS= reuses infra/samconfig.toml
-	cd infra && PATH="$(CURDIR)/.venv/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy $(DEPLOY_FLAGS)
+	cd infra && PATH="$(CURDIR)/.venv-infra/bin:$$PATH" SAM_CLI_TELEMETRY=0 sam deploy $(DEPLOY_FLAGS)
 
 check-infra: ## Template checks: model pairs, sam validate --lint, IAM, checkov, asl-validator
 	scripts/check-infra.sh
 
 clean: ## Remove build output and the local toolchain
 	cargo clean
-	rm -rf .venv node_modules .local
+	rm -rf .venv .venv-infra node_modules .local

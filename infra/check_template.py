@@ -10,7 +10,7 @@
    functions/core/src/adapters/dynamodb.rs, which builds the same table for tests and the local stack.
 
 With --transformed PATH it also writes the transformed template (JSON) for checkov.
-Needs cfn-lint (for the SAM transform), so run it with the repo's .venv python.
+Needs cfn-lint (for the SAM transform), so run it with the repo's .venv-infra python.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Infrastructure checks for infra/template.yaml (`make check-infra`; CI runs it too). Offline; tools
-# are the pinned ones in infra/requirements.txt, installed into .venv by scripts/bootstrap.sh.
+# are the pinned ones in infra/requirements.txt, installed into .venv-infra by scripts/bootstrap.sh.
 #   1. model pairs: the template's generated blocks match functions/core/data (infra/model_params.py)
 #   2. sam validate --lint (SAM transform + cfn-lint)
 #   3. IAM wildcards and the ledger table schema vs dynamodb.rs (infra/check_template.py)
@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-scripts/bootstrap.sh
-export PATH="$root/.venv/bin:$PATH"
+BOOTSTRAP_INFRA=1 scripts/bootstrap.sh
+export PATH="$root/.venv-infra/bin:$root/.venv/bin:$PATH"
 export SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1
 # Lint as if deploying to the Region of the default model pair.
 region=${CHECK_INFRA_REGION:-us-east-1}
@@ -62,7 +62,7 @@ step "sam validate --lint"
 (cd infra && sam validate --lint --template-file template.yaml --region "$region")
 
 step "IAM wildcards, ledger schema"
-.venv/bin/python infra/check_template.py --region "$region" --transformed "$work/transformed.json"
+.venv-infra/bin/python infra/check_template.py --region "$region" --transformed "$work/transformed.json"
 
 step "checkov (template as written, and after the SAM transform)"
 # --skip-download: no network; checkov then omits guideline links, the checks are the same.
