@@ -41,7 +41,11 @@ pub const RECENT_INDEX: &str = "byCreatedAt";
 pub const ALL_PARTITION: &str = "run";
 pub const TTL_ATTRIBUTE: &str = "expiresAt";
 /// How many times an update re-reads after losing a race before reporting a conflict.
-const MAX_UPDATE_ATTEMPTS: usize = 5;
+const MAX_UPDATE_ATTEMPTS: u32 = 10;
+/// Backoff after a lost race: a random wait up to `base * 2^attempt`, capped. Without the random wait,
+/// writers that collided once tend to collide again (they re-read and re-write in lockstep).
+const RACE_BACKOFF_BASE_MS: u64 = 10;
+const RACE_BACKOFF_CAP_MS: u64 = 320;
 
 #[derive(Clone)]
 pub struct DynamoRunLedger {
@@ -223,7 +227,12 @@ impl RunLedger for DynamoRunLedger {
         expected: &[RunStatus],
         update: &RunUpdate,
     ) -> Result<Run, PortError> {
-        for _ in 0..MAX_UPDATE_ATTEMPTS {
+        for attempt in 0..MAX_UPDATE_ATTEMPTS {
+            if attempt > 0 {
+                let ceiling = (RACE_BACKOFF_BASE_MS << attempt.min(10)).min(RACE_BACKOFF_CAP_MS);
+                let wait = rand::random_range(0..=ceiling);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
             let Some((mut run, version)) = self.read(run_id).await? else {
                 return Err(PortError::NotFound(format!("run {run_id} does not exist")));
             };
