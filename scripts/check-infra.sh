@@ -33,6 +33,12 @@ sam_build() {
     rustup target add aarch64-unknown-linux-gnu || {
       echo "cannot build for arm64: the aarch64-unknown-linux-gnu standard library is missing and rustup" >&2
       echo "could not download it; run \`rustup target add aarch64-unknown-linux-gnu\` with network access" >&2
+      # CI sets this so a machine without the arm64 std says so loudly instead of failing every
+      # other check with it; a developer's `make build-sam` still fails.
+      if [ "${CHECK_INFRA_ALLOW_MISSING_TARGET:-0}" = 1 ]; then
+        echo "SKIPPED: sam build for arm64 (no aarch64-unknown-linux-gnu standard library on this machine)" >&2
+        return 0
+      fi
       exit 1
     }
   fi
