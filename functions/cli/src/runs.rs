@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
+use distillery_core::adapters::dynamodb::{DynamoRunLedger, RECENT_INDEX, STATUS_INDEX};
 use distillery_core::domain::run::{Run, RunId, RunStatus};
-use distillery_core::ports::RunLedger;
+use distillery_core::domain::settings::ServingMode;
+use distillery_core::ports::{PortError, RunLedger};
 
 use crate::usage_error;
 
@@ -82,7 +83,7 @@ pub fn run(args: RunsArgs) -> ExitCode {
                         print!("{}", render_list(&runs, format));
                         ExitCode::SUCCESS
                     }
-                    Err(e) => usage_error(format!("reading table {}: {e}", ledger.table())),
+                    Err(e) => usage_error(read_error(ledger.table(), &e)),
                 }
             }
             RunsCommand::Show { run_id, format } => {
@@ -95,11 +96,23 @@ pub fn run(args: RunsArgs) -> ExitCode {
                         eprintln!("distillery: no run {run_id} in table {}", ledger.table());
                         ExitCode::from(1)
                     }
-                    Err(e) => usage_error(format!("reading table {}: {e}", ledger.table())),
+                    Err(e) => usage_error(read_error(ledger.table(), &e)),
                 }
             }
         }
     })
+}
+
+/// The one-line cause for a failed read. DynamoDB answers `ResourceNotFoundException` for a table (or
+/// index) that does not exist, which the SDK text alone does not make obvious.
+fn read_error(table: &str, e: &PortError) -> String {
+    match e {
+        PortError::NotFound(detail) => format!(
+            "table {table} does not exist (or lacks the {STATUS_INDEX}/{RECENT_INDEX} indexes) in this \
+             account and Region: check --table/TABLE_NAME, AWS_REGION and AWS_ENDPOINT_URL ({detail})"
+        ),
+        other => format!("reading table {table}: {other}"),
+    }
 }
 
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
@@ -147,6 +160,15 @@ pub fn render_show(run: &Run, format: Format) -> String {
         "maxResponseLength",
         &run.settings.max_response_length.to_string(),
     );
+    let serving = match run.settings.serving {
+        ServingMode::None => "none".to_string(),
+        ServingMode::Provisioned => format!(
+            "provisioned ({} model units, commitment {})",
+            run.settings.model_units,
+            run.settings.commitment.as_str()
+        ),
+    };
+    field("serving", &serving);
     field("created", &time(&run.created_at));
     field("updated", &time(&run.updated_at));
     let optional = [
@@ -193,6 +215,24 @@ pub fn render_show(run: &Run, format: Format) -> String {
             .map(|d| format!("  {d}"))
             .unwrap_or_default();
         out.push_str(&format!("  {}  {from} -> {}{detail}\n", time(&h.at), h.to));
+    }
+    // Delivery records are how a failed notification stays visible (docs/notifications.md).
+    if !run.deliveries.is_empty() {
+        out.push_str("notifications:\n");
+        for d in &run.deliveries {
+            let outcome = if d.delivered { "delivered" } else { "failed" };
+            let detail = d
+                .detail
+                .as_deref()
+                .map(|d| format!("  {d}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {}  {}  {}  {outcome}{detail}\n",
+                time(&d.at),
+                d.milestone,
+                d.channel
+            ));
+        }
     }
     out
 }
