@@ -1,6 +1,12 @@
-//! Lambda glue shared by the five binaries: JSON tracing and typed errors.
+//! Lambda glue shared by the five binaries: JSON tracing, typed errors, and the runner that turns
+//! a built service (or its configuration error) and an async handler into a Lambda function.
 
-use lambda_runtime::Diagnostic;
+use std::future::Future;
+
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::Instrument;
 
 use crate::domain::errors::StepError;
 
@@ -30,6 +36,103 @@ impl From<StepError> for Diagnostic {
     }
 }
 
+/// A required environment variable; unset or blank is a `ConfigInvalid` error naming it.
+pub fn required_env(name: &str) -> Result<String, StepError> {
+    required_value(name, std::env::var(name).ok())
+}
+
+fn required_value(name: &str, value: Option<String>) -> Result<String, StepError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| StepError::config(format!("environment variable {name} is required")))
+}
+
+/// The step input of `function_name` from its JSON payload; a payload of another shape is a
+/// `BadEvent` error that names the function, the shape it expects and what serde found wrong.
+pub fn parse_step_input<T: DeserializeOwned>(
+    payload: serde_json::Value,
+    function_name: &str,
+    expected_shape: &str,
+) -> Result<T, StepError> {
+    serde_json::from_value(payload)
+        .map_err(|e| StepError::bad_event(format!("{function_name} expects {expected_shape}: {e}")))
+}
+
+/// What the shared runner needs to know about one Lambda besides its handler.
+pub struct StepFunction<I> {
+    /// The function's name, as BadEvent messages give it (`job-launcher expects ...`).
+    pub name: &'static str,
+    /// The input shape BadEvent messages say the function expects, e.g. `{"runId": string}`.
+    pub expected_shape: &'static str,
+    /// The span an invocation (its handler and the error log) runs in, from the parsed input; use
+    /// [`no_span`] when the use case opens its own.
+    pub span: fn(&I) -> tracing::Span,
+}
+
+/// For a [`StepFunction`] whose use case opens its own span.
+pub fn no_span<I>(_: &I) -> tracing::Span {
+    tracing::Span::none()
+}
+
+/// One invocation: the configuration error if the service could not be built (so every invocation
+/// reports `ConfigInvalid` with its message, which the state machine can route, rather than an
+/// opaque init failure), else the parsed input handed to `handler` inside the step's span, with a
+/// failure logged with its `error_type`.
+pub async fn run_step_handler<'s, S, I, O, H, Fut>(
+    step: &StepFunction<I>,
+    service: &'s Result<S, StepError>,
+    payload: serde_json::Value,
+    handler: &H,
+) -> Result<O, StepError>
+where
+    I: DeserializeOwned,
+    H: Fn(&'s S, I) -> Fut,
+    Fut: Future<Output = Result<O, StepError>>,
+{
+    let service = service.as_ref().map_err(Clone::clone)?;
+    let input: I = parse_step_input(payload, step.name, step.expected_shape)?;
+    let span = (step.span)(&input);
+    async move {
+        handler(service, input).await.inspect_err(|e| {
+            tracing::error!(error_type = %e.error_type, "{}", e.message);
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Serves `step` on the Lambda runtime until it shuts down: a configuration error is logged once
+/// here and returned by every invocation (see [`run_step_handler`]); errors reach the state
+/// machine with their [`crate::domain::errors::ErrorType`] as `errorType`.
+///
+/// `service` is borrowed (it lives in `main` for the container's life) so that `handler` can hand
+/// out futures that borrow it.
+pub async fn serve_step<'s, S, I, O, H, Fut>(
+    step: StepFunction<I>,
+    service: &'s Result<S, StepError>,
+    handler: H,
+) -> Result<(), lambda_runtime::Error>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    H: Fn(&'s S, I) -> Fut,
+    Fut: Future<Output = Result<O, StepError>>,
+{
+    if let Err(e) = service {
+        tracing::error!(error_type = %e.error_type, "{}", e.message);
+    }
+    let step = &step;
+    let handler = &handler;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            run_step_handler(step, service, event.payload, handler)
+                .await
+                .map_err(Diagnostic::from)
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +143,148 @@ mod tests {
         let d: Diagnostic = StepError::new(ErrorType::Throttled, "slow down").into();
         assert_eq!(d.error_type, "Throttled");
         assert_eq!(d.error_message, "slow down");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ProbeInput {
+        run_id: String,
+    }
+
+    const PROBE: StepFunction<ProbeInput> = StepFunction {
+        name: "probe",
+        expected_shape: r#"{"runId": string}"#,
+        span: |input| tracing::info_span!("probe", run_id = %input.run_id),
+    };
+
+    /// Echoes the run id, or fails with the error type the run id names.
+    async fn echo(prefix: &String, input: ProbeInput) -> Result<String, StepError> {
+        match input.run_id.as_str() {
+            "throttle" => Err(StepError::new(ErrorType::Throttled, "slow down")),
+            id => Ok(format!("{prefix}{id}")),
+        }
+    }
+
+    #[test]
+    fn a_missing_or_blank_env_var_is_a_config_error_naming_it() {
+        for value in [None, Some(String::new()), Some("  ".to_string())] {
+            let e = required_value("TABLE_NAME", value).unwrap_err();
+            assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+            assert_eq!(e.message, "environment variable TABLE_NAME is required");
+        }
+        assert_eq!(
+            required_value("TABLE_NAME", Some("runs".into())).unwrap(),
+            "runs"
+        );
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_shape_is_a_bad_event_naming_function_and_shape() {
+        let e = parse_step_input::<ProbeInput>(
+            serde_json::json!({"attempt": 1}),
+            "probe",
+            r#"{"runId": string}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::BadEvent);
+        assert!(
+            e.message
+                .starts_with(r#"probe expects {"runId": string}: missing field `runId`"#),
+            "{}",
+            e.message
+        );
+        let ok: ProbeInput =
+            parse_step_input(serde_json::json!({"runId": "run-1"}), "probe", "x").unwrap();
+        assert_eq!(ok.run_id, "run-1");
+    }
+
+    #[tokio::test]
+    async fn a_config_error_is_returned_on_every_invocation_and_the_handler_never_runs() {
+        let service: Result<String, StepError> = Err(StepError::config(
+            "environment variable TABLE_NAME is required",
+        ));
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let handler = |_: &String, _: ProbeInput| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, StepError>(()) }
+        };
+        for payload in [
+            serde_json::json!({"runId": "run-1"}),
+            serde_json::json!({"runId": "run-2"}),
+            serde_json::json!("not even an object"),
+        ] {
+            let e = run_step_handler(&PROBE, &service, payload, &handler)
+                .await
+                .unwrap_err();
+            assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+            assert_eq!(e.message, "environment variable TABLE_NAME is required");
+            let d = Diagnostic::from(e);
+            assert_eq!(d.error_type, "ConfigInvalid");
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_built_service_gets_the_parsed_input_and_its_errors_keep_their_type() {
+        let service: Result<String, StepError> = Ok("seen ".to_string());
+        let out = run_step_handler(
+            &PROBE,
+            &service,
+            serde_json::json!({"runId": "run-1"}),
+            &echo,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, "seen run-1");
+
+        let e = run_step_handler(&PROBE, &service, serde_json::json!({"run": 1}), &echo)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, ErrorType::BadEvent);
+        assert!(e.message.starts_with("probe expects"), "{}", e.message);
+
+        let e = run_step_handler(
+            &PROBE,
+            &service,
+            serde_json::json!({"runId": "throttle"}),
+            &echo,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (e.error_type, e.message.as_str()),
+            (ErrorType::Throttled, "slow down")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_handler_runs_in_the_span_built_from_its_input() {
+        let _guard = tracing::subscriber::set_default(tracing_subscriber::registry());
+        let service: Result<(), StepError> = Ok(());
+        let span_name = |_: &(), _: ProbeInput| async {
+            Ok::<_, StepError>(tracing::Span::current().metadata().map(|m| m.name()))
+        };
+        let seen = run_step_handler(
+            &PROBE,
+            &service,
+            serde_json::json!({"runId": "run-1"}),
+            &span_name,
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, Some("probe"));
+        let unspanned = StepFunction {
+            span: no_span,
+            ..PROBE
+        };
+        let seen = run_step_handler(
+            &unspanned,
+            &service,
+            serde_json::json!({"runId": "run-1"}),
+            &span_name,
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen, None);
     }
 }
