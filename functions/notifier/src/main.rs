@@ -7,24 +7,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use distillery_core::adapters::dynamodb::DynamoRunLedger;
-use distillery_core::adapters::lambda::init_tracing;
+use distillery_core::adapters::lambda::{
+    init_tracing, no_span, required_env, serve_step, StepFunction,
+};
 use distillery_core::adapters::secrets::SecretsManagerSource;
 use distillery_core::adapters::slack::SlackWebhook;
 use distillery_core::adapters::sns::SnsPublisher;
-use distillery_core::app::notify::{
-    Notifier, NotifyConfig, NotifyInput, NotifyOutput, WebhookFactory,
-};
+use distillery_core::app::notify::{Notifier, NotifyConfig, NotifyInput, WebhookFactory};
 use distillery_core::domain::catalog::Prices;
 use distillery_core::domain::errors::StepError;
 use distillery_core::ports::{ChatWebhook, SystemClock};
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 
-fn required_env(name: &str) -> Result<String, StepError> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| StepError::config(format!("environment variable {name} is required")))
-}
+/// No span: the run id may be absent (validation crashed before a run existed); the success log
+/// line carries it instead.
+const NOTIFY: StepFunction<NotifyInput> = StepFunction {
+    name: "notifier",
+    expected_shape: r#"{"runId"?: string, "milestone": string, "error"?: {"Error","Cause"}, "input"?: object}"#,
+    span: no_span,
+};
 
 /// Configuration problems are reported on every invocation as a typed `ConfigInvalid` error rather
 /// than as an opaque init failure.
@@ -50,45 +50,21 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
     ))
 }
 
-async fn handle(
-    notifier: Result<&Notifier, &StepError>,
-    event: LambdaEvent<serde_json::Value>,
-) -> Result<NotifyOutput, Diagnostic> {
-    let notifier = notifier.map_err(|e| e.clone())?;
-    let input: NotifyInput = serde_json::from_value(event.payload).map_err(|e| {
-        StepError::bad_event(format!(
-            "notifier expects {{\"runId\"?: string, \"milestone\": string, \"error\"?: {{\"Error\",\"Cause\"}}, \"input\"?: object}}: {e}"
-        ))
-    })?;
-    match notifier.handle(input).await {
-        Ok(out) => {
-            tracing::info!(
-                run_id = out.run_id.as_deref().unwrap_or("none"),
-                milestone = %out.milestone,
-                sns = ?out.sns,
-                slack = ?out.slack,
-                "notified"
-            );
-            Ok(out)
-        }
-        Err(e) => {
-            tracing::error!(error_type = %e.error_type, "{}", e.message);
-            Err(e.into())
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let sdk = aws_config::load_from_env().await;
     let notifier = build(&sdk);
-    if let Err(e) = &notifier {
-        tracing::error!(error_type = %e.error_type, "{}", e.message);
-    }
-    let notifier = &notifier;
-    lambda_runtime::run(service_fn(move |event| async move {
-        handle(notifier.as_ref(), event).await
-    }))
+    serve_step(NOTIFY, &notifier, |notifier, input| async move {
+        let out = notifier.handle(input).await?;
+        tracing::info!(
+            run_id = out.run_id.as_deref().unwrap_or("none"),
+            milestone = %out.milestone,
+            sns = ?out.sns,
+            slack = ?out.slack,
+            "notified"
+        );
+        Ok(out)
+    })
     .await
 }
