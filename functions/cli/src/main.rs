@@ -5,6 +5,7 @@
 //! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
 
 mod runs;
+mod submit;
 mod validate;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// List runs in the ledger, or show one with its history.
     Runs(runs::RunsArgs),
+    /// Start a pipeline run for a dataset already in S3, with per-run overrides.
+    Submit(submit::SubmitArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Runs(args) => runs::run(args),
+        Command::Submit(args) => submit::run(args),
     }
 }
 

@@ -235,6 +235,14 @@ pub trait SecretSource: Send + Sync {
     async fn secret_string(&self, secret_id: &str) -> Result<String, PortError>;
 }
 
+/// Starts a pipeline run (a Step Functions execution of the Distillery state machine in AWS).
+#[async_trait]
+pub trait PipelineStarter: Send + Sync {
+    /// Starts one execution called `name` with `input` as its execution input; returns the
+    /// execution's ARN. A name already used with another input is `PortError::Conflict`.
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, PortError>;
+}
+
 /// The clock, so tests control time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> chrono::DateTime<chrono::Utc>;

@@ -7,5 +7,6 @@ pub mod memory;
 pub mod s3;
 pub mod sdk_error;
 pub mod secrets;
+pub mod sfn;
 pub mod slack;
 pub mod sns;

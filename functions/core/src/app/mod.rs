@@ -5,4 +5,5 @@ pub mod launch_job;
 pub mod notify;
 pub mod poll_status;
 pub mod provision_throughput;
+pub mod submit_run;
 pub mod validate_dataset;

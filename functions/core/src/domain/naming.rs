@@ -5,6 +5,7 @@
 
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
@@ -41,6 +42,32 @@ pub fn run_suffix(run_id: &RunId) -> String {
     } else {
         hex::encode(Sha256::digest(id.as_bytes()))[..20].to_string()
     }
+}
+
+/// Step Functions' limit for execution names.
+pub const MAX_EXECUTION_NAME_LEN: usize = 80;
+
+/// The Step Functions execution `distillery submit` starts: `run-<run hex>-<UTC time to the
+/// millisecond>`, e.g. `run-0123456789abcdef0123-20260301T120000123Z` (44 chars). The run part says
+/// which run it feeds (for a run id of the usual shape it is the run id itself); the time keeps it
+/// unique, because Step Functions refuses a name reused within 90 days and the same object may be
+/// submitted again.
+pub fn execution_name(run_id: &RunId, at: DateTime<Utc>) -> String {
+    format!(
+        "run-{}-{}",
+        run_suffix(run_id),
+        at.format("%Y%m%dT%H%M%S%3fZ")
+    )
+}
+
+/// Step Functions' rule for execution names: 1-80 chars, no whitespace, no control characters, none
+/// of `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /`.
+pub fn is_valid_execution_name(name: &str) -> bool {
+    const FORBIDDEN: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+    (1..=MAX_EXECUTION_NAME_LEN).contains(&name.chars().count())
+        && name
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && !FORBIDDEN.contains(c))
 }
 
 /// Lowercase ASCII letters and digits, single `-` between words, at most `max` chars, never empty.
@@ -175,6 +202,30 @@ mod tests {
 
     fn rid() -> RunId {
         RunId::for_object("bucket", "incoming/x.jsonl", "etag")
+    }
+
+    #[test]
+    fn execution_names_keep_the_run_and_the_time_and_are_valid() {
+        use chrono::TimeZone;
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(123);
+        let id = RunId("run-0123456789abcdef0123".into());
+        let name = execution_name(&id, at);
+        assert_eq!(name, "run-0123456789abcdef0123-20260301T120000123Z");
+        assert!(is_valid_execution_name(&name));
+        // An unusual run id is hashed, never copied: the name stays short and valid.
+        let odd = RunId(format!("weird id/with:chars {}", "x".repeat(200)));
+        let name = execution_name(&odd, at);
+        assert!(is_valid_execution_name(&name), "{name}");
+        assert!(name.len() <= 44);
+        assert_ne!(
+            execution_name(&id, at),
+            execution_name(&id, at + chrono::Duration::milliseconds(1))
+        );
+        for bad in ["", "a b", "a/b", "a:b", "tab\there", &"x".repeat(81)] {
+            assert!(!is_valid_execution_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_execution_name(&"x".repeat(80)));
     }
 
     #[test]

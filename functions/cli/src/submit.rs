@@ -1,0 +1,159 @@
+//! `distillery submit s3://bucket/key`: start a pipeline run for a dataset already in S3, with
+//! per-run overrides, by starting the state machine (Step Functions `StartExecution`). The checks
+//! and the payload live in `distillery_core::app::submit_run`; this module parses flags and prints.
+//!
+//! The overrides are checked first with the validator's own rules (stack defaults, `MAX_MODEL_UNITS`,
+//! `ALLOWED_COMMITMENTS`, ... read from this environment as the validator reads its own), so a bad
+//! flag exits 2 before any execution is started.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use distillery_core::adapters::s3::S3DatasetStore;
+use distillery_core::adapters::sfn::StepFunctionsStarter;
+use distillery_core::app::submit_run::{parse_s3_uri, submit, Submission, SubmitRequest};
+use distillery_core::app::validate_dataset::ValidatorConfig;
+use distillery_core::domain::settings::SettingsOverrides;
+use distillery_core::ports::SystemClock;
+
+use crate::runs::Format;
+use crate::usage_error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Serving {
+    None,
+    Provisioned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CommitmentArg {
+    #[value(name = "None")]
+    None,
+    #[value(name = "OneMonth")]
+    OneMonth,
+    #[value(name = "SixMonths")]
+    SixMonths,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The dataset, already uploaded under the upload prefix: s3://bucket/incoming/name.jsonl.
+    object: String,
+    /// The Distillery state machine (the stack's `StateMachineArn` output).
+    #[arg(long, env = "STATE_MACHINE_ARN")]
+    state_machine_arn: Option<String>,
+    /// Teacher model id (a teacher in data/model-pairs.json).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// Student model id (a student of the teacher).
+    #[arg(long)]
+    student: Option<String>,
+    /// Teacher's maxResponseLengthForInference.
+    #[arg(long)]
+    max_response_length: Option<u32>,
+    /// Buy Provisioned Throughput when training completes (guarded by MAX_MODEL_UNITS).
+    #[arg(long, value_enum)]
+    serving: Option<Serving>,
+    /// Model units when serving is provisioned.
+    #[arg(long)]
+    model_units: Option<u32>,
+    /// Provisioned Throughput commitment (must be in ALLOWED_COMMITMENTS).
+    #[arg(long, value_enum)]
+    commitment: Option<CommitmentArg>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+impl SubmitArgs {
+    /// The flags as the payload's `overrides` (strings, as in S3 metadata); unset flags are absent.
+    fn overrides(&self) -> SettingsOverrides {
+        SettingsOverrides {
+            teacher: self.teacher.clone(),
+            student: self.student.clone(),
+            max_response_length: self.max_response_length.map(|v| v.to_string()),
+            serving: self.serving.map(|s| {
+                match s {
+                    Serving::None => "none",
+                    Serving::Provisioned => "provisioned",
+                }
+                .to_string()
+            }),
+            model_units: self.model_units.map(|v| v.to_string()),
+            commitment: self.commitment.map(|c| {
+                match c {
+                    CommitmentArg::None => "None",
+                    CommitmentArg::OneMonth => "OneMonth",
+                    CommitmentArg::SixMonths => "SixMonths",
+                }
+                .to_string()
+            }),
+        }
+    }
+}
+
+pub fn run(args: SubmitArgs) -> ExitCode {
+    let Some(arn) = args
+        .state_machine_arn
+        .clone()
+        .filter(|a| !a.trim().is_empty())
+    else {
+        return usage_error(
+            "the state machine is not set: pass --state-machine-arn or set STATE_MACHINE_ARN",
+        );
+    };
+    let (bucket, key) = match parse_s3_uri(&args.object) {
+        Ok(parts) => parts,
+        Err(e) => return usage_error(e.message),
+    };
+    let config = match ValidatorConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return usage_error(format!("configuration: {}", e.message)),
+    };
+    let request = SubmitRequest {
+        bucket,
+        key,
+        overrides: args.overrides(),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
+    };
+    rt.block_on(async move {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let store = S3DatasetStore::new(S3DatasetStore::client_from_conf(&sdk));
+        let starter = StepFunctionsStarter::from_conf(&sdk, arn);
+        match submit(&store, &starter, &config, &SystemClock, &request).await {
+            Ok(sub) => {
+                print!("{}", render(&sub, args.format));
+                ExitCode::SUCCESS
+            }
+            Err(e) => usage_error(e.message),
+        }
+    })
+}
+
+fn render(sub: &Submission, format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(sub).unwrap_or_default() + "\n";
+    }
+    let s = &sub.settings;
+    let mut out = String::new();
+    let mut field = |name: &str, value: &str| out.push_str(&format!("{name:<20}{value}\n"));
+    field("execution ARN", &sub.execution_arn);
+    field("execution name", &sub.execution_name);
+    field("run", sub.run_id.as_str());
+    field("dataset", &sub.dataset);
+    field(
+        "teacher -> student",
+        &format!("{} -> {}", s.teacher, s.student),
+    );
+    field("maxResponseLength", &s.max_response_length.to_string());
+    out.push_str(&format!(
+        "follow it with: distillery runs show {}\n",
+        sub.run_id
+    ));
+    out
+}

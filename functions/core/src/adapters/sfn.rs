@@ -1,0 +1,89 @@
+//! AWS adapter for [`PipelineStarter`] on Step Functions: `StartExecution` of the Distillery state
+//! machine. Used by `distillery submit`; the Lambdas never start executions.
+
+use async_trait::async_trait;
+use aws_sdk_sfn::Client;
+
+use super::sdk_error::port_error;
+use crate::ports::{PipelineStarter, PortError};
+
+#[derive(Debug, Clone)]
+pub struct StepFunctionsStarter {
+    client: Client,
+    state_machine_arn: String,
+}
+
+impl StepFunctionsStarter {
+    pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            state_machine_arn: state_machine_arn.into(),
+        }
+    }
+
+    /// Builds the Step Functions client from shared SDK configuration (so callers need not depend on
+    /// `aws-sdk-sfn`).
+    pub fn from_conf(config: &aws_config::SdkConfig, state_machine_arn: impl Into<String>) -> Self {
+        Self::new(Client::new(config), state_machine_arn)
+    }
+
+    pub fn state_machine_arn(&self) -> &str {
+        &self.state_machine_arn
+    }
+}
+
+/// The text inside a [`PortError`], to re-classify it without repeating its prefix.
+fn text_of(e: PortError) -> String {
+    match e {
+        PortError::Throttled(t)
+        | PortError::QuotaExceeded(t)
+        | PortError::Validation(t)
+        | PortError::NotFound(t)
+        | PortError::Conflict(t)
+        | PortError::AccessDenied(t)
+        | PortError::Transient(t)
+        | PortError::Other(t) => t,
+    }
+}
+
+#[async_trait]
+impl PipelineStarter for StepFunctionsStarter {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, PortError> {
+        let result = self
+            .client
+            .start_execution()
+            .state_machine_arn(&self.state_machine_arn)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.execution_arn().to_string()),
+            Err(e) => {
+                let what = format!("StartExecution {name} on {}", self.state_machine_arn);
+                // Step Functions' own error codes are not in the shared table: classify them here.
+                let kind: Option<fn(String) -> PortError> = e.as_service_error().and_then(|se| {
+                    if se.is_state_machine_does_not_exist() || se.is_state_machine_deleting() {
+                        Some(PortError::NotFound as fn(String) -> PortError)
+                    } else if se.is_execution_already_exists() {
+                        Some(PortError::Conflict)
+                    } else if se.is_execution_limit_exceeded() {
+                        Some(PortError::QuotaExceeded)
+                    } else if se.is_invalid_arn()
+                        || se.is_invalid_name()
+                        || se.is_invalid_execution_input()
+                    {
+                        Some(PortError::Validation)
+                    } else {
+                        None
+                    }
+                });
+                let err = port_error(&what, e);
+                Err(match kind {
+                    Some(k) => k(text_of(err)),
+                    None => err,
+                })
+            }
+        }
+    }
+}
