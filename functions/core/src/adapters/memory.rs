@@ -238,33 +238,12 @@ impl DatasetStore for InMemoryDatasetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::run::{DatasetLocation, RunSource};
-    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
     use chrono::{Duration, TimeZone, Utc};
     use tokio::io::AsyncReadExt;
 
-    pub(crate) fn sample_run(key: &str, minutes: i64) -> Run {
+    fn sample_run(key: &str, minutes: i64) -> Run {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes);
-        Run::new(
-            RunId::for_object("b", key, "e"),
-            RunSource::S3Upload,
-            DatasetLocation::S3Object {
-                bucket: "b".into(),
-                key: key.into(),
-                etag: "e".into(),
-                version_id: None,
-                size: 1,
-            },
-            RunSettings {
-                teacher: "amazon.nova-pro-v1:0".into(),
-                student: "amazon.nova-lite-v1:0:300k".into(),
-                max_response_length: 1000,
-                serving: ServingMode::None,
-                model_units: 1,
-                commitment: Commitment::None,
-            },
-            at,
-        )
+        crate::testing::sample_run("b", key, "e", 1, at)
     }
 
     #[tokio::test]

@@ -300,9 +300,9 @@ impl JobLauncherService {
 mod tests {
     use super::*;
     use crate::adapters::memory::InMemoryRunLedger;
-    use crate::domain::run::{RunSource, ValidationSummary};
-    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use crate::domain::run::ValidationSummary;
     use crate::ports::{JobState, SystemClock, ThroughputRequest, ThroughputState};
+    use crate::testing::sample_run;
     use async_trait::async_trait;
     use std::sync::Mutex;
 
@@ -361,27 +361,8 @@ mod tests {
     ) {
         let ledger = Arc::new(InMemoryRunLedger::new());
         let bedrock = Arc::new(FakeBedrock::default());
-        let id = RunId::for_object("data-bucket", key, "etag");
-        let mut run = Run::new(
-            id.clone(),
-            RunSource::S3Upload,
-            DatasetLocation::S3Object {
-                bucket: "data-bucket".into(),
-                key: key.into(),
-                etag: "etag".into(),
-                version_id: None,
-                size: 10,
-            },
-            RunSettings {
-                teacher: "amazon.nova-pro-v1:0".into(),
-                student: "amazon.nova-lite-v1:0:300k".into(),
-                max_response_length: 1000,
-                serving: ServingMode::None,
-                model_units: 1,
-                commitment: Commitment::None,
-            },
-            chrono::Utc::now(),
-        );
+        let mut run = sample_run("data-bucket", key, "etag", 10, chrono::Utc::now());
+        let id = run.run_id.clone();
         run.status = RunStatus::Validated;
         run.validation = Some(ValidationSummary {
             valid: true,

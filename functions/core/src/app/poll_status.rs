@@ -464,9 +464,10 @@ pub(crate) mod fakes {
     use chrono::{DateTime, TimeZone, Utc};
 
     use crate::adapters::memory::InMemoryRunLedger;
-    use crate::domain::run::{DatasetLocation, Run, RunId, RunSource};
-    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use crate::domain::run::{Run, RunId};
+    use crate::domain::settings::ServingMode;
     use crate::ports::*;
+    use crate::testing::sample_run;
 
     pub fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
@@ -485,26 +486,15 @@ pub(crate) mod fakes {
     }
 
     pub fn run(status: RunStatus, serving: ServingMode) -> Run {
-        let mut r = Run::new(
-            RunId("run-0123456789abcdef0123".into()),
-            RunSource::S3Upload,
-            DatasetLocation::S3Object {
-                bucket: "datasets".into(),
-                key: "incoming/support-chats.jsonl".into(),
-                etag: "abc".into(),
-                version_id: None,
-                size: 1234,
-            },
-            RunSettings {
-                teacher: "amazon.nova-pro-v1:0".into(),
-                student: "amazon.nova-lite-v1:0:300k".into(),
-                max_response_length: 1000,
-                serving,
-                model_units: 1,
-                commitment: Commitment::None,
-            },
+        let mut r = sample_run(
+            "datasets",
+            "incoming/support-chats.jsonl",
+            "abc",
+            1234,
             t0(),
         );
+        r.run_id = RunId("run-0123456789abcdef0123".into());
+        r.settings.serving = serving;
         r.status = status;
         r.job_arn =
             Some("arn:aws:bedrock:us-east-1:123456789012:model-customization-job/abc".into());

@@ -723,8 +723,9 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::run::{DatasetLocation, RunId, RunSource, ValidationSummary};
-    use crate::domain::settings::{RunSettings, ServingMode};
+    use crate::domain::run::{DatasetLocation, RunId, ValidationSummary};
+    use crate::domain::settings::ServingMode;
+    use crate::testing::sample_run;
     use chrono::TimeZone;
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {
@@ -732,26 +733,14 @@ mod tests {
     }
 
     fn run() -> Run {
-        let mut r = Run::new(
-            RunId("run-0123456789abcdef0123".into()),
-            RunSource::S3Upload,
-            DatasetLocation::S3Object {
-                bucket: "data-bucket".into(),
-                key: "incoming/support-chats.jsonl".into(),
-                etag: "abc".into(),
-                version_id: None,
-                size: 1234,
-            },
-            RunSettings {
-                teacher: "amazon.nova-pro-v1:0".into(),
-                student: "amazon.nova-lite-v1:0:300k".into(),
-                max_response_length: 1000,
-                serving: ServingMode::None,
-                model_units: 1,
-                commitment: Commitment::None,
-            },
+        let mut r = sample_run(
+            "data-bucket",
+            "incoming/support-chats.jsonl",
+            "abc",
+            1234,
             t(10, 0),
         );
+        r.run_id = RunId("run-0123456789abcdef0123".into());
         r.validation = Some(ValidationSummary {
             valid: true,
             records: 420,

@@ -1,0 +1,58 @@
+//! Test fixtures shared by this crate's unit tests and the integration test crates. Not part of the
+//! library's API (hidden from its docs); it builds only domain values.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::run::{DatasetLocation, Run, RunId, RunSource};
+use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+
+/// A run for an uploaded S3 object (`s3://bucket/key`, `size` bytes) in `Received` at `created_at`,
+/// with the stack's default teacher/student pair, a 1000-token response length and no serving.
+/// Its id is derived from (bucket, key, etag) the way the validator derives it; tests that need
+/// another state set the fields they care about on the returned run.
+pub fn sample_run(
+    bucket: &str,
+    key: &str,
+    etag: &str,
+    size: u64,
+    created_at: DateTime<Utc>,
+) -> Run {
+    Run::new(
+        RunId::for_object(bucket, key, etag),
+        RunSource::S3Upload,
+        DatasetLocation::S3Object {
+            bucket: bucket.into(),
+            key: key.into(),
+            etag: etag.into(),
+            version_id: None,
+            size,
+        },
+        RunSettings {
+            teacher: "amazon.nova-pro-v1:0".into(),
+            student: "amazon.nova-lite-v1:0:300k".into(),
+            max_response_length: 1000,
+            serving: ServingMode::None,
+            model_units: 1,
+            commitment: Commitment::None,
+        },
+        created_at,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::run::RunStatus;
+    use chrono::TimeZone;
+
+    #[test]
+    fn sample_run_is_a_received_s3_run_with_the_id_the_validator_would_give_it() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let run = sample_run("b", "incoming/a.jsonl", "e", 7, at);
+        assert_eq!(run.run_id, RunId::for_object("b", "incoming/a.jsonl", "e"));
+        assert_eq!(run.status, RunStatus::Received);
+        assert_eq!(run.dataset.s3_uri(), "s3://b/incoming/a.jsonl");
+        assert_eq!((run.created_at, run.history.len()), (at, 1));
+        assert_eq!(run.settings.serving, ServingMode::None);
+    }
+}
