@@ -56,7 +56,7 @@ pub struct NotifyInput {
 pub enum ChannelOutcome {
     Delivered,
     Failed,
-    /// Slack is not configured (`SLACK_SECRET_ARN` unset).
+    /// Slack is not configured: `SLACK_SECRET_ARN` unset, or the secret's string empty.
     Disabled,
 }
 
@@ -144,7 +144,10 @@ pub struct Notifier {
     publisher: Arc<dyn MessagePublisher>,
     secrets: Arc<dyn SecretSource>,
     webhook_factory: WebhookFactory,
-    slack: tokio::sync::OnceCell<SlackTarget>,
+    /// Read from the secret on first use. `None`: the secret is empty, so Slack is not configured
+    /// (the stack creates the secret empty by default; filling it in turns Slack on for new
+    /// containers).
+    slack: tokio::sync::OnceCell<Option<SlackTarget>>,
     clock: Arc<dyn Clock>,
     prices: Prices,
     config: NotifyConfig,
@@ -245,8 +248,11 @@ impl Notifier {
             }
             Some(cfg) => {
                 let (outcome, detail) = self.post_slack(cfg, &message).await;
-                self.record_delivery(run, milestone, CHANNEL_SLACK, outcome, detail)
-                    .await?;
+                // An empty secret means Slack is off: nothing was attempted, so nothing to record.
+                if outcome != ChannelOutcome::Disabled {
+                    self.record_delivery(run, milestone, CHANNEL_SLACK, outcome, detail)
+                        .await?;
+                }
                 outcome
             }
         };
@@ -437,13 +443,22 @@ impl Notifier {
             .slack
             .get_or_try_init(|| async {
                 let secret = self.secrets.secret_string(&cfg.secret_id).await?;
+                if secret.trim().is_empty() {
+                    // Logged once per container: the result is kept, like the URL would be.
+                    info!(
+                        secret_id = %cfg.secret_id,
+                        "the Slack webhook secret is empty: Slack is not configured, messages go to SNS only"
+                    );
+                    return Ok(None);
+                }
                 let url = webhook_url_from_secret(&secret)?;
                 let webhook = (self.webhook_factory)(&url, cfg.timeout)?;
-                Ok::<_, PortError>(SlackTarget { webhook, url })
+                Ok::<_, PortError>(Some(SlackTarget { webhook, url }))
             })
             .await
         {
-            Ok(t) => t,
+            Ok(Some(t)) => t,
+            Ok(None) => return (ChannelOutcome::Disabled, String::new()),
             Err(e) => {
                 let detail = format!("cannot get the Slack webhook: {e}");
                 warn!(error = %detail, "Slack not delivered");
@@ -648,13 +663,20 @@ mod tests {
     #[derive(Default)]
     struct FakeSecrets {
         calls: AtomicUsize,
+        /// The secret's string when set; the webhook URL otherwise.
+        value: Mutex<Option<String>>,
     }
 
     #[async_trait]
     impl SecretSource for FakeSecrets {
         async fn secret_string(&self, _: &str) -> Result<String, PortError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            Ok(URL.to_string())
+            Ok(self
+                .value
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| URL.to_string()))
         }
     }
 
@@ -925,6 +947,109 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("timed out after 50 ms"));
+    }
+
+    /// Log lines written while the guard lives (this thread only: the tests run on one thread).
+    #[derive(Clone, Default)]
+    struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for CapturedLogs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl CapturedLogs {
+        fn start(&self) -> tracing::subscriber::DefaultGuard {
+            let logs = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(move || logs.clone())
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_slack_secret_means_slack_is_off_not_failing() {
+        for empty in ["", "  \n\t"] {
+            let logs = CapturedLogs::default();
+            let _guard = logs.start();
+            let f = fixture(true);
+            *f.secrets.value.lock().unwrap() = Some(empty.to_string());
+            let id = seed(&f, RunStatus::Training);
+            for milestone in ["launched", "completed"] {
+                let out = f
+                    .notifier
+                    .handle(input(Some(&id), milestone))
+                    .await
+                    .unwrap();
+                assert_eq!(out.sns, ChannelOutcome::Delivered);
+                assert_eq!(out.slack, ChannelOutcome::Disabled, "{empty:?} {milestone}");
+            }
+            // Without a run, too.
+            let out = f.notifier.handle(input(None, "failed")).await.unwrap();
+            assert_eq!(out.slack, ChannelOutcome::Disabled);
+            // Nothing posted, no Slack delivery record (so no failure), the secret read once.
+            assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
+            let run = run_of(&f, &id);
+            assert!(
+                run.deliveries
+                    .iter()
+                    .all(|d| d.channel == "sns" && d.delivered),
+                "{:?}",
+                run.deliveries
+            );
+            assert_eq!(run.deliveries.len(), 2);
+            assert_eq!(f.secrets.calls.load(Ordering::SeqCst), 1);
+            // Said once, at info level, never as a warning.
+            let text = logs.text();
+            let said: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("Slack webhook secret is empty"))
+                .collect();
+            assert_eq!(said.len(), 1, "{text}");
+            assert!(said[0].contains("INFO"), "{}", said[0]);
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.contains("WARN") && l.contains("Slack")),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_is_not_a_url_is_still_a_delivery_failure() {
+        let f = fixture(true);
+        *f.secrets.value.lock().unwrap() = Some("not-a-url".into());
+        let id = seed(&f, RunStatus::Training);
+        let out = f
+            .notifier
+            .handle(input(Some(&id), "launched"))
+            .await
+            .unwrap();
+        assert_eq!(out.slack, ChannelOutcome::Failed);
+        let run = run_of(&f, &id);
+        let slack = run
+            .deliveries
+            .iter()
+            .find(|d| d.channel == "slack")
+            .unwrap();
+        assert!(!slack.delivered);
+        assert!(slack
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("does not hold an http(s) URL"));
     }
 
     #[tokio::test]
