@@ -20,11 +20,12 @@ use distillery_core::app::provision_throughput::{
 };
 use distillery_core::domain::errors::ErrorType;
 use distillery_core::domain::naming;
-use distillery_core::domain::run::{DatasetLocation, Run, RunId, RunSource, RunStatus};
-use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
+use distillery_core::domain::run::{Run, RunId, RunStatus};
+use distillery_core::domain::settings::{Commitment, ServingMode, ServingPolicy};
 use distillery_core::ports::{
     CustomizationService, DistillationJobRequest, RunLedger, SystemClock, TrainingData,
 };
+use distillery_core::testing::sample_run;
 use distillery_test_support::Moto;
 
 /// One moto server shared by the tests that run at the same time, stopped (by its PID, in `Drop`)
@@ -103,31 +104,25 @@ fn provision_config(max_model_units: u32) -> ProvisionConfig {
 /// Launches a real distillation job in the simulator and records the run as `training`, the way the
 /// job launcher leaves it.
 async fn launched_run(e: &Env, tag: &str, serving: ServingMode, model_units: u32) -> RunId {
-    let run_id = RunId::for_object("datasets", &format!("incoming/{tag}.jsonl"), tag);
-    let settings = RunSettings {
-        teacher: "amazon.nova-pro-v1:0".into(),
-        student: "amazon.nova-lite-v1:0:300k".into(),
-        max_response_length: 1000,
-        serving,
-        model_units,
-        commitment: Commitment::None,
-    };
-    let dataset = DatasetLocation::S3Object {
-        bucket: "datasets".into(),
-        key: format!("incoming/{tag}.jsonl"),
-        etag: tag.into(),
-        version_id: None,
-        size: 2048,
-    };
+    let mut run = sample_run(
+        "datasets",
+        &format!("incoming/{tag}.jsonl"),
+        tag,
+        2048,
+        chrono::Utc::now(),
+    );
+    run.settings.serving = serving;
+    run.settings.model_units = model_units;
+    let run_id = run.run_id.clone();
     let req = DistillationJobRequest {
         job_name: naming::job_name(&run_id, tag),
         custom_model_name: naming::custom_model_name(&run_id, tag),
         role_arn: "arn:aws:iam::123456789012:role/distillery-bedrock".into(),
-        student: settings.student.clone(),
-        teacher: settings.teacher.clone(),
+        student: run.settings.student.clone(),
+        teacher: run.settings.teacher.clone(),
         max_response_length: 1000,
         training_data: TrainingData::S3 {
-            s3_uri: dataset.s3_uri(),
+            s3_uri: run.dataset.s3_uri(),
         },
         output_s3_uri: "s3://datasets/output/".into(),
         client_request_token: naming::client_request_token(&run_id, "create-job"),
@@ -140,7 +135,6 @@ async fn launched_run(e: &Env, tag: &str, serving: ServingMode, model_units: u32
         .await
         .expect("create job in the simulator");
     let now = chrono::Utc::now();
-    let mut run = Run::new(run_id.clone(), RunSource::S3Upload, dataset, settings, now);
     run.status = RunStatus::Training;
     run.job_name = Some(req.job_name.clone());
     run.job_arn = Some(job_arn);

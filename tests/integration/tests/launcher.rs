@@ -10,11 +10,9 @@ use distillery_core::adapters::bedrock::BedrockCustomizationService;
 use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
 use distillery_core::domain::errors::ErrorType;
-use distillery_core::domain::run::{
-    DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
-};
-use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
+use distillery_core::domain::run::{RunId, RunStatus, RunUpdate, ValidationSummary};
 use distillery_core::ports::{CustomizationService, JobStatus, RunLedger, SystemClock};
+use distillery_core::testing::sample_run;
 use distillery_test_support::Moto;
 
 struct Env {
@@ -61,26 +59,7 @@ async fn env(table: &str) -> Env {
 }
 
 async fn validated_run(e: &Env, key: &str) -> RunId {
-    let mut run = Run::new(
-        RunId::for_object("distillery-datasets", key, "etag"),
-        RunSource::S3Upload,
-        DatasetLocation::S3Object {
-            bucket: "distillery-datasets".into(),
-            key: key.into(),
-            etag: "etag".into(),
-            version_id: None,
-            size: 100,
-        },
-        RunSettings {
-            teacher: "amazon.nova-pro-v1:0".into(),
-            student: "amazon.nova-lite-v1:0:300k".into(),
-            max_response_length: 1000,
-            serving: ServingMode::None,
-            model_units: 1,
-            commitment: Commitment::None,
-        },
-        chrono::Utc::now(),
-    );
+    let mut run = sample_run("distillery-datasets", key, "etag", 100, chrono::Utc::now());
     run.validation = Some(ValidationSummary {
         valid: true,
         ..Default::default()

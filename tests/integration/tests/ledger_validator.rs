@@ -8,9 +8,9 @@ use chrono::{Duration, TimeZone, Utc};
 use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
 use distillery_core::adapters::s3::S3DatasetStore;
 use distillery_core::app::validate_dataset::{DatasetValidatorService, ValidatorConfig};
-use distillery_core::domain::run::{DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate};
-use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
+use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use distillery_core::ports::{CreateOutcome, PortError, RunLedger, SystemClock};
+use distillery_core::testing::sample_run;
 use distillery_test_support::Moto;
 use serde_json::Value;
 
@@ -92,26 +92,7 @@ fn moto_event(key: &str, etag: &str) -> Value {
 
 fn run_at(key: &str, minutes: i64) -> Run {
     let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + Duration::minutes(minutes);
-    Run::new(
-        RunId::for_object(BUCKET, key, "etag"),
-        RunSource::S3Upload,
-        DatasetLocation::S3Object {
-            bucket: BUCKET.into(),
-            key: key.into(),
-            etag: "etag".into(),
-            version_id: None,
-            size: 1,
-        },
-        RunSettings {
-            teacher: "amazon.nova-pro-v1:0".into(),
-            student: "amazon.nova-lite-v1:0:300k".into(),
-            max_response_length: 1000,
-            serving: ServingMode::None,
-            model_units: 1,
-            commitment: Commitment::None,
-        },
-        at,
-    )
+    sample_run(BUCKET, key, "etag", 1, at)
 }
 
 #[tokio::test]

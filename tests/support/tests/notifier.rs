@@ -15,11 +15,9 @@ use distillery_core::app::notify::{
 };
 use distillery_core::domain::catalog::Prices;
 use distillery_core::domain::messages::CaughtError;
-use distillery_core::domain::run::{
-    DatasetLocation, Run, RunId, RunSource, RunStatus, ValidationSummary,
-};
-use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
+use distillery_core::domain::run::{RunId, RunStatus, ValidationSummary};
 use distillery_core::ports::{ChatWebhook, RunLedger, SystemClock};
+use distillery_core::testing::sample_run;
 use distillery_test_support::slack_sink::{SinkMode, SlackSink, WEBHOOK_PATH};
 use distillery_test_support::Moto;
 use serde_json::{json, Value};
@@ -175,26 +173,14 @@ async fn stack() -> Stack {
 
 async fn seed(ledger: &DynamoRunLedger, id: &str, status: RunStatus) -> RunId {
     let run_id = RunId(id.into());
-    let mut run = Run::new(
-        run_id.clone(),
-        RunSource::S3Upload,
-        DatasetLocation::S3Object {
-            bucket: "datasets".into(),
-            key: "incoming/support-chats.jsonl".into(),
-            etag: "etag-1".into(),
-            version_id: None,
-            size: 2048,
-        },
-        RunSettings {
-            teacher: "amazon.nova-pro-v1:0".into(),
-            student: "amazon.nova-lite-v1:0:300k".into(),
-            max_response_length: 1000,
-            serving: ServingMode::None,
-            model_units: 1,
-            commitment: Commitment::None,
-        },
+    let mut run = sample_run(
+        "datasets",
+        "incoming/support-chats.jsonl",
+        "etag-1",
+        2048,
         Utc::now(),
     );
+    run.run_id = run_id.clone();
     run.status = status;
     run.job_name = Some(format!("distill-support-chats-{id}"));
     run.job_arn = Some(format!(
