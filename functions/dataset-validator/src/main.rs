@@ -5,9 +5,8 @@
 
 use std::sync::Arc;
 
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
 use distillery_core::adapters::lambda::{
-    init_tracing, no_span, required_env, serve_step, StepFunction,
+    init_tracing, no_span, run_ledger_from_env, serve_step, StepFunction,
 };
 use distillery_core::adapters::s3::S3DatasetStore;
 use distillery_core::app::validate_dataset::{DatasetValidatorService, ValidatorConfig};
@@ -24,12 +23,9 @@ const VALIDATE_DATASET: StepFunction<serde_json::Value> = StepFunction {
 
 fn build(sdk: &aws_config::SdkConfig) -> Result<DatasetValidatorService, StepError> {
     let config = ValidatorConfig::from_env()?;
-    let table = required_env("TABLE_NAME")?;
+    let ledger = run_ledger_from_env(sdk)?;
     Ok(DatasetValidatorService {
-        ledger: Arc::new(DynamoRunLedger::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            table,
-        )),
+        ledger: Arc::new(ledger),
         store: Arc::new(S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk))),
         clock: Arc::new(SystemClock),
         config,

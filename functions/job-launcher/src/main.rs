@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
 use distillery_core::adapters::lambda::{
-    init_tracing, no_span, required_env, serve_step, StepFunction,
+    init_tracing, no_span, run_ledger_from_env, serve_step, StepFunction,
 };
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
 use distillery_core::domain::errors::StepError;
@@ -22,12 +21,9 @@ const LAUNCH_JOB: StepFunction<LaunchJobInput> = StepFunction {
 
 fn build(sdk: &aws_config::SdkConfig) -> Result<JobLauncherService, StepError> {
     let config = LauncherConfig::from_env()?;
-    let table = required_env("TABLE_NAME")?;
+    let ledger = run_ledger_from_env(sdk)?;
     Ok(JobLauncherService {
-        ledger: Arc::new(DynamoRunLedger::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            table,
-        )),
+        ledger: Arc::new(ledger),
         bedrock: Arc::new(BedrockCustomizationService::from_conf(sdk)),
         clock: Arc::new(SystemClock),
         config,

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
 use distillery_core::adapters::lambda::{
-    init_tracing, no_span, required_env, serve_step, StepFunction,
+    init_tracing, no_span, required_env, run_ledger_from_env, serve_step, StepFunction,
 };
 use distillery_core::adapters::secrets::SecretsManagerSource;
 use distillery_core::adapters::slack::SlackWebhook;
@@ -30,10 +29,9 @@ const NOTIFY: StepFunction<NotifyInput> = StepFunction {
 /// than as an opaque init failure.
 fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
     let config = NotifyConfig::from_env()?;
-    let table = required_env("TABLE_NAME")?;
+    let ledger = run_ledger_from_env(sdk)?;
     let topic_arn = required_env("TOPIC_ARN")?;
     let prices = Prices::load().map_err(|e| StepError::config(e.to_string()))?;
-    let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(sdk), table);
     let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(sdk), topic_arn);
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let factory: WebhookFactory = Arc::new(|url: &str, timeout: Duration| {

@@ -4,7 +4,9 @@
 
 use distillery_core::adapters::bedrock::BedrockCustomizationService;
 use distillery_core::adapters::dynamodb::DynamoRunLedger;
-use distillery_core::adapters::lambda::{init_tracing, required_env, serve_step, StepFunction};
+use distillery_core::adapters::lambda::{
+    init_tracing, run_ledger_from_env, serve_step, StepFunction,
+};
 use distillery_core::app::poll_status::{PollConfig, PollStatusInput, StatusPoller};
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::StepError;
@@ -18,11 +20,11 @@ const POLL_STATUS: StepFunction<PollStatusInput> = StepFunction {
 
 /// Configuration problems are reported on every invocation as a typed `ConfigInvalid` error (which
 /// the state machine can route to a notification), rather than as an opaque init failure.
-fn load_config() -> Result<(PollConfig, String), StepError> {
+fn config_and_ledger(sdk: &aws_config::SdkConfig) -> Result<(PollConfig, DynamoRunLedger), StepError> {
     let limits = Limits::load().map_err(|e| StepError::config(e.to_string()))?;
     let config = PollConfig::from_env(&limits)?;
-    let table = required_env("TABLE_NAME")?;
-    Ok((config, table))
+    let ledger = run_ledger_from_env(sdk)?;
+    Ok((config, ledger))
 }
 
 #[tokio::main]
@@ -31,10 +33,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws_config::load_from_env().await;
     let bedrock = BedrockCustomizationService::from_conf(&sdk);
     let clock = SystemClock;
-    let ready = load_config().map(|(config, table)| {
-        let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-        (config, ledger)
-    });
+    let ready = config_and_ledger(&sdk);
     let poller = ready
         .as_ref()
         .map(|(config, ledger)| StatusPoller {

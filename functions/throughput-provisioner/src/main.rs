@@ -4,7 +4,9 @@
 
 use distillery_core::adapters::bedrock::BedrockCustomizationService;
 use distillery_core::adapters::dynamodb::DynamoRunLedger;
-use distillery_core::adapters::lambda::{init_tracing, required_env, serve_step, StepFunction};
+use distillery_core::adapters::lambda::{
+    init_tracing, run_ledger_from_env, serve_step, StepFunction,
+};
 use distillery_core::app::provision_throughput::{
     ProvisionConfig, ProvisionThroughputInput, ThroughputProvisioner,
 };
@@ -19,11 +21,13 @@ const PROVISION_THROUGHPUT: StepFunction<ProvisionThroughputInput> = StepFunctio
 
 /// Configuration problems (a bad `MAX_MODEL_UNITS`, say) are reported on every invocation as a typed
 /// `ConfigInvalid` error the state machine can route, rather than as an opaque init failure.
-fn load_config() -> Result<(ProvisionConfig, String), StepError> {
+fn config_and_ledger(
+    sdk: &aws_config::SdkConfig,
+) -> Result<(ProvisionConfig, DynamoRunLedger), StepError> {
     let limits = Limits::load().map_err(|e| StepError::config(e.to_string()))?;
     let config = ProvisionConfig::from_env(&limits)?;
-    let table = required_env("TABLE_NAME")?;
-    Ok((config, table))
+    let ledger = run_ledger_from_env(sdk)?;
+    Ok((config, ledger))
 }
 
 #[tokio::main]
@@ -31,10 +35,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let sdk = aws_config::load_from_env().await;
     let bedrock = BedrockCustomizationService::from_conf(&sdk);
-    let ready = load_config().map(|(config, table)| {
-        let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-        (config, ledger)
-    });
+    let ready = config_and_ledger(&sdk);
     let provisioner = ready
         .as_ref()
         .map(|(config, ledger)| ThroughputProvisioner {

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::adapters::dynamodb::DynamoRunLedger;
 use crate::domain::errors::StepError;
 
 /// JSON logs (CloudWatch-friendly), level from `RUST_LOG` (default `info`), no ANSI colours, no
@@ -39,6 +40,15 @@ impl From<StepError> for Diagnostic {
 /// A required environment variable; unset or blank is a `ConfigInvalid` error naming it.
 pub fn required_env(name: &str) -> Result<String, StepError> {
     required_value(name, std::env::var(name).ok())
+}
+
+/// The run ledger every function writes to: the DynamoDB table named by `TABLE_NAME` (required).
+pub fn run_ledger_from_env(sdk: &aws_config::SdkConfig) -> Result<DynamoRunLedger, StepError> {
+    let table = required_env("TABLE_NAME")?;
+    Ok(DynamoRunLedger::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        table,
+    ))
 }
 
 fn required_value(name: &str, value: Option<String>) -> Result<String, StepError> {
