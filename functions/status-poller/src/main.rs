@@ -20,7 +20,9 @@ const POLL_STATUS: StepFunction<PollStatusInput> = StepFunction {
 
 /// Configuration problems are reported on every invocation as a typed `ConfigInvalid` error (which
 /// the state machine can route to a notification), rather than as an opaque init failure.
-fn config_and_ledger(sdk: &aws_config::SdkConfig) -> Result<(PollConfig, DynamoRunLedger), StepError> {
+fn config_and_ledger(
+    sdk: &aws_config::SdkConfig,
+) -> Result<(PollConfig, DynamoRunLedger), StepError> {
     let limits = Limits::load().map_err(|e| StepError::config(e.to_string()))?;
     let config = PollConfig::from_env(&limits)?;
     let ledger = run_ledger_from_env(sdk)?;
