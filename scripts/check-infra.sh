@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 BOOTSTRAP_INFRA=1 scripts/bootstrap.sh
-export PATH="$root/.venv-infra/bin:$root/.venv/bin:$PATH"
+# .venv first: cargo-lambda finds zig through its own python (the ziglang package); sam, cfn-lint and
+# checkov exist only in .venv-infra.
+export PATH="$root/.venv/bin:$root/.venv-infra/bin:$PATH"
 export SAM_CLI_TELEMETRY=0 SAM_CLI_BETA_RUST_CARGO_LAMBDA=1
 # Lint as if deploying to the Region of the default model pair.
 region=${CHECK_INFRA_REGION:-us-east-1}
