@@ -73,7 +73,8 @@ cargo build --quiet "${pkgs[@]}" --bins
 
 port=$(free_port)
 MOTO_URL="http://127.0.0.1:$port"
-start_bg moto "$ROOT/.venv/bin/moto_server" -H 127.0.0.1 -p "$port"
+# DynamoDB calls serialised so conditional writes are atomic as in AWS (tests/support/moto_server.py).
+start_bg moto "$ROOT/.venv/bin/python" "$ROOT/tests/support/moto_server.py" 127.0.0.1 "$port"
 wait_http "$MOTO_URL/moto-api/" moto
 log "moto        $MOTO_URL"
 

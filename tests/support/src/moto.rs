@@ -39,25 +39,29 @@ impl Moto {
                 endpoint: url,
             };
         }
-        let bin = repo_root().join(".venv/bin/moto_server");
+        // moto's server through tests/support/moto_server.py, which serialises DynamoDB calls so
+        // conditional writes are atomic as in AWS (see that file).
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
         assert!(
-            bin.exists(),
+            root.join(".venv/bin/moto_server").exists(),
             "{} is missing: run `scripts/bootstrap.sh` (or `make test`, which runs it)",
-            bin.display()
+            root.join(".venv/bin/moto_server").display()
         );
         let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .arg(root.join("tests/support/moto_server.py"))
+            .args(["127.0.0.1", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("failed to start moto_server");
+            .expect("failed to start moto's server");
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "moto_server did not start on {endpoint}"
+                "moto's server did not start on {endpoint}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
