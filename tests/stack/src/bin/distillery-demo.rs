@@ -226,6 +226,11 @@ async fn run() -> Result<bool> {
         println!("--- {}", payload["text"].as_str().unwrap_or("(no text)"));
         for b in payload["blocks"].as_array().into_iter().flatten() {
             for t in block_texts(b) {
+                // Slack escapes &, < and > in mrkdwn; show the text as Slack renders it.
+                let t = t
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&");
                 for l in t.lines() {
                     println!("    {l}");
                 }
