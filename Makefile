@@ -3,17 +3,23 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help bootstrap build test unit lint lint-asl fmt bench demo e2e clean
+.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench demo demo-soak e2e clean
 .PHONY: build-sam deploy check-infra
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 bootstrap: ## Install the local toolchain into the repo (.venv, node_modules); pinned versions
 	@scripts/bootstrap.sh
 
 build: ## Build every crate (debug)
 	cargo build --workspace
+
+# Debug profile on purpose: it reuses what `make test` and `make demo` compiled (a release build would
+# compile the whole dependency tree a second time: ~13 min on 2 cores).
+cli: ## Build the operator CLI: target/debug/distillery
+	cargo build -p distillery-cli --bin distillery
+	@echo "built target/debug/distillery (try: target/debug/distillery --help)"
 
 test: bootstrap ## Run the whole test suite: unit, integration (moto + Bedrock simulator), end-to-end
 	cargo test --workspace
@@ -34,9 +40,16 @@ fmt: ## Format the code
 	cargo fmt --all
 
 DATASET ?= examples/datasets/support-tickets.jsonl
-demo: bootstrap ## Run the whole pipeline locally on DATASET (default: the sample) and print its timeline
+# The dataset is checked before anything is installed, built or started.
+demo: ## Run the whole pipeline locally on DATASET (default: the sample) and print its timeline
+	@scripts/check-dataset-arg.sh "$(DATASET)"
+	@scripts/bootstrap.sh
 	cargo build --quiet -p distillery-local-stack --bins
 	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)"
+
+DEMO_RUNS ?= 20
+demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on the first failure
+	scripts/demo-soak.sh $(DEMO_RUNS)
 
 bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 	scripts/bench-validate.sh

@@ -23,7 +23,10 @@ for f in "$STATE"/*.pid; do
   fi
   rm -f "$f"
 done
-rm -f "$STATE/stack.json"
+# A previous start's files must never be read as this start's: its address files (*.out) above all,
+# which a new process only truncates some time after it is launched.
+rm -f "$STATE"/*.out "$STATE"/*.log "$STATE"/warmup-*.json "$STATE/lambda.env" \
+  "$STATE/resources.json" "$STATE/stack.json"
 
 on_error() {
   log "start failed; stopping what was started (logs kept in $STATE)"
@@ -36,9 +39,12 @@ free_port() {
 }
 
 # start_bg NAME CMD...: runs CMD in a new session (so stop.sh can end it and its children as a group),
-# stdout to NAME.out, stderr to NAME.log.
+# stdout to NAME.out, stderr to NAME.log. The files are removed here, synchronously, before the
+# process is launched: the redirections happen in the child, so a file left from an earlier start
+# could otherwise be read (a stale address) before the child truncates it.
 start_bg() {
   local name=$1; shift
+  rm -f "$STATE/$name.out" "$STATE/$name.log"
   setsid "$@" >"$STATE/$name.out" 2>"$STATE/$name.log" </dev/null &
   echo $! >"$STATE/$name.pid"
 }
@@ -81,10 +87,12 @@ log "moto        $MOTO_URL"
 start_bg bedrock-sim "$ROOT/target/debug/bedrock-sim" --port 0 \
   --phase-ms "${BEDROCK_SIM_PHASE_MS:-1000}" --pt-ms "${BEDROCK_SIM_PT_MS:-1000}" --stop-ms 300
 SIM_URL=$(listening_url bedrock-sim)
+wait_http "$SIM_URL/" bedrock-sim
 log "bedrock-sim $SIM_URL"
 
 start_bg slack-sink "$ROOT/target/debug/slack-sink" --port 0
 SINK_URL=$(listening_url slack-sink)
+wait_http "$SINK_URL/" slack-sink
 log "slack-sink  $SINK_URL"
 
 "$ROOT/target/debug/stack-setup" --moto "$MOTO_URL" \

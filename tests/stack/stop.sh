@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops what tests/stack/start.sh started, by the PIDs it recorded (each is a process group leader,
-# so a server's children, such as the Lambda processes cargo lambda watch spawns, stop with it).
+# so a server's children, such as the Lambda processes cargo lambda watch spawns, stop with it), then
+# removes the stack's address and settings files.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STATE=${DISTILLERY_STACK_DIR:-$PWD/.local/stack}
@@ -19,4 +20,7 @@ for f in "$STATE"/*.pid; do
   fi
   rm -f "$f"
 done
-rm -f "$STATE/stack.json"
+# Only the logs stay (for a post-mortem); every address and setting of this stack goes with it, so
+# no later start or test can pick up a dead port.
+rm -f "$STATE/stack.json" "$STATE"/*.out "$STATE"/warmup-*.json "$STATE/lambda.env" \
+  "$STATE/resources.json"

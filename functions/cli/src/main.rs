@@ -4,6 +4,7 @@
 //! Exit codes, for every subcommand: 0 success, 1 a negative verdict (e.g. an invalid dataset),
 //! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
 
+mod aws;
 mod runs;
 mod submit;
 mod validate;
@@ -16,7 +17,10 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "distillery",
     version,
-    about = "Amazon Bedrock Model Distillation pipeline: validate datasets, follow runs."
+    about = "Amazon Bedrock Model Distillation pipeline: validate datasets, submit and follow runs.",
+    after_help = "Exit codes: 0 success; 1 a negative verdict (an invalid dataset, an unknown run); \
+                  2 a usage, configuration, I/O or AWS error, with a one-line cause on stderr.\n\
+                  `distillery <command> --help` lists each command's flags and environment variables."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,16 +29,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a bedrock-conversation-2024 JSONL dataset before a distillation job is launched.
+    /// Check a bedrock-conversation-2024 JSONL dataset locally, before a distillation job is launched.
     Validate(validate::ValidateArgs),
-    /// List runs in the ledger, or show one with its history.
+    /// List runs in the ledger (DynamoDB, TABLE_NAME), or show one with its history.
     Runs(runs::RunsArgs),
-    /// Start a pipeline run for a dataset already in S3, with per-run overrides.
+    /// Start a pipeline run (Step Functions, STATE_MACHINE_ARN) for a dataset already in S3.
     Submit(submit::SubmitArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    aws::init_logging();
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Runs(args) => runs::run(args),

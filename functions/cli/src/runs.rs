@@ -18,8 +18,9 @@ pub enum Format {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = crate::aws::RUNS_HELP)]
 pub struct RunsArgs {
-    /// The ledger table.
+    /// The run ledger: the stack's DynamoDB table (its `TableName` output).
     #[arg(long, env = "TABLE_NAME", global = true)]
     table: Option<String>,
     #[command(subcommand)]
@@ -29,19 +30,25 @@ pub struct RunsArgs {
 #[derive(Debug, Subcommand)]
 enum RunsCommand {
     /// Runs, newest first.
+    #[command(after_help = crate::aws::RUNS_HELP)]
     List {
         /// Only runs in this status (received, validating, rejected, validated, launching, training,
         /// completed, failed, stopped, provisioning, ready, provisioning_failed).
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
+        /// At most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// `text`: a table for people; `json`: the run records, as stored.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-    /// One run with its history.
+    /// One run with its history and notification deliveries (exit 1 if there is no such run).
+    #[command(after_help = crate::aws::RUNS_HELP)]
     Show {
+        /// The run id, as `runs list` or a notification gives it.
         run_id: String,
+        /// `text`: a summary for people; `json`: the run record, as stored.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -66,7 +73,10 @@ pub fn run(args: RunsArgs) -> ExitCode {
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = match crate::aws::sdk_config().await {
+            Ok(sdk) => sdk,
+            Err(e) => return usage_error(e),
+        };
         let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
         match args.command {
             RunsCommand::List {
@@ -83,7 +93,7 @@ pub fn run(args: RunsArgs) -> ExitCode {
                         print!("{}", render_list(&runs, format));
                         ExitCode::SUCCESS
                     }
-                    Err(e) => usage_error(read_error(ledger.table(), &e)),
+                    Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
             }
             RunsCommand::Show { run_id, format } => {
@@ -96,7 +106,7 @@ pub fn run(args: RunsArgs) -> ExitCode {
                         eprintln!("distillery: no run {run_id} in table {}", ledger.table());
                         ExitCode::from(1)
                     }
-                    Err(e) => usage_error(read_error(ledger.table(), &e)),
+                    Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
             }
         }
@@ -105,13 +115,16 @@ pub fn run(args: RunsArgs) -> ExitCode {
 
 /// The one-line cause for a failed read. DynamoDB answers `ResourceNotFoundException` for a table (or
 /// index) that does not exist, which the SDK text alone does not make obvious.
-fn read_error(table: &str, e: &PortError) -> String {
+fn read_error(sdk: &aws_config::SdkConfig, table: &str, e: &PortError) -> String {
     match e {
         PortError::NotFound(detail) => format!(
             "table {table} does not exist (or lacks the {STATUS_INDEX}/{RECENT_INDEX} indexes) in this \
              account and Region: check --table/TABLE_NAME, AWS_REGION and AWS_ENDPOINT_URL ({detail})"
         ),
-        other => format!("reading table {table}: {other}"),
+        other => format!(
+            "reading table {table}: {}",
+            crate::aws::call_error(sdk, "DynamoDB", &other.to_string())
+        ),
     }
 }
 

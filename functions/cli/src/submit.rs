@@ -19,6 +19,17 @@ use distillery_core::ports::SystemClock;
 use crate::runs::Format;
 use crate::usage_error;
 
+const SUBMIT_HELP: &str = concat!(
+    "The overrides are checked locally first, with the stack's limits read from the same variables \
+     the validator reads (DEFAULT_TEACHER, DEFAULT_STUDENT, SERVING_MODE, MODEL_UNITS, \
+     MAX_MODEL_UNITS, COMMITMENT, ALLOWED_COMMITMENTS, UPLOAD_PREFIX, UPLOAD_SUFFIX); a bad flag exits 2 before any execution is started.\n\n",
+    "Environment:\n",
+    "  STATE_MACHINE_ARN          the Distillery state machine (or --state-machine-arn)\n",
+    crate::aws::aws_env_help!(),
+    "\n\n",
+    "Exit codes: 0 the execution was started; 2 a usage, configuration or AWS error (one line on stderr)."
+);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Serving {
     None,
@@ -36,6 +47,7 @@ enum CommitmentArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = SUBMIT_HELP)]
 pub struct SubmitArgs {
     /// The dataset, already uploaded under the upload prefix: s3://bucket/incoming/name.jsonl.
     object: String,
@@ -60,6 +72,7 @@ pub struct SubmitArgs {
     /// Provisioned Throughput commitment (must be in ALLOWED_COMMITMENTS).
     #[arg(long, value_enum)]
     commitment: Option<CommitmentArg>,
+    /// `text`: the execution and run for people; `json`: the submission as one JSON object.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -122,7 +135,10 @@ pub fn run(args: SubmitArgs) -> ExitCode {
         Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
     };
     rt.block_on(async move {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let sdk = match crate::aws::sdk_config().await {
+            Ok(sdk) => sdk,
+            Err(e) => return usage_error(e),
+        };
         let store = S3DatasetStore::new(S3DatasetStore::client_from_conf(&sdk));
         let starter = StepFunctionsStarter::from_conf(&sdk, arn);
         match submit(&store, &starter, &config, &SystemClock, &request).await {
@@ -130,7 +146,11 @@ pub fn run(args: SubmitArgs) -> ExitCode {
                 print!("{}", render(&sub, args.format));
                 ExitCode::SUCCESS
             }
-            Err(e) => usage_error(e.message),
+            Err(e) => usage_error(crate::aws::call_error(
+                &sdk,
+                "S3/Step Functions",
+                &e.message,
+            )),
         }
     })
 }

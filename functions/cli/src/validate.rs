@@ -29,7 +29,22 @@ pub enum Format {
     Json,
 }
 
+const VALIDATE_HELP: &str = "\
+Checks every rule Bedrock applies to a distillation dataset (see docs/validation.md), streaming the
+file in constant memory, and prints each error with its line number and rule code. A progress bar
+shows on a terminal for files of 16 MiB and more.
+
+Exit codes:
+  0  the dataset is valid (warnings may be printed)
+  1  the dataset is invalid: the errors are listed
+  2  usage or I/O error: unreadable file, unknown student, bad data files (one line on stderr)
+
+Environment:
+  DISTILLERY_MODEL_PAIRS_FILE, DISTILLERY_LIMITS_FILE
+      use these JSON files instead of the built-in model pairs and limits (functions/core/data/)";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = VALIDATE_HELP)]
 pub struct ValidateArgs {
     /// The dataset: a local JSONL file (bedrock-conversation-2024 records, one per line).
     pub path: PathBuf,
@@ -38,7 +53,7 @@ pub struct ValidateArgs {
     /// stricter single-turn rule applies.
     #[arg(long, value_name = "MODEL_ID")]
     pub student: Option<String>,
-    /// Output format.
+    /// Output format: `text` for people, `json` for the full report (every finding and statistic).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }

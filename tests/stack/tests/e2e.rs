@@ -523,3 +523,47 @@ async fn provisioning_failure_is_notified_and_recorded() {
         1
     );
 }
+
+/// `make demo DATASET=examples/datasets/invalid-tickets.jsonl`, as a newcomer runs it: the demo binary
+/// prints the stored report (verdict, counts, each error with its line and code, warnings grouped),
+/// not just the notification text, and exits 0 (a rejection is an outcome the pipeline promises).
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn demo_prints_the_line_numbered_report_of_an_invalid_dataset() {
+    let _ = stack().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_distillery-demo"))
+        .arg("--dataset")
+        .arg(repo_root().join("examples/datasets/invalid-tickets.jsonl"))
+        .output()
+        .expect("run distillery-demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed: {stderr}\n{stdout}");
+    assert!(
+        !stdout.contains("=null"),
+        "the report has null fields:\n{stdout}"
+    );
+    let report = stdout
+        .split("== Validation report ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no report section:\n{stdout}"));
+    let verdict = report.lines().nth(1).unwrap_or("");
+    assert!(
+        verdict.starts_with("verdict INVALID: 110 records,"),
+        "verdict line: {verdict}"
+    );
+    // The broken records (see invalid_dataset_is_rejected_...): each error with its line and code.
+    for (line, code) in [
+        (4, "invalid_json"),
+        (8, "role_order"),
+        (13, "schema_version"),
+    ] {
+        let wanted = format!("line {line:>5}  [{code}]");
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains("error") && l.contains(&wanted)),
+            "no '{wanted}' error line in:\n{report}"
+        );
+    }
+}

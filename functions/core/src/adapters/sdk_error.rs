@@ -13,7 +13,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+        // The request never got an answer. The SDK's full context is a page of nested Debug output
+        // (connector, IMDS, credential chain), so the message keeps only the innermost cause; the
+        // whole chain is logged at debug level (RUST_LOG=debug).
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            tracing::debug!(error = %DisplayErrorContext(&err), "{what}: no answer");
+            PortError::Transient(format!("{what}: {}", unanswered_cause(&err)))
+        }
+        SdkError::ResponseError(_) => {
             PortError::Transient(format!("{what}: {}", DisplayErrorContext(&err)))
         }
         SdkError::ServiceError(se) => {
@@ -28,6 +35,33 @@ where
             classify(code, status, text)
         }
         _ => PortError::Other(format!("{what}: {}", DisplayErrorContext(&err))),
+    }
+}
+
+/// One line for a request that got no answer: what kind of failure, and its innermost cause.
+fn unanswered_cause<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let kind = match err {
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(df) if df.is_io() => "cannot reach the endpoint",
+        SdkError::DispatchFailure(df) if df.is_timeout() => "timed out reaching the endpoint",
+        SdkError::DispatchFailure(df) if df.is_user() => "the request could not be built",
+        _ => "the request was not sent",
+    };
+    let mut chain: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    let cause = chain.last().cloned().unwrap_or_default();
+    if chain.iter().any(|m| m.contains("loading credentials")) {
+        format!("no AWS credentials could be loaded ({cause})")
+    } else {
+        format!("{kind} ({cause})")
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use distillery_core::domain::run::RunStatus;
+use distillery_core::domain::validation::ValidationReport;
 use distillery_local_stack::{read_file, Execution, Stack};
 use serde_json::Value;
 
@@ -251,30 +252,58 @@ async fn run() -> Result<bool> {
     Ok(ok)
 }
 
-/// The report's errors in full (file line, rule code, message), warnings grouped by rule.
+/// The stored report (`reports/<run>/report.json`, written by the validator): the verdict and counts,
+/// every error with its line and rule code, warnings grouped by rule; or, for a run rejected for its
+/// settings, the settings error.
 fn print_report(report: &[u8]) {
-    let Ok(v) = serde_json::from_slice::<Value>(report) else {
-        println!("{}", String::from_utf8_lossy(report));
-        return;
+    print!("{}", render_report(report));
+}
+
+fn render_report(report: &[u8]) -> String {
+    let Ok(stored) = serde_json::from_slice::<Value>(report) else {
+        return format!("{}\n", String::from_utf8_lossy(report));
     };
-    println!(
-        "valid={} records={} invalid={} errors={} warnings={}",
-        v["valid"], v["records"], v["invalidRecords"], v["errorCount"], v["warningCount"]
-    );
-    for f in v["errors"].as_array().into_iter().flatten() {
-        println!(
-            "  error   line {:>6}  [{}] {}",
-            f["line"],
-            f["code"].as_str().unwrap_or("?"),
-            f["message"].as_str().unwrap_or("")
-        );
+    let mut out = String::new();
+    if let Some(e) = stored["settingsError"].as_str() {
+        out.push_str(&format!("settings rejected: {e}\n"));
+    }
+    if let Some(n) = stored["note"].as_str() {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    let Some(v) = stored
+        .get("validation")
+        .and_then(|v| serde_json::from_value::<ValidationReport>(v.clone()).ok())
+    else {
+        return out;
+    };
+    out.push_str(&format!(
+        "verdict {}: {} records, {} invalid, {} error(s), {} warning(s)\n",
+        if v.valid { "VALID" } else { "INVALID" },
+        v.records,
+        v.invalid_records,
+        v.error_count,
+        v.warning_count
+    ));
+    for f in &v.errors {
+        let at = f
+            .line
+            .map(|l| format!("line {l:>5}"))
+            .unwrap_or_else(|| "dataset   ".into());
+        out.push_str(&format!("  error   {at}  [{}] {}\n", f.code, f.message));
+    }
+    if (v.errors.len() as u64) < v.error_count {
+        out.push_str(&format!(
+            "  ... and {} more error(s) not kept in the report\n",
+            v.error_count - v.errors.len() as u64
+        ));
     }
     let mut by_code: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for f in v["warnings"].as_array().into_iter().flatten() {
-        by_code
-            .entry(f["code"].as_str().unwrap_or("?").to_string())
-            .or_default()
-            .push(f["line"].to_string());
+    for f in &v.warnings {
+        by_code.entry(f.code.to_string()).or_default().push(
+            f.line
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "dataset".into()),
+        );
     }
     for (code, lines) in by_code {
         let shown: Vec<&str> = lines.iter().take(12).map(String::as_str).collect();
@@ -283,12 +312,13 @@ fn print_report(report: &[u8]) {
         } else {
             String::new()
         };
-        println!(
-            "  warning [{code}] on {} line(s): {}{more}",
+        out.push_str(&format!(
+            "  warning [{code}] on {} line(s): {}{more}\n",
             lines.len(),
             shown.join(", ")
-        );
+        ));
     }
+    out
 }
 
 fn heading(s: &str) {
