@@ -95,6 +95,9 @@ pub struct SnsDelivery {
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The state machine's one notifier Task (statemachine/distillery.asl.json).
+pub const NOTIFY_TASK: &str = "Notify";
+
 /// One execution of the state machine, as the runner reported it.
 #[derive(Debug, Clone)]
 pub struct Execution {
@@ -138,12 +141,28 @@ impl Execution {
     }
 
     /// The output of the last exit of `state`.
+    ///
+    /// A `Notify<Milestone>` state (`NotifyCompleted`, `NotifyRunError`, ...) is a Pass that only
+    /// prepares the request for the one `Notify` task; the notifier's answer (`notification`, or
+    /// `notificationError`) is in the output of that `Notify` run, so that is what this returns.
     pub fn output_of(&self, state: &str) -> Option<&Value> {
-        self.events
+        let exits: Vec<&Value> = self
+            .events
             .iter()
-            .rev()
-            .find(|e| e["type"] == "StateExited" && e["state"]["name"] == state)
-            .map(|e| &e["state"]["output"])
+            .filter(|e| e["type"] == "StateExited")
+            .collect();
+        let i = exits.iter().rposition(|e| e["state"]["name"] == state)?;
+        let exit = if state.starts_with("Notify")
+            && state != NOTIFY_TASK
+            && exits[i]["state"]["type"] == "Pass"
+        {
+            exits
+                .get(i + 1)
+                .filter(|e| e["state"]["name"] == NOTIFY_TASK)?
+        } else {
+            exits[i]
+        };
+        Some(&exit["state"]["output"])
     }
 
     /// `runId` from the validator's result.

@@ -349,7 +349,7 @@ fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
                         let v = &out["validation"];
                         Some(format!(
                             "ValidateDataset: run {} valid={} records={} invalid={} duplicate={} ignored={}{}",
-                            v["runId"].as_str().unwrap_or("?"), v["valid"], v["records"], v["invalidRecords"],
+                            out["runId"].as_str().unwrap_or("?"), v["valid"], v["records"], v["invalidRecords"],
                             v["duplicate"], v["ignored"],
                             v["reportUri"].as_str().map(|u| format!(" report {u}")).unwrap_or_default()
                         ))
@@ -407,19 +407,24 @@ fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
                                 .unwrap_or_default()
                         ))
                     }
-                    n if n.starts_with("Notify") => {
+                    // Notify<Milestone> states are Passes that only prepare the request; the one
+                    // `Notify` task answers. Its output keeps an earlier answer when this one
+                    // failed, so the answer counts only if it is for the milestone asked.
+                    "Notify" => {
+                        let asked = out["notify"]["request"]["milestone"]
+                            .as_str()
+                            .unwrap_or("?");
                         let r = &out["notification"];
-                        if r.is_null() {
+                        if r["milestone"].as_str() == Some(asked) {
                             Some(format!(
-                                "{n}: the notifier failed: {}",
-                                out["notificationError"]
+                                "Notify: milestone {asked}  SNS {}  Slack {}",
+                                r["sns"].as_str().unwrap_or("?"),
+                                r["slack"].as_str().unwrap_or("?")
                             ))
                         } else {
                             Some(format!(
-                                "{n}: milestone {}  SNS {}  Slack {}",
-                                r["milestone"].as_str().unwrap_or("?"),
-                                r["sns"].as_str().unwrap_or("?"),
-                                r["slack"].as_str().unwrap_or("?")
+                                "Notify: milestone {asked}: the notifier failed: {}",
+                                out["notificationError"]
                             ))
                         }
                     }
