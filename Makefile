@@ -32,9 +32,10 @@ e2e: bootstrap ## End-to-end tests: the real ASL + the five Lambdas on the local
 lint-asl: bootstrap ## Validate the state machine definition (asl-validator)
 	node_modules/.bin/asl-validator --json-path statemachine/distillery.asl.json
 
-lint: ## rustfmt and clippy, as CI runs them
+lint: ## rustfmt, clippy and the core's dependency rule, as CI runs them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/check-core-deps.sh
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-use distillery_core::adapters::dynamodb::{DynamoRunLedger, RECENT_INDEX, STATUS_INDEX};
+use distillery_aws::dynamodb::{DynamoRunLedger, RECENT_INDEX, STATUS_INDEX};
 use distillery_core::domain::run::{Run, RunId, RunStatus};
 use distillery_core::domain::settings::ServingMode;
 use distillery_core::ports::{PortError, RunLedger};

@@ -9,8 +9,8 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use distillery_core::adapters::s3::S3DatasetStore;
-use distillery_core::adapters::sfn::StepFunctionsStarter;
+use distillery_aws::s3::S3DatasetStore;
+use distillery_aws::sfn::StepFunctionsStarter;
 use distillery_core::app::submit_run::{parse_s3_uri, submit, Submission, SubmitRequest};
 use distillery_core::app::validate_dataset::ValidatorConfig;
 use distillery_core::domain::settings::SettingsOverrides;

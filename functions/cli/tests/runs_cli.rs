@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use assert_cmd::Command;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
 use distillery_core::domain::run::{
     DatasetLocation, DeliveryRecord, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
 };

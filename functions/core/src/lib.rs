@@ -5,11 +5,13 @@
 //!   backoff, guardrails, message rendering. No AWS crate is imported here.
 //! - [`ports`]: the narrow traits the use cases need from the outside world.
 //! - [`app`]: the use cases behind each Lambda, written only against [`domain`] and [`ports`].
-//! - [`adapters`]: one AWS adapter per port (plus in-memory ones for tests), and the Lambda glue.
 //!
-//! `testing` (hidden) holds the fixtures the unit tests and the integration test crates share.
+//! This crate depends on no AWS SDK, HTTP client, Lambda runtime or async runtime (CI checks it:
+//! `scripts/check-core-deps.sh`). The AWS adapters and the Lambda glue are in `distillery-aws`.
+//!
+//! `testing` (hidden) holds what the tests of every crate share: fixtures, and in-memory adapters
+//! (`testing::memory`) with the same semantics as the AWS ones.
 
-pub mod adapters;
 pub mod app;
 pub mod domain;
 pub mod ports;

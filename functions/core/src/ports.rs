@@ -1,5 +1,5 @@
 //! Ports: the narrow traits the use cases need from the outside world. One AWS adapter each lives in
-//! `crate::adapters`; in-memory ones live in `crate::adapters::memory` for tests.
+//! `crate::adapters`; in-memory ones live in `crate::testing::memory` for tests.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +31,12 @@ pub enum PortError {
     Transient(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl From<crate::domain::run::UpdateRefused> for PortError {
+    fn from(e: crate::domain::run::UpdateRefused) -> Self {
+        PortError::Conflict(e.0)
+    }
 }
 
 impl From<PortError> for StepError {
@@ -90,15 +96,18 @@ pub struct ObjectInfo {
     pub metadata: BTreeMap<String, String>,
 }
 
-pub type DatasetReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+/// A dataset's bytes as they arrive, chunk by chunk, never the whole body at once. The validation
+/// engine is sans-I/O: each chunk is pushed into it (`DatasetValidator::push_bytes`), so the domain
+/// needs no async runtime and the adapter decides how bytes are read.
+pub type DatasetChunks = futures::stream::BoxStream<'static, Result<Vec<u8>, PortError>>;
 
 /// Reads datasets and writes reports (S3 in AWS).
 #[async_trait]
 pub trait DatasetStore: Send + Sync {
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError>;
-    /// Streams the object; the reader must not buffer the body whole.
+    /// Streams the object; the stream must not buffer the body whole.
     async fn open(&self, bucket: &str, key: &str)
-        -> Result<(ObjectInfo, DatasetReader), PortError>;
+        -> Result<(ObjectInfo, DatasetChunks), PortError>;
     /// Writes a small object (reports). Returns its `s3://` URI.
     async fn put(
         &self,

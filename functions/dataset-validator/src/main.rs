@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use distillery_core::adapters::lambda::{
+use distillery_aws::lambda::{
     init_tracing, no_span, run_ledger_from_env, serve_step, StepFunction,
 };
-use distillery_core::adapters::s3::S3DatasetStore;
+use distillery_aws::s3::S3DatasetStore;
 use distillery_core::app::validate_dataset::{DatasetValidatorService, ValidatorConfig};
 use distillery_core::domain::errors::StepError;
 use distillery_core::ports::SystemClock;

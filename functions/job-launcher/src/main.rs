@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::lambda::{
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::lambda::{
     init_tracing, no_span, run_ledger_from_env, serve_step, StepFunction,
 };
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use distillery_core::adapters::lambda::{
+use distillery_aws::lambda::{
     init_tracing, no_span, required_env, run_ledger_from_env, serve_step, StepFunction,
 };
-use distillery_core::adapters::secrets::SecretsManagerSource;
-use distillery_core::adapters::slack::SlackWebhook;
-use distillery_core::adapters::sns::SnsPublisher;
+use distillery_aws::secrets::SecretsManagerSource;
+use distillery_aws::slack::SlackWebhook;
+use distillery_aws::sns::SnsPublisher;
 use distillery_core::app::notify::{Notifier, NotifyConfig, NotifyInput, WebhookFactory};
 use distillery_core::domain::catalog::Prices;
 use distillery_core::domain::errors::StepError;

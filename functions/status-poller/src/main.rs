@@ -2,11 +2,9 @@
 //! it is terminal and how long to wait before the next poll. All logic lives in
 //! `distillery_core::app::poll_status`; this binary only builds the clients once per container.
 
-use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
-use distillery_core::adapters::lambda::{
-    init_tracing, run_ledger_from_env, serve_step, StepFunction,
-};
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::dynamodb::DynamoRunLedger;
+use distillery_aws::lambda::{init_tracing, run_ledger_from_env, serve_step, StepFunction};
 use distillery_core::app::poll_status::{PollConfig, PollStatusInput, StatusPoller};
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::StepError;

@@ -2,11 +2,9 @@
 //! run's Provisioned Throughput when its settings ask for serving. All logic lives in
 //! `distillery_core::app::provision_throughput`; this binary only builds the clients once.
 
-use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
-use distillery_core::adapters::lambda::{
-    init_tracing, run_ledger_from_env, serve_step, StepFunction,
-};
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::dynamodb::DynamoRunLedger;
+use distillery_aws::lambda::{init_tracing, run_ledger_from_env, serve_step, StepFunction};
 use distillery_core::app::provision_throughput::{
     ProvisionConfig, ProvisionThroughputInput, ThroughputProvisioner,
 };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use aws_sdk_bedrock::config::retry::RetryConfig;
 use bedrock_sim::{Operation, SimConfig};
-use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
 use distillery_core::domain::errors::ErrorType;
 use distillery_core::domain::run::{RunId, RunStatus, RunUpdate, ValidationSummary};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{Duration, TimeZone, Utc};
-use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
-use distillery_core::adapters::s3::S3DatasetStore;
+use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::s3::S3DatasetStore;
 use distillery_core::app::validate_dataset::{DatasetValidatorService, ValidatorConfig};
 use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use distillery_core::ports::{CreateOutcome, PortError, RunLedger, SystemClock};

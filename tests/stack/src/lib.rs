@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use distillery_core::adapters::dynamodb::DynamoRunLedger;
+use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_core::domain::run::{Run, RunId};
 use distillery_core::ports::RunLedger;
 use serde::{Deserialize, Serialize};

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
-use distillery_core::adapters::secrets::SecretsManagerSource;
-use distillery_core::adapters::slack::SlackWebhook;
-use distillery_core::adapters::sns::SnsPublisher;
+use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::secrets::SecretsManagerSource;
+use distillery_aws::slack::SlackWebhook;
+use distillery_aws::sns::SnsPublisher;
 use distillery_core::app::notify::{
     ChannelOutcome, Notifier, NotifyConfig, NotifyInput, SlackConfig, WebhookFactory,
 };

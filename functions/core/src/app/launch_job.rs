@@ -299,9 +299,9 @@ impl JobLauncherService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::InMemoryRunLedger;
     use crate::domain::run::ValidationSummary;
     use crate::ports::{JobState, SystemClock, ThroughputRequest, ThroughputState};
+    use crate::testing::memory::InMemoryRunLedger;
     use crate::testing::sample_run;
     use async_trait::async_trait;
     use std::sync::Mutex;

@@ -147,7 +147,8 @@ pub struct Notifier {
     /// Read from the secret on first use. `None`: the secret is empty, so Slack is not configured
     /// (the stack creates the secret empty by default; filling it in turns Slack on for new
     /// containers).
-    slack: tokio::sync::OnceCell<Option<SlackTarget>>,
+    /// (An async mutex rather than a once-cell: a failed read is not kept, so the next call retries.)
+    slack: futures::lock::Mutex<Option<Option<Arc<SlackTarget>>>>,
     clock: Arc<dyn Clock>,
     prices: Prices,
     config: NotifyConfig,
@@ -168,7 +169,7 @@ impl Notifier {
             publisher,
             secrets,
             webhook_factory,
-            slack: tokio::sync::OnceCell::new(),
+            slack: futures::lock::Mutex::new(None),
             clock,
             prices,
             config,
@@ -426,7 +427,7 @@ impl Notifier {
                         break;
                     }
                     if attempt < attempts {
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        futures_timer::Delay::new(self.backoff(attempt)).await;
                     }
                 }
             }
@@ -440,8 +441,7 @@ impl Notifier {
         message: &RenderedMessage,
     ) -> (ChannelOutcome, String) {
         let target = match self
-            .slack
-            .get_or_try_init(|| async {
+            .slack_target(|| async {
                 let secret = self.secrets.secret_string(&cfg.secret_id).await?;
                 if secret.trim().is_empty() {
                     // Logged once per container: the result is kept, like the URL would be.
@@ -470,14 +470,12 @@ impl Notifier {
         let mut tried = 0;
         for attempt in 1..=attempts {
             tried = attempt;
-            let result = match tokio::time::timeout(
-                cfg.timeout,
-                target.webhook.post(&message.slack),
-            )
-            .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(PortError::Transient(format!(
+            let post = target.webhook.post(&message.slack);
+            let deadline = futures_timer::Delay::new(cfg.timeout);
+            futures::pin_mut!(post);
+            let result = match futures::future::select(post, deadline).await {
+                futures::future::Either::Left((r, _)) => r,
+                futures::future::Either::Right(_) => Err(PortError::Transient(format!(
                     "Slack webhook timed out after {} ms",
                     cfg.timeout.as_millis()
                 ))),
@@ -497,7 +495,7 @@ impl Notifier {
                         break;
                     }
                     if attempt < attempts {
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        futures_timer::Delay::new(self.backoff(attempt)).await;
                     }
                 }
             }
@@ -506,6 +504,22 @@ impl Notifier {
             ChannelOutcome::Failed,
             format!("failed after {tried} attempt(s): {last}"),
         )
+    }
+
+    /// The webhook, read from the secret on first use and kept for the container's life; a failed
+    /// read is not kept, so the next notification tries again.
+    async fn slack_target<F, Fut>(&self, init: F) -> Result<Option<Arc<SlackTarget>>, PortError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<SlackTarget>, PortError>>,
+    {
+        let mut cached = self.slack.lock().await;
+        if let Some(target) = cached.as_ref() {
+            return Ok(target.clone());
+        }
+        let target = init().await?.map(Arc::new);
+        *cached = Some(target.clone());
+        Ok(target)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

@@ -463,10 +463,10 @@ pub(crate) mod fakes {
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
 
-    use crate::adapters::memory::InMemoryRunLedger;
     use crate::domain::run::{Run, RunId};
     use crate::domain::settings::ServingMode;
     use crate::ports::*;
+    use crate::testing::memory::InMemoryRunLedger;
     use crate::testing::sample_run;
 
     pub fn t0() -> DateTime<Utc> {
@@ -633,8 +633,8 @@ pub(crate) mod fakes {
 mod tests {
     use super::fakes::*;
     use super::*;
-    use crate::adapters::memory::InMemoryRunLedger;
     use crate::domain::errors::ErrorType;
+    use crate::testing::memory::InMemoryRunLedger;
 
     fn config() -> PollConfig {
         PollConfig {

@@ -450,9 +450,9 @@ fn bedrock_error(operation: &str, id: &str, e: PortError) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::memory::InMemoryRunLedger;
     use crate::app::poll_status::fakes::*;
     use crate::ports::ThroughputStatus;
+    use crate::testing::memory::InMemoryRunLedger;
 
     const MODEL_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model/m1";
 

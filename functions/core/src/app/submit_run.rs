@@ -156,9 +156,9 @@ mod tests {
     use chrono::{DateTime, TimeZone, Utc};
 
     use super::*;
-    use crate::adapters::memory::InMemoryDatasetStore;
     use crate::app::validate_dataset::ValidateInput;
     use crate::domain::errors::ErrorType;
+    use crate::testing::memory::InMemoryDatasetStore;
 
     /// Records every start; the ARN names the execution.
     #[derive(Default)]

@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -29,8 +30,10 @@ use crate::domain::run::{
 use crate::domain::settings::{
     Commitment, RunSettings, ServingMode, ServingPolicy, SettingsOverrides,
 };
-use crate::domain::validation::{validate_async_reader, ValidationOptions, ValidationReport};
-use crate::ports::{Clock, CreateOutcome, DatasetStore, ObjectInfo, PortError, RunLedger};
+use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
+use crate::ports::{
+    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger,
+};
 
 /// How many errors are kept on the run record (the report has them all, up to its cap).
 pub const FIRST_ERRORS_ON_RUN: usize = 5;
@@ -327,6 +330,19 @@ struct StoredReport<'a> {
     note: Option<&'a str>,
 }
 
+/// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
+/// arrives, so memory stays bounded whatever the object's size. Only a read failure is `Err`.
+pub async fn validate_chunks(
+    mut chunks: DatasetChunks,
+    options: &ValidationOptions,
+) -> Result<ValidationReport, PortError> {
+    let mut validator = DatasetValidator::new(options.clone());
+    while let Some(chunk) = chunks.next().await {
+        validator.push_bytes(&chunk?);
+    }
+    Ok(validator.finish())
+}
+
 pub struct DatasetValidatorService {
     pub ledger: Arc<dyn RunLedger>,
     pub store: Arc<dyn DatasetStore>,
@@ -557,12 +573,12 @@ impl DatasetValidatorService {
             Some(&settings.student),
             &self.config.limits,
         );
-        let (_, reader) = self
+        let (_, chunks) = self
             .store
             .open(bucket, &info.key)
             .await
             .map_err(|e| step_err(&format!("opening s3://{bucket}/{}", info.key), e))?;
-        let report = validate_async_reader(reader, &options).await.map_err(|e| {
+        let report = validate_chunks(chunks, &options).await.map_err(|e| {
             StepError::new(
                 ErrorType::Transient,
                 format!("reading s3://{bucket}/{}: {e}", info.key),
@@ -716,10 +732,50 @@ impl DatasetValidatorService {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::adapters::memory::{InMemoryDatasetStore, InMemoryRunLedger};
     use crate::ports::SystemClock;
+    use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
 
     const BUCKET: &str = "distillery-datasets-123456789012";
+
+    /// Moved from the validation engine's tests when the engine became sans-I/O: the streamed
+    /// driver (odd-sized chunks, records straddling them) gives exactly the report of the sync one.
+    #[tokio::test]
+    async fn the_chunk_driver_matches_the_sync_one() {
+        use crate::domain::validation::validate_reader;
+        let good = good_line(1);
+        let text = format!("{good}\nnot json\n").repeat(1000);
+        let mut options =
+            ValidationOptions::for_student(&ModelCatalog::builtin(), None, &Limits::builtin());
+        options.limits.min_records = 0;
+        let chunks: Vec<Result<Vec<u8>, PortError>> = text
+            .as_bytes()
+            .chunks(977)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        let from_chunks = validate_chunks(Box::pin(futures::stream::iter(chunks)), &options)
+            .await
+            .unwrap();
+        assert_eq!(
+            from_chunks,
+            validate_reader(text.as_bytes(), &options).unwrap()
+        );
+        assert_eq!(from_chunks.invalid_records, 1000);
+    }
+
+    #[tokio::test]
+    async fn a_read_failure_mid_stream_is_an_error_not_a_verdict() {
+        let good = good_line(1);
+        let chunks: Vec<Result<Vec<u8>, PortError>> = vec![
+            Ok(format!("{good}\n").into_bytes()),
+            Err(PortError::Transient("connection reset".into())),
+        ];
+        let options =
+            ValidationOptions::for_student(&ModelCatalog::builtin(), None, &Limits::builtin());
+        let err = validate_chunks(Box::pin(futures::stream::iter(chunks)), &options)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PortError::Transient(_)), "{err}");
+    }
 
     pub(crate) fn good_line(i: usize) -> String {
         serde_json::json!({

@@ -1,7 +1,42 @@
 //! Cost guardrails for Provisioned Throughput: forgotten or oversized throughput costs real money.
 
+use serde::{Deserialize, Serialize};
+
 use super::errors::{ErrorType, StepError};
-use super::settings::{Commitment, ServingPolicy};
+
+/// Provisioned Throughput commitment term, spelled as Bedrock spells it; `None` means no commitment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Commitment {
+    None,
+    OneMonth,
+    SixMonths,
+}
+
+impl Commitment {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "" | "None" | "none" => Some(Commitment::None),
+            "OneMonth" => Some(Commitment::OneMonth),
+            "SixMonths" => Some(Commitment::SixMonths),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Commitment::None => "None",
+            Commitment::OneMonth => "OneMonth",
+            Commitment::SixMonths => "SixMonths",
+        }
+    }
+}
+
+/// Stack-wide guardrails on serving, from the stack configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServingPolicy {
+    pub max_model_units: u32,
+    pub allowed_commitments: Vec<Commitment>,
+}
 
 /// Refuses model units outside 1..=max and commitments not on the allowed list.
 pub fn check_throughput(

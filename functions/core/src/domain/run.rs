@@ -304,7 +304,50 @@ pub struct Run {
     pub deliveries: Vec<DeliveryRecord>,
 }
 
+/// Why a ledger refuses an update: the run is not in an expected status, or the status change is
+/// not a move [`RunStatus::can_move_to`] allows. Ledgers report it as a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UpdateRefused(pub String);
+
 impl Run {
+    /// The rule every ledger enforces before writing `update`: the run's status is one of
+    /// `expected` (an empty `expected` means "any status", for field-only updates such as delivery
+    /// records), and a status change is a move [`RunStatus::can_move_to`] allows.
+    pub fn check_update(
+        &self,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<(), UpdateRefused> {
+        if !expected.is_empty() && !expected.contains(&self.status) {
+            let want: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+            return Err(UpdateRefused(format!(
+                "run {} is {}, expected {}",
+                self.run_id,
+                self.status,
+                want.join(" or ")
+            )));
+        }
+        if let Some(next) = update.status {
+            if !self.status.can_move_to(next) {
+                return Err(UpdateRefused(format!(
+                    "run {} cannot move from {} to {}",
+                    self.run_id, self.status, next
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Newest first, ties broken by run id, so every ledger lists runs in the same stable order.
+    pub fn sort_newest_first(runs: &mut [Run]) {
+        runs.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| a.run_id.cmp(&b.run_id))
+        });
+    }
+
     /// A new run in `Received`, with its first history entry.
     pub fn new(
         run_id: RunId,

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{Limits, ModelCatalog};
 use super::errors::StepError;
+// The throughput terms and the policy live with the guardrails that check them; re-exported here
+// because they are part of a run's settings. (One direction only: guardrails never imports settings.)
+pub use super::guardrails::{Commitment, ServingPolicy};
 
 /// How the distilled model is served once training completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,32 +27,6 @@ impl ServingMode {
             "none" | "off" | "" => Some(ServingMode::None),
             "provisioned" | "provisioned-throughput" | "pt" => Some(ServingMode::Provisioned),
             _ => None,
-        }
-    }
-}
-
-/// Provisioned Throughput commitment term, spelled as Bedrock spells it; `None` means no commitment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Commitment {
-    None,
-    OneMonth,
-    SixMonths,
-}
-
-impl Commitment {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "" | "None" | "none" => Some(Commitment::None),
-            "OneMonth" => Some(Commitment::OneMonth),
-            "SixMonths" => Some(Commitment::SixMonths),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Commitment::None => "None",
-            Commitment::OneMonth => "OneMonth",
-            Commitment::SixMonths => "SixMonths",
         }
     }
 }
@@ -120,14 +97,6 @@ impl SettingsOverrides {
         }
         Ok(o)
     }
-}
-
-/// Stack-wide guardrails on serving, from the stack configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServingPolicy {
-    pub max_model_units: u32,
-    pub allowed_commitments: Vec<Commitment>,
 }
 
 impl RunSettings {

@@ -1,7 +1,7 @@
 //! Creates the local stack's AWS resources on a running moto server, the way the SAM template creates
 //! them in AWS: the dataset bucket with EventBridge notifications on, the upload rule (S3 Object
 //! Created, bucket, key prefix and suffix) with an SQS target standing in for Step Functions, the run
-//! ledger table (schema from `distillery_core::adapters::dynamodb::create_table`), the SNS topic with
+//! ledger table (schema from `distillery_aws::dynamodb::create_table`), the SNS topic with
 //! an SQS subscription to read what was announced, and the Slack webhook secret.
 //!
 //! Prints the resources as JSON (also written to `--out`), and writes the Lambda environment file
@@ -131,7 +131,7 @@ async fn main() -> Result<()> {
         .arn
         .context("CreateSecret returned no ARN")?;
 
-    distillery_core::adapters::dynamodb::create_table(&dynamodb, names.table)
+    distillery_aws::dynamodb::create_table(&dynamodb, names.table)
         .await
         .context("creating the run ledger table")?;
 

@@ -7,7 +7,8 @@
 //!   [`DatasetValidator::push_bytes`] per chunk of a file), [`DatasetValidator::finish`] for the report.
 //!   Memory is bounded: one line at most `maxLineBytes` long, plus 64-bit hashes of prompts.
 //! - [`validate_reader`]: drives it from any `std::io::Read`.
-//! - [`validate_async_reader`]: drives it from any `tokio::io::AsyncRead` (the S3 body).
+//! - Async sources (the S3 body) push their chunks into [`DatasetValidator`] themselves: see
+//!   `app::validate_dataset::validate_chunks`. The engine does no I/O of its own.
 //! - [`ValidationReport`]: serialisable; `valid`, `records`, `invalid_records`, `errors`, `error_count`,
 //!   `warnings`, `warning_count`, `stats`.
 //!
@@ -470,27 +471,6 @@ pub fn validate_reader<R: Read>(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        validator.push_bytes(&buf[..n]);
-    }
-    Ok(validator.finish())
-}
-
-/// Validates everything an async `reader` yields (e.g. an S3 object body streamed from the network).
-pub async fn validate_async_reader<R>(
-    mut reader: R,
-    options: &ValidationOptions,
-) -> std::io::Result<ValidationReport>
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    use tokio::io::AsyncReadExt;
-    let mut validator = DatasetValidator::new(options.clone());
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
         validator.push_bytes(&buf[..n]);
     }
     Ok(validator.finish())

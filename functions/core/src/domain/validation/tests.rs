@@ -487,16 +487,6 @@ fn push_line_and_push_bytes_agree() {
     assert_eq!(by_line, by_chunk);
 }
 
-#[tokio::test]
-async fn the_async_driver_matches_the_sync_one() {
-    let text = format!("{GOOD}\nnot json\n").repeat(1000);
-    let body: Box<dyn tokio::io::AsyncRead + Send + Unpin> =
-        Box::new(std::io::Cursor::new(text.clone().into_bytes()));
-    let from_async = validate_async_reader(body, &options(false)).await.unwrap();
-    assert_eq!(from_async, run(&text, false));
-    assert_eq!(from_async.invalid_records, 1000);
-}
-
 /// A reader that makes records as it is read and remembers the largest read asked of it.
 struct LazyDataset {
     remaining: u64,

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::adapters::sdk_error::port_error;
-use crate::ports::{PortError, SecretSource};
+use crate::sdk_error::port_error;
+use distillery_core::ports::{PortError, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct SecretsManagerSource {

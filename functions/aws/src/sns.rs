@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use crate::adapters::sdk_error::port_error;
-use crate::ports::{MessagePublisher, OutboundMessage, PortError};
+use crate::sdk_error::port_error;
+use distillery_core::ports::{MessagePublisher, OutboundMessage, PortError};
 
 #[derive(Debug, Clone)]
 pub struct SnsPublisher {

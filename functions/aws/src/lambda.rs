@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::adapters::dynamodb::DynamoRunLedger;
-use crate::domain::errors::StepError;
+use crate::dynamodb::DynamoRunLedger;
+use distillery_core::domain::errors::StepError;
 
 /// JSON logs (CloudWatch-friendly), level from `RUST_LOG` (default `info`), no ANSI colours, no
 /// timestamps of our own (Lambda adds them).
@@ -27,13 +27,12 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The `errorType` the state machine matches in Retry/Catch is the [`crate::domain::errors::ErrorType`].
-impl From<StepError> for Diagnostic {
-    fn from(e: StepError) -> Self {
-        Diagnostic {
-            error_type: e.error_type.as_str().to_string(),
-            error_message: e.message,
-        }
+/// The Lambda error for a step error: the `errorType` the state machine matches in Retry/Catch is
+/// the [`distillery_core::domain::errors::ErrorType`].
+pub fn diagnostic(e: StepError) -> Diagnostic {
+    Diagnostic {
+        error_type: e.error_type.as_str().to_string(),
+        error_message: e.message,
     }
 }
 
@@ -113,7 +112,7 @@ where
 
 /// Serves `step` on the Lambda runtime until it shuts down: a configuration error is logged once
 /// here and returned by every invocation (see [`run_step_handler`]); errors reach the state
-/// machine with their [`crate::domain::errors::ErrorType`] as `errorType`.
+/// machine with their [`distillery_core::domain::errors::ErrorType`] as `errorType`.
 ///
 /// `service` is borrowed (it lives in `main` for the container's life) so that `handler` can hand
 /// out futures that borrow it.
@@ -137,7 +136,7 @@ where
         move |event: LambdaEvent<serde_json::Value>| async move {
             run_step_handler(step, service, event.payload, handler)
                 .await
-                .map_err(Diagnostic::from)
+                .map_err(diagnostic)
         },
     ))
     .await
@@ -146,11 +145,11 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::errors::ErrorType;
+    use distillery_core::domain::errors::ErrorType;
 
     #[test]
     fn diagnostic_keeps_the_error_type() {
-        let d: Diagnostic = StepError::new(ErrorType::Throttled, "slow down").into();
+        let d: Diagnostic = diagnostic(StepError::new(ErrorType::Throttled, "slow down"));
         assert_eq!(d.error_type, "Throttled");
         assert_eq!(d.error_message, "slow down");
     }
@@ -228,7 +227,7 @@ mod tests {
                 .unwrap_err();
             assert_eq!(e.error_type, ErrorType::ConfigInvalid);
             assert_eq!(e.message, "environment variable TABLE_NAME is required");
-            let d = Diagnostic::from(e);
+            let d = diagnostic(e);
             assert_eq!(d.error_type, "ConfigInvalid");
         }
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);

@@ -5,7 +5,7 @@
 use aws_sdk_bedrock::config::http::HttpResponse;
 use aws_sdk_bedrock::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use crate::ports::PortError;
+use distillery_core::ports::PortError;
 
 /// Maps an SDK error to a [`PortError`]. `what` names the call (and resource) for the message.
 pub fn port_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> PortError

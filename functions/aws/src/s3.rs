@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
-use super::sdk_error::port_error;
-use crate::ports::{DatasetReader, DatasetStore, ObjectInfo, PortError};
+use crate::sdk_error::port_error;
+use distillery_core::ports::{DatasetChunks, DatasetStore, ObjectInfo, PortError};
 
 #[derive(Clone)]
 pub struct S3DatasetStore {
@@ -69,7 +69,7 @@ impl DatasetStore for S3DatasetStore {
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<(ObjectInfo, DatasetReader), PortError> {
+    ) -> Result<(ObjectInfo, DatasetChunks), PortError> {
         let out = self
             .client
             .get_object()
@@ -86,8 +86,19 @@ impl DatasetStore for S3DatasetStore {
             size: out.content_length().unwrap_or(0).max(0) as u64,
             metadata: lowercase_keys(out.metadata()),
         };
-        let reader = out.body.into_async_read();
-        Ok((info, Box::new(reader)))
+        // The body as it arrives from the network, chunk by chunk: never buffered whole.
+        let what = format!("reading s3://{bucket}/{key}");
+        let chunks = futures::stream::try_unfold(out.body, move |mut body| {
+            let what = what.clone();
+            async move {
+                match body.try_next().await {
+                    Ok(Some(bytes)) => Ok(Some((bytes.to_vec(), body))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(PortError::Transient(format!("{what}: {e}"))),
+                }
+            }
+        });
+        Ok((info, Box::pin(chunks)))
     }
 
     async fn put(

@@ -1,6 +1,8 @@
 //! Test fixtures shared by this crate's unit tests and the integration test crates. Not part of the
 //! library's API (hidden from its docs); it builds only domain values.
 
+pub mod memory;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::run::{DatasetLocation, Run, RunId, RunSource};

@@ -1,5 +1,7 @@
 //! In-memory adapters for tests: the same semantics as the DynamoDB ledger and the S3 store (a
-//! conditional create, status changes only from an expected status and only forwards), without AWS.
+//! conditional create, status changes only from an expected status and only forwards, by the
+//! domain's [`Run::check_update`]), without AWS. The ledger contract tests
+//! (`tests/ledger_contract.rs` of distillery-aws) run against both ledgers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -9,46 +11,12 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
-    Clock, CreateOutcome, DatasetReader, DatasetStore, ObjectInfo, PortError, RunLedger,
+    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger,
     SystemClock,
 };
 
-/// The rule both ledgers enforce before writing: the run's status is one of `expected` (an empty
-/// `expected` means "any status", for field-only updates such as delivery records), and a status
-/// change is a move [`RunStatus::can_move_to`] allows.
-pub fn check_update(
-    run: &Run,
-    expected: &[RunStatus],
-    update: &RunUpdate,
-) -> Result<(), PortError> {
-    if !expected.is_empty() && !expected.contains(&run.status) {
-        let want: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
-        return Err(PortError::Conflict(format!(
-            "run {} is {}, expected {}",
-            run.run_id,
-            run.status,
-            want.join(" or ")
-        )));
-    }
-    if let Some(next) = update.status {
-        if !run.status.can_move_to(next) {
-            return Err(PortError::Conflict(format!(
-                "run {} cannot move from {} to {}",
-                run.run_id, run.status, next
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Newest first, ties broken by run id so the order is stable.
-pub fn sort_newest_first(runs: &mut [Run]) {
-    runs.sort_by(|a, b| {
-        b.created_at
-            .cmp(&a.created_at)
-            .then_with(|| a.run_id.cmp(&b.run_id))
-    });
-}
+/// The chunk size of the in-memory store's streams (prime, so chunk ends fall anywhere in a record).
+const MEMORY_CHUNK_BYTES: usize = 8191;
 
 pub struct InMemoryRunLedger {
     runs: Mutex<HashMap<RunId, Run>>,
@@ -76,7 +44,7 @@ impl InMemoryRunLedger {
     /// Every run, newest first (for assertions).
     pub fn all(&self) -> Vec<Run> {
         let mut v: Vec<Run> = self.lock().values().cloned().collect();
-        sort_newest_first(&mut v);
+        Run::sort_newest_first(&mut v);
         v
     }
 
@@ -112,7 +80,7 @@ impl RunLedger for InMemoryRunLedger {
         let run = runs
             .get_mut(run_id)
             .ok_or_else(|| PortError::NotFound(format!("run {run_id} does not exist")))?;
-        check_update(run, expected, update)?;
+        run.check_update(expected, update)?;
         update.apply_to(run, now);
         Ok(run.clone())
     }
@@ -217,10 +185,14 @@ impl DatasetStore for InMemoryDatasetStore {
         &self,
         bucket: &str,
         key: &str,
-    ) -> Result<(ObjectInfo, DatasetReader), PortError> {
+    ) -> Result<(ObjectInfo, DatasetChunks), PortError> {
         let (info, body) = self.info(bucket, key)?;
-        let reader = std::io::Cursor::new(body.as_ref().clone());
-        Ok((info, Box::new(reader)))
+        // Odd-sized chunks, as a network body arrives: records straddle chunk boundaries.
+        let chunks: Vec<Result<Vec<u8>, PortError>> = body
+            .chunks(MEMORY_CHUNK_BYTES)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        Ok((info, Box::pin(futures::stream::iter(chunks))))
     }
 
     async fn put(
@@ -239,7 +211,6 @@ impl DatasetStore for InMemoryDatasetStore {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
-    use tokio::io::AsyncReadExt;
 
     fn sample_run(key: &str, minutes: i64) -> Run {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes);
@@ -337,10 +308,9 @@ mod tests {
         let info = store.head("b", "k").await.unwrap();
         assert_eq!(info.etag, etag);
         assert_eq!(info.metadata["distillery-teacher"], "t");
-        let (_, mut r) = store.open("b", "k").await.unwrap();
-        let mut s = String::new();
-        r.read_to_string(&mut s).await.unwrap();
-        assert_eq!(s, "hello");
+        let (_, r) = store.open("b", "k").await.unwrap();
+        let chunks: Vec<Vec<u8>> = futures::TryStreamExt::try_collect(r).await.unwrap();
+        assert_eq!(chunks.concat(), b"hello");
         assert!(matches!(
             store.head("b", "nope").await,
             Err(PortError::NotFound(_))

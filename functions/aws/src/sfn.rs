@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
 
-use super::sdk_error::port_error;
-use crate::ports::{PipelineStarter, PortError};
+use crate::sdk_error::port_error;
+use distillery_core::ports::{PipelineStarter, PortError};
 
 #[derive(Debug, Clone)]
 pub struct StepFunctionsStarter {

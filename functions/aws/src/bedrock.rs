@@ -12,9 +12,9 @@ use aws_sdk_bedrock::types::{
 };
 use aws_sdk_bedrock::Client;
 
-use super::sdk_error::port_error;
-use crate::domain::settings::Commitment;
-use crate::ports::{
+use crate::sdk_error::port_error;
+use distillery_core::domain::settings::Commitment;
+use distillery_core::ports::{
     CustomizationService, DistillationJobRequest, JobState, JobStatus, PortError,
     ThroughputRequest, ThroughputState, ThroughputStatus, TrainingData,
 };

@@ -12,8 +12,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use bedrock_sim::{Operation, SimConfig, SimHandle, Timing};
-use distillery_core::adapters::bedrock::BedrockCustomizationService;
-use distillery_core::adapters::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
 use distillery_core::app::poll_status::{PollConfig, PollOutcome, PollStatusInput, StatusPoller};
 use distillery_core::app::provision_throughput::{
     ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::ports::{ChatWebhook, PortError};
+use distillery_core::ports::{ChatWebhook, PortError};
 
 /// Slack's error bodies are short codes ("invalid_payload", "no_service"); keep at most this much.
 const MAX_BODY_IN_ERROR: usize = 200;

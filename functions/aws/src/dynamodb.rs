@@ -29,10 +29,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::memory::check_update;
-use super::sdk_error::port_error;
-use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use crate::ports::{Clock, CreateOutcome, PortError, RunLedger, SystemClock};
+use crate::sdk_error::port_error;
+use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
+use distillery_core::ports::{Clock, CreateOutcome, PortError, RunLedger, SystemClock};
 
 pub const STATUS_INDEX: &str = "byStatus";
 pub const RECENT_INDEX: &str = "byCreatedAt";
@@ -236,7 +235,7 @@ impl RunLedger for DynamoRunLedger {
             let Some((mut run, version)) = self.read(run_id).await? else {
                 return Err(PortError::NotFound(format!("run {run_id} does not exist")));
             };
-            check_update(&run, expected, update)?;
+            run.check_update(expected, update)?;
             let read_status = run.status;
             update.apply_to(&mut run, self.clock.now());
             let result = self
@@ -353,8 +352,8 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), PortError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::run::{DatasetLocation, RunSource};
-    use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+    use distillery_core::domain::run::{DatasetLocation, RunSource};
+    use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
 
     #[test]
     fn item_round_trips_and_exposes_index_keys() {
