@@ -2,7 +2,7 @@
 //!
 //! - [`bedrock`] (`CustomizationService`), [`dynamodb`] (`RunLedger`), [`s3`] (`DatasetStore`),
 //!   [`sns`] (`MessagePublisher`), [`secrets`] (`SecretSource`), [`sfn`] (`PipelineStarter`),
-//!   [`slack`] (`ChatWebhook`, over HTTPS with reqwest).
+//!   [`slack`] (`ChatWebhook`, over HTTPS with reqwest; the Block Kit layout in [`slack_blocks`]).
 //! - [`sdk_error`]: every SDK error classified into a `PortError` the same way.
 //! - [`lambda`]: what the five binaries share (tracing, env, input parsing, serving a step).
 //!
@@ -16,4 +16,5 @@ pub mod sdk_error;
 pub mod secrets;
 pub mod sfn;
 pub mod slack;
+pub mod slack_blocks;
 pub mod sns;

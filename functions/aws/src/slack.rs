@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use distillery_core::domain::messages::RenderedMessage;
 use distillery_core::ports::{ChatWebhook, PortError};
 
 /// Slack's error bodies are short codes ("invalid_payload", "no_service"); keep at most this much.
@@ -29,14 +30,11 @@ impl std::fmt::Debug for SlackWebhook {
 }
 
 impl SlackWebhook {
-    /// `timeout` bounds each POST (connect + response).
+    /// `timeout` bounds each POST (connect + response): the one place a Slack timeout is enforced.
+    /// `url` comes from `distillery_core::app::notify::webhook_url_from_secret`, which is where the
+    /// secret's form (an http(s) URL) is checked.
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self, PortError> {
         let url = url.into().trim().to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(PortError::Validation(
-                "the Slack webhook secret does not hold an http(s) URL".into(),
-            ));
-        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -70,11 +68,11 @@ impl SlackWebhook {
 
 #[async_trait]
 impl ChatWebhook for SlackWebhook {
-    async fn post(&self, payload: &serde_json::Value) -> Result<(), PortError> {
+    async fn post(&self, message: &RenderedMessage) -> Result<(), PortError> {
         let resp = self
             .client
             .post(&self.url)
-            .json(payload)
+            .json(&crate::slack_blocks::payload(message))
             .send()
             .await
             .map_err(|e| {
@@ -116,6 +114,14 @@ impl ChatWebhook for SlackWebhook {
 mod tests {
     use super::*;
 
+    fn message() -> RenderedMessage {
+        use distillery_core::domain::catalog::Prices;
+        use distillery_core::domain::messages::{render_without_run, Milestone};
+        let prices = Prices::builtin();
+        let ctx = distillery_core::testing::messages::context(&prices);
+        render_without_run(Milestone::Failed, None, None, &ctx)
+    }
+
     #[test]
     fn debug_and_errors_never_show_the_url() {
         let w = SlackWebhook::new(
@@ -126,9 +132,28 @@ mod tests {
         assert!(!format!("{w:?}").contains("SECRETTOKEN"));
         let e = w.redact("failed for https://hooks.slack.com/services/T000/B000/SECRETTOKEN and /services/T000/B000/SECRETTOKEN");
         assert!(!e.contains("SECRETTOKEN"), "{e}");
-        let bad =
-            SlackWebhook::new("not a url SECRETTOKEN", Duration::from_millis(100)).unwrap_err();
-        assert!(!bad.to_string().contains("SECRETTOKEN"));
+        // (A secret that is not a URL is refused, without its value, by
+        // `webhook_url_from_secret` in the core: see its tests.)
+    }
+
+    /// Moved from the notifier's use-case tests: the POST timeout is enforced here, so a webhook
+    /// that never answers comes back as a transient, retryable error within the timeout.
+    #[tokio::test]
+    async fn a_hanging_webhook_times_out_as_a_transient_error() {
+        use distillery_test_support::slack_sink::{SinkMode, SlackSink};
+        let sink = SlackSink::bind(0).await.expect("bind the sink");
+        sink.set_mode(SinkMode::Hang);
+        let w = SlackWebhook::new(
+            format!("{}/services/T/B/SECRETTOKEN", sink.base_url()),
+            Duration::from_millis(50),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = w.post(&message()).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(err, PortError::Transient(_)), "{err:?}");
+        assert!(err.to_string().contains("timed out after 50 ms"), "{err}");
+        assert!(!err.to_string().contains("SECRETTOKEN"), "{err}");
     }
 
     #[tokio::test]
@@ -139,7 +164,7 @@ mod tests {
             Duration::from_millis(500),
         )
         .unwrap();
-        let err = w.post(&serde_json::json!({"text": "x"})).await.unwrap_err();
+        let err = w.post(&message()).await.unwrap_err();
         assert!(matches!(err, PortError::Transient(_)), "{err:?}");
         assert!(!err.to_string().contains("SECRETTOKEN"), "{err}");
     }

@@ -232,10 +232,14 @@ pub trait MessagePublisher: Send + Sync {
     async fn publish(&self, msg: &OutboundMessage) -> Result<String, PortError>;
 }
 
-/// A chat webhook (Slack incoming webhook). The URL is a secret: never log it.
+/// A chat webhook (Slack incoming webhook). The URL is a secret: never log it. The adapter lays the
+/// message out for its chat (Slack Block Kit is an adapter concern) from the message's content.
 #[async_trait]
 pub trait ChatWebhook: Send + Sync {
-    async fn post(&self, payload: &serde_json::Value) -> Result<(), PortError>;
+    async fn post(
+        &self,
+        message: &crate::domain::messages::RenderedMessage,
+    ) -> Result<(), PortError>;
 }
 
 /// Secrets (Secrets Manager in AWS).

@@ -32,7 +32,7 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
     let ledger = run_ledger_from_env(sdk)?;
     let topic_arn = required_env("TOPIC_ARN")?;
     let prices = Prices::load().map_err(|e| StepError::config(e.to_string()))?;
-    let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(sdk), topic_arn);
+    let publisher = SnsPublisher::from_conf(sdk, topic_arn);
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let factory: WebhookFactory = Arc::new(|url: &str, timeout: Duration| {
         Ok(Arc::new(SlackWebhook::new(url, timeout)?) as Arc<dyn ChatWebhook>)

@@ -151,7 +151,6 @@ async fn stack() -> Stack {
         Prices::builtin(),
         NotifyConfig {
             region: "us-east-1".into(),
-            sns_max_attempts: 3,
             slack: Some(SlackConfig {
                 secret_id: secret_arn,
                 timeout: Duration::from_millis(400),

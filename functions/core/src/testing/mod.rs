@@ -2,6 +2,7 @@
 //! library's API (hidden from its docs); it builds only domain values.
 
 pub mod memory;
+pub mod messages;
 
 use chrono::{DateTime, Utc};
 

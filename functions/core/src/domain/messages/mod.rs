@@ -1,13 +1,21 @@
-//! Rendering of milestone messages: one message per milestone of a run, as an SNS subject + plain-text
-//! body and as a Slack Block Kit payload. Pure: the caller passes the run, the region, the prices and
-//! the clock reading, so the content is fully testable.
+//! Milestone messages: what people are told at each milestone of a run. Pure: the caller passes the
+//! run, the region, the prices and the clock reading, so the content is fully testable.
 //!
-//! Both renderings come from one [`Draft`], so an e-mail subscriber and a Slack channel always see the
-//! same facts.
+//! One [`MessageContent`] per message holds the facts; renderings are laid out from it, so an e-mail
+//! subscriber and a Slack channel always see the same facts:
+//! - [`text`]: the SNS subject and plain-text body (here: they are part of the message contract);
+//! - Slack Block Kit: an adapter concern, in `distillery_aws::slack_blocks`.
+
+#[cfg(test)]
+mod tests;
+mod text;
+
+use text::one_line;
+pub use text::truncate_chars;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::catalog::Prices;
 use super::run::Run;
@@ -17,11 +25,6 @@ use super::settings::Commitment;
 pub const MAX_SUBJECT_CHARS: usize = 99;
 /// How many validation errors a "rejected" message lists (the report in S3 has them all).
 pub const MAX_LISTED_ERRORS: usize = 5;
-// Slack Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
-const SLACK_HEADER_MAX: usize = 150;
-const SLACK_TEXT_MAX: usize = 3000;
-const SLACK_FIELD_MAX: usize = 2000;
-const SLACK_MAX_FIELDS: usize = 10;
 /// Long free text (Bedrock failure messages, step error causes) is cut to this in messages.
 const MAX_REASON_CHARS: usize = 1500;
 
@@ -95,17 +98,6 @@ impl Milestone {
                 | Milestone::ProvisioningFailed
         )
     }
-
-    fn emoji(self) -> &'static str {
-        match self {
-            Milestone::Launched => ":rocket:",
-            Milestone::Completed => ":white_check_mark:",
-            Milestone::Ready => ":large_green_circle:",
-            Milestone::Stopped => ":octagonal_sign:",
-            Milestone::TimedOut => ":hourglass:",
-            Milestone::Rejected | Milestone::Failed | Milestone::ProvisioningFailed => ":x:",
-        }
-    }
 }
 
 impl std::fmt::Display for Milestone {
@@ -162,35 +154,35 @@ pub struct MessageContext<'a> {
     pub caught: Option<&'a CaughtError>,
 }
 
-/// One milestone message in both renderings.
+/// One milestone message: its content, and the SNS subject and body laid out from it. Chat
+/// adapters lay out their own rendering from `content`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedMessage {
     pub milestone: Milestone,
     /// ASCII, no line breaks, at most [`MAX_SUBJECT_CHARS`].
     pub subject: String,
     pub body: String,
-    /// A Slack incoming-webhook payload (`text` fallback + Block Kit `blocks`).
-    pub slack: Value,
+    pub content: MessageContent,
 }
 
 /// The facts of one message, before it is laid out for a channel.
-#[derive(Debug, Clone, Default)]
-struct Draft {
-    title: String,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageContent {
+    pub title: String,
     /// What the subject names after the title (the dataset).
-    subject_object: String,
-    run_id: Option<String>,
-    summary: String,
+    pub subject_object: String,
+    pub run_id: Option<String>,
+    pub summary: String,
     /// Label and value, in order.
-    fields: Vec<(String, String)>,
+    pub fields: Vec<(String, String)>,
     /// A titled list (validation errors).
-    list_title: String,
-    list: Vec<String>,
+    pub list_title: String,
+    pub list: Vec<String>,
     /// Label and URL.
-    links: Vec<(String, String)>,
-    notes: Vec<String>,
-    milestone: Option<Milestone>,
-    region: String,
+    pub links: Vec<(String, String)>,
+    pub notes: Vec<String>,
+    pub milestone: Option<Milestone>,
+    pub region: String,
 }
 
 /// Renders the message for a milestone of a recorded run.
@@ -201,7 +193,7 @@ pub fn render_for_run(
 ) -> RenderedMessage {
     let s = &run.settings;
     let dataset = run.dataset.display_name();
-    let mut d = Draft {
+    let mut d = MessageContent {
         title: milestone.title().to_string(),
         subject_object: dataset.clone(),
         run_id: Some(run.run_id.to_string()),
@@ -410,7 +402,7 @@ pub fn render_without_run(
     ctx: &MessageContext<'_>,
 ) -> RenderedMessage {
     let what = input.and_then(describe_input);
-    let mut d = Draft {
+    let mut d = MessageContent {
         title: milestone.title().to_string(),
         subject_object: what
             .clone()
@@ -469,7 +461,7 @@ fn describe_input(v: &Value) -> Option<(String, String)> {
     None
 }
 
-fn push_opt(d: &mut Draft, label: &str, value: &Option<String>) {
+fn push_opt(d: &mut MessageContent, label: &str, value: &Option<String>) {
     if let Some(v) = value {
         d.fields.push((label.to_string(), v.clone()));
     }
@@ -549,460 +541,11 @@ pub fn console_provisioned_throughput_url(region: &str) -> String {
     )
 }
 
-fn layout(d: Draft) -> RenderedMessage {
-    let milestone = d.milestone.unwrap_or(Milestone::Failed);
+fn layout(d: MessageContent) -> RenderedMessage {
     RenderedMessage {
-        milestone,
-        subject: subject(&d),
-        body: text_body(&d),
-        slack: slack_payload(&d, milestone),
-    }
-}
-
-/// "Distillery: Dataset rejected - my-data (run-0123456789abcdef0123)", ASCII, ≤ 99 chars; the
-/// dataset part is shortened first so the run id survives.
-fn subject(d: &Draft) -> String {
-    let head = format!("Distillery: {} - ", d.title);
-    let tail = d
-        .run_id
-        .as_ref()
-        .map(|id| format!(" ({id})"))
-        .unwrap_or_default();
-    let object = ascii_line(&d.subject_object);
-    let room = MAX_SUBJECT_CHARS.saturating_sub(head.len() + tail.len());
-    let object = if object.chars().count() > room {
-        truncate_chars(&object, room)
-    } else {
-        object
-    };
-    let s = ascii_line(&format!("{head}{object}{tail}"));
-    truncate_chars(&s, MAX_SUBJECT_CHARS)
-}
-
-fn text_body(d: &Draft) -> String {
-    let mut out = String::new();
-    out.push_str(&d.summary.replace('`', ""));
-    out.push_str("\n\n");
-    if let Some(id) = &d.run_id {
-        out.push_str(&format!("Run: {id}\n"));
-    }
-    for (label, value) in &d.fields {
-        out.push_str(&format!("{label}: {value}\n"));
-    }
-    if !d.list.is_empty() {
-        out.push_str(&format!("\n{}:\n", d.list_title));
-        for item in &d.list {
-            out.push_str(&format!("  - {item}\n"));
-        }
-    }
-    if !d.links.is_empty() {
-        out.push('\n');
-        for (label, url) in &d.links {
-            out.push_str(&format!("{label}: {url}\n"));
-        }
-    }
-    for note in &d.notes {
-        out.push_str(&format!("\n{note}\n"));
-    }
-    out.push_str(&format!(
-        "\n-- \nDistillery, milestone {}, region {}\n",
-        d.milestone.map(Milestone::as_str).unwrap_or("unknown"),
-        d.region
-    ));
-    out
-}
-
-fn slack_payload(d: &Draft, milestone: Milestone) -> Value {
-    let mut blocks = vec![
-        json!({
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": truncate_chars(&format!("{} {}", milestone.emoji(), d.title), SLACK_HEADER_MAX),
-                "emoji": true
-            }
-        }),
-        json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": truncate_chars(&slack_escape(&d.summary), SLACK_TEXT_MAX) }
-        }),
-    ];
-    // Section fields render as a two-column grid; Slack allows at most 10 per section.
-    for chunk in d.fields.chunks(SLACK_MAX_FIELDS) {
-        let fields: Vec<Value> = chunk
-            .iter()
-            .map(|(label, value)| {
-                json!({
-                    "type": "mrkdwn",
-                    "text": truncate_chars(
-                        &format!("*{}*\n{}", slack_escape(label), slack_escape(value)),
-                        SLACK_FIELD_MAX
-                    )
-                })
-            })
-            .collect();
-        blocks.push(json!({ "type": "section", "fields": fields }));
-    }
-    if !d.list.is_empty() {
-        let items: Vec<String> = d
-            .list
-            .iter()
-            .map(|i| format!("• {}", slack_escape(i)))
-            .collect();
-        blocks.push(json!({
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": truncate_chars(&format!("*{}*\n{}", slack_escape(&d.list_title), items.join("\n")), SLACK_TEXT_MAX)
-            }
-        }));
-    }
-    if !d.links.is_empty() || !d.notes.is_empty() {
-        let mut lines: Vec<String> = d
-            .links
-            .iter()
-            .map(|(label, url)| format!("<{url}|{}>", slack_escape(label)))
-            .collect();
-        lines.extend(d.notes.iter().map(|n| slack_escape(n)));
-        blocks.push(json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": truncate_chars(&lines.join("\n"), SLACK_TEXT_MAX) }
-        }));
-    }
-    let run = d
-        .run_id
-        .as_ref()
-        .map(|id| format!("run `{id}`"))
-        .unwrap_or_else(|| "no run id".into());
-    blocks.push(json!({
-        "type": "context",
-        "elements": [{
-            "type": "mrkdwn",
-            "text": format!("Distillery | {run} | milestone `{}` | {}", milestone.as_str(), d.region)
-        }]
-    }));
-    json!({ "text": subject(d), "blocks": blocks })
-}
-
-/// Slack mrkdwn treats `&`, `<` and `>` as control characters.
-fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Printable ASCII on one line: other characters become '?', whitespace runs one space.
-fn ascii_line(s: &str) -> String {
-    one_line(s)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
-
-/// At most `max` characters, ending in "..." when cut.
-pub fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let keep = max.saturating_sub(3);
-    let mut out: String = s.chars().take(keep).collect();
-    out.push_str(&"..."[..max.min(3)]);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::run::{DatasetLocation, RunId, ValidationSummary};
-    use crate::domain::settings::ServingMode;
-    use crate::testing::sample_run;
-    use chrono::TimeZone;
-
-    fn t(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 27, h, m, 0).unwrap()
-    }
-
-    fn run() -> Run {
-        let mut r = sample_run(
-            "data-bucket",
-            "incoming/support-chats.jsonl",
-            "abc",
-            1234,
-            t(10, 0),
-        );
-        r.run_id = RunId("run-0123456789abcdef0123".into());
-        r.validation = Some(ValidationSummary {
-            valid: true,
-            records: 420,
-            ..Default::default()
-        });
-        r
-    }
-
-    fn ctx(prices: &Prices) -> MessageContext<'_> {
-        MessageContext {
-            region: "us-west-2",
-            prices,
-            now: t(13, 5),
-            caught: None,
-        }
-    }
-
-    fn check_common(m: &RenderedMessage) {
-        assert!(m.subject.len() <= MAX_SUBJECT_CHARS, "{}", m.subject);
-        assert!(m.subject.is_ascii() && !m.subject.contains('\n'));
-        let blocks = m.slack["blocks"].as_array().unwrap();
-        assert_eq!(blocks[0]["type"], "header");
-        assert_eq!(blocks.last().unwrap()["type"], "context");
-        assert!(m.slack["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("Distillery: "));
-        for b in blocks {
-            if let Some(fields) = b["fields"].as_array() {
-                assert!(fields.len() <= 10);
-            }
-        }
-    }
-
-    #[test]
-    fn rejected_lists_first_errors_and_report() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.validation = Some(ValidationSummary {
-            valid: false,
-            records: 100,
-            invalid_records: 7,
-            error_count: 9,
-            warning_count: 2,
-            first_errors: (1..=8)
-                .map(|i| format!("line {i}: [bad_role] role must be user or assistant <x>"))
-                .collect(),
-            report_uri: Some(
-                "s3://data-bucket/reports/run-0123456789abcdef0123/report.json".into(),
-            ),
-        });
-        let m = render_for_run(Milestone::Rejected, &r, &ctx(&prices));
-        check_common(&m);
-        assert_eq!(
-            m.subject,
-            "Distillery: Dataset rejected - support-chats (run-0123456789abcdef0123)"
-        );
-        assert!(m.body.contains("7 of 100 records are invalid"));
-        assert!(m.body.contains("First 5 errors:"));
-        assert!(m.body.contains("  - line 5: [bad_role]"));
-        assert!(!m.body.contains("line 6:"));
-        assert!(m.body.contains(
-            "Full report: s3://data-bucket/reports/run-0123456789abcdef0123/report.json"
-        ));
-        let slack = m.slack.to_string();
-        assert!(slack.contains("s3://data-bucket/reports/run-0123456789abcdef0123/report.json"));
-        // User text is escaped for Slack mrkdwn.
-        assert!(slack.contains("&lt;x&gt;"));
-        assert!(slack.contains("run `run-0123456789abcdef0123`"));
-    }
-
-    #[test]
-    fn launched_names_job_pair_and_records_with_console_link() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.job_name = Some("distill-support-chats-0123456789".into());
-        r.job_arn = Some(
-            "arn:aws:bedrock:us-west-2:123456789012:model-customization-job/amazon.nova-lite-v1:0:300k/abc".into(),
-        );
-        let m = render_for_run(Milestone::Launched, &r, &ctx(&prices));
-        check_common(&m);
-        assert!(m
-            .body
-            .contains("Job name: distill-support-chats-0123456789"));
-        assert!(m
-            .body
-            .contains("Job ARN: arn:aws:bedrock:us-west-2:123456789012:model-customization-job/"));
-        assert!(m
-            .body
-            .contains("Teacher -> student: amazon.nova-pro-v1:0 -> amazon.nova-lite-v1:0:300k"));
-        assert!(m.body.contains("Records: 420"));
-        let link =
-            "https://us-west-2.console.aws.amazon.com/bedrock/home?region=us-west-2#/custom-models";
-        assert!(m.body.contains(link));
-        assert!(m.slack.to_string().contains(&format!("<{link}|")));
-    }
-
-    #[test]
-    fn completed_has_model_arn_and_duration() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.custom_model_arn = Some("arn:aws:bedrock:us-west-2:123456789012:custom-model/x".into());
-        r.launched_at = Some(t(10, 0));
-        r.finished_at = Some(t(13, 5));
-        let m = render_for_run(Milestone::Completed, &r, &ctx(&prices));
-        check_common(&m);
-        assert!(m
-            .body
-            .contains("Custom model ARN: arn:aws:bedrock:us-west-2:123456789012:custom-model/x"));
-        assert!(m.body.contains("Duration: 3h 05m"));
-    }
-
-    #[test]
-    fn failed_shows_bedrock_message_and_a_different_caught_error() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.failure_reason = Some("Insufficient training data\n  in s3 prefix".into());
-        let caught = CaughtError {
-            error: "Throttled".into(),
-            cause: r#"{"errorType":"Throttled","errorMessage":"Bedrock throttled GetModelCustomizationJob"}"#.into(),
-        };
-        let mut c = ctx(&prices);
-        c.caught = Some(&caught);
-        let m = render_for_run(Milestone::Failed, &r, &c);
-        check_common(&m);
-        assert!(m
-            .body
-            .contains("Reason: Insufficient training data in s3 prefix"));
-        assert!(m
-            .body
-            .contains("Step error: Throttled: Bedrock throttled GetModelCustomizationJob"));
-        // Without a recorded reason the caught error is the reason.
-        r.failure_reason = None;
-        let m = render_for_run(Milestone::Failed, &r, &c);
-        assert!(m
-            .body
-            .contains("Reason: Throttled: Bedrock throttled GetModelCustomizationJob"));
-        assert!(!m.body.contains("Step error"));
-    }
-
-    #[test]
-    fn stopped_and_timed_out_say_so() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.job_arn = Some("arn:aws:bedrock:us-west-2:1:model-customization-job/x/y".into());
-        let m = render_for_run(Milestone::Stopped, &r, &ctx(&prices));
-        check_common(&m);
-        assert!(m.subject.starts_with("Distillery: Distillation stopped - "));
-        assert!(m.body.contains("was stopped; no model was produced"));
-        r.failure_reason = Some("job ran longer than 72h".into());
-        let m = render_for_run(Milestone::TimedOut, &r, &ctx(&prices));
-        assert!(m
-            .subject
-            .starts_with("Distillery: Distillation timed out - "));
-        assert!(m.body.contains("Reason: job ran longer than 72h"));
-    }
-
-    #[test]
-    fn ready_estimates_cost_with_provenance_and_explains_deletion() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.settings.serving = ServingMode::Provisioned;
-        r.settings.model_units = 2;
-        r.provisioned_model_arn =
-            Some("arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pm1".into());
-        let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
-        check_common(&m);
-        let unit = prices
-            .model_unit_hour("amazon.nova-lite-v1:0:300k")
-            .unwrap();
-        let hourly = format!("about USD {:.2}/hour", unit * 2.0);
-        assert!(m.body.contains(&hourly), "{}", m.body);
-        assert!(m
-            .body
-            .contains(&format!("unconfirmed list prices as of {}", prices.as_of)));
-        assert!(m.body.contains("Model units: 2 (commitment None)"));
-        assert!(m.body.contains(
-            "aws bedrock delete-provisioned-model-throughput --provisioned-model-id arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pm1 --region us-west-2"
-        ));
-        assert!(m.body.contains("#/provisioned-throughput"));
-        // A committed one cannot be deleted early, and the message says so.
-        r.settings.commitment = Commitment::OneMonth;
-        let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
-        assert!(m.body.contains("cannot be deleted before its term ends"));
-    }
-
-    #[test]
-    fn confirmed_prices_are_not_called_unconfirmed() {
-        let mut prices = Prices::builtin();
-        prices.confirmed = true;
-        let mut r = run();
-        r.settings.serving = ServingMode::Provisioned;
-        let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
-        assert!(m.body.contains("; list prices as of"));
-        assert!(!m.body.contains("unconfirmed"));
-    }
-
-    #[test]
-    fn provisioning_failed_keeps_the_reason() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.failure_reason = Some("Insufficient model units".into());
-        let m = render_for_run(Milestone::ProvisioningFailed, &r, &ctx(&prices));
-        check_common(&m);
-        assert!(m.body.contains("Reason: Insufficient model units"));
-    }
-
-    #[test]
-    fn subject_is_ascii_and_short_even_for_long_unicode_names() {
-        let prices = Prices::builtin();
-        let mut r = run();
-        r.dataset = DatasetLocation::S3Object {
-            bucket: "b".into(),
-            key: format!("incoming/{}\u{e9}t\u{e9}\n.jsonl", "x".repeat(200)),
-            etag: "e".into(),
-            version_id: None,
-            size: 1,
-        };
-        for m in Milestone::ALL {
-            let msg = render_for_run(m, &r, &ctx(&prices));
-            check_common(&msg);
-            assert_eq!(msg.subject.chars().count(), MAX_SUBJECT_CHARS);
-            assert!(
-                msg.subject.ends_with("... (run-0123456789abcdef0123)"),
-                "{}",
-                msg.subject
-            );
-        }
-    }
-
-    #[test]
-    fn without_run_describes_the_input() {
-        let prices = Prices::builtin();
-        let caught = CaughtError {
-            error: "States.TaskFailed".into(),
-            cause: "Lambda crashed".into(),
-        };
-        let mut c = ctx(&prices);
-        c.caught = Some(&caught);
-        let input =
-            json!({"detail": {"bucket": {"name": "bkt"}, "object": {"key": "incoming/a.jsonl"}}});
-        let m = render_without_run(Milestone::Failed, None, Some(&input), &c);
-        check_common(&m);
-        assert_eq!(m.subject, "Distillery: Distillation failed - a.jsonl");
-        assert!(m.body.contains("Input: s3://bkt/incoming/a.jsonl"));
-        assert!(m.body.contains("Error: States.TaskFailed: Lambda crashed"));
-        assert!(m.slack.to_string().contains("no run id"));
-        let m = render_without_run(Milestone::Failed, None, None, &ctx(&prices));
-        assert!(m.body.contains("Error: no error details were passed"));
-        assert_eq!(m.subject, "Distillery: Distillation failed - unknown input");
-    }
-
-    #[test]
-    fn milestones_parse_both_spellings_and_durations_format() {
-        for m in Milestone::ALL {
-            assert_eq!(Milestone::parse(m.as_str()), Some(m));
-        }
-        assert_eq!(Milestone::parse("timed-out"), Some(Milestone::TimedOut));
-        assert_eq!(Milestone::parse("nope"), None);
-        assert_eq!(format_duration(59), "59s");
-        assert_eq!(format_duration(61), "1m 01s");
-        assert_eq!(format_duration(90_061), "1d 1h 01m");
-        assert_eq!(truncate_chars("abcdef", 5), "ab...");
+        milestone: d.milestone.unwrap_or(Milestone::Failed),
+        subject: text::subject(&d),
+        body: text::body(&d),
+        content: d,
     }
 }

@@ -1,0 +1,382 @@
+//! Use case behind the `notifier` Lambda: tell people about one milestone of a run, on SNS and
+//! (optionally) Slack, and keep the run ledger the source of truth.
+//!
+//! Order matters:
+//! 1. When the state machine reached us through a Catch (`error` given), the failure is recorded on the
+//!    run first, so the ledger is right even if every delivery fails.
+//! 2. SNS, then Slack. A delivery that already succeeded for this milestone and channel (per the run's
+//!    delivery records) is not sent again, so a retried Lambda does not double-post.
+//! 3. Each delivery, good or bad, is recorded on the run. A Slack failure never fails the step.
+//!
+//! Delivery is at least once: a crash between a successful post and its ledger record makes the retry
+//! post again. That is preferred to losing a message.
+
+mod delivery;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{info, warn, Instrument};
+
+use crate::domain::catalog::Prices;
+use crate::domain::errors::StepError;
+use crate::domain::messages::{
+    render_for_run, render_without_run, CaughtError, MessageContext, Milestone,
+};
+use crate::domain::run::{DeliveryRecord, Run, RunId, RunStatus, RunUpdate};
+use crate::ports::{Clock, MessagePublisher, PortError, RunLedger, SecretSource};
+
+use delivery::Channels;
+pub use delivery::{webhook_url_from_secret, WebhookFactory};
+
+pub const CHANNEL_SNS: &str = "sns";
+pub const CHANNEL_SLACK: &str = "slack";
+/// SNS message attribute names subscribers filter on.
+pub const ATTR_EVENT_TYPE: &str = "event_type";
+pub const ATTR_RUN_ID: &str = "run_id";
+/// The `run_id` attribute of a message about no recorded run (SNS refuses empty values).
+pub const NO_RUN_ID: &str = "none";
+
+/// Step input (docs/contracts.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub milestone: String,
+    /// `{Error, Cause}` from a Step Functions Catch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+    /// The execution input, passed when no run id exists yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelOutcome {
+    Delivered,
+    Failed,
+    /// Slack is not configured: `SLACK_SECRET_ARN` unset, or the secret's string empty.
+    Disabled,
+}
+
+/// Step output (docs/contracts.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyOutput {
+    pub run_id: Option<String>,
+    pub milestone: String,
+    pub sns: ChannelOutcome,
+    pub slack: ChannelOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackConfig {
+    /// Secret whose string is the webhook URL.
+    pub secret_id: String,
+    /// Bound on each POST.
+    pub timeout: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// For console links and the delete command in messages.
+    pub region: String,
+    pub slack: Option<SlackConfig>,
+    /// First pause between attempts; doubles each retry.
+    pub retry_base_delay: Duration,
+}
+
+impl NotifyConfig {
+    pub fn from_env() -> Result<Self, StepError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads `AWS_REGION`, `SLACK_SECRET_ARN`, `SLACK_TIMEOUT_MS`, `SLACK_MAX_ATTEMPTS`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |k: &str, default: u64| -> Result<u64, StepError> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    StepError::config(format!(
+                        "environment variable {k} must be a positive whole number, got '{v}'"
+                    ))
+                }),
+            }
+        };
+        let slack = match get("SLACK_SECRET_ARN") {
+            None => None,
+            Some(secret_id) => Some(SlackConfig {
+                secret_id,
+                timeout: Duration::from_millis(number("SLACK_TIMEOUT_MS", 3000)?),
+                max_attempts: number("SLACK_MAX_ATTEMPTS", 3)?.min(10) as u32,
+            }),
+        };
+        Ok(NotifyConfig {
+            region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            slack,
+            retry_base_delay: Duration::from_millis(200),
+        })
+    }
+}
+
+pub struct Notifier {
+    ledger: Arc<dyn RunLedger>,
+    channels: Channels,
+    clock: Arc<dyn Clock>,
+    prices: Prices,
+    config: NotifyConfig,
+}
+
+impl Notifier {
+    pub fn new(
+        ledger: Arc<dyn RunLedger>,
+        publisher: Arc<dyn MessagePublisher>,
+        secrets: Arc<dyn SecretSource>,
+        webhook_factory: WebhookFactory,
+        clock: Arc<dyn Clock>,
+        prices: Prices,
+        config: NotifyConfig,
+    ) -> Self {
+        Self {
+            ledger,
+            channels: Channels::new(publisher, secrets, webhook_factory, config.retry_base_delay),
+            clock,
+            prices,
+            config,
+        }
+    }
+
+    pub async fn handle(&self, input: NotifyInput) -> Result<NotifyOutput, StepError> {
+        let milestone = Milestone::parse(&input.milestone).ok_or_else(|| {
+            let known: Vec<&str> = Milestone::ALL.iter().map(|m| m.as_str()).collect();
+            StepError::bad_event(format!(
+                "field 'milestone': '{}' is not one of {}",
+                input.milestone,
+                known.join(", ")
+            ))
+        })?;
+        let run_id = input
+            .run_id
+            .clone()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let span = tracing::info_span!(
+            "notify",
+            run_id = run_id.as_deref().unwrap_or(NO_RUN_ID),
+            milestone = milestone.as_str()
+        );
+        async move {
+            match &run_id {
+                Some(id) => {
+                    let id = RunId(id.clone());
+                    match self.ledger.get(&id).await? {
+                        Some(run) => self.notify_run(milestone, run, input.error.as_ref()).await,
+                        None => {
+                            warn!("run is not in the ledger; sending a message without it");
+                            self.notify_without_run(milestone, Some(id.as_str()), &input)
+                                .await
+                        }
+                    }
+                }
+                None => {
+                    warn!("no run id in the input; sending a generic failure message");
+                    self.notify_without_run(milestone, None, &input).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn notify_run(
+        &self,
+        milestone: Milestone,
+        mut run: Run,
+        caught: Option<&CaughtError>,
+    ) -> Result<NotifyOutput, StepError> {
+        if let Some(c) = caught {
+            run = self.record_failure(run, milestone, c).await?;
+        }
+        let message = render_for_run(milestone, &run, &self.context(caught));
+        let run_id = run.run_id.to_string();
+
+        let sns = if already_delivered(&run, milestone, CHANNEL_SNS) {
+            info!("SNS message for this milestone was already delivered; not sending again");
+            ChannelOutcome::Delivered
+        } else {
+            let (outcome, detail) = self
+                .channels
+                .publish_sns(&message, Some(run.run_id.as_str()))
+                .await;
+            run = self
+                .record_delivery(run, milestone, CHANNEL_SNS, outcome, detail)
+                .await?;
+            outcome
+        };
+
+        let slack = match &self.config.slack {
+            None => ChannelOutcome::Disabled,
+            Some(_) if already_delivered(&run, milestone, CHANNEL_SLACK) => {
+                info!("Slack message for this milestone was already delivered; not sending again");
+                ChannelOutcome::Delivered
+            }
+            Some(cfg) => {
+                let (outcome, detail) = self.channels.post_slack(cfg, &message).await;
+                // An empty secret means Slack is off: nothing was attempted, so nothing to record.
+                if outcome != ChannelOutcome::Disabled {
+                    self.record_delivery(run, milestone, CHANNEL_SLACK, outcome, detail)
+                        .await?;
+                }
+                outcome
+            }
+        };
+        Ok(NotifyOutput {
+            run_id: Some(run_id),
+            milestone: milestone.as_str().to_string(),
+            sns,
+            slack,
+        })
+    }
+
+    async fn notify_without_run(
+        &self,
+        milestone: Milestone,
+        run_id: Option<&str>,
+        input: &NotifyInput,
+    ) -> Result<NotifyOutput, StepError> {
+        let ctx = self.context(input.error.as_ref());
+        let message = render_without_run(milestone, run_id, input.input.as_ref(), &ctx);
+        let (sns, _) = self.channels.publish_sns(&message, run_id).await;
+        let slack = match &self.config.slack {
+            None => ChannelOutcome::Disabled,
+            Some(cfg) => self.channels.post_slack(cfg, &message).await.0,
+        };
+        Ok(NotifyOutput {
+            run_id: run_id.map(str::to_string),
+            milestone: milestone.as_str().to_string(),
+            sns,
+            slack,
+        })
+    }
+
+    fn context<'a>(&'a self, caught: Option<&'a CaughtError>) -> MessageContext<'a> {
+        MessageContext {
+            region: &self.config.region,
+            prices: &self.prices,
+            now: self.clock.now(),
+            caught,
+        }
+    }
+
+    /// Moves the run to `failed` (or `provisioning_failed`) with the caught error as the reason,
+    /// unless it is already terminal. Conditional on the status we read; on a lost race, re-read and
+    /// try once more.
+    async fn record_failure(
+        &self,
+        run: Run,
+        milestone: Milestone,
+        caught: &CaughtError,
+    ) -> Result<Run, StepError> {
+        let mut run = run;
+        for attempt in 0..2 {
+            if run.status.is_terminal() {
+                info!(status = %run.status, "run is already terminal; failure not re-recorded");
+                return Ok(run);
+            }
+            let preferred = if milestone == Milestone::ProvisioningFailed {
+                [RunStatus::ProvisioningFailed, RunStatus::Failed]
+            } else {
+                [RunStatus::Failed, RunStatus::ProvisioningFailed]
+            };
+            let Some(target) = preferred.into_iter().find(|t| run.status.can_move_to(*t)) else {
+                warn!(status = %run.status, "no failure status is reachable from here");
+                return Ok(run);
+            };
+            let update = RunUpdate {
+                failure_reason: Some(caught.summary()),
+                finished_at: Some(self.clock.now()),
+                ..RunUpdate::to(target).with_detail(format!(
+                    "step error caught by the state machine ({})",
+                    milestone.as_str()
+                ))
+            };
+            match self
+                .ledger
+                .update(&run.run_id, &[run.status], &update)
+                .await
+            {
+                Ok(updated) => {
+                    info!(from = %run.status, to = %target, "failure recorded on the run");
+                    return Ok(updated);
+                }
+                Err(PortError::Conflict(e)) if attempt == 0 => {
+                    warn!(error = %e, "run changed while recording the failure; re-reading");
+                    run = self.reread(&run.run_id).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(run)
+    }
+
+    /// Appends a delivery record, conditional on the run's current status; one re-read on conflict.
+    async fn record_delivery(
+        &self,
+        run: Run,
+        milestone: Milestone,
+        channel: &str,
+        outcome: ChannelOutcome,
+        detail: String,
+    ) -> Result<Run, StepError> {
+        let record = DeliveryRecord {
+            at: self.clock.now(),
+            milestone: milestone.as_str().to_string(),
+            channel: channel.to_string(),
+            delivered: outcome == ChannelOutcome::Delivered,
+            detail: Some(detail),
+        };
+        let update = RunUpdate {
+            delivery: Some(record),
+            ..Default::default()
+        };
+        let mut expected = run.status;
+        for attempt in 0..2 {
+            match self.ledger.update(&run.run_id, &[expected], &update).await {
+                Ok(updated) => return Ok(updated),
+                Err(PortError::Conflict(e)) if attempt == 0 => {
+                    warn!(channel, error = %e, "run changed while recording a delivery; re-reading");
+                    expected = self.reread(&run.run_id).await?.status;
+                }
+                Err(e) => {
+                    warn!(channel, error = %e, "could not record the delivery on the run");
+                    return Err(e.into());
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    async fn reread(&self, run_id: &RunId) -> Result<Run, StepError> {
+        self.ledger.get(run_id).await?.ok_or_else(|| {
+            StepError::not_found(format!("run {run_id} disappeared from the ledger"))
+        })
+    }
+}
+
+fn already_delivered(run: &Run, milestone: Milestone, channel: &str) -> bool {
+    run.deliveries
+        .iter()
+        .any(|d| d.delivered && d.channel == channel && d.milestone == milestone.as_str())
+}

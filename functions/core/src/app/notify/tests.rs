@@ -1,0 +1,733 @@
+use super::*;
+use crate::domain::messages::RenderedMessage;
+use crate::domain::run::{DatasetLocation, RunSource, ValidationSummary};
+use crate::domain::settings::{Commitment, RunSettings, ServingMode};
+use crate::ports::CreateOutcome;
+use crate::ports::{ChatWebhook, OutboundMessage};
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+const URL: &str = "https://hooks.slack.com/services/T0/B0/SECRETTOKEN";
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+struct FixedClock;
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        now()
+    }
+}
+
+/// A ledger with the real rules (expected status, allowed moves) and a hook to simulate another
+/// writer changing the run just before our next update.
+#[derive(Default)]
+struct FakeLedger {
+    runs: Mutex<HashMap<RunId, Run>>,
+    race_to: Mutex<Option<RunStatus>>,
+    updates: AtomicUsize,
+}
+
+#[async_trait]
+impl RunLedger for FakeLedger {
+    async fn create(&self, run: &Run) -> Result<CreateOutcome, PortError> {
+        self.runs
+            .lock()
+            .unwrap()
+            .insert(run.run_id.clone(), run.clone());
+        Ok(CreateOutcome::Created(run.clone()))
+    }
+    async fn get(&self, run_id: &RunId) -> Result<Option<Run>, PortError> {
+        Ok(self.runs.lock().unwrap().get(run_id).cloned())
+    }
+    async fn update(
+        &self,
+        run_id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError> {
+        self.updates.fetch_add(1, Ordering::SeqCst);
+        let mut runs = self.runs.lock().unwrap();
+        let run = runs
+            .get_mut(run_id)
+            .ok_or_else(|| PortError::NotFound(run_id.to_string()))?;
+        if let Some(to) = self.race_to.lock().unwrap().take() {
+            RunUpdate::to(to).apply_to(run, now());
+        }
+        if !expected.contains(&run.status) {
+            return Err(PortError::Conflict(format!("status is {}", run.status)));
+        }
+        if let Some(next) = update.status {
+            if !run.status.can_move_to(next) {
+                return Err(PortError::Conflict(format!("{} -> {next}", run.status)));
+            }
+        }
+        update.apply_to(run, now());
+        Ok(run.clone())
+    }
+    async fn list_recent(&self, _: usize) -> Result<Vec<Run>, PortError> {
+        Ok(vec![])
+    }
+    async fn list_by_status(&self, _: RunStatus, _: usize) -> Result<Vec<Run>, PortError> {
+        Ok(vec![])
+    }
+}
+
+#[derive(Default)]
+struct FakePublisher {
+    sent: Mutex<Vec<OutboundMessage>>,
+    calls: AtomicUsize,
+    /// Errors returned by the next calls, in order.
+    failures: Mutex<Vec<PortError>>,
+}
+
+#[async_trait]
+impl MessagePublisher for FakePublisher {
+    async fn publish(&self, msg: &OutboundMessage) -> Result<String, PortError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mut f = self.failures.lock().unwrap();
+        if !f.is_empty() {
+            return Err(f.remove(0));
+        }
+        self.sent.lock().unwrap().push(msg.clone());
+        Ok(format!("msg-{}", self.sent.lock().unwrap().len()))
+    }
+}
+
+#[derive(Default)]
+struct FakeSecrets {
+    calls: AtomicUsize,
+    /// The secret's string when set; the webhook URL otherwise.
+    value: Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl SecretSource for FakeSecrets {
+    async fn secret_string(&self, _: &str) -> Result<String, PortError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Ok(self
+            .value
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| URL.to_string()))
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Ok,
+    ServerError,
+    BadRequest,
+    Hang,
+}
+
+struct FakeWebhook {
+    mode: Mutex<Mode>,
+    posted: Mutex<Vec<RenderedMessage>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl ChatWebhook for FakeWebhook {
+    async fn post(&self, message: &RenderedMessage) -> Result<(), PortError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::Ok => {
+                self.posted.lock().unwrap().push(message.clone());
+                Ok(())
+            }
+            // An adapter that forgot to redact: the use case must scrub the URL anyway.
+            Mode::ServerError => Err(PortError::Transient(format!("HTTP 500 from {URL}"))),
+            Mode::BadRequest => Err(PortError::Validation("HTTP 400: invalid_payload".into())),
+            // What the webhook adapter answers when its POST timeout (the fixture's 50 ms) fires:
+            // the timeout itself is the adapter's, tested in distillery-aws against a hanging sink.
+            Mode::Hang => Err(PortError::Transient(
+                "Slack webhook timed out after 50 ms".into(),
+            )),
+        }
+    }
+}
+
+struct Fixture {
+    ledger: Arc<FakeLedger>,
+    publisher: Arc<FakePublisher>,
+    secrets: Arc<FakeSecrets>,
+    webhook: Arc<FakeWebhook>,
+    notifier: Notifier,
+}
+
+fn config(slack: bool) -> NotifyConfig {
+    NotifyConfig {
+        region: "us-east-1".into(),
+        slack: slack.then(|| SlackConfig {
+            secret_id: "arn:aws:secretsmanager:us-east-1:1:secret:slack".into(),
+            timeout: Duration::from_millis(50),
+            max_attempts: 3,
+        }),
+        retry_base_delay: Duration::from_millis(1),
+    }
+}
+
+fn fixture(slack: bool) -> Fixture {
+    let ledger = Arc::new(FakeLedger::default());
+    let publisher = Arc::new(FakePublisher::default());
+    let secrets = Arc::new(FakeSecrets::default());
+    let webhook = Arc::new(FakeWebhook {
+        mode: Mutex::new(Mode::Ok),
+        posted: Mutex::new(vec![]),
+        calls: AtomicUsize::new(0),
+    });
+    let w = webhook.clone();
+    let factory: WebhookFactory = Arc::new(move |url, _timeout| {
+        assert_eq!(url, URL);
+        Ok(w.clone() as Arc<dyn ChatWebhook>)
+    });
+    let notifier = Notifier::new(
+        ledger.clone(),
+        publisher.clone(),
+        secrets.clone(),
+        factory,
+        Arc::new(FixedClock),
+        Prices::builtin(),
+        config(slack),
+    );
+    Fixture {
+        ledger,
+        publisher,
+        secrets,
+        webhook,
+        notifier,
+    }
+}
+
+fn seed(f: &Fixture, status: RunStatus) -> RunId {
+    let id = RunId("run-00000000000000000001".into());
+    let mut run = Run::new(
+        id.clone(),
+        RunSource::S3Upload,
+        DatasetLocation::S3Object {
+            bucket: "bkt".into(),
+            key: "incoming/chats.jsonl".into(),
+            etag: "e".into(),
+            version_id: None,
+            size: 10,
+        },
+        RunSettings {
+            teacher: "amazon.nova-pro-v1:0".into(),
+            student: "amazon.nova-lite-v1:0:300k".into(),
+            max_response_length: 1000,
+            serving: ServingMode::Provisioned,
+            model_units: 1,
+            commitment: Commitment::None,
+        },
+        now(),
+    );
+    run.status = status;
+    run.job_name = Some("distill-chats-1".into());
+    run.job_arn = Some("arn:aws:bedrock:us-east-1:1:model-customization-job/x/y".into());
+    run.validation = Some(ValidationSummary {
+        valid: true,
+        records: 321,
+        ..Default::default()
+    });
+    f.ledger.runs.lock().unwrap().insert(id.clone(), run);
+    id
+}
+
+fn input(id: Option<&RunId>, milestone: &str) -> NotifyInput {
+    NotifyInput {
+        run_id: id.map(|i| i.to_string()),
+        milestone: milestone.into(),
+        error: None,
+        input: None,
+    }
+}
+
+fn run_of(f: &Fixture, id: &RunId) -> Run {
+    f.ledger.runs.lock().unwrap().get(id).cloned().unwrap()
+}
+
+#[tokio::test]
+async fn launched_goes_to_sns_and_slack_and_both_deliveries_are_recorded() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Training);
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    assert_eq!(out.slack, ChannelOutcome::Delivered);
+    assert_eq!(out.run_id.as_deref(), Some(id.as_str()));
+    let sent = f.publisher.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].attributes[ATTR_EVENT_TYPE], "launched");
+    assert_eq!(sent[0].attributes[ATTR_RUN_ID], id.as_str());
+    assert!(sent[0]
+        .subject
+        .starts_with("Distillery: Distillation launched - chats"));
+    assert!(sent[0].body.contains("Job name: distill-chats-1"));
+    let posted = f.webhook.posted.lock().unwrap().clone();
+    assert_eq!(posted.len(), 1);
+    // The message's content reached the webhook (its Slack layout: distillery-aws slack_blocks).
+    assert_eq!(posted[0].milestone, Milestone::Launched);
+    assert_eq!(posted[0].content.run_id.as_deref(), Some(id.as_str()));
+    let run = run_of(&f, &id);
+    assert_eq!(
+        run.status,
+        RunStatus::Training,
+        "a delivery never moves the run"
+    );
+    let d: Vec<(&str, bool)> = run
+        .deliveries
+        .iter()
+        .map(|d| (d.channel.as_str(), d.delivered))
+        .collect();
+    assert_eq!(d, vec![("sns", true), ("slack", true)]);
+    assert!(run.deliveries.iter().all(|d| d.milestone == "launched"));
+}
+
+#[tokio::test]
+async fn a_retried_notify_does_not_post_twice_and_reads_the_secret_once() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Training);
+    f.notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    let again = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(again.sns, ChannelOutcome::Delivered);
+    assert_eq!(again.slack, ChannelOutcome::Delivered);
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(run_of(&f, &id).deliveries.len(), 2);
+    // Another milestone is a new message, but the webhook secret is not read again.
+    f.notifier
+        .handle(input(Some(&id), "completed"))
+        .await
+        .unwrap();
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(f.secrets.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn slack_down_is_retried_then_recorded_without_failing_the_step() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Training);
+    *f.webhook.mode.lock().unwrap() = Mode::ServerError;
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    assert_eq!(out.slack, ChannelOutcome::Failed);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 3);
+    let run = run_of(&f, &id);
+    let slack = run
+        .deliveries
+        .iter()
+        .find(|d| d.channel == "slack")
+        .unwrap();
+    assert!(!slack.delivered);
+    let detail = slack.detail.clone().unwrap();
+    assert!(detail.contains("failed after 3 attempt(s)"), "{detail}");
+    assert!(!detail.contains("SECRETTOKEN"), "{detail}");
+
+    // Slack is back: the retried step posts the missing Slack message only.
+    *f.webhook.mode.lock().unwrap() = Mode::Ok;
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.slack, ChannelOutcome::Delivered);
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(f.webhook.posted.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn slack_4xx_is_not_retried_and_a_hang_times_out() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Training);
+    *f.webhook.mode.lock().unwrap() = Mode::BadRequest;
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.slack, ChannelOutcome::Failed);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 1);
+
+    *f.webhook.mode.lock().unwrap() = Mode::Hang;
+    let started = std::time::Instant::now();
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "completed"))
+        .await
+        .unwrap();
+    assert_eq!(out.slack, ChannelOutcome::Failed);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 4);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let run = run_of(&f, &id);
+    let last = run.deliveries.last().unwrap();
+    assert!(last
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("timed out after 50 ms"));
+}
+
+/// Log lines written while the guard lives (this thread only: the tests run on one thread).
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn start(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn an_empty_slack_secret_means_slack_is_off_not_failing() {
+    for empty in ["", "  \n\t"] {
+        let logs = CapturedLogs::default();
+        let _guard = logs.start();
+        let f = fixture(true);
+        *f.secrets.value.lock().unwrap() = Some(empty.to_string());
+        let id = seed(&f, RunStatus::Training);
+        for milestone in ["launched", "completed"] {
+            let out = f
+                .notifier
+                .handle(input(Some(&id), milestone))
+                .await
+                .unwrap();
+            assert_eq!(out.sns, ChannelOutcome::Delivered);
+            assert_eq!(out.slack, ChannelOutcome::Disabled, "{empty:?} {milestone}");
+        }
+        // Without a run, too.
+        let out = f.notifier.handle(input(None, "failed")).await.unwrap();
+        assert_eq!(out.slack, ChannelOutcome::Disabled);
+        // Nothing posted, no Slack delivery record (so no failure), the secret read once.
+        assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
+        let run = run_of(&f, &id);
+        assert!(
+            run.deliveries
+                .iter()
+                .all(|d| d.channel == "sns" && d.delivered),
+            "{:?}",
+            run.deliveries
+        );
+        assert_eq!(run.deliveries.len(), 2);
+        assert_eq!(f.secrets.calls.load(Ordering::SeqCst), 1);
+        // Said once, at info level, never as a warning.
+        let text = logs.text();
+        let said: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("Slack webhook secret is empty"))
+            .collect();
+        assert_eq!(said.len(), 1, "{text}");
+        assert!(said[0].contains("INFO"), "{}", said[0]);
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("Slack")),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_secret_that_is_not_a_url_is_still_a_delivery_failure() {
+    let f = fixture(true);
+    *f.secrets.value.lock().unwrap() = Some("not-a-url".into());
+    let id = seed(&f, RunStatus::Training);
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.slack, ChannelOutcome::Failed);
+    let run = run_of(&f, &id);
+    let slack = run
+        .deliveries
+        .iter()
+        .find(|d| d.channel == "slack")
+        .unwrap();
+    assert!(!slack.delivered);
+    assert!(slack
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("does not hold an http(s) URL"));
+}
+
+/// SNS retries are the SDK client's (distillery-aws `sns` tests: throttled, then 503, then
+/// delivered, in one `publish`); the use case publishes once and records what came back.
+#[tokio::test]
+async fn sns_failures_are_recorded_once_not_retried_on_top_of_the_sdk() {
+    let f = fixture(false);
+    let id = seed(&f, RunStatus::Training);
+    *f.publisher.failures.lock().unwrap() = vec![PortError::Throttled("slow".into())];
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Failed);
+    assert_eq!(out.slack, ChannelOutcome::Disabled);
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 1);
+
+    *f.publisher.failures.lock().unwrap() = vec![PortError::AccessDenied("no sns:Publish".into())];
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "completed"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Failed);
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 2);
+    let run = run_of(&f, &id);
+    let last = run.deliveries.last().unwrap();
+    assert_eq!((last.channel.as_str(), last.delivered), ("sns", false));
+    assert!(last.detail.as_deref().unwrap().contains("no sns:Publish"));
+    // Slack disabled: no Slack record at all.
+    assert!(run.deliveries.iter().all(|d| d.channel == "sns"));
+    // A later notification of the failed milestone is sent again (the failure is on record).
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+}
+
+#[tokio::test]
+async fn a_caught_error_is_recorded_on_the_run_before_delivery() {
+    let f = fixture(false);
+    let id = seed(&f, RunStatus::Training);
+    let mut i = input(Some(&id), "failed");
+    i.error = Some(CaughtError {
+        error: "Internal".into(),
+        cause: r#"{"errorType":"Internal","errorMessage":"poller exploded"}"#.into(),
+    });
+    let out = f.notifier.handle(i.clone()).await.unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    let run = run_of(&f, &id);
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(
+        run.failure_reason.as_deref(),
+        Some("Internal: poller exploded")
+    );
+    assert_eq!(run.finished_at, Some(now()));
+    assert!(f.publisher.sent.lock().unwrap()[0]
+        .body
+        .contains("Reason: Internal: poller exploded"));
+
+    // Already terminal: the recorded reason stays as it was.
+    i.error = Some(CaughtError {
+        error: "Other".into(),
+        cause: "later".into(),
+    });
+    f.notifier.handle(i).await.unwrap();
+    let run = run_of(&f, &id);
+    assert_eq!(
+        run.failure_reason.as_deref(),
+        Some("Internal: poller exploded")
+    );
+    assert_eq!(
+        f.publisher.calls.load(Ordering::SeqCst),
+        1,
+        "same milestone, no repost"
+    );
+}
+
+#[tokio::test]
+async fn provisioning_failure_moves_to_provisioning_failed() {
+    let f = fixture(false);
+    let id = seed(&f, RunStatus::Provisioning);
+    let mut i = input(Some(&id), "provisioning_failed");
+    i.error = Some(CaughtError {
+        error: "GuardrailViolation".into(),
+        cause: "too many model units".into(),
+    });
+    f.notifier.handle(i).await.unwrap();
+    let run = run_of(&f, &id);
+    assert_eq!(run.status, RunStatus::ProvisioningFailed);
+    // From Completed (the provisioner failed before moving the run) it falls back to Failed.
+    let f = fixture(false);
+    let id = seed(&f, RunStatus::Completed);
+    let mut i = input(Some(&id), "provisioning_failed");
+    i.error = Some(CaughtError::default());
+    f.notifier.handle(i).await.unwrap();
+    assert_eq!(run_of(&f, &id).status, RunStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_concurrent_status_change_is_re_read_and_the_delivery_still_recorded() {
+    let f = fixture(false);
+    let id = seed(&f, RunStatus::Training);
+    *f.ledger.race_to.lock().unwrap() = Some(RunStatus::Completed);
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    let run = run_of(&f, &id);
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.deliveries.len(), 1);
+    assert_eq!(f.ledger.updates.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn missing_or_unknown_run_id_still_publishes_a_generic_failure() {
+    let f = fixture(true);
+    let mut i = input(None, "failed");
+    i.error = Some(CaughtError {
+        error: "States.TaskFailed".into(),
+        cause: "validator crashed".into(),
+    });
+    i.input = Some(
+        serde_json::json!({"source": "distillery.cli", "bucket": "b", "key": "incoming/x.jsonl"}),
+    );
+    let out = f.notifier.handle(i).await.unwrap();
+    assert_eq!(out.run_id, None);
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    assert_eq!(out.slack, ChannelOutcome::Delivered);
+    let sent = f.publisher.sent.lock().unwrap()[0].clone();
+    assert_eq!(sent.attributes[ATTR_RUN_ID], NO_RUN_ID);
+    assert!(sent.body.contains("Input: s3://b/incoming/x.jsonl"));
+    assert!(sent.body.contains("validator crashed"));
+    assert_eq!(f.ledger.updates.load(Ordering::SeqCst), 0);
+
+    let out = f
+        .notifier
+        .handle(input(Some(&RunId("run-unknown".into())), "failed"))
+        .await
+        .unwrap();
+    assert_eq!(out.run_id.as_deref(), Some("run-unknown"));
+    assert_eq!(
+        f.publisher.sent.lock().unwrap()[1].attributes[ATTR_RUN_ID],
+        "run-unknown"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_milestone_is_a_bad_event() {
+    let f = fixture(false);
+    let err = f
+        .notifier
+        .handle(input(None, "exploded"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, crate::domain::errors::ErrorType::BadEvent);
+    assert!(err.message.contains("'milestone'"));
+}
+
+#[test]
+fn config_reads_the_environment_contract() {
+    let env: HashMap<&str, &str> = [
+        ("AWS_REGION", "eu-west-1"),
+        ("SLACK_SECRET_ARN", "arn:s"),
+        ("SLACK_TIMEOUT_MS", "1500"),
+        ("SLACK_MAX_ATTEMPTS", "5"),
+    ]
+    .into();
+    let c = NotifyConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap();
+    assert_eq!(c.region, "eu-west-1");
+    let s = c.slack.unwrap();
+    assert_eq!(
+        (s.timeout, s.max_attempts),
+        (Duration::from_millis(1500), 5)
+    );
+    let c = NotifyConfig::from_lookup(|_| None).unwrap();
+    assert!(c.slack.is_none());
+    let err = NotifyConfig::from_lookup(|k| {
+        (k == "SLACK_SECRET_ARN" || k == "SLACK_TIMEOUT_MS").then(|| "soon".to_string())
+    })
+    .unwrap_err();
+    assert!(err.message.contains("SLACK_TIMEOUT_MS"));
+}
+
+#[test]
+fn webhook_secret_forms_and_errors_without_the_value() {
+    assert_eq!(webhook_url_from_secret(&format!(" {URL}\n")).unwrap(), URL);
+    assert_eq!(
+        webhook_url_from_secret(&format!(r#"{{"url":"{URL}"}}"#)).unwrap(),
+        URL
+    );
+    let e = webhook_url_from_secret("xoxb-SECRETTOKEN").unwrap_err();
+    assert!(!e.to_string().contains("SECRETTOKEN"));
+    let e = webhook_url_from_secret(r#"{"token":"SECRETTOKEN"}"#).unwrap_err();
+    assert!(!e.to_string().contains("SECRETTOKEN"));
+}
+
+#[test]
+fn sample_events_parse() {
+    for (name, text) in [
+        (
+            "notify-launched.json",
+            include_str!("../../../../../events/notify-launched.json"),
+        ),
+        (
+            "notify-rejected.json",
+            include_str!("../../../../../events/notify-rejected.json"),
+        ),
+        (
+            "notify-failed-with-error.json",
+            include_str!("../../../../../events/notify-failed-with-error.json"),
+        ),
+        (
+            "notify-failed-no-run.json",
+            include_str!("../../../../../events/notify-failed-no-run.json"),
+        ),
+        (
+            "notify-completed.json",
+            include_str!("../../../../../events/notify-completed.json"),
+        ),
+        (
+            "notify-ready.json",
+            include_str!("../../../../../events/notify-ready.json"),
+        ),
+        (
+            "notify-provisioning-failed.json",
+            include_str!("../../../../../events/notify-provisioning-failed.json"),
+        ),
+    ] {
+        let i: NotifyInput = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(Milestone::parse(&i.milestone).is_some(), "{name}");
+    }
+    let o: NotifyOutput =
+        serde_json::from_str(include_str!("../../../../../events/notify-output.json")).unwrap();
+    assert_eq!(o.sns, ChannelOutcome::Delivered);
+}

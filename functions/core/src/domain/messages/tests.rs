@@ -1,0 +1,228 @@
+use super::*;
+use crate::domain::run::DatasetLocation;
+use crate::domain::settings::ServingMode;
+use serde_json::json;
+
+use crate::testing::messages::{at as t, context as ctx, launched_run, rejected_run, run};
+
+fn check_common(m: &RenderedMessage) {
+    assert!(m.subject.len() <= MAX_SUBJECT_CHARS, "{}", m.subject);
+    assert!(m.subject.is_ascii() && !m.subject.contains('\n'));
+    // The content every rendering is laid out from (the Slack layout's own checks are in
+    // distillery-aws `slack_blocks`).
+    assert_eq!(m.content.milestone, Some(m.milestone));
+    assert!(m
+        .subject
+        .starts_with(&format!("Distillery: {}", m.content.title)));
+}
+
+#[test]
+fn rejected_lists_first_errors_and_report() {
+    let prices = Prices::builtin();
+    let r = rejected_run();
+    let m = render_for_run(Milestone::Rejected, &r, &ctx(&prices));
+    check_common(&m);
+    assert_eq!(
+        m.subject,
+        "Distillery: Dataset rejected - support-chats (run-0123456789abcdef0123)"
+    );
+    assert!(m.body.contains("7 of 100 records are invalid"));
+    assert!(m.body.contains("First 5 errors:"));
+    assert!(m.body.contains("  - line 5: [bad_role]"));
+    assert!(!m.body.contains("line 6:"));
+    assert!(m
+        .body
+        .contains("Full report: s3://data-bucket/reports/run-0123456789abcdef0123/report.json"));
+    // The raw text reaches the content; the Slack layout escapes it (distillery-aws tests).
+    assert!(m.content.list.iter().any(|l| l.contains("<x>")));
+}
+
+#[test]
+fn launched_names_job_pair_and_records_with_console_link() {
+    let prices = Prices::builtin();
+    let r = launched_run();
+    let m = render_for_run(Milestone::Launched, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(m
+        .body
+        .contains("Job name: distill-support-chats-0123456789"));
+    assert!(m
+        .body
+        .contains("Job ARN: arn:aws:bedrock:us-west-2:123456789012:model-customization-job/"));
+    assert!(m
+        .body
+        .contains("Teacher -> student: amazon.nova-pro-v1:0 -> amazon.nova-lite-v1:0:300k"));
+    assert!(m.body.contains("Records: 420"));
+    let link =
+        "https://us-west-2.console.aws.amazon.com/bedrock/home?region=us-west-2#/custom-models";
+    assert!(m.body.contains(link));
+    assert!(m.content.links.iter().any(|(_, url)| url == link));
+}
+
+#[test]
+fn completed_has_model_arn_and_duration() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.custom_model_arn = Some("arn:aws:bedrock:us-west-2:123456789012:custom-model/x".into());
+    r.launched_at = Some(t(10, 0));
+    r.finished_at = Some(t(13, 5));
+    let m = render_for_run(Milestone::Completed, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(m
+        .body
+        .contains("Custom model ARN: arn:aws:bedrock:us-west-2:123456789012:custom-model/x"));
+    assert!(m.body.contains("Duration: 3h 05m"));
+}
+
+#[test]
+fn failed_shows_bedrock_message_and_a_different_caught_error() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.failure_reason = Some("Insufficient training data\n  in s3 prefix".into());
+    let caught = CaughtError {
+        error: "Throttled".into(),
+        cause: r#"{"errorType":"Throttled","errorMessage":"Bedrock throttled GetModelCustomizationJob"}"#.into(),
+    };
+    let mut c = ctx(&prices);
+    c.caught = Some(&caught);
+    let m = render_for_run(Milestone::Failed, &r, &c);
+    check_common(&m);
+    assert!(m
+        .body
+        .contains("Reason: Insufficient training data in s3 prefix"));
+    assert!(m
+        .body
+        .contains("Step error: Throttled: Bedrock throttled GetModelCustomizationJob"));
+    // Without a recorded reason the caught error is the reason.
+    r.failure_reason = None;
+    let m = render_for_run(Milestone::Failed, &r, &c);
+    assert!(m
+        .body
+        .contains("Reason: Throttled: Bedrock throttled GetModelCustomizationJob"));
+    assert!(!m.body.contains("Step error"));
+}
+
+#[test]
+fn stopped_and_timed_out_say_so() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.job_arn = Some("arn:aws:bedrock:us-west-2:1:model-customization-job/x/y".into());
+    let m = render_for_run(Milestone::Stopped, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(m.subject.starts_with("Distillery: Distillation stopped - "));
+    assert!(m.body.contains("was stopped; no model was produced"));
+    r.failure_reason = Some("job ran longer than 72h".into());
+    let m = render_for_run(Milestone::TimedOut, &r, &ctx(&prices));
+    assert!(m
+        .subject
+        .starts_with("Distillery: Distillation timed out - "));
+    assert!(m.body.contains("Reason: job ran longer than 72h"));
+}
+
+#[test]
+fn ready_estimates_cost_with_provenance_and_explains_deletion() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.settings.serving = ServingMode::Provisioned;
+    r.settings.model_units = 2;
+    r.provisioned_model_arn =
+        Some("arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pm1".into());
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    check_common(&m);
+    let unit = prices
+        .model_unit_hour("amazon.nova-lite-v1:0:300k")
+        .unwrap();
+    let hourly = format!("about USD {:.2}/hour", unit * 2.0);
+    assert!(m.body.contains(&hourly), "{}", m.body);
+    assert!(m
+        .body
+        .contains(&format!("unconfirmed list prices as of {}", prices.as_of)));
+    assert!(m.body.contains("Model units: 2 (commitment None)"));
+    assert!(m.body.contains(
+        "aws bedrock delete-provisioned-model-throughput --provisioned-model-id arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pm1 --region us-west-2"
+    ));
+    assert!(m.body.contains("#/provisioned-throughput"));
+    // A committed one cannot be deleted early, and the message says so.
+    r.settings.commitment = Commitment::OneMonth;
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    assert!(m.body.contains("cannot be deleted before its term ends"));
+}
+
+#[test]
+fn confirmed_prices_are_not_called_unconfirmed() {
+    let mut prices = Prices::builtin();
+    prices.confirmed = true;
+    let mut r = run();
+    r.settings.serving = ServingMode::Provisioned;
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    assert!(m.body.contains("; list prices as of"));
+    assert!(!m.body.contains("unconfirmed"));
+}
+
+#[test]
+fn provisioning_failed_keeps_the_reason() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.failure_reason = Some("Insufficient model units".into());
+    let m = render_for_run(Milestone::ProvisioningFailed, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(m.body.contains("Reason: Insufficient model units"));
+}
+
+#[test]
+fn subject_is_ascii_and_short_even_for_long_unicode_names() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.dataset = DatasetLocation::S3Object {
+        bucket: "b".into(),
+        key: format!("incoming/{}\u{e9}t\u{e9}\n.jsonl", "x".repeat(200)),
+        etag: "e".into(),
+        version_id: None,
+        size: 1,
+    };
+    for m in Milestone::ALL {
+        let msg = render_for_run(m, &r, &ctx(&prices));
+        check_common(&msg);
+        assert_eq!(msg.subject.chars().count(), MAX_SUBJECT_CHARS);
+        assert!(
+            msg.subject.ends_with("... (run-0123456789abcdef0123)"),
+            "{}",
+            msg.subject
+        );
+    }
+}
+
+#[test]
+fn without_run_describes_the_input() {
+    let prices = Prices::builtin();
+    let caught = CaughtError {
+        error: "States.TaskFailed".into(),
+        cause: "Lambda crashed".into(),
+    };
+    let mut c = ctx(&prices);
+    c.caught = Some(&caught);
+    let input =
+        json!({"detail": {"bucket": {"name": "bkt"}, "object": {"key": "incoming/a.jsonl"}}});
+    let m = render_without_run(Milestone::Failed, None, Some(&input), &c);
+    check_common(&m);
+    assert_eq!(m.subject, "Distillery: Distillation failed - a.jsonl");
+    assert!(m.body.contains("Input: s3://bkt/incoming/a.jsonl"));
+    assert!(m.body.contains("Error: States.TaskFailed: Lambda crashed"));
+    assert_eq!(m.content.run_id, None);
+    let m = render_without_run(Milestone::Failed, None, None, &ctx(&prices));
+    assert!(m.body.contains("Error: no error details were passed"));
+    assert_eq!(m.subject, "Distillery: Distillation failed - unknown input");
+}
+
+#[test]
+fn milestones_parse_both_spellings_and_durations_format() {
+    for m in Milestone::ALL {
+        assert_eq!(Milestone::parse(m.as_str()), Some(m));
+    }
+    assert_eq!(Milestone::parse("timed-out"), Some(Milestone::TimedOut));
+    assert_eq!(Milestone::parse("nope"), None);
+    assert_eq!(format_duration(59), "59s");
+    assert_eq!(format_duration(61), "1m 01s");
+    assert_eq!(format_duration(90_061), "1d 1h 01m");
+    assert_eq!(truncate_chars("abcdef", 5), "ab...");
+}
