@@ -4,8 +4,11 @@
 //! - [`sample_run`]: a run to start from.
 //! - [`fakes`]: fakes of the ports every test suite needs (a clock set by hand, a scripted Bedrock).
 //! - [`memory`]: in-memory ledger and dataset store, with the same semantics as the AWS adapters.
+//! - [`ledger_contract`]: the checks every `RunLedger` passes, run on the in-memory and the DynamoDB
+//!   ledger alike (`run_ledger_contract!`).
 
 pub mod fakes;
+pub mod ledger_contract;
 pub mod memory;
 
 use chrono::{DateTime, Utc};
