@@ -45,6 +45,9 @@ const MAX_UPDATE_ATTEMPTS: u32 = 10;
 /// writers that collided once tend to collide again (they re-read and re-write in lockstep).
 const RACE_BACKOFF_BASE_MS: u64 = 10;
 const RACE_BACKOFF_CAP_MS: u64 = 320;
+/// How many more runs a list query reads at a time, past its limit, to see every run created in the
+/// same microsecond as the last one it keeps.
+const TIE_PAGE: usize = 25;
 
 #[derive(Clone)]
 pub struct DynamoRunLedger {
@@ -148,6 +151,10 @@ impl DynamoRunLedger {
         out.item().map(from_item).transpose()
     }
 
+    /// At most `limit` runs of one index partition, in [`Run::sort_newest_first`] order. The index
+    /// orders runs by `createdAt` only and returns runs created in the same microsecond in no
+    /// defined order, so past `limit` the query reads on while the runs are tied with the last one
+    /// kept; then the runs are sorted (ties by run id) and cut to `limit`.
     async fn query_newest_first(
         &self,
         index: &str,
@@ -155,10 +162,17 @@ impl DynamoRunLedger {
         key_value: &str,
         limit: usize,
     ) -> Result<Vec<Run>, PortError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut runs = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
-        while runs.len() < limit {
-            let page = i32::try_from(limit - runs.len()).unwrap_or(i32::MAX);
+        loop {
+            let page = if runs.len() < limit {
+                limit - runs.len()
+            } else {
+                TIE_PAGE
+            };
             let out = self
                 .client
                 .query()
@@ -168,7 +182,7 @@ impl DynamoRunLedger {
                 .expression_attribute_names("#k", key_attr)
                 .expression_attribute_values(":v", s(key_value))
                 .scan_index_forward(false)
-                .limit(page)
+                .limit(i32::try_from(page).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -180,7 +194,13 @@ impl DynamoRunLedger {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
                 _ => break,
             }
+            if let (Some(kept), Some(read)) = (runs.get(limit - 1), runs.last()) {
+                if timestamp(&read.created_at) != timestamp(&kept.created_at) {
+                    break;
+                }
+            }
         }
+        Run::sort_newest_first(&mut runs);
         runs.truncate(limit);
         Ok(runs)
     }

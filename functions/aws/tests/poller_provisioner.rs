@@ -6,7 +6,7 @@
 //! Needs `.venv/bin/moto_server` (run `scripts/bootstrap.sh` once; `make test` does it).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -28,20 +28,6 @@ use distillery_core::ports::{
 use distillery_core::testing::sample_run;
 use distillery_test_support::Moto;
 
-/// One moto server shared by the tests that run at the same time, stopped (by its PID, in `Drop`)
-/// when the last of them finishes.
-static MOTO: Mutex<Weak<Moto>> = Mutex::new(Weak::new());
-
-fn moto() -> Arc<Moto> {
-    let mut slot = MOTO.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = slot.upgrade() {
-        return m;
-    }
-    let m = Arc::new(Moto::start());
-    *slot = Arc::downgrade(&m);
-    m
-}
-
 struct Env {
     _moto: Arc<Moto>,
     sim: SimHandle,
@@ -51,7 +37,7 @@ struct Env {
 
 /// A fresh table on the shared moto, and a simulator of its own with the given phase duration.
 async fn env(table: &str, phase_ms: u64) -> Env {
-    let moto = moto();
+    let moto = Moto::shared();
     let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     create_table(&dynamo, table)
         .await

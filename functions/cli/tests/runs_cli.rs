@@ -10,21 +10,13 @@ use distillery_core::domain::run::{
     DatasetLocation, DeliveryRecord, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
 };
 use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
-use distillery_core::ports::{Clock, RunLedger};
+use distillery_core::ports::RunLedger;
+use distillery_core::testing::fakes::FixedClock;
 use distillery_test_support::Moto;
 use predicates::prelude::*;
 use serde_json::Value;
 
 const TABLE: &str = "distillery-runs-cli-test";
-
-/// The ledger stamps updates with its clock; a fixed one makes history times predictable.
-struct FixedClock(DateTime<Utc>);
-
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.0
-    }
-}
 
 fn base_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
@@ -58,8 +50,9 @@ fn new_run(name: &str, created: DateTime<Utc>) -> Run {
     )
 }
 
+/// The ledger stamps updates with its clock; a fixed one makes history times predictable.
 fn ledger_at(client: &aws_sdk_dynamodb::Client, now: DateTime<Utc>) -> DynamoRunLedger {
-    DynamoRunLedger::with_clock(client.clone(), TABLE, Arc::new(FixedClock(now)))
+    DynamoRunLedger::with_clock(client.clone(), TABLE, Arc::new(FixedClock::at(now)))
 }
 
 /// Seeds four runs, created an hour apart (oldest first): `old-training` (training), `rejected`

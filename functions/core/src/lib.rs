@@ -9,8 +9,9 @@
 //! This crate depends on no AWS SDK, HTTP client, Lambda runtime or async runtime (CI checks it:
 //! `scripts/check-core-deps.sh`). The AWS adapters and the Lambda glue are in `distillery-aws`.
 //!
-//! `testing` (hidden) holds what the tests of every crate share: fixtures, and in-memory adapters
-//! (`testing::memory`) with the same semantics as the AWS ones.
+//! `testing` (hidden) holds what the tests of every crate share: fixtures, fakes of the ports
+//! (`testing::fakes`), in-memory adapters (`testing::memory`) with the same semantics as the AWS
+//! ones, and the contract every run ledger passes (`testing::ledger_contract`).
 
 pub mod app;
 pub mod domain;

@@ -1,5 +1,5 @@
 //! Ports: the narrow traits the use cases need from the outside world. One AWS adapter each lives in
-//! `crate::adapters`; in-memory ones live in `crate::testing::memory` for tests.
+//! the `distillery-aws` crate; in-memory ones live in `crate::testing::memory` for tests.
 
 use std::collections::BTreeMap;
 

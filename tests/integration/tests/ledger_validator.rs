@@ -1,16 +1,16 @@
-//! The run ledger on DynamoDB and the dataset validator on S3, against a real moto server through the
-//! AWS SDK: conditional writes, indexes, streaming a multi-megabyte object, reports in S3.
+//! The dataset validator on S3 with the run ledger on DynamoDB, against a real moto server through the
+//! AWS SDK: streaming a multi-megabyte object, a duplicated event making one run, reports in S3. The
+//! ledger's own rules (conditional writes, transitions, indexes, concurrent writers) are the ledger
+//! contract, run on DynamoDB by `functions/aws/tests/ledger_contract_dynamodb.rs`.
 
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use chrono::{Duration, TimeZone, Utc};
 use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
 use distillery_aws::s3::S3DatasetStore;
 use distillery_core::app::validate_dataset::{DatasetValidatorService, ValidatorConfig};
-use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use distillery_core::ports::{CreateOutcome, PortError, RunLedger, SystemClock};
-use distillery_core::testing::sample_run;
+use distillery_core::domain::run::RunStatus;
+use distillery_core::ports::{RunLedger, SystemClock};
 use distillery_test_support::Moto;
 use serde_json::Value;
 
@@ -88,159 +88,6 @@ fn moto_event(key: &str, etag: &str) -> Value {
     v["detail"]["object"]["key"] = key.into();
     v["detail"]["object"]["eTag"] = etag.into();
     v
-}
-
-fn run_at(key: &str, minutes: i64) -> Run {
-    let at = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap() + Duration::minutes(minutes);
-    sample_run(BUCKET, key, "etag", 1, at)
-}
-
-#[tokio::test]
-async fn ledger_writes_are_conditional_and_never_go_backwards() {
-    let e = env("runs-conditional").await;
-    let run = run_at("incoming/a.jsonl", 0);
-    assert!(matches!(
-        e.ledger.create(&run).await.unwrap(),
-        CreateOutcome::Created(_)
-    ));
-    match e.ledger.create(&run).await.unwrap() {
-        CreateOutcome::AlreadyExists(existing) => assert_eq!(existing, run),
-        other => panic!("second create was {other:?}"),
-    }
-    let id = &run.run_id;
-    e.ledger
-        .update(
-            id,
-            &[RunStatus::Received],
-            &RunUpdate::to(RunStatus::Validating),
-        )
-        .await
-        .unwrap();
-    e.ledger
-        .update(
-            id,
-            &[RunStatus::Validating],
-            &RunUpdate::to(RunStatus::Validated),
-        )
-        .await
-        .unwrap();
-    // A late retry of an earlier step: the expected status no longer holds.
-    let err = e
-        .ledger
-        .update(
-            id,
-            &[RunStatus::Received],
-            &RunUpdate::to(RunStatus::Validating),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, PortError::Conflict(_)), "{err}");
-    // A backwards move, even from the right status.
-    let err = e
-        .ledger
-        .update(
-            id,
-            &[RunStatus::Validated],
-            &RunUpdate::to(RunStatus::Received),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, PortError::Conflict(_)), "{err}");
-    let missing = e
-        .ledger
-        .update(&RunId("run-missing".into()), &[], &RunUpdate::default())
-        .await
-        .unwrap_err();
-    assert!(matches!(missing, PortError::NotFound(_)), "{missing}");
-
-    // Concurrent writers on one run: every history entry survives (optimistic version counter).
-    let mut tasks = Vec::new();
-    for i in 0..6 {
-        let ledger = e.ledger.clone();
-        let id = id.clone();
-        tasks.push(tokio::spawn(async move {
-            let u = RunUpdate {
-                failure_reason: Some(format!("note {i}")),
-                delivery: Some(distillery_core::domain::run::DeliveryRecord {
-                    at: Utc::now(),
-                    milestone: format!("m{i}"),
-                    channel: "sns".into(),
-                    delivered: true,
-                    detail: None,
-                }),
-                ..Default::default()
-            };
-            ledger.update(&id, &[RunStatus::Validated], &u).await
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap().unwrap();
-    }
-    let run = e.ledger.get(id).await.unwrap().unwrap();
-    assert_eq!(run.deliveries.len(), 6, "a concurrent update was lost");
-    let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
-    assert_eq!(
-        path,
-        [
-            RunStatus::Received,
-            RunStatus::Validating,
-            RunStatus::Validated
-        ]
-    );
-}
-
-#[tokio::test]
-async fn ledger_lists_newest_first_overall_and_by_status() {
-    let e = env("runs-lists").await;
-    for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
-        e.ledger.create(&run_at(k, i as i64)).await.unwrap();
-    }
-    let b = run_at("b", 1).run_id;
-    let d = run_at("d", 3).run_id;
-    for id in [&b, &d] {
-        e.ledger
-            .update(
-                id,
-                &[RunStatus::Received],
-                &RunUpdate::to(RunStatus::Validating),
-            )
-            .await
-            .unwrap();
-    }
-    let names =
-        |runs: Vec<Run>| -> Vec<String> { runs.iter().map(|r| r.dataset.display_name()).collect() };
-    assert_eq!(
-        names(e.ledger.list_recent(3).await.unwrap()),
-        ["d", "c", "b"]
-    );
-    assert_eq!(
-        names(e.ledger.list_recent(10).await.unwrap()),
-        ["d", "c", "b", "a"]
-    );
-    assert_eq!(
-        names(
-            e.ledger
-                .list_by_status(RunStatus::Validating, 10)
-                .await
-                .unwrap()
-        ),
-        ["d", "b"]
-    );
-    assert_eq!(
-        names(
-            e.ledger
-                .list_by_status(RunStatus::Received, 1)
-                .await
-                .unwrap()
-        ),
-        ["c"]
-    );
-    assert!(e
-        .ledger
-        .list_by_status(RunStatus::Ready, 10)
-        .await
-        .unwrap()
-        .is_empty());
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -69,6 +70,20 @@ impl Moto {
             child: Some(child),
             endpoint,
         }
+    }
+
+    /// One moto server shared by the tests of a test binary that run at the same time (each test
+    /// makes its own tables or buckets), stopped (by its PID, in `Drop`) when the last of them
+    /// finishes. Starting one per test would cost a second or two each.
+    pub fn shared() -> Arc<Moto> {
+        static SHARED: Mutex<Weak<Moto>> = Mutex::new(Weak::new());
+        let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = slot.upgrade() {
+            return m;
+        }
+        let m = Arc::new(Moto::start());
+        *slot = Arc::downgrade(&m);
+        m
     }
 
     pub async fn sdk_config(&self) -> SdkConfig {

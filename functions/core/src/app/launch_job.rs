@@ -300,67 +300,21 @@ impl JobLauncherService {
 mod tests {
     use super::*;
     use crate::domain::run::ValidationSummary;
-    use crate::ports::{JobState, SystemClock, ThroughputRequest, ThroughputState};
+    use crate::ports::SystemClock;
+    use crate::testing::fakes::ScriptedBedrock;
     use crate::testing::memory::InMemoryRunLedger;
     use crate::testing::sample_run;
-    use async_trait::async_trait;
-    use std::sync::Mutex;
-
-    /// Records requests; returns one ARN per token (as Bedrock's idempotency does) or a queued error.
-    #[derive(Default)]
-    struct FakeBedrock {
-        calls: Mutex<Vec<DistillationJobRequest>>,
-        fail_next: Mutex<Vec<PortError>>,
-    }
-
-    #[async_trait]
-    impl CustomizationService for FakeBedrock {
-        async fn create_distillation_job(
-            &self,
-            req: &DistillationJobRequest,
-        ) -> Result<String, PortError> {
-            self.calls.lock().unwrap().push(req.clone());
-            if let Some(e) = self.fail_next.lock().unwrap().pop() {
-                return Err(e);
-            }
-            Ok(format!(
-                "arn:aws:bedrock:us-east-1:1:model-customization-job/{}",
-                req.client_request_token
-            ))
-        }
-        async fn get_job(&self, _job: &str) -> Result<JobState, PortError> {
-            Err(PortError::NotFound("no".into()))
-        }
-        async fn stop_job(&self, _job: &str) -> Result<(), PortError> {
-            Ok(())
-        }
-        async fn create_provisioned_throughput(
-            &self,
-            _r: &ThroughputRequest,
-        ) -> Result<String, PortError> {
-            unreachable!()
-        }
-        async fn get_provisioned_throughput(
-            &self,
-            _id: &str,
-        ) -> Result<ThroughputState, PortError> {
-            unreachable!()
-        }
-        async fn delete_provisioned_throughput(&self, _id: &str) -> Result<(), PortError> {
-            unreachable!()
-        }
-    }
 
     async fn setup(
         key: &str,
     ) -> (
         JobLauncherService,
         Arc<InMemoryRunLedger>,
-        Arc<FakeBedrock>,
+        Arc<ScriptedBedrock>,
         RunId,
     ) {
         let ledger = Arc::new(InMemoryRunLedger::new());
-        let bedrock = Arc::new(FakeBedrock::default());
+        let bedrock = Arc::new(ScriptedBedrock::default());
         let mut run = sample_run("data-bucket", key, "etag", 10, chrono::Utc::now());
         let id = run.run_id.clone();
         run.status = RunStatus::Validated;
@@ -394,8 +348,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, again);
-        assert_eq!(bedrock.calls.lock().unwrap().len(), 1);
-        let req = bedrock.calls.lock().unwrap()[0].clone();
+        assert_eq!(bedrock.job_requests().len(), 1);
+        assert_eq!(bedrock.calls(), ["create_job"]);
+        let req = bedrock.job_requests()[0].clone();
         assert_eq!(
             req.client_request_token,
             naming::client_request_token(&id, "create-job")
@@ -417,16 +372,8 @@ mod tests {
     #[tokio::test]
     async fn throttling_is_typed_and_the_retry_reuses_the_token() {
         let (svc, ledger, bedrock, id) = setup("incoming/a.jsonl").await;
-        bedrock
-            .fail_next
-            .lock()
-            .unwrap()
-            .push(PortError::QuotaExceeded("jobs".into()));
-        bedrock
-            .fail_next
-            .lock()
-            .unwrap()
-            .push(PortError::Throttled("slow".into()));
+        bedrock.fail_next_create(PortError::Throttled("slow".into()));
+        bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
         let e = svc
             .handle(LaunchJobInput { run_id: id.clone() })
             .await
@@ -444,7 +391,8 @@ mod tests {
         svc.handle(LaunchJobInput { run_id: id.clone() })
             .await
             .unwrap();
-        let calls = bedrock.calls.lock().unwrap();
+        assert_eq!(bedrock.calls(), ["create_job"; 3]);
+        let calls = bedrock.job_requests();
         assert_eq!(calls.len(), 3);
         assert!(calls
             .iter()
@@ -475,7 +423,7 @@ mod tests {
             .unwrap();
         let e = svc.handle(LaunchJobInput { run_id: id }).await.unwrap_err();
         assert_eq!(e.error_type, ErrorType::Conflict);
-        assert!(bedrock.calls.lock().unwrap().is_empty());
+        assert!(bedrock.calls().is_empty());
         let missing = svc
             .handle(LaunchJobInput {
                 run_id: RunId("run-nope".into()),

@@ -453,17 +453,16 @@ pub fn job_status_str(s: JobStatus) -> &'static str {
     }
 }
 
-/// Fakes shared by the unit tests of the poller and the provisioner: a scripted Bedrock and a fixed
-/// clock. (The ledger is the in-memory adapter; integration tests use the real ones.)
+/// Fixtures shared by the unit tests of the poller and the provisioner: a training run and Bedrock
+/// job states. (The fakes, a scripted Bedrock and a fixed clock, are in `crate::testing::fakes`; the
+/// ledger is the in-memory adapter; integration tests use the real ones.)
 #[cfg(test)]
-pub(crate) mod fakes {
-    use std::collections::{BTreeMap, HashMap, VecDeque};
-    use std::sync::Mutex;
+pub(crate) mod fixtures {
+    use std::collections::BTreeMap;
 
-    use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
 
-    use crate::domain::run::{Run, RunId};
+    use crate::domain::run::{Run, RunId, RunStatus};
     use crate::domain::settings::ServingMode;
     use crate::ports::*;
     use crate::testing::memory::InMemoryRunLedger;
@@ -471,18 +470,6 @@ pub(crate) mod fakes {
 
     pub fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
-    }
-
-    pub struct FixedClock(pub Mutex<DateTime<Utc>>);
-    impl FixedClock {
-        pub fn at(t: DateTime<Utc>) -> Self {
-            FixedClock(Mutex::new(t))
-        }
-    }
-    impl Clock for FixedClock {
-        fn now(&self) -> DateTime<Utc> {
-            *self.0.lock().unwrap()
-        }
     }
 
     pub fn run(status: RunStatus, serving: ServingMode) -> Run {
@@ -502,8 +489,6 @@ pub(crate) mod fakes {
         r
     }
 
-    use crate::domain::run::RunStatus;
-
     pub fn job(status: JobStatus, v: &str, d: &str, t: &str) -> JobState {
         let s = |x: &str| (!x.is_empty()).then(|| x.to_string());
         JobState {
@@ -515,96 +500,6 @@ pub(crate) mod fakes {
             failure_message: None,
             output_model_arn: None,
             output_model_name: None,
-        }
-    }
-
-    /// A scripted Bedrock: `get_job` answers from a queue (the last answer repeats), Provisioned
-    /// Throughputs are kept by name and ARN, and every call is logged.
-    #[derive(Default)]
-    pub struct ScriptedBedrock {
-        pub calls: Mutex<Vec<String>>,
-        pub jobs: Mutex<VecDeque<Result<JobState, PortError>>>,
-        pub pts: Mutex<HashMap<String, ThroughputState>>,
-        pub pt_requests: Mutex<Vec<ThroughputRequest>>,
-    }
-
-    impl ScriptedBedrock {
-        pub fn with_jobs(jobs: Vec<JobState>) -> Self {
-            let s = Self::default();
-            *s.jobs.lock().unwrap() = jobs.into_iter().map(Ok).collect();
-            s
-        }
-        pub fn calls(&self) -> Vec<String> {
-            self.calls.lock().unwrap().clone()
-        }
-        pub fn count(&self, op: &str) -> usize {
-            self.calls().iter().filter(|c| c.as_str() == op).count()
-        }
-        pub fn set_pt_status(&self, status: ThroughputStatus, msg: Option<&str>) {
-            for pt in self.pts.lock().unwrap().values_mut() {
-                pt.status = status;
-                pt.failure_message = msg.map(str::to_string);
-            }
-        }
-    }
-
-    #[async_trait]
-    impl CustomizationService for ScriptedBedrock {
-        async fn create_distillation_job(
-            &self,
-            _req: &DistillationJobRequest,
-        ) -> Result<String, PortError> {
-            self.calls.lock().unwrap().push("create_job".into());
-            Err(PortError::Other("not scripted".into()))
-        }
-        async fn get_job(&self, _job: &str) -> Result<JobState, PortError> {
-            self.calls.lock().unwrap().push("get_job".into());
-            let mut q = self.jobs.lock().unwrap();
-            if q.len() > 1 {
-                q.pop_front().unwrap()
-            } else {
-                q.front()
-                    .cloned()
-                    .unwrap_or_else(|| Err(PortError::NotFound("no job".into())))
-            }
-        }
-        async fn stop_job(&self, _job: &str) -> Result<(), PortError> {
-            self.calls.lock().unwrap().push("stop_job".into());
-            Ok(())
-        }
-        async fn create_provisioned_throughput(
-            &self,
-            req: &ThroughputRequest,
-        ) -> Result<String, PortError> {
-            self.calls.lock().unwrap().push("create_pt".into());
-            self.pt_requests.lock().unwrap().push(req.clone());
-            let arn = format!(
-                "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/{}",
-                req.provisioned_model_name
-            );
-            let state = ThroughputState {
-                provisioned_model_arn: arn.clone(),
-                status: ThroughputStatus::Creating,
-                failure_message: None,
-                model_units: req.model_units,
-            };
-            let mut pts = self.pts.lock().unwrap();
-            pts.insert(req.provisioned_model_name.clone(), state.clone());
-            pts.insert(arn.clone(), state);
-            Ok(arn)
-        }
-        async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError> {
-            self.calls.lock().unwrap().push("get_pt".into());
-            self.pts
-                .lock()
-                .unwrap()
-                .get(id)
-                .cloned()
-                .ok_or_else(|| PortError::NotFound(format!("no provisioned model {id}")))
-        }
-        async fn delete_provisioned_throughput(&self, _id: &str) -> Result<(), PortError> {
-            self.calls.lock().unwrap().push("delete_pt".into());
-            Ok(())
         }
     }
 
@@ -631,9 +526,10 @@ pub(crate) mod fakes {
 
 #[cfg(test)]
 mod tests {
-    use super::fakes::*;
+    use super::fixtures::*;
     use super::*;
     use crate::domain::errors::ErrorType;
+    use crate::testing::fakes::{FixedClock, ScriptedBedrock};
     use crate::testing::memory::InMemoryRunLedger;
 
     fn config() -> PollConfig {
@@ -826,7 +722,7 @@ mod tests {
         );
         assert_eq!(bedrock.count("stop_job"), 0);
 
-        *clock.0.lock().unwrap() = t0() + chrono::Duration::seconds(3601);
+        clock.set(t0() + chrono::Duration::seconds(3601));
         let o = poller.poll(&input(8)).await.unwrap();
         assert_eq!((o.outcome, o.terminal), (PollOutcome::TimedOut, true));
         assert_eq!(bedrock.count("stop_job"), 1);

@@ -450,8 +450,9 @@ fn bedrock_error(operation: &str, id: &str, e: PortError) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::poll_status::fakes::*;
+    use crate::app::poll_status::fixtures::*;
     use crate::ports::ThroughputStatus;
+    use crate::testing::fakes::ScriptedBedrock;
     use crate::testing::memory::InMemoryRunLedger;
 
     const MODEL_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model/m1";
@@ -518,7 +519,7 @@ mod tests {
         assert_eq!(r.provisioned_model_arn, o.provisioned_model_arn);
         // Looked up by name before buying, bought once, with the run's token and the custom model.
         assert_eq!(bedrock.calls(), vec!["get_pt", "create_pt"]);
-        let req = bedrock.pt_requests.lock().unwrap()[0].clone();
+        let req = bedrock.pt_requests()[0].clone();
         assert_eq!(req.provisioned_model_name, name);
         assert_eq!(req.model_id, MODEL_ARN);
         assert_eq!(
@@ -578,7 +579,7 @@ mod tests {
             .create_provisioned_throughput(&earlier)
             .await
             .unwrap();
-        bedrock.calls.lock().unwrap().clear();
+        bedrock.clear_calls();
 
         let p = ThroughputProvisioner {
             ledger: &ledger,

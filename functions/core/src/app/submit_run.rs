@@ -153,11 +153,12 @@ mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
-    use chrono::{DateTime, TimeZone, Utc};
+    use chrono::{TimeZone, Utc};
 
     use super::*;
     use crate::app::validate_dataset::ValidateInput;
     use crate::domain::errors::ErrorType;
+    use crate::testing::fakes::FixedClock;
     use crate::testing::memory::InMemoryDatasetStore;
 
     /// Records every start; the ARN names the execution.
@@ -179,13 +180,6 @@ mod tests {
         }
     }
 
-    struct FixedClock(DateTime<Utc>);
-    impl Clock for FixedClock {
-        fn now(&self) -> DateTime<Utc> {
-            self.0
-        }
-    }
-
     fn config() -> ValidatorConfig {
         let env: HashMap<&str, &str> = HashMap::new();
         ValidatorConfig::from_lookup(|k| env.get(k).map(|v| v.to_string())).unwrap()
@@ -204,7 +198,7 @@ mod tests {
         starter: &RecordingStarter,
         req: &SubmitRequest,
     ) -> Result<Submission, StepError> {
-        let clock = FixedClock(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
+        let clock = FixedClock::at(Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap());
         submit(store, starter, &config(), &clock, req).await
     }
 

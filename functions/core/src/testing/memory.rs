@@ -1,7 +1,8 @@
 //! In-memory adapters for tests: the same semantics as the DynamoDB ledger and the S3 store (a
 //! conditional create, status changes only from an expected status and only forwards, by the
-//! domain's [`Run::check_update`]), without AWS. The ledger contract tests
-//! (`tests/ledger_contract.rs` of distillery-aws) run against both ledgers.
+//! domain's [`Run::check_update`]), without AWS. The ledger contract
+//! ([`super::ledger_contract`]) runs on both ledgers: `functions/core/tests/ledger_contract_memory.rs`
+//! and `functions/aws/tests/ledger_contract_dynamodb.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -209,97 +210,9 @@ impl DatasetStore for InMemoryDatasetStore {
 
 #[cfg(test)]
 mod tests {
+    // The ledger's tests are the contract every ledger passes (`testing::ledger_contract`), run on
+    // this one by `tests/ledger_contract_memory.rs`.
     use super::*;
-    use chrono::{Duration, TimeZone, Utc};
-
-    fn sample_run(key: &str, minutes: i64) -> Run {
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::minutes(minutes);
-        crate::testing::sample_run("b", key, "e", 1, at)
-    }
-
-    #[tokio::test]
-    async fn create_is_idempotent_and_updates_only_move_forward() {
-        let ledger = InMemoryRunLedger::new();
-        let run = sample_run("incoming/a.jsonl", 0);
-        assert!(matches!(
-            ledger.create(&run).await.unwrap(),
-            CreateOutcome::Created(_)
-        ));
-        assert!(matches!(
-            ledger.create(&run).await.unwrap(),
-            CreateOutcome::AlreadyExists(_)
-        ));
-        let id = &run.run_id;
-        let r = ledger
-            .update(
-                id,
-                &[RunStatus::Received],
-                &RunUpdate::to(RunStatus::Validating),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, RunStatus::Validating);
-        assert_eq!(r.history.len(), 2);
-        // Retried step: expected status no longer holds.
-        let err = ledger
-            .update(
-                id,
-                &[RunStatus::Received],
-                &RunUpdate::to(RunStatus::Validating),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, PortError::Conflict(_)), "{err}");
-        // Backwards move refused even when the expected status matches.
-        let err = ledger
-            .update(
-                id,
-                &[RunStatus::Validating],
-                &RunUpdate::to(RunStatus::Received),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, PortError::Conflict(_)), "{err}");
-        let missing = RunId("run-missing".into());
-        assert!(matches!(
-            ledger.update(&missing, &[], &RunUpdate::default()).await,
-            Err(PortError::NotFound(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn lists_newest_first_and_by_status() {
-        let ledger = InMemoryRunLedger::new();
-        for (i, k) in ["a", "b", "c"].iter().enumerate() {
-            ledger.create(&sample_run(k, i as i64)).await.unwrap();
-        }
-        let recent = ledger.list_recent(2).await.unwrap();
-        let keys: Vec<String> = recent.iter().map(|r| r.dataset.display_name()).collect();
-        assert_eq!(keys, ["c", "b"]);
-        let b = sample_run("b", 1).run_id;
-        ledger
-            .update(
-                &b,
-                &[RunStatus::Received],
-                &RunUpdate::to(RunStatus::Validating),
-            )
-            .await
-            .unwrap();
-        let v = ledger
-            .list_by_status(RunStatus::Validating, 10)
-            .await
-            .unwrap();
-        assert_eq!(v.len(), 1);
-        assert_eq!(v[0].run_id, b);
-        assert_eq!(
-            ledger
-                .list_by_status(RunStatus::Received, 10)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-    }
 
     #[tokio::test]
     async fn dataset_store_round_trips() {

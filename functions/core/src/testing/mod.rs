@@ -1,6 +1,14 @@
 //! Test fixtures shared by this crate's unit tests and the integration test crates. Not part of the
-//! library's API (hidden from its docs); it builds only domain values.
+//! library's API (hidden from its docs). Compiled always, so it may use only this crate's normal
+//! dependencies (no tokio: async code here is plain futures).
+//! - [`sample_run`]: a run to start from.
+//! - [`fakes`]: fakes of the ports every test suite needs (a clock set by hand, a scripted Bedrock).
+//! - [`memory`]: in-memory ledger and dataset store, with the same semantics as the AWS adapters.
+//! - [`ledger_contract`]: the checks every `RunLedger` passes, run on the in-memory and the DynamoDB
+//!   ledger alike (`run_ledger_contract!`).
 
+pub mod fakes;
+pub mod ledger_contract;
 pub mod memory;
 pub mod messages;
 
