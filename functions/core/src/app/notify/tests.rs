@@ -4,6 +4,8 @@ use crate::domain::run::{DatasetLocation, RunSource, ValidationSummary};
 use crate::domain::settings::{Commitment, RunSettings, ServingMode};
 use crate::ports::CreateOutcome;
 use crate::ports::{ChatWebhook, OutboundMessage};
+use crate::testing::fakes::FixedClock;
+use crate::testing::memory::InMemoryRunLedger;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::HashMap;
@@ -16,33 +18,22 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
 }
 
-struct FixedClock;
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        now()
-    }
-}
-
-/// A ledger with the real rules (expected status, allowed moves) and a hook to simulate another
-/// writer changing the run just before our next update.
+/// The in-memory ledger (the real rules: see `testing::ledger_contract`) with a hook to simulate
+/// another writer changing the run just before our next update, and a count of our updates.
 #[derive(Default)]
-struct FakeLedger {
-    runs: Mutex<HashMap<RunId, Run>>,
+struct RacyLedger {
+    inner: InMemoryRunLedger,
     race_to: Mutex<Option<RunStatus>>,
     updates: AtomicUsize,
 }
 
 #[async_trait]
-impl RunLedger for FakeLedger {
+impl RunLedger for RacyLedger {
     async fn create(&self, run: &Run) -> Result<CreateOutcome, PortError> {
-        self.runs
-            .lock()
-            .unwrap()
-            .insert(run.run_id.clone(), run.clone());
-        Ok(CreateOutcome::Created(run.clone()))
+        self.inner.create(run).await
     }
     async fn get(&self, run_id: &RunId) -> Result<Option<Run>, PortError> {
-        Ok(self.runs.lock().unwrap().get(run_id).cloned())
+        self.inner.get(run_id).await
     }
     async fn update(
         &self,
@@ -51,29 +42,17 @@ impl RunLedger for FakeLedger {
         update: &RunUpdate,
     ) -> Result<Run, PortError> {
         self.updates.fetch_add(1, Ordering::SeqCst);
-        let mut runs = self.runs.lock().unwrap();
-        let run = runs
-            .get_mut(run_id)
-            .ok_or_else(|| PortError::NotFound(run_id.to_string()))?;
-        if let Some(to) = self.race_to.lock().unwrap().take() {
-            RunUpdate::to(to).apply_to(run, now());
+        let race = self.race_to.lock().unwrap().take();
+        if let Some(to) = race {
+            self.inner.update(run_id, &[], &RunUpdate::to(to)).await?;
         }
-        if !expected.contains(&run.status) {
-            return Err(PortError::Conflict(format!("status is {}", run.status)));
-        }
-        if let Some(next) = update.status {
-            if !run.status.can_move_to(next) {
-                return Err(PortError::Conflict(format!("{} -> {next}", run.status)));
-            }
-        }
-        update.apply_to(run, now());
-        Ok(run.clone())
+        self.inner.update(run_id, expected, update).await
     }
-    async fn list_recent(&self, _: usize) -> Result<Vec<Run>, PortError> {
-        Ok(vec![])
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.inner.list_recent(limit).await
     }
-    async fn list_by_status(&self, _: RunStatus, _: usize) -> Result<Vec<Run>, PortError> {
-        Ok(vec![])
+    async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.inner.list_by_status(status, limit).await
     }
 }
 
@@ -155,7 +134,7 @@ impl ChatWebhook for FakeWebhook {
 }
 
 struct Fixture {
-    ledger: Arc<FakeLedger>,
+    ledger: Arc<RacyLedger>,
     publisher: Arc<FakePublisher>,
     secrets: Arc<FakeSecrets>,
     webhook: Arc<FakeWebhook>,
@@ -175,7 +154,7 @@ fn config(slack: bool) -> NotifyConfig {
 }
 
 fn fixture(slack: bool) -> Fixture {
-    let ledger = Arc::new(FakeLedger::default());
+    let ledger = Arc::new(RacyLedger::default());
     let publisher = Arc::new(FakePublisher::default());
     let secrets = Arc::new(FakeSecrets::default());
     let webhook = Arc::new(FakeWebhook {
@@ -193,7 +172,7 @@ fn fixture(slack: bool) -> Fixture {
         publisher.clone(),
         secrets.clone(),
         factory,
-        Arc::new(FixedClock),
+        Arc::new(FixedClock::at(now())),
         Prices::builtin(),
         config(slack),
     );
@@ -236,7 +215,8 @@ fn seed(f: &Fixture, status: RunStatus) -> RunId {
         records: 321,
         ..Default::default()
     });
-    f.ledger.runs.lock().unwrap().insert(id.clone(), run);
+    let created = futures::executor::block_on(f.ledger.inner.create(&run)).unwrap();
+    assert!(matches!(created, CreateOutcome::Created(_)));
     id
 }
 
@@ -250,7 +230,9 @@ fn input(id: Option<&RunId>, milestone: &str) -> NotifyInput {
 }
 
 fn run_of(f: &Fixture, id: &RunId) -> Run {
-    f.ledger.runs.lock().unwrap().get(id).cloned().unwrap()
+    futures::executor::block_on(f.ledger.inner.get(id))
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
