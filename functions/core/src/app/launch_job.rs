@@ -76,12 +76,6 @@ pub struct JobLauncherService {
     pub config: LauncherConfig,
 }
 
-fn step_err(context: &str, e: PortError) -> StepError {
-    let mut s: StepError = e.into();
-    s.message = format!("{context}: {}", s.message);
-    s
-}
-
 /// The bucket of an `s3://bucket/...` URI.
 fn bucket_of(uri: &str) -> Option<&str> {
     uri.strip_prefix("s3://")?
@@ -119,8 +113,7 @@ impl JobLauncherService {
             .unwrap_or_else(|| naming::custom_model_name(&run.run_id, &dataset_name));
         let (training_data, dataset_bucket) = match &run.dataset {
             DatasetLocation::S3Object { bucket, key, .. } => {
-                let s3_uri = naming::check_dataset_object(bucket, key)
-                    .map_err(|e| StepError::config(e.to_string()))?;
+                let s3_uri = naming::check_dataset_object(bucket, key)?;
                 (TrainingData::S3 { s3_uri }, bucket.clone())
             }
             DatasetLocation::InvocationLogs {
@@ -128,7 +121,7 @@ impl JobLauncherService {
                 request_metadata_filters,
                 use_prompt_response,
             } => {
-                naming::check_s3_uri(s3_uri).map_err(|e| StepError::config(e.to_string()))?;
+                naming::check_s3_uri(s3_uri)?;
                 let bucket = bucket_of(s3_uri).unwrap_or_default().to_string();
                 (
                     TrainingData::InvocationLogs {
@@ -145,7 +138,7 @@ impl JobLauncherService {
             "s3://{output_bucket}/{}{}/",
             self.config.output_prefix, run.run_id
         );
-        naming::check_s3_uri(&output_s3_uri).map_err(|e| StepError::config(e.to_string()))?;
+        naming::check_s3_uri(&output_s3_uri)?;
         let source = serde_json::to_value(run.source)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -185,7 +178,7 @@ impl JobLauncherService {
             .ledger
             .get(run_id)
             .await
-            .map_err(|e| step_err("reading the run", e))?
+            .map_err(|e| e.context("reading the run"))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} does not exist")))?;
 
         if let Some(out) = output_of(&run) {
@@ -227,7 +220,7 @@ impl JobLauncherService {
                             ));
                         }
                     }
-                    Err(e) => return Err(step_err("moving the run to launching", e)),
+                    Err(e) => return Err(e.context("moving the run to launching")),
                 }
             }
             // A previous attempt recorded `launching` and stopped before recording the ARN.
@@ -249,15 +242,12 @@ impl JobLauncherService {
                     state.job_arn
                 }
                 Err(_) => {
-                    return Err(step_err(
-                        "CreateModelCustomizationJob",
-                        PortError::Conflict(msg),
-                    ))
+                    return Err(PortError::Conflict(msg).context("CreateModelCustomizationJob"))
                 }
             },
             Err(e) => {
                 tracing::warn!(error = %e, "Bedrock refused the job");
-                return Err(step_err("CreateModelCustomizationJob", e));
+                return Err(e.context("CreateModelCustomizationJob"));
             }
         };
         tracing::info!(%job_arn, job_name = %req.job_name, "distillation job created");
@@ -283,7 +273,7 @@ impl JobLauncherService {
                     )
                 })
             }
-            Err(e) => Err(step_err("recording the job ARN", e)),
+            Err(e) => Err(e.context("recording the job ARN")),
         }
     }
 
@@ -291,7 +281,7 @@ impl JobLauncherService {
         self.ledger
             .get(run_id)
             .await
-            .map_err(|e| step_err("re-reading the run", e))?
+            .map_err(|e| e.context("re-reading the run"))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} disappeared")))
     }
 }

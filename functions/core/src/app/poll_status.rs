@@ -178,11 +178,11 @@ impl StatusPoller<'_> {
             ));
         };
 
-        let job = self.bedrock.get_job(&job_arn).await.map_err(|e| {
-            let mut err = StepError::from(e);
-            err.message = format!("GetModelCustomizationJob {job_arn}: {}", err.message);
-            err
-        })?;
+        let job = self
+            .bedrock
+            .get_job(&job_arn)
+            .await
+            .map_err(|e| e.context(format!("GetModelCustomizationJob {job_arn}")))?;
         let now = self.clock.now();
         let decision = decide(&run, &job, now, &self.config);
 
@@ -196,9 +196,7 @@ impl StatusPoller<'_> {
                     tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
                 }
                 Err(e) => {
-                    let mut err = StepError::from(e);
-                    err.message = format!("StopModelCustomizationJob {job_arn}: {}", err.message);
-                    return Err(err);
+                    return Err(e.context(format!("StopModelCustomizationJob {job_arn}")));
                 }
             }
         }

@@ -272,7 +272,7 @@ impl ThroughputProvisioner<'_> {
                     .await?;
                 return Ok(self.output(&run, ProvisionOutcome::Creating, Some(arn), attempt));
             }
-            Err(e) => return Err(bedrock_error("GetProvisionedModelThroughput", &id, e)),
+            Err(e) => return Err(e.context(format!("GetProvisionedModelThroughput {id}"))),
         };
         self.record_state(run, state, attempt).await
     }
@@ -315,7 +315,7 @@ impl ThroughputProvisioner<'_> {
         self.bedrock
             .create_provisioned_throughput(&req)
             .await
-            .map_err(|e| bedrock_error("CreateProvisionedModelThroughput", name, e))
+            .map_err(|e| e.context(format!("CreateProvisionedModelThroughput {name}")))
     }
 
     async fn record_state(
@@ -441,16 +441,11 @@ impl ThroughputProvisioner<'_> {
     }
 }
 
-fn bedrock_error(operation: &str, id: &str, e: PortError) -> StepError {
-    let mut err = StepError::from(e);
-    err.message = format!("{operation} {id}: {}", err.message);
-    err
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::poll_status::fakes::*;
+    use crate::domain::settings::Commitment;
     use crate::ports::ThroughputStatus;
     use crate::testing::memory::InMemoryRunLedger;
 

@@ -350,12 +350,6 @@ pub struct DatasetValidatorService {
     pub config: ValidatorConfig,
 }
 
-fn step_err(context: &str, e: PortError) -> StepError {
-    let mut s: StepError = e.into();
-    s.message = format!("{context}: {}", s.message);
-    s
-}
-
 impl DatasetValidatorService {
     /// Handles one event (any of the three inputs).
     pub async fn handle(&self, event: Value) -> Result<ValidateDatasetOutput, StepError> {
@@ -408,7 +402,7 @@ impl DatasetValidatorService {
             .store
             .head(bucket, key)
             .await
-            .map_err(|e| step_err(&format!("reading s3://{bucket}/{key}"), e))?;
+            .map_err(|e| e.context(format!("reading s3://{bucket}/{key}")))?;
         // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
         let etag = event_etag.unwrap_or_else(|| info.etag.clone());
         let run_id = RunId::for_object(bucket, key, &etag);
@@ -424,7 +418,7 @@ impl DatasetValidatorService {
             .ledger
             .create(&run)
             .await
-            .map_err(|e| step_err("recording the run", e))?
+            .map_err(|e| e.context("recording the run"))?
         {
             CreateOutcome::Created(run) => {
                 tracing::info!(dataset = %run.dataset.s3_uri(), "run created");
@@ -502,7 +496,7 @@ impl DatasetValidatorService {
                 &RunUpdate::to(RunStatus::Validating),
             )
             .await
-            .map_err(|e| step_err("moving the run to validating", e))?;
+            .map_err(|e| e.context("moving the run to validating"))?;
 
         let result = self.check_and_report(&run, &info, settings).await;
         match result {
@@ -545,7 +539,7 @@ impl DatasetValidatorService {
         let precheck = settings.and_then(|s| {
             naming::check_dataset_object(&info.bucket, &info.key)
                 .map(|_| s)
-                .map_err(|e| StepError::config(e.to_string()))
+                .map_err(StepError::from)
         });
         let settings = match precheck {
             Ok(s) => s,
@@ -577,7 +571,7 @@ impl DatasetValidatorService {
             .store
             .open(bucket, &info.key)
             .await
-            .map_err(|e| step_err(&format!("opening s3://{bucket}/{}", info.key), e))?;
+            .map_err(|e| e.context(format!("opening s3://{bucket}/{}", info.key)))?;
         let report = validate_chunks(chunks, &options).await.map_err(|e| {
             StepError::new(
                 ErrorType::Transient,
@@ -624,7 +618,7 @@ impl DatasetValidatorService {
         self.store
             .put(bucket, key, body, "application/json")
             .await
-            .map_err(|e| step_err(&format!("writing the report to s3://{bucket}/{key}"), e))
+            .map_err(|e| e.context(format!("writing the report to s3://{bucket}/{key}")))
     }
 
     /// Records the verdict: `validated` without a reason, `rejected` with one.
@@ -647,7 +641,7 @@ impl DatasetValidatorService {
             .ledger
             .update(&run.run_id, &[RunStatus::Validating], &update)
             .await
-            .map_err(|e| step_err("recording the verdict", e))?;
+            .map_err(|e| e.context("recording the verdict"))?;
         tracing::info!(status = %run.status, "verdict recorded");
         Ok(ValidateDatasetOutput::for_run(&run, false))
     }
@@ -691,7 +685,7 @@ impl DatasetValidatorService {
             self.ledger
                 .update(&run_id, &[RunStatus::Received], &RunUpdate::to(RunStatus::Validating))
                 .await
-                .map_err(|e| step_err("moving the run to validating", e))?;
+                .map_err(|e| e.context("moving the run to validating"))?;
             let uri_check = naming::check_s3_uri(&logs.s3_uri).map_err(|e| e.to_string());
             let problem = match (&settings, uri_check) {
                 (Err(e), _) => Some(e.message.clone()),

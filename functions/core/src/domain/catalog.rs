@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::errors::StepError;
+
 pub const MODEL_PAIRS_JSON: &str = include_str!("../../data/model-pairs.json");
 pub const LIMITS_JSON: &str = include_str!("../../data/limits.json");
 pub const PRICES_JSON: &str = include_str!("../../data/prices.json");
@@ -24,6 +26,13 @@ pub enum CatalogError {
         what: String,
         source: serde_json::Error,
     },
+}
+
+/// A data file that cannot be read or parsed is a configuration problem.
+impl From<CatalogError> for StepError {
+    fn from(e: CatalogError) -> Self {
+        StepError::config(e.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +73,13 @@ pub enum PairError {
         student: String,
         allowed: String,
     },
+}
+
+/// An unsupported pair is a configuration problem (of the stack defaults or the dataset's settings).
+impl From<PairError> for StepError {
+    fn from(e: PairError) -> Self {
+        StepError::config(e.to_string())
+    }
 }
 
 impl ModelCatalog {
