@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::config::{process_var, Env};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
@@ -34,21 +35,22 @@ pub struct LauncherConfig {
 }
 
 impl LauncherConfig {
+    /// Reads the process environment (see [`crate::config`] for what "unset" means).
     pub fn from_env() -> Result<Self, StepError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(process_var)
     }
 
+    /// Reads the configuration through `get` (the environment in Lambda, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
-        let role_arn = get("BEDROCK_ROLE_ARN").ok_or_else(|| {
-            StepError::config("BEDROCK_ROLE_ARN is not set (the service role passed to Bedrock)")
-        })?;
-        let mut output_prefix = get("OUTPUT_PREFIX").unwrap_or_else(|| "output/".into());
-        if !output_prefix.is_empty() && !output_prefix.ends_with('/') {
+        let env = Env::new(get);
+        let role_arn = env.required("BEDROCK_ROLE_ARN")?;
+        let mut output_prefix = env.string_or("OUTPUT_PREFIX", "output/");
+        if !output_prefix.ends_with('/') {
             output_prefix.push('/');
         }
         Ok(LauncherConfig {
             role_arn,
-            output_bucket: get("OUTPUT_BUCKET"),
+            output_bucket: env.optional_string("OUTPUT_BUCKET"),
             output_prefix,
         })
     }
