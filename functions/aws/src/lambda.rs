@@ -9,6 +9,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::dynamodb::DynamoRunLedger;
+use distillery_core::config::Env;
 use distillery_core::domain::errors::StepError;
 
 /// JSON logs (CloudWatch-friendly), level from `RUST_LOG` (default `info`), no ANSI colours, no
@@ -36,9 +37,10 @@ pub fn diagnostic(e: StepError) -> Diagnostic {
     }
 }
 
-/// A required environment variable; unset or blank is a `ConfigInvalid` error naming it.
+/// A required variable of the process environment; unset or blank is a `ConfigInvalid` error naming
+/// it ([`Env::required`]).
 pub fn required_env(name: &str) -> Result<String, StepError> {
-    required_value(name, std::env::var(name).ok())
+    Env::process().required(name)
 }
 
 /// The run ledger every function writes to: the DynamoDB table named by `TABLE_NAME` (required).
@@ -48,12 +50,6 @@ pub fn run_ledger_from_env(sdk: &aws_config::SdkConfig) -> Result<DynamoRunLedge
         aws_sdk_dynamodb::Client::new(sdk),
         table,
     ))
-}
-
-fn required_value(name: &str, value: Option<String>) -> Result<String, StepError> {
-    value
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| StepError::config(format!("environment variable {name} is required")))
 }
 
 /// The step input of `function_name` from its JSON payload; a payload of another shape is a
@@ -176,6 +172,8 @@ mod tests {
 
     #[test]
     fn a_missing_or_blank_env_var_is_a_config_error_naming_it() {
+        let required_value =
+            |name: &str, value: Option<String>| Env::new(move |_| value.clone()).required(name);
         for value in [None, Some(String::new()), Some("  ".to_string())] {
             let e = required_value("TABLE_NAME", value).unwrap_err();
             assert_eq!(e.error_type, ErrorType::ConfigInvalid);

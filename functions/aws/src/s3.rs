@@ -8,6 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use crate::sdk_error::port_error;
+use distillery_core::config::Env;
 use distillery_core::ports::{DatasetChunks, DatasetStore, ObjectInfo, PortError};
 
 #[derive(Clone)]
@@ -23,8 +24,9 @@ impl S3DatasetStore {
     /// An S3 client for Lambda or the CLI: path-style addressing when `AWS_ENDPOINT_URL` points at a
     /// local emulator (moto has no per-bucket DNS names).
     pub fn client_from_conf(config: &aws_config::SdkConfig) -> Client {
-        let local = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty())
-            || std::env::var("AWS_ENDPOINT_URL_S3").is_ok_and(|v| !v.is_empty());
+        let env = Env::process();
+        let local = env.optional_string("AWS_ENDPOINT_URL").is_some()
+            || env.optional_string("AWS_ENDPOINT_URL_S3").is_some();
         let conf = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(local)
             .build();

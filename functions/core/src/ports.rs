@@ -39,6 +39,14 @@ impl From<crate::domain::run::UpdateRefused> for PortError {
     }
 }
 
+impl PortError {
+    /// The step error for this failure (typed as `From<PortError>` does), with what was being done
+    /// put in front: `"{context}: {port error}"`. See [`StepError::context`].
+    pub fn context(self, context: impl std::fmt::Display) -> StepError {
+        StepError::from(self).context(context)
+    }
+}
+
 impl From<PortError> for StepError {
     fn from(e: PortError) -> Self {
         let t = match &e {

@@ -21,11 +21,12 @@ const VALIDATE_DATASET: StepFunction<serde_json::Value> = StepFunction {
     span: no_span,
 };
 
+/// The service with its clients, built once per container. A configuration problem is returned by
+/// every invocation as a typed `ConfigInvalid` error (see `serve_step`), not an opaque init failure.
 fn build(sdk: &aws_config::SdkConfig) -> Result<DatasetValidatorService, StepError> {
     let config = ValidatorConfig::from_env()?;
-    let ledger = run_ledger_from_env(sdk)?;
     Ok(DatasetValidatorService {
-        ledger: Arc::new(ledger),
+        ledger: Arc::new(run_ledger_from_env(sdk)?),
         store: Arc::new(S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk))),
         clock: Arc::new(SystemClock),
         config,

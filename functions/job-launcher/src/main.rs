@@ -19,11 +19,12 @@ const LAUNCH_JOB: StepFunction<LaunchJobInput> = StepFunction {
     span: no_span,
 };
 
+/// The service with its clients, built once per container. A configuration problem is returned by
+/// every invocation as a typed `ConfigInvalid` error (see `serve_step`), not an opaque init failure.
 fn build(sdk: &aws_config::SdkConfig) -> Result<JobLauncherService, StepError> {
     let config = LauncherConfig::from_env()?;
-    let ledger = run_ledger_from_env(sdk)?;
     Ok(JobLauncherService {
-        ledger: Arc::new(ledger),
+        ledger: Arc::new(run_ledger_from_env(sdk)?),
         bedrock: Arc::new(BedrockCustomizationService::from_conf(sdk)),
         clock: Arc::new(SystemClock),
         config,

@@ -31,7 +31,7 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
     let config = NotifyConfig::from_env()?;
     let ledger = run_ledger_from_env(sdk)?;
     let topic_arn = required_env("TOPIC_ARN")?;
-    let prices = Prices::load().map_err(|e| StepError::config(e.to_string()))?;
+    let prices = Prices::load()?;
     let publisher = SnsPublisher::from_conf(sdk, topic_arn);
     let secrets = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
     let factory: WebhookFactory = Arc::new(|url: &str, timeout: Duration| {
@@ -51,7 +51,7 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<Notifier, StepError> {
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let sdk = aws_config::load_from_env().await;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let notifier = build(&sdk);
     serve_step(NOTIFY, &notifier, |notifier, input| async move {
         let out = notifier.handle(input).await?;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::config::{process_var, Env};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
@@ -34,21 +35,22 @@ pub struct LauncherConfig {
 }
 
 impl LauncherConfig {
+    /// Reads the process environment (see [`crate::config`] for what "unset" means).
     pub fn from_env() -> Result<Self, StepError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(process_var)
     }
 
+    /// Reads the configuration through `get` (the environment in Lambda, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
-        let role_arn = get("BEDROCK_ROLE_ARN").ok_or_else(|| {
-            StepError::config("BEDROCK_ROLE_ARN is not set (the service role passed to Bedrock)")
-        })?;
-        let mut output_prefix = get("OUTPUT_PREFIX").unwrap_or_else(|| "output/".into());
-        if !output_prefix.is_empty() && !output_prefix.ends_with('/') {
+        let env = Env::new(get);
+        let role_arn = env.required("BEDROCK_ROLE_ARN")?;
+        let mut output_prefix = env.string_or("OUTPUT_PREFIX", "output/");
+        if !output_prefix.ends_with('/') {
             output_prefix.push('/');
         }
         Ok(LauncherConfig {
             role_arn,
-            output_bucket: get("OUTPUT_BUCKET"),
+            output_bucket: env.optional_string("OUTPUT_BUCKET"),
             output_prefix,
         })
     }
@@ -74,12 +76,6 @@ pub struct JobLauncherService {
     pub bedrock: Arc<dyn CustomizationService>,
     pub clock: Arc<dyn Clock>,
     pub config: LauncherConfig,
-}
-
-fn step_err(context: &str, e: PortError) -> StepError {
-    let mut s: StepError = e.into();
-    s.message = format!("{context}: {}", s.message);
-    s
 }
 
 /// The bucket of an `s3://bucket/...` URI.
@@ -119,8 +115,7 @@ impl JobLauncherService {
             .unwrap_or_else(|| naming::custom_model_name(&run.run_id, &dataset_name));
         let (training_data, dataset_bucket) = match &run.dataset {
             DatasetLocation::S3Object { bucket, key, .. } => {
-                let s3_uri = naming::check_dataset_object(bucket, key)
-                    .map_err(|e| StepError::config(e.to_string()))?;
+                let s3_uri = naming::check_dataset_object(bucket, key)?;
                 (TrainingData::S3 { s3_uri }, bucket.clone())
             }
             DatasetLocation::InvocationLogs {
@@ -128,7 +123,7 @@ impl JobLauncherService {
                 request_metadata_filters,
                 use_prompt_response,
             } => {
-                naming::check_s3_uri(s3_uri).map_err(|e| StepError::config(e.to_string()))?;
+                naming::check_s3_uri(s3_uri)?;
                 let bucket = bucket_of(s3_uri).unwrap_or_default().to_string();
                 (
                     TrainingData::InvocationLogs {
@@ -145,7 +140,7 @@ impl JobLauncherService {
             "s3://{output_bucket}/{}{}/",
             self.config.output_prefix, run.run_id
         );
-        naming::check_s3_uri(&output_s3_uri).map_err(|e| StepError::config(e.to_string()))?;
+        naming::check_s3_uri(&output_s3_uri)?;
         let source = serde_json::to_value(run.source)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
@@ -185,7 +180,7 @@ impl JobLauncherService {
             .ledger
             .get(run_id)
             .await
-            .map_err(|e| step_err("reading the run", e))?
+            .map_err(|e| e.context("reading the run"))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} does not exist")))?;
 
         if let Some(out) = output_of(&run) {
@@ -227,7 +222,7 @@ impl JobLauncherService {
                             ));
                         }
                     }
-                    Err(e) => return Err(step_err("moving the run to launching", e)),
+                    Err(e) => return Err(e.context("moving the run to launching")),
                 }
             }
             // A previous attempt recorded `launching` and stopped before recording the ARN.
@@ -249,15 +244,12 @@ impl JobLauncherService {
                     state.job_arn
                 }
                 Err(_) => {
-                    return Err(step_err(
-                        "CreateModelCustomizationJob",
-                        PortError::Conflict(msg),
-                    ))
+                    return Err(PortError::Conflict(msg).context("CreateModelCustomizationJob"))
                 }
             },
             Err(e) => {
                 tracing::warn!(error = %e, "Bedrock refused the job");
-                return Err(step_err("CreateModelCustomizationJob", e));
+                return Err(e.context("CreateModelCustomizationJob"));
             }
         };
         tracing::info!(%job_arn, job_name = %req.job_name, "distillation job created");
@@ -283,7 +275,7 @@ impl JobLauncherService {
                     )
                 })
             }
-            Err(e) => Err(step_err("recording the job ARN", e)),
+            Err(e) => Err(e.context("recording the job ARN")),
         }
     }
 
@@ -291,7 +283,7 @@ impl JobLauncherService {
         self.ledger
             .get(run_id)
             .await
-            .map_err(|e| step_err("re-reading the run", e))?
+            .map_err(|e| e.context("re-reading the run"))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} disappeared")))
     }
 }

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{process_var, Env};
 use crate::domain::backoff::next_wait_seconds;
 use crate::domain::catalog::Limits;
 use crate::domain::errors::{ErrorType, StepError};
@@ -86,25 +87,20 @@ impl PollConfig {
     }
 
     /// Reads `POLL_INITIAL_WAIT_SECONDS`, `POLL_MAX_WAIT_SECONDS` and `MAX_JOB_DURATION_SECONDS`
-    /// through `lookup` (the process environment in Lambda; a map in tests). Unset or empty means
-    /// the default; anything else must be a positive whole number.
+    /// through `lookup` (the process environment in Lambda; a map in tests). Unset (or empty, see
+    /// [`crate::config`]) means the default; anything else must be a positive whole number.
     pub fn from_lookup(
         limits: &Limits,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StepError> {
+        let env = Env::new(lookup);
         let d = Self::defaults(limits);
         let c = PollConfig {
-            initial_wait_seconds: seconds_var(
-                &lookup,
-                "POLL_INITIAL_WAIT_SECONDS",
-                d.initial_wait_seconds,
-            )?,
-            max_wait_seconds: seconds_var(&lookup, "POLL_MAX_WAIT_SECONDS", d.max_wait_seconds)?,
-            max_job_duration_seconds: seconds_var(
-                &lookup,
-                "MAX_JOB_DURATION_SECONDS",
-                d.max_job_duration_seconds,
-            )?,
+            initial_wait_seconds: env
+                .positive_u64("POLL_INITIAL_WAIT_SECONDS", d.initial_wait_seconds)?,
+            max_wait_seconds: env.positive_u64("POLL_MAX_WAIT_SECONDS", d.max_wait_seconds)?,
+            max_job_duration_seconds: env
+                .positive_u64("MAX_JOB_DURATION_SECONDS", d.max_job_duration_seconds)?,
         };
         if c.initial_wait_seconds > c.max_wait_seconds {
             return Err(StepError::config(format!(
@@ -115,26 +111,9 @@ impl PollConfig {
         Ok(c)
     }
 
+    /// Reads the process environment.
     pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
-        Self::from_lookup(limits, |k| std::env::var(k).ok())
-    }
-}
-
-/// A positive whole number of seconds from `name`, or `default` when unset/empty.
-pub(crate) fn seconds_var(
-    lookup: &impl Fn(&str) -> Option<String>,
-    name: &str,
-    default: u64,
-) -> Result<u64, StepError> {
-    match lookup(name) {
-        None => Ok(default),
-        Some(v) if v.trim().is_empty() => Ok(default),
-        Some(v) => match v.trim().parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(StepError::config(format!(
-                "environment variable {name} must be a positive whole number of seconds, got '{v}'"
-            ))),
-        },
+        Self::from_lookup(limits, process_var)
     }
 }
 
@@ -178,11 +157,11 @@ impl StatusPoller<'_> {
             ));
         };
 
-        let job = self.bedrock.get_job(&job_arn).await.map_err(|e| {
-            let mut err = StepError::from(e);
-            err.message = format!("GetModelCustomizationJob {job_arn}: {}", err.message);
-            err
-        })?;
+        let job = self
+            .bedrock
+            .get_job(&job_arn)
+            .await
+            .map_err(|e| e.context(format!("GetModelCustomizationJob {job_arn}")))?;
         let now = self.clock.now();
         let decision = decide(&run, &job, now, &self.config);
 
@@ -196,9 +175,7 @@ impl StatusPoller<'_> {
                     tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
                 }
                 Err(e) => {
-                    let mut err = StepError::from(e);
-                    err.message = format!("StopModelCustomizationJob {job_arn}: {}", err.message);
-                    return Err(err);
+                    return Err(e.context(format!("StopModelCustomizationJob {job_arn}")));
                 }
             }
         }

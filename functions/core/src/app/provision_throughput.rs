@@ -19,19 +19,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{process_var, Env};
 use crate::domain::backoff::next_wait_seconds;
 use crate::domain::catalog::Limits;
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::guardrails::check_throughput;
 use crate::domain::naming;
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use crate::domain::settings::{Commitment, ServingMode, ServingPolicy};
+use crate::domain::settings::{ServingMode, ServingPolicy};
 use crate::ports::{
     CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
     ThroughputStatus,
 };
-
-use super::poll_status::seconds_var;
 
 /// Step input: `{"runId","attempt"}`; `attempt` (0-based) defaults to 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,41 +78,23 @@ pub struct ProvisionConfig {
 impl ProvisionConfig {
     /// Reads `MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS` (comma list of `None`, `OneMonth`,
     /// `SixMonths`), `POLL_INITIAL_WAIT_SECONDS` and `POLL_MAX_WAIT_SECONDS` through `lookup`.
+    /// Unset (or empty, see [`crate::config`]) means the default from `limits`.
     pub fn from_lookup(
         limits: &Limits,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StepError> {
-        let max_model_units = match lookup("MAX_MODEL_UNITS").filter(|v| !v.trim().is_empty()) {
-            None => limits.throughput.default_max_model_units,
-            Some(v) => v.trim().parse::<u32>().map_err(|_| {
-                StepError::config(format!(
-                    "environment variable MAX_MODEL_UNITS must be a whole number, got '{v}'"
-                ))
-            })?,
-        };
-        let allowed_commitments = match lookup("ALLOWED_COMMITMENTS")
-            .filter(|v| !v.trim().is_empty())
-        {
-            None => parse_commitments(
-                "data/limits.json throughput.defaultAllowedCommitments",
-                limits
-                    .throughput
-                    .default_allowed_commitments
-                    .iter()
-                    .map(String::as_str),
-            )?,
-            Some(v) => parse_commitments("environment variable ALLOWED_COMMITMENTS", v.split(','))?,
-        };
-        let initial_wait_seconds = seconds_var(
-            &lookup,
+        let env = Env::new(lookup);
+        let max_model_units =
+            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
+        let allowed_commitments = env
+            .commitments("ALLOWED_COMMITMENTS")?
+            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let initial_wait_seconds = env.positive_u64(
             "POLL_INITIAL_WAIT_SECONDS",
             limits.polling.initial_wait_seconds,
         )?;
-        let max_wait_seconds = seconds_var(
-            &lookup,
-            "POLL_MAX_WAIT_SECONDS",
-            limits.polling.max_wait_seconds,
-        )?;
+        let max_wait_seconds =
+            env.positive_u64("POLL_MAX_WAIT_SECONDS", limits.polling.max_wait_seconds)?;
         Ok(ProvisionConfig {
             policy: ServingPolicy {
                 max_model_units,
@@ -124,32 +105,10 @@ impl ProvisionConfig {
         })
     }
 
+    /// Reads the process environment.
     pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
-        Self::from_lookup(limits, |k| std::env::var(k).ok())
+        Self::from_lookup(limits, process_var)
     }
-}
-
-fn parse_commitments<'a>(
-    source: &str,
-    items: impl Iterator<Item = &'a str>,
-) -> Result<Vec<Commitment>, StepError> {
-    let mut out = Vec::new();
-    for item in items {
-        let item = item.trim();
-        // `Commitment::parse` maps "" to None; in a list an empty item is a typo, not "no commitment".
-        let c = (!item.is_empty())
-            .then(|| Commitment::parse(item))
-            .flatten()
-            .ok_or_else(|| {
-                StepError::config(format!(
-                    "{source}: '{item}' is not a commitment (use None, OneMonth or SixMonths)"
-                ))
-            })?;
-        if !out.contains(&c) {
-            out.push(c);
-        }
-    }
-    Ok(out)
 }
 
 /// The `clientRequestToken` for a run's Provisioned Throughput: the same for every retry of the
@@ -272,7 +231,7 @@ impl ThroughputProvisioner<'_> {
                     .await?;
                 return Ok(self.output(&run, ProvisionOutcome::Creating, Some(arn), attempt));
             }
-            Err(e) => return Err(bedrock_error("GetProvisionedModelThroughput", &id, e)),
+            Err(e) => return Err(e.context(format!("GetProvisionedModelThroughput {id}"))),
         };
         self.record_state(run, state, attempt).await
     }
@@ -315,7 +274,7 @@ impl ThroughputProvisioner<'_> {
         self.bedrock
             .create_provisioned_throughput(&req)
             .await
-            .map_err(|e| bedrock_error("CreateProvisionedModelThroughput", name, e))
+            .map_err(|e| e.context(format!("CreateProvisionedModelThroughput {name}")))
     }
 
     async fn record_state(
@@ -441,16 +400,11 @@ impl ThroughputProvisioner<'_> {
     }
 }
 
-fn bedrock_error(operation: &str, id: &str, e: PortError) -> StepError {
-    let mut err = StepError::from(e);
-    err.message = format!("{operation} {id}: {}", err.message);
-    err
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::poll_status::fixtures::*;
+    use crate::domain::settings::Commitment;
     use crate::ports::ThroughputStatus;
     use crate::testing::fakes::ScriptedBedrock;
     use crate::testing::memory::InMemoryRunLedger;

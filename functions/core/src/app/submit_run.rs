@@ -16,7 +16,7 @@ use crate::domain::errors::StepError;
 use crate::domain::naming;
 use crate::domain::run::RunId;
 use crate::domain::settings::{RunSettings, SettingsOverrides};
-use crate::ports::{Clock, DatasetStore, PipelineStarter, PortError};
+use crate::ports::{Clock, DatasetStore, PipelineStarter};
 
 /// The `source` the validator recognises for a submission.
 pub const SUBMIT_SOURCE: &str = "distillery.cli";
@@ -85,12 +85,6 @@ fn overlay(base: SettingsOverrides, winner: &SettingsOverrides) -> SettingsOverr
     }
 }
 
-fn with_context(context: &str, e: PortError) -> StepError {
-    let mut s: StepError = e.into();
-    s.message = format!("{context}: {}", s.message);
-    s
-}
-
 /// Checks the submission locally, then starts one execution. Errors are `ConfigInvalid` (or
 /// `GuardrailViolation`) for anything about the request, in which case nothing was started, or the
 /// ports' typed errors.
@@ -110,13 +104,12 @@ pub async fn submit(
             config.upload_prefix, config.upload_suffix
         )));
     }
-    naming::check_dataset_object(bucket, key).map_err(|e| StepError::config(e.to_string()))?;
+    naming::check_dataset_object(bucket, key)?;
     let info = store
         .head(bucket, key)
         .await
-        .map_err(|e| with_context(&format!("reading {uri}"), e))?;
-    let metadata = SettingsOverrides::from_metadata(&info.metadata)
-        .map_err(|e| StepError::config(format!("{uri}: {}", e.message)))?;
+        .map_err(|e| e.context(format!("reading {uri}")))?;
+    let metadata = SettingsOverrides::from_metadata(&info.metadata).map_err(|e| e.context(&uri))?;
     let settings = RunSettings::resolve(
         &config.defaults,
         &overlay(metadata, &req.overrides),
@@ -124,18 +117,15 @@ pub async fn submit(
         &config.limits,
         &config.policy,
     )
-    .map_err(|mut e| {
-        // Keep the type (ConfigInvalid or GuardrailViolation); say which dataset it was about.
-        e.message = format!("settings for {uri}: {}", e.message);
-        e
-    })?;
+    // Keeps the type (ConfigInvalid or GuardrailViolation); says which dataset it was about.
+    .map_err(|e| e.context(format!("settings for {uri}")))?;
     let run_id = RunId::for_object(bucket, key, &info.etag);
     let execution_name = naming::execution_name(&run_id, clock.now());
     let input = submit_payload(bucket, key, &req.overrides);
     let execution_arn = starter
         .start(&execution_name, &input)
         .await
-        .map_err(|e| with_context("starting the pipeline", e))?;
+        .map_err(|e| e.context("starting the pipeline"))?;
     tracing::info!(run_id = %run_id, execution_arn, "pipeline started");
     Ok(Submission {
         run_id,
@@ -158,6 +148,7 @@ mod tests {
     use super::*;
     use crate::app::validate_dataset::ValidateInput;
     use crate::domain::errors::ErrorType;
+    use crate::ports::PortError;
     use crate::testing::fakes::FixedClock;
     use crate::testing::memory::InMemoryDatasetStore;
 

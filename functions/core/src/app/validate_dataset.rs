@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::config::{process_var, Env};
 use crate::domain::catalog::{Limits, ModelCatalog};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
@@ -60,99 +61,54 @@ pub struct ValidatorConfig {
     pub limits: Limits,
 }
 
-fn parse_commitments(list: &str, var: &str) -> Result<Vec<Commitment>, StepError> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            Commitment::parse(s).ok_or_else(|| {
-                StepError::config(format!(
-                    "{var}: '{s}' is not a commitment (None, OneMonth, SixMonths)"
-                ))
-            })
-        })
-        .collect()
-}
-
-fn parse_number<T: std::str::FromStr>(var: &str, v: &str) -> Result<T, StepError> {
-    v.trim()
-        .parse()
-        .map_err(|_| StepError::config(format!("{var} must be a whole number, got '{v}'")))
-}
-
 impl ValidatorConfig {
+    /// Reads the process environment (see [`crate::config`] for what "unset" means).
     pub fn from_env() -> Result<Self, StepError> {
-        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(process_var)
     }
 
     /// Reads the configuration through `get` (the environment in Lambda, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
-        let catalog = ModelCatalog::load().map_err(|e| StepError::config(e.to_string()))?;
-        let limits = Limits::load().map_err(|e| StepError::config(e.to_string()))?;
-        let or = |k: &str, d: &str| get(k).unwrap_or_else(|| d.to_string());
-        let serving_raw = or("SERVING_MODE", "none");
-        let serving = ServingMode::parse(&serving_raw).ok_or_else(|| {
-            StepError::config(format!(
-                "SERVING_MODE must be 'none' or 'provisioned', got '{serving_raw}'"
-            ))
-        })?;
-        let commitment_raw = or("COMMITMENT", "None");
-        let commitment = Commitment::parse(&commitment_raw).ok_or_else(|| {
-            StepError::config(format!(
-                "COMMITMENT must be None, OneMonth or SixMonths, got '{commitment_raw}'"
-            ))
-        })?;
-        let max_response_length = match get("DEFAULT_MAX_RESPONSE_LENGTH") {
-            Some(v) => parse_number("DEFAULT_MAX_RESPONSE_LENGTH", &v)?,
-            None => limits.job.default_max_response_length_for_inference,
-        };
-        let model_units = match get("MODEL_UNITS") {
-            Some(v) => parse_number("MODEL_UNITS", &v)?,
-            None => 1,
-        };
-        let max_model_units = match get("MAX_MODEL_UNITS") {
-            Some(v) => parse_number("MAX_MODEL_UNITS", &v)?,
-            None => limits.throughput.default_max_model_units,
-        };
-        let allowed_commitments = match get("ALLOWED_COMMITMENTS") {
-            Some(v) => parse_commitments(&v, "ALLOWED_COMMITMENTS")?,
-            None => parse_commitments(
-                &limits.throughput.default_allowed_commitments.join(","),
-                "limits.json throughput.defaultAllowedCommitments",
-            )?,
-        };
-        let invocation_logs = match get("INVOCATION_LOGS_S3_URI") {
+        let env = Env::new(get);
+        let catalog = ModelCatalog::load_with(&env)?;
+        let limits = Limits::load_with(&env)?;
+        let serving = env.parsed(
+            "SERVING_MODE",
+            ServingMode::None,
+            "'none' or 'provisioned'",
+            ServingMode::parse,
+        )?;
+        let commitment = env.parsed(
+            "COMMITMENT",
+            Commitment::None,
+            "None, OneMonth or SixMonths",
+            Commitment::parse,
+        )?;
+        let max_response_length = env.whole_number(
+            "DEFAULT_MAX_RESPONSE_LENGTH",
+            limits.job.default_max_response_length_for_inference,
+        )?;
+        let model_units = env.whole_number("MODEL_UNITS", 1)?;
+        let max_model_units =
+            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
+        let allowed_commitments = env
+            .commitments("ALLOWED_COMMITMENTS")?
+            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,
-            Some(s3_uri) => {
-                let request_metadata_filters = match get("REQUEST_METADATA_FILTERS") {
-                    None => None,
-                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-                        StepError::config(format!("REQUEST_METADATA_FILTERS is not JSON: {e}"))
-                    })?),
-                };
-                let use_prompt_response = match get("USE_PROMPT_RESPONSE").as_deref() {
-                    None | Some("false") | Some("0") => false,
-                    Some("true") | Some("1") => true,
-                    Some(other) => {
-                        return Err(StepError::config(format!(
-                            "USE_PROMPT_RESPONSE must be true or false, got '{other}'"
-                        )))
-                    }
-                };
-                Some(InvocationLogsSource {
-                    s3_uri,
-                    request_metadata_filters,
-                    use_prompt_response,
-                })
-            }
+            Some(s3_uri) => Some(InvocationLogsSource {
+                s3_uri,
+                request_metadata_filters: env.json("REQUEST_METADATA_FILTERS")?,
+                use_prompt_response: env.flag("USE_PROMPT_RESPONSE", false)?,
+            }),
         };
         Ok(ValidatorConfig {
-            upload_prefix: or("UPLOAD_PREFIX", "incoming/"),
-            upload_suffix: or("UPLOAD_SUFFIX", ".jsonl"),
-            report_prefix: or("REPORT_PREFIX", "reports/"),
+            upload_prefix: env.string_or("UPLOAD_PREFIX", "incoming/"),
+            upload_suffix: env.string_or("UPLOAD_SUFFIX", ".jsonl"),
+            report_prefix: env.string_or("REPORT_PREFIX", "reports/"),
             defaults: RunSettings {
-                teacher: or("DEFAULT_TEACHER", "amazon.nova-pro-v1:0"),
-                student: or("DEFAULT_STUDENT", "amazon.nova-lite-v1:0:300k"),
+                teacher: env.string_or("DEFAULT_TEACHER", "amazon.nova-pro-v1:0"),
+                student: env.string_or("DEFAULT_STUDENT", "amazon.nova-lite-v1:0:300k"),
                 max_response_length,
                 serving,
                 model_units,
@@ -163,7 +119,7 @@ impl ValidatorConfig {
                 allowed_commitments,
             },
             invocation_logs,
-            schedule_bucket: get("SCHEDULE_BUCKET"),
+            schedule_bucket: env.optional_string("SCHEDULE_BUCKET"),
             catalog,
             limits,
         })
@@ -350,12 +306,6 @@ pub struct DatasetValidatorService {
     pub config: ValidatorConfig,
 }
 
-fn step_err(context: &str, e: PortError) -> StepError {
-    let mut s: StepError = e.into();
-    s.message = format!("{context}: {}", s.message);
-    s
-}
-
 impl DatasetValidatorService {
     /// Handles one event (any of the three inputs).
     pub async fn handle(&self, event: Value) -> Result<ValidateDatasetOutput, StepError> {
@@ -408,7 +358,7 @@ impl DatasetValidatorService {
             .store
             .head(bucket, key)
             .await
-            .map_err(|e| step_err(&format!("reading s3://{bucket}/{key}"), e))?;
+            .map_err(|e| e.context(format!("reading s3://{bucket}/{key}")))?;
         // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
         let etag = event_etag.unwrap_or_else(|| info.etag.clone());
         let run_id = RunId::for_object(bucket, key, &etag);
@@ -424,7 +374,7 @@ impl DatasetValidatorService {
             .ledger
             .create(&run)
             .await
-            .map_err(|e| step_err("recording the run", e))?
+            .map_err(|e| e.context("recording the run"))?
         {
             CreateOutcome::Created(run) => {
                 tracing::info!(dataset = %run.dataset.s3_uri(), "run created");
@@ -502,7 +452,7 @@ impl DatasetValidatorService {
                 &RunUpdate::to(RunStatus::Validating),
             )
             .await
-            .map_err(|e| step_err("moving the run to validating", e))?;
+            .map_err(|e| e.context("moving the run to validating"))?;
 
         let result = self.check_and_report(&run, &info, settings).await;
         match result {
@@ -545,7 +495,7 @@ impl DatasetValidatorService {
         let precheck = settings.and_then(|s| {
             naming::check_dataset_object(&info.bucket, &info.key)
                 .map(|_| s)
-                .map_err(|e| StepError::config(e.to_string()))
+                .map_err(StepError::from)
         });
         let settings = match precheck {
             Ok(s) => s,
@@ -577,7 +527,7 @@ impl DatasetValidatorService {
             .store
             .open(bucket, &info.key)
             .await
-            .map_err(|e| step_err(&format!("opening s3://{bucket}/{}", info.key), e))?;
+            .map_err(|e| e.context(format!("opening s3://{bucket}/{}", info.key)))?;
         let report = validate_chunks(chunks, &options).await.map_err(|e| {
             StepError::new(
                 ErrorType::Transient,
@@ -624,7 +574,7 @@ impl DatasetValidatorService {
         self.store
             .put(bucket, key, body, "application/json")
             .await
-            .map_err(|e| step_err(&format!("writing the report to s3://{bucket}/{key}"), e))
+            .map_err(|e| e.context(format!("writing the report to s3://{bucket}/{key}")))
     }
 
     /// Records the verdict: `validated` without a reason, `rejected` with one.
@@ -647,7 +597,7 @@ impl DatasetValidatorService {
             .ledger
             .update(&run.run_id, &[RunStatus::Validating], &update)
             .await
-            .map_err(|e| step_err("recording the verdict", e))?;
+            .map_err(|e| e.context("recording the verdict"))?;
         tracing::info!(status = %run.status, "verdict recorded");
         Ok(ValidateDatasetOutput::for_run(&run, false))
     }
@@ -691,7 +641,7 @@ impl DatasetValidatorService {
             self.ledger
                 .update(&run_id, &[RunStatus::Received], &RunUpdate::to(RunStatus::Validating))
                 .await
-                .map_err(|e| step_err("moving the run to validating", e))?;
+                .map_err(|e| e.context("moving the run to validating"))?;
             let uri_check = naming::check_s3_uri(&logs.s3_uri).map_err(|e| e.to_string());
             let problem = match (&settings, uri_check) {
                 (Err(e), _) => Some(e.message.clone()),

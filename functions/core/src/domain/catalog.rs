@@ -2,11 +2,23 @@
 //!
 //! Each fact lives in exactly one JSON file under `functions/core/data/`. The files are compiled in so a
 //! Lambda needs nothing on disk, and a deployment can point at an edited copy through an environment
-//! variable (`DISTILLERY_MODEL_PAIRS_FILE`, `DISTILLERY_LIMITS_FILE`, `DISTILLERY_PRICES_FILE`).
+//! variable (`DISTILLERY_MODEL_PAIRS_FILE`, `DISTILLERY_LIMITS_FILE`, `DISTILLERY_PRICES_FILE`), read
+//! through [`crate::config::Env`] like every other variable.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use super::errors::StepError;
+use super::guardrails::Commitment;
+use crate::config::Env;
+
+/// Names the file that replaces `data/model-pairs.json`.
+pub const MODEL_PAIRS_FILE_VAR: &str = "DISTILLERY_MODEL_PAIRS_FILE";
+/// Names the file that replaces `data/limits.json`.
+pub const LIMITS_FILE_VAR: &str = "DISTILLERY_LIMITS_FILE";
+/// Names the file that replaces `data/prices.json`.
+pub const PRICES_FILE_VAR: &str = "DISTILLERY_PRICES_FILE";
 
 pub const MODEL_PAIRS_JSON: &str = include_str!("../../data/model-pairs.json");
 pub const LIMITS_JSON: &str = include_str!("../../data/limits.json");
@@ -24,6 +36,13 @@ pub enum CatalogError {
         what: String,
         source: serde_json::Error,
     },
+}
+
+/// A data file that cannot be read or parsed is a configuration problem.
+impl From<CatalogError> for StepError {
+    fn from(e: CatalogError) -> Self {
+        StepError::config(e.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,6 +85,13 @@ pub enum PairError {
     },
 }
 
+/// An unsupported pair is a configuration problem (of the stack defaults or the dataset's settings).
+impl From<PairError> for StepError {
+    fn from(e: PairError) -> Self {
+        StepError::config(e.to_string())
+    }
+}
+
 impl ModelCatalog {
     /// The catalog compiled into the binary.
     pub fn builtin() -> Self {
@@ -74,11 +100,12 @@ impl ModelCatalog {
 
     /// The catalog from `DISTILLERY_MODEL_PAIRS_FILE` when set, else the built-in one.
     pub fn load() -> Result<Self, CatalogError> {
-        load_json(
-            "DISTILLERY_MODEL_PAIRS_FILE",
-            MODEL_PAIRS_JSON,
-            "model pairs",
-        )
+        Self::load_with(&Env::process())
+    }
+
+    /// [`Self::load`] with `DISTILLERY_MODEL_PAIRS_FILE` read through `env`.
+    pub fn load_with(env: &Env) -> Result<Self, CatalogError> {
+        load_json(env, MODEL_PAIRS_FILE_VAR, MODEL_PAIRS_JSON, "model pairs")
     }
 
     pub fn from_json(text: &str) -> Result<Self, CatalogError> {
@@ -157,7 +184,8 @@ pub struct JobLimits {
 #[serde(rename_all = "camelCase")]
 pub struct ThroughputLimits {
     pub default_max_model_units: u32,
-    pub default_allowed_commitments: Vec<String>,
+    /// Checked when the file is parsed: each is `None`, `OneMonth` or `SixMonths`.
+    pub default_allowed_commitments: Vec<Commitment>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -186,8 +214,14 @@ impl Limits {
         serde_json::from_str(LIMITS_JSON).expect("data/limits.json is checked by tests")
     }
 
+    /// The limits from `DISTILLERY_LIMITS_FILE` when set, else the built-in ones.
     pub fn load() -> Result<Self, CatalogError> {
-        load_json("DISTILLERY_LIMITS_FILE", LIMITS_JSON, "limits")
+        Self::load_with(&Env::process())
+    }
+
+    /// [`Self::load`] with `DISTILLERY_LIMITS_FILE` read through `env`.
+    pub fn load_with(env: &Env) -> Result<Self, CatalogError> {
+        load_json(env, LIMITS_FILE_VAR, LIMITS_JSON, "limits")
     }
 }
 
@@ -209,8 +243,14 @@ impl Prices {
         serde_json::from_str(PRICES_JSON).expect("data/prices.json is checked by tests")
     }
 
+    /// The prices from `DISTILLERY_PRICES_FILE` when set, else the built-in ones.
     pub fn load() -> Result<Self, CatalogError> {
-        load_json("DISTILLERY_PRICES_FILE", PRICES_JSON, "prices")
+        Self::load_with(&Env::process())
+    }
+
+    /// [`Self::load`] with `DISTILLERY_PRICES_FILE` read through `env`.
+    pub fn load_with(env: &Env) -> Result<Self, CatalogError> {
+        load_json(env, PRICES_FILE_VAR, PRICES_JSON, "prices")
     }
 
     /// Hourly price of one model unit of Provisioned Throughput for a student (falls back to `default`).
@@ -225,16 +265,18 @@ impl Prices {
     }
 }
 
+/// The file `env_var` names (unset: the built-in text), parsed.
 fn load_json<T: for<'de> Deserialize<'de>>(
+    env: &Env,
     env_var: &str,
     builtin: &str,
     what: &str,
 ) -> Result<T, CatalogError> {
-    let text = match std::env::var(env_var) {
-        Ok(path) if !path.is_empty() => {
+    let text = match env.optional_string(env_var) {
+        Some(path) => {
             std::fs::read_to_string(&path).map_err(|source| CatalogError::Read { path, source })?
         }
-        _ => builtin.to_string(),
+        None => builtin.to_string(),
     };
     serde_json::from_str(&text).map_err(|source| CatalogError::Parse {
         what: what.into(),
@@ -283,5 +325,51 @@ mod tests {
         ));
         assert!(c.allows_multi_turn("amazon.nova-micro-v1:0:128k"));
         assert!(!c.allows_multi_turn("meta.llama3-1-8b-instruct-v1:0:128k"));
+    }
+
+    #[test]
+    fn data_files_come_from_the_variables_read_through_env_and_blank_means_built_in() {
+        use crate::domain::errors::ErrorType;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.json");
+        let mut edited = Limits::builtin();
+        edited.dataset.min_records = 7;
+        std::fs::write(&path, serde_json::to_string(&edited).unwrap()).unwrap();
+        let path = path.display().to_string();
+        let env = Env::new(|k| (k == LIMITS_FILE_VAR).then(|| format!(" {path} ")));
+        assert_eq!(Limits::load_with(&env).unwrap(), edited);
+
+        let blank = Env::new(|_| Some("  ".to_string()));
+        assert_eq!(Limits::load_with(&blank).unwrap(), Limits::builtin());
+        assert_eq!(
+            ModelCatalog::load_with(&blank).unwrap(),
+            ModelCatalog::builtin()
+        );
+        assert_eq!(Prices::load_with(&blank).unwrap(), Prices::builtin());
+
+        let missing = Env::new(|_| Some("/nonexistent/prices.json".to_string()));
+        let e = StepError::from(Prices::load_with(&missing).unwrap_err());
+        assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+        assert!(
+            e.message
+                .starts_with("cannot read /nonexistent/prices.json"),
+            "{}",
+            e.message
+        );
+
+        drop(env);
+        let bad = Env::new(move |_| Some(path.clone()));
+        std::fs::write(
+            dir.path().join("limits.json"),
+            LIMITS_JSON.replace(r#""None""#, r#""Forever""#),
+        )
+        .unwrap();
+        let e = StepError::from(Limits::load_with(&bad).unwrap_err());
+        assert!(
+            e.message.starts_with("limits is not valid"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -89,4 +89,26 @@ impl StepError {
     pub fn bad_event(message: impl Into<String>) -> Self {
         Self::new(ErrorType::BadEvent, message)
     }
+
+    /// The same error with what was being done put in front: `"{context}: {message}"`. The type is
+    /// kept (the state machine routes on it). A port error gets its context the same way:
+    /// `.map_err(|e| e.context("recording the run"))` (see `PortError::context`).
+    pub fn context(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_goes_in_front_and_keeps_the_type() {
+        let e = StepError::new(ErrorType::Throttled, "slow down")
+            .context("reading the run")
+            .context(format_args!("run {}", 7));
+        assert_eq!(e.error_type, ErrorType::Throttled);
+        assert_eq!(e.message, "run 7: reading the run: slow down");
+    }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use super::errors::StepError;
 use super::run::RunId;
 
 /// Bedrock's limit for job, custom model and provisioned model names.
@@ -144,6 +145,13 @@ pub enum S3UriError {
     Key { key: String, chars: String },
     #[error("'{0}' is not an s3:// URI Bedrock accepts")]
     Uri(String),
+}
+
+/// A location Bedrock would refuse is a configuration problem (of the dataset's name or the stack).
+impl From<S3UriError> for StepError {
+    fn from(e: S3UriError) -> Self {
+        StepError::config(e.to_string())
+    }
 }
 
 /// Checks a bucket and key before launch, naming the characters Bedrock would refuse.

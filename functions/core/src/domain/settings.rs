@@ -154,9 +154,7 @@ impl RunSettings {
         limits: &Limits,
         policy: &ServingPolicy,
     ) -> Result<(), StepError> {
-        catalog
-            .check_pair(&self.teacher, &self.student)
-            .map_err(|e| StepError::config(e.to_string()))?;
+        catalog.check_pair(&self.teacher, &self.student)?;
         let j = &limits.job;
         if self.max_response_length < j.min_max_response_length_for_inference
             || self.max_response_length > j.max_max_response_length_for_inference
