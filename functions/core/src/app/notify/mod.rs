@@ -95,36 +95,22 @@ pub struct NotifyConfig {
 
 impl NotifyConfig {
     pub fn from_env() -> Result<Self, StepError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        Self::from_lookup(crate::config::process_var)
     }
 
     /// Reads `AWS_REGION`, `SLACK_SECRET_ARN`, `SLACK_TIMEOUT_MS`, `SLACK_MAX_ATTEMPTS`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |k: &str, default: u64| -> Result<u64, StepError> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    StepError::config(format!(
-                        "environment variable {k} must be a positive whole number, got '{v}'"
-                    ))
-                }),
-            }
-        };
-        let slack = match get("SLACK_SECRET_ARN") {
+        let env = crate::config::Env::new(get);
+        let slack = match env.optional_string("SLACK_SECRET_ARN") {
             None => None,
             Some(secret_id) => Some(SlackConfig {
                 secret_id,
-                timeout: Duration::from_millis(number("SLACK_TIMEOUT_MS", 3000)?),
-                max_attempts: number("SLACK_MAX_ATTEMPTS", 3)?.min(10) as u32,
+                timeout: Duration::from_millis(env.positive_u64("SLACK_TIMEOUT_MS", 3000)?),
+                max_attempts: env.positive_u64("SLACK_MAX_ATTEMPTS", 3)?.min(10) as u32,
             }),
         };
         Ok(NotifyConfig {
-            region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            region: env.string_or("AWS_REGION", "us-east-1"),
             slack,
             retry_base_delay: Duration::from_millis(200),
         })
@@ -325,7 +311,7 @@ impl Notifier {
                     warn!(error = %e, "run changed while recording the failure; re-reading");
                     run = self.reread(&run.run_id).await?;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e.context("recording the failure on the run")),
             }
         }
         Ok(run)
@@ -361,7 +347,7 @@ impl Notifier {
                 }
                 Err(e) => {
                     warn!(channel, error = %e, "could not record the delivery on the run");
-                    return Err(e.into());
+                    return Err(e.context(format!("recording the {channel} delivery on the run")));
                 }
             }
         }
