@@ -1,0 +1,313 @@
+use super::*;
+use crate::app::poll_status::fixtures::*;
+use crate::domain::settings::Commitment;
+use crate::ports::ThroughputStatus;
+use crate::testing::fakes::ScriptedBedrock;
+use crate::testing::memory::InMemoryRunLedger;
+
+const MODEL_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model/m1";
+
+fn config(max_units: u32) -> ProvisionConfig {
+    ProvisionConfig {
+        policy: ServingPolicy {
+            max_model_units: max_units,
+            allowed_commitments: vec![Commitment::None],
+        },
+        initial_wait_seconds: 30,
+        max_wait_seconds: 300,
+    }
+}
+
+fn completed(serving: ServingMode) -> Run {
+    let mut r = run(RunStatus::Completed, serving);
+    r.custom_model_arn = Some(MODEL_ARN.into());
+    r
+}
+
+fn input(attempt: u32) -> ProvisionThroughputInput {
+    ProvisionThroughputInput {
+        run_id: RunId("run-0123456789abcdef0123".into()),
+        attempt,
+    }
+}
+
+#[tokio::test]
+async fn not_requested_buys_nothing_and_writes_nothing() {
+    let ledger = ledger_with(completed(ServingMode::None)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let before = stored(&ledger, &input(0).run_id).await;
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::NotRequested);
+    assert_eq!((o.provisioned_model_arn, o.next_wait_seconds), (None, 0));
+    assert!(bedrock.calls().is_empty());
+    assert_eq!(stored(&ledger, &before.run_id).await, before);
+}
+
+#[tokio::test]
+async fn creates_once_then_reports_creating_then_ready() {
+    let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let id = input(0).run_id;
+
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    assert_eq!((o.attempt, o.next_wait_seconds), (1, 30));
+    let r = stored(&ledger, &id).await;
+    assert_eq!(r.status, RunStatus::Provisioning);
+    let name = r.provisioned_model_name.clone().unwrap();
+    assert!(name.contains("0123456789abcdef0123"), "{name}");
+    assert_eq!(r.provisioned_model_arn, o.provisioned_model_arn);
+    // Looked up by name before buying, bought once, with the run's token and the custom model.
+    assert_eq!(bedrock.calls(), vec!["get_pt", "create_pt"]);
+    let req = bedrock.pt_requests()[0].clone();
+    assert_eq!(req.provisioned_model_name, name);
+    assert_eq!(req.model_id, MODEL_ARN);
+    assert_eq!(
+        req.client_request_token,
+        throughput_client_request_token(&id)
+    );
+    assert_eq!(
+        req.tags.get("distillery:run-id").map(String::as_str),
+        Some(id.as_str())
+    );
+
+    // Still creating: no write, no second purchase, backoff grows.
+    let o2 = p.provision(&input(1)).await.unwrap();
+    assert_eq!(
+        (o2.outcome, o2.next_wait_seconds),
+        (ProvisionOutcome::Creating, 60)
+    );
+    assert_eq!(stored(&ledger, &id).await, r);
+    assert_eq!(bedrock.count("create_pt"), 1);
+
+    bedrock.set_pt_status(ThroughputStatus::InService, None);
+    let o3 = p.provision(&input(2)).await.unwrap();
+    assert_eq!(
+        (o3.outcome, o3.next_wait_seconds),
+        (ProvisionOutcome::InService, 0)
+    );
+    let r = stored(&ledger, &id).await;
+    assert_eq!(r.status, RunStatus::Ready);
+    assert_eq!(r.provisioned_model_arn, o.provisioned_model_arn);
+
+    // Retried after ready: answered from the ledger.
+    let calls = bedrock.calls().len();
+    let o4 = p.provision(&input(3)).await.unwrap();
+    assert_eq!(o4.outcome, ProvisionOutcome::InService);
+    assert_eq!(bedrock.calls().len(), calls);
+    assert_eq!(bedrock.count("create_pt"), 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_finds_the_throughput_by_name() {
+    // An earlier attempt recorded `provisioning` and bought, then died before recording the ARN.
+    let mut r = completed(ServingMode::Provisioned);
+    r.status = RunStatus::Provisioning;
+    let name = provisioned_model_name_for(&r);
+    r.provisioned_model_name = Some(name.clone());
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let earlier = ThroughputRequest {
+        provisioned_model_name: name.clone(),
+        model_id: MODEL_ARN.into(),
+        model_units: 1,
+        commitment: Commitment::None,
+        client_request_token: "t".into(),
+        tags: Default::default(),
+    };
+    let arn = bedrock
+        .create_provisioned_throughput(&earlier)
+        .await
+        .unwrap();
+    bedrock.clear_calls();
+
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    assert_eq!(bedrock.calls(), vec!["get_pt"]);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id)
+            .await
+            .provisioned_model_arn,
+        Some(arn)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_throughput_fails_the_run_with_bedrocks_message() {
+    let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    p.provision(&input(0)).await.unwrap();
+    bedrock.set_pt_status(
+        ThroughputStatus::Failed,
+        Some("Insufficient model units in the account"),
+    );
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Failed);
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(r.status, RunStatus::ProvisioningFailed);
+    assert_eq!(
+        r.failure_reason.as_deref(),
+        Some("Insufficient model units in the account")
+    );
+    assert_eq!(
+        p.provision(&input(2)).await.unwrap().outcome,
+        ProvisionOutcome::Failed
+    );
+    assert_eq!(bedrock.count("create_pt"), 1);
+}
+
+#[tokio::test]
+async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
+    let mut r = completed(ServingMode::Provisioned);
+    r.settings.model_units = 3;
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(2),
+    };
+    let e = p.provision(&input(0)).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+    assert!(e.message.contains("modelUnits 3"), "{}", e.message);
+    assert!(bedrock.calls().is_empty());
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(r.status, RunStatus::ProvisioningFailed);
+    assert!(r
+        .failure_reason
+        .unwrap()
+        .contains("exceeds the stack's maximum of 2"));
+
+    // A commitment the stack does not allow is refused the same way.
+    let mut r = completed(ServingMode::Provisioned);
+    r.settings.commitment = Commitment::SixMonths;
+    let ledger = ledger_with(r).await;
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(2),
+    };
+    let e = p.provision(&input(0)).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+    assert!(bedrock.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_that_is_not_completed_is_refused() {
+    let ledger = ledger_with(run(RunStatus::Training, ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let e = p.provision(&input(0)).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict);
+    assert!(bedrock.calls().is_empty());
+    let ledger = InMemoryRunLedger::new();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    assert_eq!(
+        p.provision(&input(0)).await.unwrap_err().error_type,
+        ErrorType::NotFound
+    );
+}
+
+#[test]
+fn config_from_env() {
+    let limits = Limits::builtin();
+    let d = ProvisionConfig::from_lookup(&limits, env(&[])).unwrap();
+    assert_eq!(
+        d.policy.max_model_units,
+        limits.throughput.default_max_model_units
+    );
+    assert_eq!(d.policy.allowed_commitments, vec![Commitment::None]);
+    let c = ProvisionConfig::from_lookup(
+        &limits,
+        env(&[
+            ("MAX_MODEL_UNITS", "4"),
+            ("ALLOWED_COMMITMENTS", "None, OneMonth"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.policy.max_model_units, 4);
+    assert_eq!(
+        c.policy.allowed_commitments,
+        vec![Commitment::None, Commitment::OneMonth]
+    );
+    let e = ProvisionConfig::from_lookup(&limits, env(&[("ALLOWED_COMMITMENTS", "None,Forever")]))
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+    assert!(e.message.contains("ALLOWED_COMMITMENTS") && e.message.contains("Forever"));
+    let e = ProvisionConfig::from_lookup(&limits, env(&[("MAX_MODEL_UNITS", "-1")])).unwrap_err();
+    assert!(e.message.contains("MAX_MODEL_UNITS"));
+}
+
+#[test]
+fn sample_events_match_the_types() {
+    let i: ProvisionThroughputInput = serde_json::from_str(include_str!(
+        "../../../../../events/provision-throughput.json"
+    ))
+    .unwrap();
+    assert_eq!(i.attempt, 0);
+    let o: ProvisionThroughputOutput = serde_json::from_str(include_str!(
+        "../../../../../events/provision-throughput-output.json"
+    ))
+    .unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    assert!(o.provisioned_model_arn.is_some());
+}
+
+#[test]
+fn names_and_tokens_are_what_bedrock_accepts() {
+    let r = completed(ServingMode::Provisioned);
+    let name = provisioned_model_name_for(&r);
+    assert!(
+        naming::PROVISIONED_MODEL_NAME_RE.is_match(&name) && name.len() <= 63,
+        "{name}"
+    );
+    assert_eq!(name, provisioned_model_name_for(&r));
+    let t = throughput_client_request_token(&r.run_id);
+    assert!(naming::CLIENT_REQUEST_TOKEN_RE.is_match(&t), "{t}");
+    let v = serde_json::to_value(ProvisionThroughputOutput {
+        run_id: r.run_id.clone(),
+        outcome: ProvisionOutcome::NotRequested,
+        provisioned_model_arn: None,
+        attempt: 1,
+        next_wait_seconds: 0,
+    })
+    .unwrap();
+    assert_eq!(v["outcome"], "not_requested");
+    for k in [
+        "runId",
+        "outcome",
+        "provisionedModelArn",
+        "attempt",
+        "nextWaitSeconds",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+}

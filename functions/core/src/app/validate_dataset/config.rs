@@ -1,0 +1,101 @@
+//! The validator's stack configuration (environment variables, read once through `config::Env`).
+
+use serde_json::Value;
+
+use crate::config::{process_var, Env};
+use crate::domain::catalog::{Limits, ModelCatalog};
+use crate::domain::errors::StepError;
+use crate::domain::run::RunId;
+use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
+
+/// Where scheduled runs train from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationLogsSource {
+    pub s3_uri: String,
+    pub request_metadata_filters: Option<Value>,
+    pub use_prompt_response: bool,
+}
+
+/// The validator's configuration (environment variables listed in docs/contracts.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidatorConfig {
+    pub upload_prefix: String,
+    pub upload_suffix: String,
+    pub report_prefix: String,
+    pub defaults: RunSettings,
+    pub policy: ServingPolicy,
+    pub invocation_logs: Option<InvocationLogsSource>,
+    pub schedule_bucket: Option<String>,
+    pub catalog: ModelCatalog,
+    pub limits: Limits,
+}
+
+impl ValidatorConfig {
+    /// Reads the process environment (see [`crate::config`] for what "unset" means).
+    pub fn from_env() -> Result<Self, StepError> {
+        Self::from_lookup(process_var)
+    }
+
+    /// Reads the configuration through `get` (the environment in Lambda, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
+        let env = Env::new(get);
+        let catalog = ModelCatalog::load_with(&env)?;
+        let limits = Limits::load_with(&env)?;
+        let serving = env.parsed(
+            "SERVING_MODE",
+            ServingMode::None,
+            "'none' or 'provisioned'",
+            ServingMode::parse,
+        )?;
+        let commitment = env.parsed(
+            "COMMITMENT",
+            Commitment::None,
+            "None, OneMonth or SixMonths",
+            Commitment::parse,
+        )?;
+        let max_response_length = env.whole_number(
+            "DEFAULT_MAX_RESPONSE_LENGTH",
+            limits.job.default_max_response_length_for_inference,
+        )?;
+        let model_units = env.whole_number("MODEL_UNITS", 1)?;
+        let max_model_units =
+            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
+        let allowed_commitments = env
+            .commitments("ALLOWED_COMMITMENTS")?
+            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
+            None => None,
+            Some(s3_uri) => Some(InvocationLogsSource {
+                s3_uri,
+                request_metadata_filters: env.json("REQUEST_METADATA_FILTERS")?,
+                use_prompt_response: env.flag("USE_PROMPT_RESPONSE", false)?,
+            }),
+        };
+        Ok(ValidatorConfig {
+            upload_prefix: env.string_or("UPLOAD_PREFIX", "incoming/"),
+            upload_suffix: env.string_or("UPLOAD_SUFFIX", ".jsonl"),
+            report_prefix: env.string_or("REPORT_PREFIX", "reports/"),
+            defaults: RunSettings {
+                teacher: env.string_or("DEFAULT_TEACHER", "amazon.nova-pro-v1:0"),
+                student: env.string_or("DEFAULT_STUDENT", "amazon.nova-lite-v1:0:300k"),
+                max_response_length,
+                serving,
+                model_units,
+                commitment,
+            },
+            policy: ServingPolicy {
+                max_model_units,
+                allowed_commitments,
+            },
+            invocation_logs,
+            schedule_bucket: env.optional_string("SCHEDULE_BUCKET"),
+            catalog,
+            limits,
+        })
+    }
+
+    /// Where a run's report goes (the key, in the dataset's bucket).
+    pub fn report_key(&self, run_id: &RunId) -> String {
+        format!("{}{}/report.json", self.report_prefix, run_id)
+    }
+}

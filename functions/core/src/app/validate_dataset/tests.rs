@@ -1,0 +1,297 @@
+use super::*;
+use crate::domain::catalog::{Limits, ModelCatalog};
+use crate::ports::SystemClock;
+use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
+
+const BUCKET: &str = "distillery-datasets-123456789012";
+
+/// Moved from the validation engine's tests when the engine became sans-I/O: the streamed
+/// driver (odd-sized chunks, records straddling them) gives exactly the report of the sync one.
+#[tokio::test]
+async fn the_chunk_driver_matches_the_sync_one() {
+    use crate::domain::validation::validate_reader;
+    let good = good_line(1);
+    let text = format!("{good}\nnot json\n").repeat(1000);
+    let mut options =
+        ValidationOptions::for_student(&ModelCatalog::builtin(), None, &Limits::builtin());
+    options.limits.min_records = 0;
+    let chunks: Vec<Result<Vec<u8>, PortError>> = text
+        .as_bytes()
+        .chunks(977)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let from_chunks = validate_chunks(Box::pin(futures::stream::iter(chunks)), &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        from_chunks,
+        validate_reader(text.as_bytes(), &options).unwrap()
+    );
+    assert_eq!(from_chunks.invalid_records, 1000);
+}
+
+#[tokio::test]
+async fn a_read_failure_mid_stream_is_an_error_not_a_verdict() {
+    let good = good_line(1);
+    let chunks: Vec<Result<Vec<u8>, PortError>> = vec![
+        Ok(format!("{good}\n").into_bytes()),
+        Err(PortError::Transient("connection reset".into())),
+    ];
+    let options =
+        ValidationOptions::for_student(&ModelCatalog::builtin(), None, &Limits::builtin());
+    let err = validate_chunks(Box::pin(futures::stream::iter(chunks)), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Transient(_)), "{err}");
+}
+
+pub(crate) fn good_line(i: usize) -> String {
+    serde_json::json!({
+        "schemaVersion": "bedrock-conversation-2024",
+        "system": [{"text": "You are a support agent."}],
+        "messages": [
+            {"role": "user", "content": [{"text": format!("Question number {i}?")}]},
+            {"role": "assistant", "content": [{"text": format!("Answer number {i}.")}]}
+        ]
+    })
+    .to_string()
+}
+
+pub(crate) fn dataset(n: usize) -> String {
+    (0..n).map(|i| good_line(i) + "\n").collect()
+}
+
+fn event(file: &str) -> Value {
+    let path = format!("{}/../../events/{file}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+}
+
+fn service(store: Arc<InMemoryDatasetStore>) -> (DatasetValidatorService, Arc<InMemoryRunLedger>) {
+    let ledger = Arc::new(InMemoryRunLedger::new());
+    let config = ValidatorConfig::from_lookup(|k| match k {
+        "INVOCATION_LOGS_S3_URI" => Some("s3://logs-bucket/bedrock-logs/".into()),
+        "SCHEDULE_BUCKET" => Some(BUCKET.into()),
+        _ => None,
+    })
+    .unwrap();
+    (
+        DatasetValidatorService {
+            ledger: ledger.clone(),
+            store,
+            clock: Arc::new(SystemClock),
+            config,
+        },
+        ledger,
+    )
+}
+
+fn object_event(key: &str, etag: &str) -> Value {
+    let mut e = event("s3-object-created.json");
+    e["detail"]["object"]["key"] = key.into();
+    e["detail"]["object"]["etag"] = etag.into();
+    e
+}
+
+#[test]
+fn fixtures_parse_with_both_etag_spellings_and_aws_lambda_events() {
+    for (file, want) in [
+        ("s3-object-created.json", "b1946ac92492d2347c6235b4d2611184"),
+        (
+            "s3-object-created-moto.json",
+            "\"b1946ac92492d2347c6235b4d2611184\"",
+        ),
+    ] {
+        let v = event(file);
+        let typed: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
+            serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(typed.detail_type, "Object Created");
+        let ValidateInput::ObjectCreated(e) = ValidateInput::parse(v).unwrap() else {
+            panic!("{file} is not an S3 event");
+        };
+        let o = &e.detail.object;
+        assert_eq!(o.etag.clone().or(o.e_tag.clone()).unwrap(), want);
+    }
+    assert!(matches!(
+        ValidateInput::parse(event("submit.json")).unwrap(),
+        ValidateInput::Submit(_)
+    ));
+    assert!(matches!(
+        ValidateInput::parse(event("schedule.json")).unwrap(),
+        ValidateInput::Schedule(_)
+    ));
+    let out: ValidateDatasetOutput =
+        serde_json::from_value(event("validate-dataset-output.json")).unwrap();
+    assert!(out.valid);
+    let err =
+        ValidateInput::parse(serde_json::json!({"source": "aws.s3", "detail": {}})).unwrap_err();
+    assert_eq!(err.error_type, ErrorType::BadEvent);
+    assert!(err.message.contains("bucket"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn keys_outside_the_upload_area_are_ignored() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let (svc, ledger) = service(store);
+    for key in ["other/a.jsonl", "incoming/a.csv"] {
+        let out = svc.handle(object_event(key, "x")).await.unwrap();
+        assert!(out.ignored && out.run_id.is_none());
+    }
+    assert!(ledger.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_valid_dataset_is_validated_once_and_a_duplicate_does_nothing() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let etag = store.insert(BUCKET, "incoming/support.jsonl", dataset(120), &[]);
+    let (svc, ledger) = service(store.clone());
+    let out = svc
+        .handle(object_event("incoming/support.jsonl", &etag))
+        .await
+        .unwrap();
+    assert!(out.valid && !out.duplicate, "{out:?}");
+    assert_eq!(out.status, Some(RunStatus::Validated));
+    assert_eq!(out.records, 120);
+    let run_id = out.run_id.clone().unwrap();
+    let report_key = format!("reports/{run_id}/report.json");
+    assert_eq!(
+        out.report_uri.as_deref(),
+        Some(format!("s3://{BUCKET}/{report_key}").as_str())
+    );
+    let report: Value =
+        serde_json::from_slice(&store.get_bytes(BUCKET, &report_key).unwrap()).unwrap();
+    assert_eq!(report["validation"]["records"], 120);
+    let run = ledger.all().remove(0);
+    let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
+    assert_eq!(
+        path,
+        [
+            RunStatus::Received,
+            RunStatus::Validating,
+            RunStatus::Validated
+        ]
+    );
+
+    let again = svc
+        .handle(object_event("incoming/support.jsonl", &etag))
+        .await
+        .unwrap();
+    assert!(again.duplicate && again.valid);
+    assert_eq!(again.run_id, Some(run_id));
+    assert_eq!(ledger.all().len(), 1);
+    assert_eq!(ledger.all()[0].history.len(), 3);
+}
+
+#[tokio::test]
+async fn an_invalid_line_rejects_the_run_with_its_line_number() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let mut body = dataset(110);
+    body.push_str("{not json\n");
+    let etag = store.insert(BUCKET, "incoming/bad.jsonl", body, &[]);
+    let (svc, ledger) = service(store.clone());
+    let out = svc
+        .handle(object_event("incoming/bad.jsonl", &etag))
+        .await
+        .unwrap();
+    assert!(!out.valid);
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    assert_eq!(out.invalid_records, 1);
+    let run = ledger.all().remove(0);
+    let summary = run.validation.unwrap();
+    assert!(
+        summary.first_errors[0].starts_with("line 111:"),
+        "{:?}",
+        summary.first_errors
+    );
+    assert!(run.failure_reason.unwrap().contains("line 111"));
+}
+
+#[tokio::test]
+async fn bad_settings_and_bad_keys_are_rejections_with_the_reason() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let e1 = store.insert(
+        BUCKET,
+        "incoming/meta.jsonl",
+        dataset(120),
+        &[("distillery-student", "meta.llama3-1-8b-instruct-v1:0:128k")],
+    );
+    let e2 = store.insert(BUCKET, "incoming/my data+v=1@x.jsonl", dataset(120), &[]);
+    let e3 = store.insert(
+        BUCKET,
+        "incoming/typo.jsonl",
+        dataset(120),
+        &[("distillery-studnet", "x")],
+    );
+    let (svc, ledger) = service(store);
+    let out = svc
+        .handle(object_event("incoming/meta.jsonl", &e1))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let out = svc
+        .handle(object_event("incoming/my data+v=1@x.jsonl", &e2))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let out = svc
+        .handle(object_event("incoming/typo.jsonl", &e3))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let reasons: Vec<String> = ledger
+        .all()
+        .into_iter()
+        .map(|r| r.failure_reason.unwrap())
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("amazon.nova-lite-v1:0:300k")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("space") && r.contains("'+'")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("distillery-studnet")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn cli_overrides_win_and_schedule_runs_are_validated_directly() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    store.insert(
+        BUCKET,
+        "incoming/support-tickets.jsonl",
+        dataset(120),
+        &[("distillery-max-response-length", "500")],
+    );
+    let (svc, ledger) = service(store);
+    let out = svc.handle(event("submit.json")).await.unwrap();
+    assert!(out.valid, "{out:?}");
+    let run = ledger
+        .get(out.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.settings.student, "amazon.nova-micro-v1:0:128k");
+    assert_eq!(run.settings.max_response_length, 2000);
+    assert_eq!(run.source, RunSource::Cli);
+
+    let out = svc.handle(event("schedule.json")).await.unwrap();
+    assert!(out.valid && out.report_uri.is_some(), "{out:?}");
+    let again = svc.handle(event("schedule.json")).await.unwrap();
+    assert!(again.duplicate);
+    let run = ledger
+        .get(out.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        run.dataset,
+        DatasetLocation::InvocationLogs { .. }
+    ));
+}
