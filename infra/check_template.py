@@ -7,7 +7,7 @@
    resource-level permission. Resource and key policies (KMS key, secret) are not identity policies:
    there "*" means "this resource", so they are skipped.
 2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
-   functions/core/src/adapters/dynamodb.rs, which builds the same table for tests and the local stack.
+   functions/aws/src/dynamodb.rs, which builds the same table for tests and the local stack.
 
 With --transformed PATH it also writes the transformed template (JSON) for checkov.
 Needs cfn-lint (for the SAM transform), so run it with the repo's .venv-infra python.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
-LEDGER_ADAPTER = ROOT / "functions" / "core" / "src" / "adapters" / "dynamodb.rs"
+LEDGER_ADAPTER = ROOT / "functions" / "aws" / "src" / "dynamodb.rs"
 
 # Actions whose APIs accept no resource ARN, so an Allow on them can only say "Resource: *".
 RESOURCE_STAR_OK = {
