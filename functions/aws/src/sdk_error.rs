@@ -8,49 +8,62 @@ use aws_sdk_bedrock::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError
 use distillery_core::ports::PortError;
 
 /// Maps an SDK error to a [`PortError`]. `what` names the call (and resource) for the message.
+///
+/// Generic over every operation's error type, so it is instantiated once per SDK call: it only
+/// takes the error apart and hands plain values to the non-generic helpers below, which do the
+/// formatting once for all (each instance used to carry its own copy, in every Lambda binary).
 pub fn port_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match &err {
-        // The request never got an answer. The SDK's full context is a page of nested Debug output
-        // (connector, IMDS, credential chain), so the message keeps only the innermost cause; the
-        // whole chain is logged at debug level (RUST_LOG=debug).
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            tracing::debug!(error = %DisplayErrorContext(&err), "{what}: no answer");
-            PortError::Transient(format!("{what}: {}", unanswered_cause(&err)))
-        }
-        SdkError::ResponseError(_) => {
-            PortError::Transient(format!("{what}: {}", DisplayErrorContext(&err)))
-        }
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            let code = se.err().code().unwrap_or("");
-            let message = se.err().message().unwrap_or("");
-            let text = if code.is_empty() {
-                format!("{what}: HTTP {status} {message}")
+        SdkError::ServiceError(se) => service_error(
+            what,
+            se.raw().status().as_u16(),
+            se.err().code().unwrap_or(""),
+            se.err().message().unwrap_or(""),
+        ),
+        SdkError::TimeoutError(_) => unanswered(what, "timed out", &err),
+        SdkError::DispatchFailure(df) => {
+            let kind = if df.is_io() {
+                "cannot reach the endpoint"
+            } else if df.is_timeout() {
+                "timed out reaching the endpoint"
+            } else if df.is_user() {
+                "the request could not be built"
             } else {
-                format!("{what}: {code}: {message}")
+                "the request was not sent"
             };
-            classify(code, status, text)
+            unanswered(what, kind, &err)
         }
-        _ => PortError::Other(format!("{what}: {}", DisplayErrorContext(&err))),
+        SdkError::ResponseError(_) => PortError::Transient(with_context(what, &err)),
+        _ => PortError::Other(with_context(what, &err)),
     }
 }
 
-/// One line for a request that got no answer: what kind of failure, and its innermost cause.
-fn unanswered_cause<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let kind = match err {
-        SdkError::TimeoutError(_) => "timed out",
-        SdkError::DispatchFailure(df) if df.is_io() => "cannot reach the endpoint",
-        SdkError::DispatchFailure(df) if df.is_timeout() => "timed out reaching the endpoint",
-        SdkError::DispatchFailure(df) if df.is_user() => "the request could not be built",
-        _ => "the request was not sent",
+/// An answer from the service: classified by its error code, else its HTTP status.
+#[inline(never)]
+fn service_error(what: &str, status: u16, code: &str, message: &str) -> PortError {
+    let text = if code.is_empty() {
+        format!("{what}: HTTP {status} {message}")
+    } else {
+        format!("{what}: {code}: {message}")
     };
+    classify(code, status, text)
+}
+
+/// `what: <the SDK's error with its whole source chain>`.
+#[inline(never)]
+fn with_context(what: &str, err: &(dyn std::error::Error + 'static)) -> String {
+    format!("{what}: {}", DisplayErrorContext(err))
+}
+
+/// The request never got an answer. The SDK's full context is a page of nested Debug output
+/// (connector, IMDS, credential chain), so the message keeps only what kind of failure it was and
+/// the innermost cause; the whole chain is logged at debug level (RUST_LOG=debug).
+#[inline(never)]
+fn unanswered(what: &str, kind: &str, err: &(dyn std::error::Error + 'static)) -> PortError {
+    tracing::debug!(error = %DisplayErrorContext(err), "{what}: no answer");
     let mut chain: Vec<String> = Vec::new();
     let mut next: Option<&dyn std::error::Error> = Some(err);
     while let Some(e) = next {
@@ -58,11 +71,12 @@ where
         next = e.source();
     }
     let cause = chain.last().cloned().unwrap_or_default();
-    if chain.iter().any(|m| m.contains("loading credentials")) {
+    let text = if chain.iter().any(|m| m.contains("loading credentials")) {
         format!("no AWS credentials could be loaded ({cause})")
     } else {
         format!("{kind} ({cause})")
-    }
+    };
+    PortError::Transient(format!("{what}: {text}"))
 }
 
 /// The classification itself, by error code first and HTTP status second (some operations, like
