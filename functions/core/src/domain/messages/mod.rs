@@ -86,18 +86,6 @@ impl Milestone {
             Milestone::ProvisioningFailed => "Provisioning failed",
         }
     }
-
-    /// Whether the milestone reports something going wrong (drives the Slack emoji).
-    pub fn is_bad_news(self) -> bool {
-        matches!(
-            self,
-            Milestone::Rejected
-                | Milestone::Failed
-                | Milestone::Stopped
-                | Milestone::TimedOut
-                | Milestone::ProvisioningFailed
-        )
-    }
 }
 
 impl std::fmt::Display for Milestone {
