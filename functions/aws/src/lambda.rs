@@ -5,7 +5,7 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use tracing::Instrument;
 
 use crate::dynamodb::DynamoRunLedger;
@@ -53,21 +53,54 @@ pub fn run_ledger_from_env(sdk: &aws_config::SdkConfig) -> Result<DynamoRunLedge
 }
 
 /// The step input of `function_name` from its JSON payload; a payload of another shape is a
-/// `BadEvent` error that names the function, the shape it expects and what serde found wrong.
+/// `InvalidInput` error that names the function, the shape it expects and what serde found wrong.
 pub fn parse_step_input<T: DeserializeOwned>(
     payload: serde_json::Value,
     function_name: &str,
     expected_shape: &str,
 ) -> Result<T, StepError> {
-    serde_json::from_value(payload)
-        .map_err(|e| StepError::bad_event(format!("{function_name} expects {expected_shape}: {e}")))
+    serde_json::from_value(payload).map_err(|e| {
+        StepError::invalid_input(format!("{function_name} expects {expected_shape}: {e}"))
+    })
+}
+
+/// An invocation's payload as the runtime hands it over. A body that is not JSON at all still
+/// reaches the handler (as `NotJson`): otherwise the runtime answers it itself, with a Rust type name
+/// (`&lambda_runtime::deserializer::DeserializeError`) as the `errorType` the state machine sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepPayload {
+    Json(serde_json::Value),
+    /// What the JSON parser said about the body.
+    NotJson(String),
+}
+
+impl<'de> Deserialize<'de> for StepPayload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Never fails: a parse error becomes `NotJson`, answered as `InvalidInput` by the runner.
+        Ok(match serde_json::Value::deserialize(deserializer) {
+            Ok(value) => StepPayload::Json(value),
+            Err(e) => StepPayload::NotJson(e.to_string()),
+        })
+    }
+}
+
+impl StepPayload {
+    /// The JSON payload, or an `InvalidInput` error naming the function and the parse error.
+    pub fn into_json(self, function_name: &str) -> Result<serde_json::Value, StepError> {
+        match self {
+            StepPayload::Json(value) => Ok(value),
+            StepPayload::NotJson(e) => Err(StepError::invalid_input(format!(
+                "{function_name}: the payload is not JSON ({e})"
+            ))),
+        }
+    }
 }
 
 /// What the shared runner needs to know about one Lambda besides its handler.
 pub struct StepFunction<I> {
-    /// The function's name, as BadEvent messages give it (`job-launcher expects ...`).
+    /// The function's name, as InvalidInput messages give it (`job-launcher expects ...`).
     pub name: &'static str,
-    /// The input shape BadEvent messages say the function expects, e.g. `{"runId": string}`.
+    /// The input shape InvalidInput messages say the function expects, e.g. `{"runId": string}`.
     pub expected_shape: &'static str,
     /// The span an invocation (its handler and the error log) runs in, from the parsed input; use
     /// [`no_span`] when the use case opens its own.
@@ -129,8 +162,9 @@ where
     let step = &step;
     let handler = &handler;
     lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            run_step_handler(step, service, event.payload, handler)
+        move |event: LambdaEvent<StepPayload>| async move {
+            let payload = event.payload.into_json(step.name).map_err(diagnostic)?;
+            run_step_handler(step, service, payload, handler)
                 .await
                 .map_err(diagnostic)
         },
@@ -185,15 +219,42 @@ mod tests {
         );
     }
 
+    /// Reads a body the way `lambda_runtime` does (a streaming deserializer, no end-of-input check).
+    fn runtime_reads(body: &[u8]) -> StepPayload {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        StepPayload::deserialize(&mut de).expect("StepPayload never fails to deserialize")
+    }
+
     #[test]
-    fn a_payload_of_the_wrong_shape_is_a_bad_event_naming_function_and_shape() {
+    fn a_body_that_is_not_json_is_an_invalid_input_naming_the_function() {
+        for body in [&b"hello"[..], b"", b"{\"runId\": ", b"\xff\xfe"] {
+            let e = runtime_reads(body).into_json("job-launcher").unwrap_err();
+            assert_eq!(e.error_type, ErrorType::InvalidInput, "{body:?}");
+            assert!(
+                e.message
+                    .starts_with("job-launcher: the payload is not JSON ("),
+                "{}",
+                e.message
+            );
+            assert_eq!(diagnostic(e).error_type, "InvalidInput");
+        }
+        assert_eq!(
+            runtime_reads(br#"{"runId": "run-1"}"#)
+                .into_json("x")
+                .unwrap(),
+            serde_json::json!({"runId": "run-1"})
+        );
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_shape_is_an_invalid_input_naming_function_and_shape() {
         let e = parse_step_input::<ProbeInput>(
             serde_json::json!({"attempt": 1}),
             "probe",
             r#"{"runId": string}"#,
         )
         .unwrap_err();
-        assert_eq!(e.error_type, ErrorType::BadEvent);
+        assert_eq!(e.error_type, ErrorType::InvalidInput);
         assert!(
             e.message
                 .starts_with(r#"probe expects {"runId": string}: missing field `runId`"#),
@@ -247,7 +308,7 @@ mod tests {
         let e = run_step_handler(&PROBE, &service, serde_json::json!({"run": 1}), &echo)
             .await
             .unwrap_err();
-        assert_eq!(e.error_type, ErrorType::BadEvent);
+        assert_eq!(e.error_type, ErrorType::InvalidInput);
         assert!(e.message.starts_with("probe expects"), "{}", e.message);
 
         let e = run_step_handler(

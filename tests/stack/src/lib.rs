@@ -450,6 +450,46 @@ impl Stack {
         })
     }
 
+    /// Invokes one Lambda directly (as the Lambda Invoke API does: `POST .../invocations` with `body`
+    /// as the raw payload, JSON or not) and returns its answer: `Ok(payload)` on success,
+    /// `Err((errorType, errorMessage))` when the function failed (`X-Amz-Function-Error`).
+    pub async fn invoke(
+        &self,
+        function: &str,
+        body: Vec<u8>,
+    ) -> Result<std::result::Result<Value, (String, String)>> {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.info.lambda_invoke_url
+        );
+        let r = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let failed = r.headers().contains_key("x-amz-function-error") || !r.status().is_success();
+        let text = r.text().await?;
+        let payload: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{function} answered with a body that is not JSON: {text}"))?;
+        Ok(if failed {
+            Err((
+                payload["errorType"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                payload["errorMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ))
+        } else {
+            Ok(payload)
+        })
+    }
+
     /// Arms simulator faults (`POST /_sim/faults`).
     pub async fn bedrock_faults(&self, faults: &Value) -> Result<()> {
         self.post_json(

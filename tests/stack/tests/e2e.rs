@@ -567,3 +567,218 @@ async fn demo_prints_the_line_numbered_report_of_an_invalid_dataset() {
         );
     }
 }
+
+/// Runs recorded straight into the ledger (the real DynamoDB adapter on moto) in every final status:
+/// rejected, completed without serving, failed, stopped, ready, provisioning_failed.
+async fn seed_final_runs(stack: &Stack) -> Vec<Run> {
+    use distillery_core::domain::settings::ServingMode;
+    use distillery_core::ports::{CreateOutcome, RunLedger};
+    let finals = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .chain([RunStatus::Completed]);
+    let mut runs = Vec::new();
+    for status in finals {
+        let key = unique_key(&format!("stray-{status}"));
+        let mut run = distillery_core::testing::sample_run(
+            stack.bucket(),
+            &key,
+            "0123456789abcdef0123456789abcdef",
+            100,
+            chrono::Utc::now(),
+        );
+        run.status = status;
+        run.settings.serving = ServingMode::None;
+        if status != RunStatus::Rejected {
+            run.job_arn = Some(format!(
+                "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-lite-v1:0:300k/{}",
+                &run.run_id.as_str()[4..16]
+            ));
+        }
+        assert!(run.is_final(), "{status}");
+        let created = stack.ledger.create(&run).await.expect(NEEDS_STACK);
+        assert!(matches!(created, CreateOutcome::Created(_)));
+        runs.push(stack.run(&run.run_id).await.unwrap());
+    }
+    runs
+}
+
+/// Issue 10, point 3: a stray notifier input never rewrites a final run nor broadcasts news the
+/// ledger contradicts; the other steps answer `Conflict` for a run in the wrong state too.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn stray_input_on_every_final_run_is_refused_changes_nothing_and_sends_nothing() {
+    use distillery_core::domain::messages::Milestone;
+    let stack = stack().await;
+    let runs = seed_final_runs(&stack).await;
+    for run in &runs {
+        for milestone in Milestone::ALL {
+            if milestone.announces().contains(&run.status) {
+                continue;
+            }
+            for error in [
+                None,
+                Some(json!({"Error": "States.TaskFailed", "Cause": "stray"})),
+            ] {
+                let mut input = json!({"runId": run.run_id, "milestone": milestone.as_str()});
+                if let Some(e) = &error {
+                    input["error"] = e.clone();
+                }
+                let answer = stack
+                    .invoke("notifier", input.to_string().into_bytes())
+                    .await
+                    .unwrap();
+                let (error_type, message) =
+                    answer.expect_err("a contradicting milestone is refused");
+                assert_eq!(
+                    error_type, "Conflict",
+                    "{} {milestone}: {message}",
+                    run.status
+                );
+                assert!(
+                    message.contains(&format!("cannot announce '{milestone}'")),
+                    "{message}"
+                );
+            }
+        }
+        // The steps that act on a run refuse a final one too. (The provisioner's recorded answers for
+        // a run it served, and `not_requested` for a completed run without serving, are what
+        // happened: a retry of that step gets them.)
+        let launch = stack
+            .invoke(
+                "job-launcher",
+                json!({"runId": run.run_id}).to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        let (t, m) = launch.expect_err("a final run is not launched");
+        assert_eq!(t, "Conflict", "job-launcher on {}: {m}", run.status);
+        assert!(m.contains("cannot launch"), "{m}");
+        let provision = stack
+            .invoke(
+                "throughput-provisioner",
+                json!({"runId": run.run_id}).to_string().into_bytes(),
+            )
+            .await
+            .unwrap();
+        match (run.status, provision) {
+            (RunStatus::Completed, Ok(out)) => assert_eq!(out["outcome"], "not_requested", "{out}"),
+            (RunStatus::Ready | RunStatus::ProvisioningFailed, Ok(_)) => {}
+            (s, Ok(out)) => panic!("throughput-provisioner on {s} answered {out}"),
+            (s, Err((t, m))) => {
+                assert_eq!(t, "Conflict", "throughput-provisioner on {s}: {m}");
+                assert!(m.contains("cannot buy Provisioned Throughput"), "{m}");
+            }
+        }
+    }
+    // An unknown run id: nothing is sent about it.
+    let answer = stack
+        .invoke(
+            "notifier",
+            json!({"runId": "run-00000000000000000000", "milestone": "failed"})
+                .to_string()
+                .into_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.unwrap_err().0, "NotFound");
+
+    for run in &runs {
+        assert_eq!(
+            &stack.run(&run.run_id).await.unwrap(),
+            run,
+            "the ledger record of the {} run is unchanged",
+            run.status
+        );
+        assert!(
+            sns_for(&stack, &run.run_id).await.is_empty(),
+            "nothing on SNS about the {} run",
+            run.status
+        );
+        assert!(
+            slack_mentioning(&stack, run.run_id.as_str())
+                .await
+                .is_empty(),
+            "nothing on Slack about the {} run",
+            run.status
+        );
+    }
+    assert!(
+        stack.bedrock_calls().await.unwrap().is_empty(),
+        "no Bedrock call was made for stray input"
+    );
+}
+
+/// A body that is not JSON gets a typed `InvalidInput` from every function (not the runtime's own
+/// error, whose type is a Rust type name).
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_body_that_is_not_json_is_an_invalid_input_for_every_function() {
+    let stack = stack().await;
+    for function in [
+        "dataset-validator",
+        "job-launcher",
+        "status-poller",
+        "throughput-provisioner",
+        "notifier",
+    ] {
+        let answer = stack
+            .invoke(function, b"this is not JSON".to_vec())
+            .await
+            .expect(NEEDS_STACK);
+        let (error_type, message) = answer.expect_err("not JSON is an error");
+        assert_eq!(error_type, "InvalidInput", "{function}: {message}");
+        assert!(
+            message.starts_with(&format!("{function}: the payload is not JSON (")),
+            "{function}: {message}"
+        );
+    }
+}
+
+/// Twenty executions for one object version at once still make exactly one run and one job.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn twenty_concurrent_executions_for_one_object_make_exactly_one_job() {
+    let stack = stack().await;
+    let key = unique_key("support-tickets");
+    stack
+        .upload(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    let event = stack
+        .receive_upload_event(&key, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let executions: Vec<Execution> =
+        futures::future::join_all((0..20).map(|_| stack.run_execution(&event)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let ends: Vec<String> = executions
+        .iter()
+        .map(|e| e.states_entered().last().cloned().unwrap_or_default())
+        .collect();
+    for e in &executions {
+        assert!(e.succeeded(), "{}", explain(e));
+    }
+    assert_eq!(
+        ends.iter().filter(|s| *s == "Duplicate").count(),
+        19,
+        "all but one end as duplicates: {ends:?}"
+    );
+    let ids: BTreeSet<String> = executions.iter().map(|e| run_id(e).0).collect();
+    assert_eq!(ids.len(), 1, "one run id for one object version: {ids:?}");
+    let (jobs, _) = calls_of(
+        &stack.bedrock_calls().await.unwrap(),
+        "CreateModelCustomizationJob",
+    );
+    assert_eq!(jobs.len(), 1, "exactly one job: {jobs:?}");
+    let id = RunId(ids.into_iter().next().unwrap());
+    assert_eq!(stack.run(&id).await.unwrap().status, RunStatus::Completed);
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"],
+        "announced once"
+    );
+}

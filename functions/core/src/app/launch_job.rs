@@ -183,18 +183,16 @@ impl JobLauncherService {
             .map_err(|e| e.context("reading the run"))?
             .ok_or_else(|| StepError::not_found(format!("run {run_id} does not exist")))?;
 
-        if let Some(out) = output_of(&run) {
-            tracing::info!(job_arn = %out.job_arn, status = %run.status, "job already launched");
-            return Ok(out);
+        // A retry of this step (the job was created and recorded, the answer lost) gets the recorded
+        // job; a run already past training was never this execution's to launch again.
+        if run.status == RunStatus::Training {
+            if let Some(out) = output_of(&run) {
+                tracing::info!(job_arn = %out.job_arn, "job already launched");
+                return Ok(out);
+            }
         }
         if !matches!(run.status, RunStatus::Validated | RunStatus::Launching) {
-            return Err(StepError::new(
-                ErrorType::Conflict,
-                format!(
-                    "run {run_id} is {}; only a validated run can be launched",
-                    run.status
-                ),
-            ));
+            return Err(run.refuse("launch: only a validated run can be launched"));
         }
         let req = self.build_request(&run)?;
         match run.status {

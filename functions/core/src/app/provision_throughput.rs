@@ -138,12 +138,13 @@ impl ThroughputProvisioner<'_> {
             StepError::not_found(format!("run {} is not in the ledger", input.run_id))
         })?;
 
-        if run.settings.serving != ServingMode::Provisioned {
-            tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
-            return Ok(self.output(&run, ProvisionOutcome::NotRequested, None, input.attempt));
-        }
-
+        // Only a run whose job completed can be served; anything else is a request the ledger
+        // contradicts (a failed run is never answered `not_requested`).
         match run.status {
+            RunStatus::Completed if run.settings.serving != ServingMode::Provisioned => {
+                tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
+                return Ok(self.output(&run, ProvisionOutcome::NotRequested, None, input.attempt));
+            }
             RunStatus::Ready => {
                 let arn = run.provisioned_model_arn.clone();
                 return Ok(self.output(&run, ProvisionOutcome::InService, arn, input.attempt));
@@ -156,13 +157,9 @@ impl ThroughputProvisioner<'_> {
                 run = self.start(&run).await?;
             }
             RunStatus::Provisioning => {}
-            other => {
-                return Err(StepError::new(
-                    ErrorType::Conflict,
-                    format!(
-                    "run {} is {other}: Provisioned Throughput is bought only for a completed run",
-                    run.run_id
-                ),
+            _ => {
+                return Err(run.refuse(
+                    "buy Provisioned Throughput: only a run whose job completed can be served",
                 ))
             }
         }

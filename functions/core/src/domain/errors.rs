@@ -21,8 +21,9 @@ pub enum ErrorType {
     Conflict,
     /// Permissions are missing.
     AccessDenied,
-    /// The input event is not one this function understands.
-    BadEvent,
+    /// The input is not one this function understands: not JSON, the wrong shape, an unknown event
+    /// source or milestone.
+    InvalidInput,
     /// A transient fault in a dependency (5xx, timeouts): safe to retry.
     Transient,
     /// Anything else; not retried.
@@ -40,7 +41,7 @@ impl ErrorType {
             ErrorType::NotFound => "NotFound",
             ErrorType::Conflict => "Conflict",
             ErrorType::AccessDenied => "AccessDenied",
-            ErrorType::BadEvent => "BadEvent",
+            ErrorType::InvalidInput => "InvalidInput",
             ErrorType::Transient => "Transient",
             ErrorType::Internal => "Internal",
         }
@@ -86,8 +87,12 @@ impl StepError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorType::NotFound, message)
     }
-    pub fn bad_event(message: impl Into<String>) -> Self {
-        Self::new(ErrorType::BadEvent, message)
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::InvalidInput, message)
+    }
+    /// The request does not fit the run's current status (see `Run::refuse`).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorType::Conflict, message)
     }
 
     /// The same error with what was being done put in front: `"{context}: {message}"`. The type is

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::settings::RunSettings;
+use super::settings::{RunSettings, ServingMode};
 
 /// Stable run identifier: `run-` + 20 hex chars.
 ///
@@ -183,7 +183,9 @@ impl RunStatus {
             Validated => &[Launching, Failed],
             Launching => &[Training, Failed],
             Training => &[Training, Completed, Failed, Stopped],
-            Completed => &[Provisioning, Ready, Failed],
+            // ProvisioningFailed straight from Completed: the provisioner failed before it moved
+            // the run (a caught error), and the model is still trained.
+            Completed => &[Provisioning, Ready, ProvisioningFailed, Failed],
             Failed => &[],
             Stopped => &[],
             Provisioning => &[Provisioning, Ready, ProvisioningFailed],
@@ -329,7 +331,15 @@ impl Run {
             )));
         }
         if let Some(next) = update.status {
-            if !self.status.can_move_to(next) {
+            if self.is_final() {
+                return Err(UpdateRefused(format!(
+                    "run {} is {}, which is final ({}); it cannot move to {next}",
+                    self.run_id,
+                    self.status,
+                    self.why_final()
+                )));
+            }
+            if !self.can_move_to(next) {
                 return Err(UpdateRefused(format!(
                     "run {} cannot move from {} to {}",
                     self.run_id, self.status, next
@@ -337,6 +347,42 @@ impl Run {
             }
         }
         Ok(())
+    }
+
+    /// Whether the run is over for good: a terminal status, or `completed` with no serving to
+    /// follow. A final run never changes status again (field-only updates such as delivery records
+    /// are still written); a step asked to act on it answers `Conflict`.
+    pub fn is_final(&self) -> bool {
+        self.status.is_terminal()
+            || (self.status == RunStatus::Completed && self.settings.serving == ServingMode::None)
+    }
+
+    /// [`RunStatus::can_move_to`] for this run: nothing moves a final run.
+    pub fn can_move_to(&self, next: RunStatus) -> bool {
+        !self.is_final() && self.status.can_move_to(next)
+    }
+
+    /// Why [`Run::is_final`] holds, for messages.
+    fn why_final(&self) -> &'static str {
+        if self.status == RunStatus::Completed {
+            "the model is trained and no serving was requested"
+        } else {
+            "a terminal status"
+        }
+    }
+
+    /// The `Conflict` a step answers when asked to do `action` on a run whose status doesn't fit:
+    /// "run X is completed (final: ...); cannot <action>".
+    pub fn refuse(&self, action: &str) -> crate::domain::errors::StepError {
+        let state = if self.is_final() {
+            format!("{} (final: {})", self.status, self.why_final())
+        } else {
+            self.status.to_string()
+        };
+        crate::domain::errors::StepError::conflict(format!(
+            "run {} is {state}; cannot {action}",
+            self.run_id
+        ))
     }
 
     /// Newest first, ties broken by run id, so every ledger lists runs in the same stable order.
@@ -466,6 +512,39 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.as_str().len(), 24);
+    }
+
+    #[test]
+    fn completed_is_final_only_without_serving_and_a_final_run_never_moves() {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0).unwrap();
+        let mut run = crate::testing::sample_run("b", "incoming/a.jsonl", "e", 1, at);
+        run.status = RunStatus::Completed;
+        run.settings.serving = ServingMode::Provisioned;
+        assert!(!run.is_final());
+        assert!(run.can_move_to(RunStatus::Provisioning));
+        run.settings.serving = ServingMode::None;
+        assert!(run.is_final());
+        for next in RunStatus::ALL {
+            assert!(!run.can_move_to(next), "{next}");
+        }
+        let refused = run
+            .check_update(&[], &RunUpdate::to(RunStatus::Failed))
+            .unwrap_err();
+        assert_eq!(
+            refused.0,
+            format!(
+                "run {} is completed, which is final (the model is trained and no serving was \
+                 requested); it cannot move to failed",
+                run.run_id
+            )
+        );
+        // Field-only updates (delivery records) are still taken.
+        assert!(run.check_update(&[], &RunUpdate::default()).is_ok());
+        let e = run.refuse("announce 'failed'");
+        assert_eq!(e.error_type, crate::domain::errors::ErrorType::Conflict);
+        assert!(e.message.ends_with(
+            "is completed (final: the model is trained and no serving was requested); cannot announce 'failed'"
+        ));
     }
 
     #[test]

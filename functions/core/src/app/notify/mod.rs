@@ -147,7 +147,7 @@ impl Notifier {
     pub async fn handle(&self, input: NotifyInput) -> Result<NotifyOutput, StepError> {
         let milestone = Milestone::parse(&input.milestone).ok_or_else(|| {
             let known: Vec<&str> = Milestone::ALL.iter().map(|m| m.as_str()).collect();
-            StepError::bad_event(format!(
+            StepError::invalid_input(format!(
                 "field 'milestone': '{}' is not one of {}",
                 input.milestone,
                 known.join(", ")
@@ -169,17 +169,22 @@ impl Notifier {
                     let id = RunId(id.clone());
                     match self.ledger.get(&id).await? {
                         Some(run) => self.notify_run(milestone, run, input.error.as_ref()).await,
-                        None => {
-                            warn!("run is not in the ledger; sending a message without it");
-                            self.notify_without_run(milestone, Some(id.as_str()), &input)
-                                .await
-                        }
+                        // Every run id the state machine passes was recorded by the validator: an
+                        // unknown one is stray input, and nothing is broadcast about it.
+                        None => Err(StepError::not_found(format!(
+                            "run {id} is not in the ledger; no '{milestone}' message is sent for it"
+                        ))),
                     }
                 }
-                None => {
+                // Only the validator's Catch has no run to name (it failed before recording one).
+                None if milestone == Milestone::Failed && input.error.is_some() => {
                     warn!("no run id in the input; sending a generic failure message");
-                    self.notify_without_run(milestone, None, &input).await
+                    self.notify_without_run(milestone, &input).await
                 }
+                None => Err(StepError::invalid_input(format!(
+                    "field 'runId' is required for a '{milestone}' message (only a caught step \
+                     error, milestone 'failed' with 'error', may come without a run)"
+                ))),
             }
         }
         .instrument(span)
@@ -194,6 +199,10 @@ impl Notifier {
     ) -> Result<NotifyOutput, StepError> {
         if let Some(c) = caught {
             run = self.record_failure(run, milestone, c).await?;
+        }
+        if !milestone.announces().contains(&run.status) {
+            warn!(status = %run.status, "milestone contradicts the ledger; nothing is sent");
+            return Err(run.refuse(&format!("announce '{milestone}'")));
         }
         let message = render_for_run(milestone, &run, &self.context(caught));
         let run_id = run.run_id.to_string();
@@ -236,21 +245,21 @@ impl Notifier {
         })
     }
 
+    /// A step failed before any run was recorded: the message names the execution's input instead.
     async fn notify_without_run(
         &self,
         milestone: Milestone,
-        run_id: Option<&str>,
         input: &NotifyInput,
     ) -> Result<NotifyOutput, StepError> {
         let ctx = self.context(input.error.as_ref());
-        let message = render_without_run(milestone, run_id, input.input.as_ref(), &ctx);
-        let (sns, _) = self.channels.publish_sns(&message, run_id).await;
+        let message = render_without_run(milestone, None, input.input.as_ref(), &ctx);
+        let (sns, _) = self.channels.publish_sns(&message, None).await;
         let slack = match &self.config.slack {
             None => ChannelOutcome::Disabled,
             Some(cfg) => self.channels.post_slack(cfg, &message).await.0,
         };
         Ok(NotifyOutput {
-            run_id: run_id.map(str::to_string),
+            run_id: None,
             milestone: milestone.as_str().to_string(),
             sns,
             slack,
@@ -267,7 +276,7 @@ impl Notifier {
     }
 
     /// Moves the run to `failed` (or `provisioning_failed`) with the caught error as the reason,
-    /// unless it is already terminal. Conditional on the status we read; on a lost race, re-read and
+    /// unless it is already final (then the milestone must match what the ledger says). Conditional on the status we read; on a lost race, re-read and
     /// try once more.
     async fn record_failure(
         &self,
@@ -277,8 +286,8 @@ impl Notifier {
     ) -> Result<Run, StepError> {
         let mut run = run;
         for attempt in 0..2 {
-            if run.status.is_terminal() {
-                info!(status = %run.status, "run is already terminal; failure not re-recorded");
+            if run.is_final() {
+                info!(status = %run.status, "run is already final; failure not re-recorded");
                 return Ok(run);
             }
             let preferred = if milestone == Milestone::ProvisioningFailed {

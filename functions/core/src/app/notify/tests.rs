@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::errors::ErrorType;
 use crate::domain::messages::RenderedMessage;
 use crate::domain::run::{DatasetLocation, RunSource, ValidationSummary};
 use crate::domain::settings::{Commitment, RunSettings, ServingMode};
@@ -186,6 +187,10 @@ fn fixture(slack: bool) -> Fixture {
 }
 
 fn seed(f: &Fixture, status: RunStatus) -> RunId {
+    seed_serving(f, status, ServingMode::Provisioned)
+}
+
+fn seed_serving(f: &Fixture, status: RunStatus, serving: ServingMode) -> RunId {
     let id = RunId("run-00000000000000000001".into());
     let mut run = Run::new(
         id.clone(),
@@ -201,7 +206,7 @@ fn seed(f: &Fixture, status: RunStatus) -> RunId {
             teacher: "amazon.nova-pro-v1:0".into(),
             student: "amazon.nova-lite-v1:0:300k".into(),
             max_response_length: 1000,
-            serving: ServingMode::Provisioned,
+            serving,
             model_units: 1,
             commitment: Commitment::None,
         },
@@ -227,6 +232,16 @@ fn input(id: Option<&RunId>, milestone: &str) -> NotifyInput {
         error: None,
         input: None,
     }
+}
+
+/// Records the job's completion, as the poller does before the state machine announces it.
+fn complete(f: &Fixture, id: &RunId) {
+    futures::executor::block_on(f.ledger.inner.update(
+        id,
+        &[RunStatus::Training],
+        &RunUpdate::to(RunStatus::Completed),
+    ))
+    .unwrap();
 }
 
 fn run_of(f: &Fixture, id: &RunId) -> Run {
@@ -294,6 +309,7 @@ async fn a_retried_notify_does_not_post_twice_and_reads_the_secret_once() {
     assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 1);
     assert_eq!(run_of(&f, &id).deliveries.len(), 2);
     // Another milestone is a new message, but the webhook secret is not read again.
+    complete(&f, &id);
     f.notifier
         .handle(input(Some(&id), "completed"))
         .await
@@ -353,6 +369,7 @@ async fn slack_4xx_is_not_retried_and_a_hang_times_out() {
     assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 1);
 
     *f.webhook.mode.lock().unwrap() = Mode::Hang;
+    complete(&f, &id);
     let started = std::time::Instant::now();
     let out = f
         .notifier
@@ -409,6 +426,9 @@ async fn an_empty_slack_secret_means_slack_is_off_not_failing() {
         *f.secrets.value.lock().unwrap() = Some(empty.to_string());
         let id = seed(&f, RunStatus::Training);
         for milestone in ["launched", "completed"] {
+            if milestone == "completed" {
+                complete(&f, &id);
+            }
             let out = f
                 .notifier
                 .handle(input(Some(&id), milestone))
@@ -418,7 +438,9 @@ async fn an_empty_slack_secret_means_slack_is_off_not_failing() {
             assert_eq!(out.slack, ChannelOutcome::Disabled, "{empty:?} {milestone}");
         }
         // Without a run, too.
-        let out = f.notifier.handle(input(None, "failed")).await.unwrap();
+        let mut no_run = input(None, "failed");
+        no_run.error = Some(CaughtError::default());
+        let out = f.notifier.handle(no_run).await.unwrap();
         assert_eq!(out.slack, ChannelOutcome::Disabled);
         // Nothing posted, no Slack delivery record (so no failure), the secret read once.
         assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
@@ -491,6 +513,7 @@ async fn sns_failures_are_recorded_once_not_retried_on_top_of_the_sdk() {
     assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 1);
 
     *f.publisher.failures.lock().unwrap() = vec![PortError::AccessDenied("no sns:Publish".into())];
+    complete(&f, &id);
     let out = f
         .notifier
         .handle(input(Some(&id), "completed"))
@@ -507,7 +530,7 @@ async fn sns_failures_are_recorded_once_not_retried_on_top_of_the_sdk() {
     // A later notification of the failed milestone is sent again (the failure is on record).
     let out = f
         .notifier
-        .handle(input(Some(&id), "launched"))
+        .handle(input(Some(&id), "completed"))
         .await
         .unwrap();
     assert_eq!(out.sns, ChannelOutcome::Delivered);
@@ -565,13 +588,13 @@ async fn provisioning_failure_moves_to_provisioning_failed() {
     f.notifier.handle(i).await.unwrap();
     let run = run_of(&f, &id);
     assert_eq!(run.status, RunStatus::ProvisioningFailed);
-    // From Completed (the provisioner failed before moving the run) it falls back to Failed.
+    // From Completed too: the provisioner failed before it moved the run.
     let f = fixture(false);
     let id = seed(&f, RunStatus::Completed);
     let mut i = input(Some(&id), "provisioning_failed");
     i.error = Some(CaughtError::default());
     f.notifier.handle(i).await.unwrap();
-    assert_eq!(run_of(&f, &id).status, RunStatus::Failed);
+    assert_eq!(run_of(&f, &id).status, RunStatus::ProvisioningFailed);
 }
 
 #[tokio::test]
@@ -612,27 +635,106 @@ async fn missing_or_unknown_run_id_still_publishes_a_generic_failure() {
     assert!(sent.body.contains("validator crashed"));
     assert_eq!(f.ledger.updates.load(Ordering::SeqCst), 0);
 
-    let out = f
+    // A run id the ledger doesn't know is stray input: nothing is broadcast about it.
+    let err = f
         .notifier
         .handle(input(Some(&RunId("run-unknown".into())), "failed"))
         .await
-        .unwrap();
-    assert_eq!(out.run_id.as_deref(), Some("run-unknown"));
-    assert_eq!(
-        f.publisher.sent.lock().unwrap()[1].attributes[ATTR_RUN_ID],
-        "run-unknown"
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::NotFound);
+    assert!(
+        err.message.contains("run-unknown is not in the ledger"),
+        "{}",
+        err.message
     );
+    // Without a run, only a caught error may be announced.
+    for milestone in ["completed", "failed", "ready"] {
+        let err = f.notifier.handle(input(None, milestone)).await.unwrap_err();
+        assert_eq!(err.error_type, ErrorType::InvalidInput, "{milestone}");
+        assert!(
+            err.message.contains("'runId' is required"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 1);
+}
+
+/// A milestone the ledger contradicts is refused and nothing is sent or recorded, for every final
+/// status and every milestone (with or without a caught error): the stray input of issue 10.
+#[tokio::test]
+async fn a_milestone_the_ledger_contradicts_is_refused_and_nothing_is_sent() {
+    let finals = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .chain([RunStatus::Completed]);
+    for status in finals {
+        for milestone in Milestone::ALL {
+            if milestone.announces().contains(&status) {
+                continue;
+            }
+            for caught in [None, Some(CaughtError::default())] {
+                let f = fixture(true);
+                // Completed is final only when no serving was requested.
+                let id = seed_serving(&f, status, ServingMode::None);
+                let before = run_of(&f, &id);
+                assert!(before.is_final(), "{status}");
+                let mut i = input(Some(&id), milestone.as_str());
+                i.error = caught.clone();
+                let err = f.notifier.handle(i).await.unwrap_err();
+                assert_eq!(err.error_type, ErrorType::Conflict, "{status} {milestone}");
+                assert!(
+                    err.message.contains(&format!("is {status} (final: "))
+                        && err
+                            .message
+                            .contains(&format!("cannot announce '{milestone}'")),
+                    "{}",
+                    err.message
+                );
+                assert_eq!(
+                    run_of(&f, &id),
+                    before,
+                    "{status} {milestone}: ledger unchanged"
+                );
+                assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 0);
+                assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
+            }
+        }
+    }
+}
+
+/// A run that is still on its way (not final) can't be announced as something it isn't either.
+#[tokio::test]
+async fn a_milestone_ahead_of_the_ledger_is_refused() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Training);
+    for milestone in ["completed", "ready", "rejected", "stopped"] {
+        let err = f
+            .notifier
+            .handle(input(Some(&id), milestone))
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type, ErrorType::Conflict, "{milestone}");
+        assert!(
+            err.message.contains("is training; cannot announce"),
+            "{}",
+            err.message
+        );
+    }
+    assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(run_of(&f, &id).status, RunStatus::Training);
 }
 
 #[tokio::test]
-async fn an_unknown_milestone_is_a_bad_event() {
+async fn an_unknown_milestone_is_an_invalid_input() {
     let f = fixture(false);
     let err = f
         .notifier
         .handle(input(None, "exploded"))
         .await
         .unwrap_err();
-    assert_eq!(err.error_type, crate::domain::errors::ErrorType::BadEvent);
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
     assert!(err.message.contains("'milestone'"));
 }
 

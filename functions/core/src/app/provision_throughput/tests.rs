@@ -236,6 +236,39 @@ async fn a_run_that_is_not_completed_is_refused() {
     );
 }
 
+/// Whatever its serving setting, a run whose job did not complete is a `Conflict`, never
+/// `not_requested`: the provisioner's answer must not contradict the ledger.
+#[tokio::test]
+async fn a_failed_or_stopped_run_is_a_conflict_whatever_its_serving() {
+    for status in [
+        RunStatus::Failed,
+        RunStatus::Stopped,
+        RunStatus::Rejected,
+        RunStatus::Validated,
+    ] {
+        for serving in [ServingMode::None, ServingMode::Provisioned] {
+            let ledger = ledger_with(run(status, serving)).await;
+            let bedrock = ScriptedBedrock::default();
+            let p = ThroughputProvisioner {
+                ledger: &ledger,
+                bedrock: &bedrock,
+                config: config(1),
+            };
+            let before = stored(&ledger, &input(0).run_id).await;
+            let e = p.provision(&input(0)).await.unwrap_err();
+            assert_eq!(e.error_type, ErrorType::Conflict, "{status} {serving:?}");
+            assert!(
+                e.message.contains(&format!("is {status}"))
+                    && e.message.contains("cannot buy Provisioned Throughput"),
+                "{}",
+                e.message
+            );
+            assert!(bedrock.calls().is_empty());
+            assert_eq!(stored(&ledger, &before.run_id).await, before);
+        }
+    }
+}
+
 #[test]
 fn config_from_env() {
     let limits = Limits::builtin();

@@ -79,7 +79,7 @@ impl ValidateInput {
             .unwrap_or_default()
             .to_string();
         let bad = |what: &str, e: serde_json::Error| {
-            StepError::bad_event(format!("not a valid {what} event: {e}"))
+            StepError::invalid_input(format!("not a valid {what} event: {e}"))
         };
         match source.as_str() {
             "aws.s3" => serde_json::from_value(event)
@@ -91,10 +91,10 @@ impl ValidateInput {
             "distillery.schedule" => serde_json::from_value(event)
                 .map(ValidateInput::Schedule)
                 .map_err(|e| bad("distillery.schedule", e)),
-            "" => Err(StepError::bad_event(
+            "" => Err(StepError::invalid_input(
                 "event has no 'source' (expected aws.s3, distillery.cli or distillery.schedule)",
             )),
-            other => Err(StepError::bad_event(format!(
+            other => Err(StepError::invalid_input(format!(
                 "unknown event source '{other}' (expected aws.s3, distillery.cli or distillery.schedule)"
             ))),
         }

@@ -124,7 +124,7 @@ fn fixtures_parse_with_both_etag_spellings_and_aws_lambda_events() {
     assert!(out.valid);
     let err =
         ValidateInput::parse(serde_json::json!({"source": "aws.s3", "detail": {}})).unwrap_err();
-    assert_eq!(err.error_type, ErrorType::BadEvent);
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
     assert!(err.message.contains("bucket"), "{}", err.message);
 }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::catalog::Prices;
-use super::run::Run;
+use super::run::{Run, RunStatus};
 use super::settings::Commitment;
 
 /// SNS refuses subjects of 100 characters or more, non-ASCII text and line breaks.
@@ -71,6 +71,23 @@ impl Milestone {
     pub fn parse(s: &str) -> Option<Milestone> {
         let norm = s.trim().to_ascii_lowercase().replace('-', "_");
         Milestone::ALL.into_iter().find(|m| m.as_str() == norm)
+    }
+
+    /// The run statuses this milestone announces. The notifier refuses (`Conflict`) a milestone for a
+    /// run the ledger records in any other status: a stray or late input must never broadcast news
+    /// the ledger contradicts ("Distillation failed" for a completed run).
+    pub fn announces(self) -> &'static [RunStatus] {
+        match self {
+            Milestone::Rejected => &[RunStatus::Rejected],
+            Milestone::Launched => &[RunStatus::Training],
+            Milestone::Completed => &[RunStatus::Completed],
+            Milestone::Failed => &[RunStatus::Failed],
+            Milestone::Stopped => &[RunStatus::Stopped],
+            // The poller stops a job that overran and records the run failed or stopped.
+            Milestone::TimedOut => &[RunStatus::Failed, RunStatus::Stopped],
+            Milestone::Ready => &[RunStatus::Ready],
+            Milestone::ProvisioningFailed => &[RunStatus::ProvisioningFailed],
+        }
     }
 
     /// A short title, used in the subject and the Slack header.

@@ -64,6 +64,8 @@ pub fn run_at(name: &str, minutes: i64) -> Run {
 fn run_in(name: &str, status: RunStatus) -> Run {
     let mut run = run_at(name, 0);
     run.status = status;
+    // Serving requested, so that `completed` is not final and its moves can be checked.
+    run.settings.serving = ServingMode::Provisioned;
     run
 }
 
@@ -260,7 +262,7 @@ macro_rules! run_ledger_contract {
             an_update_from_an_unexpected_status_is_a_conflict,
             a_backward_move_is_a_conflict_even_from_the_expected_status,
             every_move_follows_the_domain_rule,
-            terminal_runs_never_move_but_take_field_updates,
+            final_runs_never_move_but_take_field_updates,
             an_empty_expected_list_allows_field_only_updates,
             fields_are_set_and_none_leaves_them_as_they_are,
             delivery_records_append_in_order,

@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use super::{create, deliver, delivery, path, refused, run_at, run_in, stored, update_ok};
 use crate::domain::run::{HistoryEntry, RunId, RunStatus, RunUpdate};
+use crate::domain::settings::ServingMode;
 use crate::ports::{Clock, PortError, RunLedger};
 use crate::testing::fakes::FixedClock;
 
@@ -184,7 +185,7 @@ pub async fn every_move_follows_the_domain_rule(ledger: &dyn RunLedger, _clock: 
         let stay = run_in(&format!("{from}-stays"), from);
         create(ledger, &stay).await;
         for to in RunStatus::ALL {
-            if from.can_move_to(to) {
+            if stay.can_move_to(to) {
                 // ...and a fresh run for each allowed one.
                 let run = run_in(&format!("{from}-to-{to}"), from);
                 create(ledger, &run).await;
@@ -208,14 +209,22 @@ pub async fn every_move_follows_the_domain_rule(ledger: &dyn RunLedger, _clock: 
     }
 }
 
-/// A run in a terminal status never moves again, whatever is expected, but still takes field-only
-/// updates (delivery records of its last notification).
-pub async fn terminal_runs_never_move_but_take_field_updates(
+/// A final run (a terminal status, or `completed` with no serving requested) never moves again,
+/// whatever is expected, but still takes field-only updates (delivery records of its last
+/// notification).
+pub async fn final_runs_never_move_but_take_field_updates(
     ledger: &dyn RunLedger,
     _clock: &FixedClock,
 ) {
-    for status in RunStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
-        let run = run_in(&format!("terminal-{status}"), status);
+    let mut completed_unserved = run_in("final-completed-unserved", RunStatus::Completed);
+    completed_unserved.settings.serving = ServingMode::None;
+    let terminal = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal())
+        .map(|status| run_in(&format!("terminal-{status}"), status));
+    for run in terminal.chain([completed_unserved]) {
+        assert!(run.is_final());
+        let status = run.status;
         create(ledger, &run).await;
         // (From the expected status too: `every_move_follows_the_domain_rule`.)
         for to in RunStatus::ALL {
@@ -224,7 +233,7 @@ pub async fn terminal_runs_never_move_but_take_field_updates(
                 &run.run_id,
                 &[],
                 &RunUpdate::to(to),
-                &format!("{status} is terminal, whatever is expected"),
+                &format!("{status} is final, whatever is expected"),
             )
             .await;
         }
