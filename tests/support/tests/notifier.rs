@@ -404,10 +404,11 @@ async fn slack_down_never_fails_the_step_and_the_failure_is_on_record() {
     assert!(detail.contains("timed out after 400 ms"), "{detail}");
 
     // 3. Slack refuses the payload (4xx): not retried.
+    let id3 = seed(&s.ledger, "run-ccccccccccccccccccc4", RunStatus::Completed).await;
     s.sink.set_mode(SinkMode::Reject);
     let out = s
         .notifier
-        .handle(input(Some(&id2), "completed"))
+        .handle(input(Some(&id3), "completed"))
         .await
         .unwrap();
     assert_eq!(out.slack, ChannelOutcome::Failed);
