@@ -8,8 +8,10 @@ use super::settings::RunSettings;
 
 /// Stable run identifier: `run-` + 20 hex chars.
 ///
-/// For an S3 dataset it is derived from (bucket, key, ETag), so the same object version always maps
-/// to the same run and a duplicated event can never start a second job.
+/// For an S3 dataset it is derived from everything that decides what gets trained and served
+/// ([`RunIdentity`]: the object version and the effective settings, plus the attempt for a retry),
+/// so the same bytes with the same settings always map to the same run (a duplicated event can never
+/// start a second job), while the same bytes with different settings, or a retry, are a new run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RunId(pub String);
@@ -19,6 +21,19 @@ impl RunId {
         // The ETag arrives quoted from some APIs and bare from others: normalise before hashing.
         let etag = etag.trim_matches('"');
         Self::from_parts(&["s3", bucket, key, etag])
+    }
+
+    /// The run id of a dataset: see [`RunIdentity`].
+    pub fn for_dataset(identity: &RunIdentity<'_>) -> Self {
+        let version = identity.version.trim_matches('"');
+        let attempt = identity.attempt.to_string();
+        let mut parts = vec!["s3v2", identity.bucket, identity.key, version];
+        parts.push(identity.settings_fingerprint);
+        // Attempt 1 leaves the attempt out, so a first run's id depends on the dataset alone.
+        if identity.attempt > 1 {
+            parts.push(&attempt);
+        }
+        Self::from_parts(&parts)
     }
 
     /// For a scheduled retraining: one run per schedule name per scheduled time.
@@ -44,6 +59,30 @@ impl RunId {
 impl std::fmt::Display for RunId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// What a dataset run's identity covers (see [`RunId::for_dataset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunIdentity<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The object version: its version id when the bucket is versioned, else its ETag.
+    pub version: &'a str,
+    /// A canonical text of the effective settings (`settings::settings_fingerprint`).
+    pub settings_fingerprint: &'a str,
+    /// 1 for the first attempt; `distillery runs retry` makes attempt n + 1.
+    pub attempt: u32,
+}
+
+impl<'a> RunIdentity<'a> {
+    /// The version that names an object: the version id when there is one (S3 says `null` for an
+    /// object written while versioning was off), else the ETag.
+    pub fn object_version(version_id: Option<&'a str>, etag: &'a str) -> &'a str {
+        match version_id {
+            Some(v) if !v.is_empty() && v != "null" => v,
+            _ => etag,
+        }
     }
 }
 
@@ -302,6 +341,20 @@ pub struct Run {
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
     pub deliveries: Vec<DeliveryRecord>,
+    /// The Step Functions execution that created the run and owns it: a retried step of that
+    /// execution resumes the run; any other execution for the same run ends as a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_execution: Option<String>,
+    /// The run this one retries (`distillery runs retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RunId>,
+    /// 1 for a first run, n + 1 for a retry of attempt n.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// Why a ledger refuses an update: the run is not in an expected status, or the status change is
@@ -382,7 +435,23 @@ impl Run {
                 detail: None,
             }],
             deliveries: Vec::new(),
+            owner_execution: None,
+            retry_of: None,
+            attempt: 1,
         }
+    }
+
+    /// Whether `execution` owns this run (a run with no recorded owner is owned by no execution).
+    pub fn is_owned_by(&self, execution: Option<&str>) -> bool {
+        matches!((self.owner_execution.as_deref(), execution), (Some(a), Some(b)) if a == b)
+    }
+
+    /// Whether `distillery runs retry` may start a new attempt of this run.
+    pub fn can_be_retried(&self) -> bool {
+        matches!(
+            self.status,
+            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped
+        )
     }
 }
 
@@ -466,6 +535,73 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a.as_str().len(), 24);
+    }
+
+    fn identity<'a>(version: &'a str, fingerprint: &'a str, attempt: u32) -> RunIdentity<'a> {
+        RunIdentity {
+            bucket: "b",
+            key: "incoming/x.jsonl",
+            version,
+            settings_fingerprint: fingerprint,
+            attempt,
+        }
+    }
+
+    #[test]
+    fn dataset_run_id_covers_version_settings_and_attempt() {
+        let base = RunId::for_dataset(&identity("v1", "resolved:{a}", 1));
+        // Same bytes, same settings: one run, however the ETag is quoted.
+        assert_eq!(base, RunId::for_dataset(&identity("v1", "resolved:{a}", 1)));
+        assert_eq!(
+            RunId::for_dataset(&identity("\"e\"", "s", 1)),
+            RunId::for_dataset(&identity("e", "s", 1))
+        );
+        // Anything else is a new run.
+        assert_ne!(base, RunId::for_dataset(&identity("v2", "resolved:{a}", 1)));
+        assert_ne!(base, RunId::for_dataset(&identity("v1", "resolved:{b}", 1)));
+        assert_ne!(base, RunId::for_dataset(&identity("v1", "resolved:{a}", 2)));
+        assert_ne!(
+            RunId::for_dataset(&identity("v1", "resolved:{a}", 2)),
+            RunId::for_dataset(&identity("v1", "resolved:{a}", 3))
+        );
+        // Distinct from the old (bucket, key, ETag) id, so old ledgers never collide.
+        assert_ne!(
+            RunId::for_dataset(&identity("e", "s", 1)),
+            RunId::for_object("b", "incoming/x.jsonl", "e")
+        );
+        assert_eq!(base.as_str().len(), 24);
+    }
+
+    #[test]
+    fn object_version_prefers_the_version_id() {
+        assert_eq!(RunIdentity::object_version(Some("abc"), "etag"), "abc");
+        assert_eq!(RunIdentity::object_version(Some("null"), "etag"), "etag");
+        assert_eq!(RunIdentity::object_version(Some(""), "etag"), "etag");
+        assert_eq!(RunIdentity::object_version(None, "etag"), "etag");
+    }
+
+    #[test]
+    fn ownership_and_retry_rules() {
+        let mut run = crate::testing::sample_run("b", "incoming/x.jsonl", "e", 1, Utc::now());
+        assert!(!run.is_owned_by(None));
+        assert!(!run.is_owned_by(Some("arn:exec:1")));
+        run.owner_execution = Some("arn:exec:1".into());
+        assert!(run.is_owned_by(Some("arn:exec:1")));
+        assert!(!run.is_owned_by(Some("arn:exec:2")));
+        assert!(!run.is_owned_by(None));
+        for s in RunStatus::ALL {
+            run.status = s;
+            let retryable = matches!(
+                s,
+                RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped
+            );
+            assert_eq!(run.can_be_retried(), retryable, "{s}");
+        }
+        // Older records have no attempt: they are first attempts.
+        let mut json = serde_json::to_value(&run).unwrap();
+        json.as_object_mut().unwrap().remove("attempt");
+        let back: Run = serde_json::from_value(json).unwrap();
+        assert_eq!(back.attempt, 1);
     }
 
     #[test]
