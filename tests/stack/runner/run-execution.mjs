@@ -8,6 +8,7 @@
 // Prints one JSON object per line on stdout: every execution event ({"kind":"event",...}) as it
 // happens, then {"kind":"result","status":"SUCCEEDED"|"FAILED","output"|"error","cause"}.
 // Exit status: 0 when the execution ran (whatever its outcome), 2 on bad usage or a broken setup.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -22,6 +23,9 @@ const { values: args } = parseArgs({
     // When given, every Wait state waits this many ms instead of its Seconds/SecondsPath.
     'wait-ms': { type: 'string' },
     'account-id': { type: 'string', default: '123456789012' },
+    // The execution's name (its id is the execution ARN, as $$.Execution.Id gives it); a fresh
+    // UUID when not given, as Step Functions names an execution started without one.
+    'execution-name': { type: 'string' },
     region: { type: 'string', default: 'us-east-1' },
   },
 });
@@ -136,9 +140,20 @@ function emit(obj) {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
+const executionName = args['execution-name'] ?? randomUUID();
+const context = {
+  Execution: {
+    Id: `arn:aws:states:${args.region}:${args['account-id']}:execution:distillery-local:${executionName}`,
+    Name: executionName,
+    Input: input,
+    StartTime: new Date().toISOString(),
+  },
+};
+
 const machine = new StateMachine(definition);
 const execution = machine.run(input, {
   overrides: { taskResourceLocalHandlers, retryIntervalOverrides, waitTimeOverrides },
+  context,
 });
 
 let failedEvent = null;
