@@ -52,6 +52,22 @@ enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// A new attempt of a rejected, failed or stopped run (same object, optionally changed
+    /// settings), recorded as a new run linked to it (`retryOf`, `attempt`). Starts an execution
+    /// like `distillery submit`; exit 2 (nothing started) for any other run.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Retry {
+        /// The run to retry, as `runs list` or a notification gives it.
+        run_id: String,
+        /// The Distillery state machine (the stack's `StateMachineArn` output).
+        #[arg(long, env = "STATE_MACHINE_ARN")]
+        state_machine_arn: Option<String>,
+        #[command(flatten)]
+        settings: crate::submit::OverrideFlags,
+        /// `text`: the execution and run for people; `json`: the submission as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -65,6 +81,21 @@ pub fn run(args: RunsArgs) -> ExitCode {
     let Some(table) = args.table.filter(|t| !t.trim().is_empty()) else {
         return usage_error("the ledger table is not set: pass --table or set TABLE_NAME");
     };
+    if let RunsCommand::Retry {
+        run_id,
+        state_machine_arn,
+        settings,
+        format,
+    } = &args.command
+    {
+        return crate::submit::retry(
+            table,
+            run_id.clone(),
+            state_machine_arn.clone(),
+            settings,
+            *format,
+        );
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,6 +140,8 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
             }
+            // Handled before the runtime starts (it builds its own).
+            RunsCommand::Retry { .. } => ExitCode::SUCCESS,
         }
     })
 }
