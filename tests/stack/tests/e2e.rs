@@ -567,3 +567,7 @@ async fn demo_prints_the_line_numbered_report_of_an_invalid_dataset() {
         );
     }
 }
+
+/// Identity, ownership, retry, Region and key handling (issue 10, points 4-7).
+#[path = "e2e/identity.rs"]
+mod identity;
