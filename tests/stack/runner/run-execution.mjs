@@ -26,6 +26,10 @@ const { values: args } = parseArgs({
     // The execution's name (its id is the execution ARN, as $$.Execution.Id gives it); a fresh
     // UUID when not given, as Step Functions names an execution started without one.
     'execution-name': { type: 'string' },
+    // Fault injection (tests only): the first invocation of this Task state runs the function for
+    // real, then its response is lost and the Task fails with Lambda.ServiceException, as when a
+    // function times out or its sandbox dies after its writes. The state's Retry then runs it again.
+    'lose-first-response-of': { type: 'string' },
     region: { type: 'string', default: 'us-east-1' },
   },
 });
@@ -124,7 +128,18 @@ for (const [name, state] of Object.entries(definition.States)) {
     const m = /^arn:aws:lambda:[^:]+:[0-9]+:function:([A-Za-z0-9_-]+)$/.exec(state.Resource ?? '');
     if (!m) usage(`state ${name}: Resource ${state.Resource} is not a Lambda function ARN`);
     const functionName = m[1];
-    taskResourceLocalHandlers[name] = (taskInput) => invoke(functionName, taskInput);
+    let responsesToLose = args['lose-first-response-of'] === name ? 1 : 0;
+    taskResourceLocalHandlers[name] = async (taskInput) => {
+      const output = await invoke(functionName, taskInput);
+      if (responsesToLose > 0) {
+        responsesToLose -= 1;
+        throw new LambdaFunctionError('Lambda.ServiceException', {
+          errorType: 'Lambda.ServiceException',
+          errorMessage: `${functionName}: response lost after the function ran (injected by --lose-first-response-of)`,
+        });
+      }
+      return output;
+    };
   }
   if (Array.isArray(state.Retry)) {
     retryIntervalOverrides[name] = state.Retry.map((r) =>

@@ -305,6 +305,17 @@ impl Stack {
         input: &Value,
         name: Option<&str>,
     ) -> Result<Execution> {
+        self.run_execution_with(input, name, &[]).await
+    }
+
+    /// [`Self::run_execution_named`] with extra runner options, e.g. the fault
+    /// `["--lose-first-response-of", "ValidateDataset"]` (see run-execution.mjs).
+    pub async fn run_execution_with(
+        &self,
+        input: &Value,
+        name: Option<&str>,
+        runner_args: &[&str],
+    ) -> Result<Execution> {
         let node = self.root.join("node_modules/.bin/node");
         let runner = self.root.join("tests/stack/runner/run-execution.mjs");
         if !node.exists() {
@@ -322,6 +333,7 @@ impl Stack {
             .arg("--retry-delay-scale")
             .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
             .args(name.map(|n| ["--execution-name", n]).into_iter().flatten())
+            .args(runner_args)
             .current_dir(&self.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

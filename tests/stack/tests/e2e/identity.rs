@@ -400,3 +400,96 @@ async fn an_object_deleted_before_validation_is_a_rejected_run_with_a_one_line_r
     );
     assert!(stack.bedrock_calls().await.unwrap().is_empty());
 }
+
+/// A real fault: the validator runs (creates the run, validates it), then Step Functions loses its
+/// response (a timeout or a dead sandbox after the writes) and retries the step. The retry finds the
+/// run this execution created: it must carry on with it, not end as a duplicate leaving a validated
+/// run that nothing launches.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_validator_response_lost_after_its_writes_is_retried_and_the_run_goes_on() {
+    let stack = stack().await;
+    let key = unique_key("lost-response");
+    stack
+        .upload(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    let event = stack
+        .receive_upload_event(&key, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let ex = stack
+        .run_execution_with(
+            &event,
+            None,
+            &["--lose-first-response-of", "ValidateDataset"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ex.retries_of("ValidateDataset"), 1, "{}", explain(&ex));
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    assert_eq!(
+        ex.states_entered().last().map(String::as_str),
+        Some("Completed")
+    );
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{run:?}");
+    let validated = run
+        .history
+        .iter()
+        .filter(|h| h.to == RunStatus::Validated)
+        .count();
+    assert_eq!(validated, 1, "validated once: {:?}", run.history);
+    let calls = stack.bedrock_calls().await.unwrap();
+    assert_eq!(calls_of(&calls, "CreateModelCustomizationJob").0.len(), 1);
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"]
+    );
+}
+
+/// Twenty executions for one upload at once: one run, one owner, one job; the other nineteen end as
+/// duplicates.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn twenty_concurrent_executions_for_one_object_make_exactly_one_job() {
+    let stack = stack().await;
+    let key = unique_key("twenty");
+    stack
+        .upload(&key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK);
+    let event = stack
+        .receive_upload_event(&key, std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let runs = (0..20).map(|_| stack.run_execution(&event));
+    let all: Vec<_> = futures::future::join_all(runs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let launched = all
+        .iter()
+        .filter(|e| e.states_entered().contains(&"LaunchJob".to_string()))
+        .count();
+    let duplicates = all
+        .iter()
+        .filter(|e| e.states_entered().last().map(String::as_str) == Some("Duplicate"))
+        .count();
+    assert_eq!((launched, duplicates), (1, 19));
+    assert!(all.iter().all(|e| e.succeeded()));
+    let ids: std::collections::BTreeSet<String> = all.iter().map(|e| run_id(e).0).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = run_id(&all[0]);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(run.owner_execution.is_some());
+    let calls = stack.bedrock_calls().await.unwrap();
+    assert_eq!(calls_of(&calls, "CreateModelCustomizationJob").0.len(), 1);
+    assert_eq!(
+        milestones(&sns_for(&stack, &id).await),
+        ["launched", "completed"]
+    );
+}
