@@ -81,21 +81,6 @@ pub fn run(args: RunsArgs) -> ExitCode {
     let Some(table) = args.table.filter(|t| !t.trim().is_empty()) else {
         return usage_error("the ledger table is not set: pass --table or set TABLE_NAME");
     };
-    if let RunsCommand::Retry {
-        run_id,
-        state_machine_arn,
-        settings,
-        format,
-    } = &args.command
-    {
-        return crate::submit::retry(
-            table,
-            run_id.clone(),
-            state_machine_arn.clone(),
-            settings,
-            *format,
-        );
-    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -140,8 +125,22 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
             }
-            // Handled before the runtime starts (it builds its own).
-            RunsCommand::Retry { .. } => ExitCode::SUCCESS,
+            RunsCommand::Retry {
+                run_id,
+                state_machine_arn,
+                settings,
+                format,
+            } => {
+                crate::submit::retry(
+                    &sdk,
+                    &ledger,
+                    &run_id,
+                    state_machine_arn.as_deref(),
+                    &settings,
+                    format,
+                )
+                .await
+            }
         }
     })
 }

@@ -167,10 +167,12 @@ pub fn run(args: SubmitArgs) -> ExitCode {
 }
 
 /// `distillery runs retry <run-id>`: a new attempt of a rejected, failed or stopped run, linked to it.
-pub fn retry(
-    table: String,
-    run_id: String,
-    state_machine_arn: Option<String>,
+/// Called by `distillery runs` inside its runtime, with its SDK configuration.
+pub async fn retry(
+    sdk: &aws_config::SdkConfig,
+    ledger: &DynamoRunLedger,
+    run_id: &str,
+    state_machine_arn: Option<&str>,
     flags: &OverrideFlags,
     format: Format,
 ) -> ExitCode {
@@ -184,36 +186,22 @@ pub fn retry(
         Err(e) => return usage_error(format!("configuration: {}", e.message)),
     };
     let request = RetryRequest {
-        run_id: RunId(run_id),
+        run_id: RunId(run_id.to_string()),
         overrides: flags.overrides(),
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return usage_error(format!("cannot start the async runtime: {e}")),
-    };
-    rt.block_on(async move {
-        let sdk = match crate::aws::sdk_config().await {
-            Ok(sdk) => sdk,
-            Err(e) => return usage_error(e),
-        };
-        let ledger = DynamoRunLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-        let store = S3DatasetStore::new(S3DatasetStore::client_from_conf(&sdk));
-        let starter = StepFunctionsStarter::from_conf(&sdk, arn);
-        match retry_run(&ledger, &store, &starter, &config, &SystemClock, &request).await {
-            Ok(sub) => {
-                print!("{}", render(&sub, format));
-                ExitCode::SUCCESS
-            }
-            Err(e) => usage_error(crate::aws::call_error(
-                &sdk,
-                "DynamoDB/S3/Step Functions",
-                &e.message,
-            )),
+    let store = S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk));
+    let starter = StepFunctionsStarter::from_conf(sdk, arn.to_string());
+    match retry_run(ledger, &store, &starter, &config, &SystemClock, &request).await {
+        Ok(sub) => {
+            print!("{}", render(&sub, format));
+            ExitCode::SUCCESS
         }
-    })
+        Err(e) => usage_error(crate::aws::call_error(
+            sdk,
+            "DynamoDB/S3/Step Functions",
+            &e.message,
+        )),
+    }
 }
 
 fn render(sub: &Submission, format: Format) -> String {
