@@ -216,7 +216,11 @@ pub fn render_show(run: &Run, format: Format) -> String {
     field("serving", &serving);
     field("created", &time(&run.created_at));
     field("updated", &time(&run.updated_at));
+    if let Some(old) = &run.retry_of {
+        field("retry of", &format!("{old} (attempt {})", run.attempt));
+    }
     let optional = [
+        ("owner execution", &run.owner_execution),
         ("job name", &run.job_name),
         ("job ARN", &run.job_arn),
         ("custom model", &run.custom_model_name),

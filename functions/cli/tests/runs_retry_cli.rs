@@ -169,6 +169,23 @@ async fn retry_starts_a_linked_attempt_with_changed_settings() {
         ValidateInput::Submit(p) => assert_eq!(p.retry_of.as_ref(), Some(&old.run_id)),
         other => panic!("{other:?}"),
     }
+    // `runs show` names the link and the owner of a retried run.
+    let mut linked = sample_run(BUCKET, KEY, "linked-etag", 3, Utc::now());
+    linked.retry_of = Some(old.run_id.clone());
+    linked.attempt = 2;
+    linked.owner_execution = Some("arn:aws:states:us-east-1:123456789012:execution:sm:x".into());
+    f.ledger.create(&linked).await.unwrap();
+    distillery(&f)
+        .args(["runs", "show", linked.run_id.as_str()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "retry of              {} (attempt 2)",
+            old.run_id
+        )))
+        .stdout(predicate::str::contains(
+            "owner execution       arn:aws:states:us-east-1:123456789012:execution:sm:x",
+        ));
     // The old run is untouched.
     assert_eq!(
         f.ledger.get(&old.run_id).await.unwrap().unwrap().status,
