@@ -17,6 +17,8 @@ use super::settings::RunSettings;
 pub struct RunId(pub String);
 
 impl RunId {
+    /// An id per (bucket, key, ETag): the ledger ids of runs recorded before settings were part of a
+    /// run's identity, and a stable id for test fixtures. New runs use [`RunId::for_dataset`].
     pub fn for_object(bucket: &str, key: &str, etag: &str) -> Self {
         // The ETag arrives quoted from some APIs and bare from others: normalise before hashing.
         let etag = etag.trim_matches('"');
