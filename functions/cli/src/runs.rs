@@ -52,6 +52,22 @@ enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// A new attempt of a rejected, failed or stopped run (same object, optionally changed
+    /// settings), recorded as a new run linked to it (`retryOf`, `attempt`). Starts an execution
+    /// like `distillery submit`; exit 2 (nothing started) for any other run.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Retry {
+        /// The run to retry, as `runs list` or a notification gives it.
+        run_id: String,
+        /// The Distillery state machine (the stack's `StateMachineArn` output).
+        #[arg(long, env = "STATE_MACHINE_ARN")]
+        state_machine_arn: Option<String>,
+        #[command(flatten)]
+        settings: crate::submit::OverrideFlags,
+        /// `text`: the execution and run for people; `json`: the submission as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -108,6 +124,22 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     }
                     Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
+            }
+            RunsCommand::Retry {
+                run_id,
+                state_machine_arn,
+                settings,
+                format,
+            } => {
+                crate::submit::retry(
+                    &sdk,
+                    &ledger,
+                    &run_id,
+                    state_machine_arn.as_deref(),
+                    &settings,
+                    format,
+                )
+                .await
             }
         }
     })
@@ -184,7 +216,11 @@ pub fn render_show(run: &Run, format: Format) -> String {
     field("serving", &serving);
     field("created", &time(&run.created_at));
     field("updated", &time(&run.updated_at));
+    if let Some(old) = &run.retry_of {
+        field("retry of", &format!("{old} (attempt {})", run.attempt));
+    }
     let optional = [
+        ("owner execution", &run.owner_execution),
         ("job name", &run.job_name),
         ("job ARN", &run.job_arn),
         ("custom model", &run.custom_model_name),

@@ -9,10 +9,14 @@
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_aws::s3::S3DatasetStore;
 use distillery_aws::sfn::StepFunctionsStarter;
-use distillery_core::app::submit_run::{parse_s3_uri, submit, Submission, SubmitRequest};
+use distillery_core::app::submit_run::{
+    parse_s3_uri, retry as retry_run, submit, RetryRequest, Submission, SubmitRequest,
+};
 use distillery_core::app::validate_dataset::ValidatorConfig;
+use distillery_core::domain::run::RunId;
 use distillery_core::domain::settings::SettingsOverrides;
 use distillery_core::ports::SystemClock;
 
@@ -54,6 +58,16 @@ pub struct SubmitArgs {
     /// The Distillery state machine (the stack's `StateMachineArn` output).
     #[arg(long, env = "STATE_MACHINE_ARN")]
     state_machine_arn: Option<String>,
+    #[command(flatten)]
+    settings: OverrideFlags,
+    /// `text`: the execution and run for people; `json`: the submission as one JSON object.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+/// The per-run settings flags of `submit` and `runs retry`; they win over the object's metadata.
+#[derive(Debug, Args)]
+pub struct OverrideFlags {
     /// Teacher model id (a teacher in data/model-pairs.json).
     #[arg(long)]
     teacher: Option<String>,
@@ -72,14 +86,11 @@ pub struct SubmitArgs {
     /// Provisioned Throughput commitment (must be in ALLOWED_COMMITMENTS).
     #[arg(long, value_enum)]
     commitment: Option<CommitmentArg>,
-    /// `text`: the execution and run for people; `json`: the submission as one JSON object.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
 }
 
-impl SubmitArgs {
+impl OverrideFlags {
     /// The flags as the payload's `overrides` (strings, as in S3 metadata); unset flags are absent.
-    fn overrides(&self) -> SettingsOverrides {
+    pub fn overrides(&self) -> SettingsOverrides {
         SettingsOverrides {
             teacher: self.teacher.clone(),
             student: self.student.clone(),
@@ -125,7 +136,7 @@ pub fn run(args: SubmitArgs) -> ExitCode {
     let request = SubmitRequest {
         bucket,
         key,
-        overrides: args.overrides(),
+        overrides: args.settings.overrides(),
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -153,6 +164,44 @@ pub fn run(args: SubmitArgs) -> ExitCode {
             )),
         }
     })
+}
+
+/// `distillery runs retry <run-id>`: a new attempt of a rejected, failed or stopped run, linked to it.
+/// Called by `distillery runs` inside its runtime, with its SDK configuration.
+pub async fn retry(
+    sdk: &aws_config::SdkConfig,
+    ledger: &DynamoRunLedger,
+    run_id: &str,
+    state_machine_arn: Option<&str>,
+    flags: &OverrideFlags,
+    format: Format,
+) -> ExitCode {
+    let Some(arn) = state_machine_arn.filter(|a| !a.trim().is_empty()) else {
+        return usage_error(
+            "the state machine is not set: pass --state-machine-arn or set STATE_MACHINE_ARN",
+        );
+    };
+    let config = match ValidatorConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return usage_error(format!("configuration: {}", e.message)),
+    };
+    let request = RetryRequest {
+        run_id: RunId(run_id.to_string()),
+        overrides: flags.overrides(),
+    };
+    let store = S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk));
+    let starter = StepFunctionsStarter::from_conf(sdk, arn.to_string());
+    match retry_run(ledger, &store, &starter, &config, &SystemClock, &request).await {
+        Ok(sub) => {
+            print!("{}", render(&sub, format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(crate::aws::call_error(
+            sdk,
+            "DynamoDB/S3/Step Functions",
+            &e.message,
+        )),
+    }
 }
 
 fn render(sub: &Submission, format: Format) -> String {

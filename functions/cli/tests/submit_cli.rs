@@ -3,8 +3,10 @@
 
 use assert_cmd::Command;
 use aws_sdk_s3::primitives::ByteStream;
-use distillery_core::app::validate_dataset::ValidateInput;
-use distillery_core::domain::run::RunId;
+use distillery_core::app::validate_dataset::{
+    run_for_object, ObjectVersion, ValidateInput, ValidatorConfig,
+};
+use distillery_core::domain::settings::SettingsOverrides;
 use distillery_test_support::Moto;
 use predicates::prelude::*;
 use serde_json::{json, Value};
@@ -101,17 +103,42 @@ async fn executions(f: &Fixture) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn submit_starts_an_execution_with_the_cli_payload() {
     let f = fixture().await;
-    let etag =
+    let head =
         f.s3.head_object()
             .bucket(BUCKET)
             .key(KEY)
             .send()
             .await
-            .unwrap()
-            .e_tag()
-            .unwrap()
-            .to_string();
-    let run_id = RunId::for_object(BUCKET, KEY, &etag);
+            .unwrap();
+    let metadata = head
+        .metadata()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let flags = SettingsOverrides {
+        student: Some("amazon.nova-micro-v1:0:128k".into()),
+        max_response_length: Some("2000".into()),
+        serving: Some("provisioned".into()),
+        model_units: Some("1".into()),
+        commitment: Some("None".into()),
+        ..Default::default()
+    };
+    // The run id the validator will give this object version with these settings.
+    let config =
+        ValidatorConfig::from_lookup(|k| (k == "AWS_REGION").then(|| "us-east-1".into())).unwrap();
+    let (run_id, _) = run_for_object(
+        &config,
+        &ObjectVersion {
+            bucket: BUCKET,
+            key: KEY,
+            version_id: head.version_id(),
+            etag: head.e_tag().unwrap(),
+            metadata: &metadata,
+        },
+        &flags,
+        1,
+    );
 
     let out = distillery(&f)
         .args([
@@ -188,9 +215,9 @@ async fn submit_starts_an_execution_with_the_cli_payload() {
         .stdout(predicate::str::contains(
             "execution ARN       arn:aws:states:",
         ))
-        .stdout(predicate::str::contains(format!(
-            "follow it with: distillery runs show {run_id}"
-        )));
+        .stdout(predicate::str::contains(
+            "follow it with: distillery runs show run-",
+        ));
     assert_eq!(executions(&f).await.len(), 2);
 }
 

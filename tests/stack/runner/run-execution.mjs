@@ -8,6 +8,7 @@
 // Prints one JSON object per line on stdout: every execution event ({"kind":"event",...}) as it
 // happens, then {"kind":"result","status":"SUCCEEDED"|"FAILED","output"|"error","cause"}.
 // Exit status: 0 when the execution ran (whatever its outcome), 2 on bad usage or a broken setup.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -22,6 +23,13 @@ const { values: args } = parseArgs({
     // When given, every Wait state waits this many ms instead of its Seconds/SecondsPath.
     'wait-ms': { type: 'string' },
     'account-id': { type: 'string', default: '123456789012' },
+    // The execution's name (its id is the execution ARN, as $$.Execution.Id gives it); a fresh
+    // UUID when not given, as Step Functions names an execution started without one.
+    'execution-name': { type: 'string' },
+    // Fault injection (tests only): the first invocation of this Task state runs the function for
+    // real, then its response is lost and the Task fails with Lambda.ServiceException, as when a
+    // function times out or its sandbox dies after its writes. The state's Retry then runs it again.
+    'lose-first-response-of': { type: 'string' },
     region: { type: 'string', default: 'us-east-1' },
   },
 });
@@ -120,7 +128,18 @@ for (const [name, state] of Object.entries(definition.States)) {
     const m = /^arn:aws:lambda:[^:]+:[0-9]+:function:([A-Za-z0-9_-]+)$/.exec(state.Resource ?? '');
     if (!m) usage(`state ${name}: Resource ${state.Resource} is not a Lambda function ARN`);
     const functionName = m[1];
-    taskResourceLocalHandlers[name] = (taskInput) => invoke(functionName, taskInput);
+    let responsesToLose = args['lose-first-response-of'] === name ? 1 : 0;
+    taskResourceLocalHandlers[name] = async (taskInput) => {
+      const output = await invoke(functionName, taskInput);
+      if (responsesToLose > 0) {
+        responsesToLose -= 1;
+        throw new LambdaFunctionError('Lambda.ServiceException', {
+          errorType: 'Lambda.ServiceException',
+          errorMessage: `${functionName}: response lost after the function ran (injected by --lose-first-response-of)`,
+        });
+      }
+      return output;
+    };
   }
   if (Array.isArray(state.Retry)) {
     retryIntervalOverrides[name] = state.Retry.map((r) =>
@@ -136,9 +155,20 @@ function emit(obj) {
   process.stdout.write(`${JSON.stringify(obj)}\n`);
 }
 
+const executionName = args['execution-name'] ?? randomUUID();
+const context = {
+  Execution: {
+    Id: `arn:aws:states:${args.region}:${args['account-id']}:execution:distillery-local:${executionName}`,
+    Name: executionName,
+    Input: input,
+    StartTime: new Date().toISOString(),
+  },
+};
+
 const machine = new StateMachine(definition);
 const execution = machine.run(input, {
   overrides: { taskResourceLocalHandlers, retryIntervalOverrides, waitTimeOverrides },
+  context,
 });
 
 let failedEvent = null;

@@ -294,6 +294,28 @@ impl Stack {
 
     /// Runs one execution of `statemachine/distillery.asl.json` with `input`.
     pub async fn run_execution(&self, input: &Value) -> Result<Execution> {
+        self.run_execution_named(input, None).await
+    }
+
+    /// [`Self::run_execution`] with the execution's name given (its `$$.Execution.Id` is then
+    /// [`Self::execution_id`] of it), e.g. to stand in for an execution whose earlier attempt
+    /// crashed.
+    pub async fn run_execution_named(
+        &self,
+        input: &Value,
+        name: Option<&str>,
+    ) -> Result<Execution> {
+        self.run_execution_with(input, name, &[]).await
+    }
+
+    /// [`Self::run_execution_named`] with extra runner options, e.g. the fault
+    /// `["--lose-first-response-of", "ValidateDataset"]` (see run-execution.mjs).
+    pub async fn run_execution_with(
+        &self,
+        input: &Value,
+        name: Option<&str>,
+        runner_args: &[&str],
+    ) -> Result<Execution> {
         let node = self.root.join("node_modules/.bin/node");
         let runner = self.root.join("tests/stack/runner/run-execution.mjs");
         if !node.exists() {
@@ -310,6 +332,8 @@ impl Stack {
             .arg(&self.info.lambda_invoke_url)
             .arg("--retry-delay-scale")
             .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
+            .args(name.map(|n| ["--execution-name", n]).into_iter().flatten())
+            .args(runner_args)
             .current_dir(&self.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -347,6 +371,11 @@ impl Stack {
             cause: result["cause"].as_str().map(str::to_string),
             events,
         })
+    }
+
+    /// The `$$.Execution.Id` the runner gives an execution named `name` (run-execution.mjs).
+    pub fn execution_id(name: &str) -> String {
+        format!("arn:aws:states:us-east-1:123456789012:execution:distillery-local:{name}")
     }
 
     /// Upload → EventBridge → SQS → one execution.

@@ -735,50 +735,6 @@ async fn a_body_that_is_not_json_is_an_invalid_input_for_every_function() {
     }
 }
 
-/// Twenty executions for one object version at once still make exactly one run and one job.
-#[tokio::test]
-#[ignore = "needs the local stack: run `make e2e`"]
-async fn twenty_concurrent_executions_for_one_object_make_exactly_one_job() {
-    let stack = stack().await;
-    let key = unique_key("support-tickets");
-    stack
-        .upload(&key, sample_dataset(), &[])
-        .await
-        .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
-    let executions: Vec<Execution> =
-        futures::future::join_all((0..20).map(|_| stack.run_execution(&event)))
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-    let ends: Vec<String> = executions
-        .iter()
-        .map(|e| e.states_entered().last().cloned().unwrap_or_default())
-        .collect();
-    for e in &executions {
-        assert!(e.succeeded(), "{}", explain(e));
-    }
-    assert_eq!(
-        ends.iter().filter(|s| *s == "Duplicate").count(),
-        19,
-        "all but one end as duplicates: {ends:?}"
-    );
-    let ids: BTreeSet<String> = executions.iter().map(|e| run_id(e).0).collect();
-    assert_eq!(ids.len(), 1, "one run id for one object version: {ids:?}");
-    let (jobs, _) = calls_of(
-        &stack.bedrock_calls().await.unwrap(),
-        "CreateModelCustomizationJob",
-    );
-    assert_eq!(jobs.len(), 1, "exactly one job: {jobs:?}");
-    let id = RunId(ids.into_iter().next().unwrap());
-    assert_eq!(stack.run(&id).await.unwrap().status, RunStatus::Completed);
-    assert_eq!(
-        milestones(&sns_for(&stack, &id).await),
-        ["launched", "completed"],
-        "announced once"
-    );
-}
+/// Identity, ownership, retry, Region and key handling (issue 10, points 4-7).
+#[path = "e2e/identity.rs"]
+mod identity;

@@ -11,12 +11,12 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::validate_dataset::ValidatorConfig;
-use crate::domain::errors::StepError;
+use crate::app::validate_dataset::{run_for_object, ObjectVersion, ValidatorConfig};
+use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
-use crate::domain::run::RunId;
+use crate::domain::run::{DatasetLocation, RunId};
 use crate::domain::settings::{RunSettings, SettingsOverrides};
-use crate::ports::{Clock, DatasetStore, PipelineStarter};
+use crate::ports::{Clock, DatasetStore, ObjectInfo, PipelineStarter, RunLedger};
 
 /// The `source` the validator recognises for a submission.
 pub const SUBMIT_SOURCE: &str = "distillery.cli";
@@ -29,11 +29,19 @@ pub struct SubmitRequest {
     pub overrides: SettingsOverrides,
 }
 
+/// What `distillery runs retry` asks for: a new attempt of a run, optionally with changed settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryRequest {
+    pub run_id: RunId,
+    pub overrides: SettingsOverrides,
+}
+
 /// A started pipeline run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Submission {
-    /// The run the validator will record (derived from bucket, key and the object's ETag).
+    /// The run the validator will record (derived from the object version, the effective settings
+    /// and the attempt: `RunId::for_dataset`).
     pub run_id: RunId,
     pub dataset: String,
     pub execution_name: String,
@@ -72,29 +80,82 @@ pub fn submit_payload(bucket: &str, key: &str, overrides: &SettingsOverrides) ->
     })
 }
 
-/// `winner`'s fields where set, `base`'s otherwise (submit flags win over object metadata).
-fn overlay(base: SettingsOverrides, winner: &SettingsOverrides) -> SettingsOverrides {
-    let pick = |w: &Option<String>, b: Option<String>| w.clone().or(b);
-    SettingsOverrides {
-        teacher: pick(&winner.teacher, base.teacher),
-        student: pick(&winner.student, base.student),
-        max_response_length: pick(&winner.max_response_length, base.max_response_length),
-        serving: pick(&winner.serving, base.serving),
-        model_units: pick(&winner.model_units, base.model_units),
-        commitment: pick(&winner.commitment, base.commitment),
-    }
-}
-
-/// Checks the submission locally, then starts one execution. Errors are `ConfigInvalid` (or
-/// `GuardrailViolation`) for anything about the request, in which case nothing was started, or the
-/// ports' typed errors.
-pub async fn submit(
+/// Checks a retry locally, then starts one execution for attempt n + 1 of the run (the payload
+/// carries `retryOf`; the validator checks the old run again and links the new one to it). Only a
+/// rejected, failed or stopped run of an S3 object that has not changed since can be retried.
+pub async fn retry(
+    ledger: &dyn RunLedger,
     store: &dyn DatasetStore,
     starter: &dyn PipelineStarter,
     config: &ValidatorConfig,
     clock: &dyn Clock,
-    req: &SubmitRequest,
+    req: &RetryRequest,
 ) -> Result<Submission, StepError> {
+    let old = ledger
+        .get(&req.run_id)
+        .await
+        .map_err(|e| e.context(format!("reading run {}", req.run_id)))?
+        .ok_or_else(|| StepError::not_found(format!("run {} is not in the ledger", req.run_id)))?;
+    if !old.can_be_retried() {
+        return Err(StepError::new(
+            ErrorType::Conflict,
+            format!(
+                "run {} is {}: only a rejected, failed or stopped run can be retried{}",
+                old.run_id,
+                old.status,
+                if old.status.is_terminal() {
+                    ""
+                } else {
+                    " (this one is still in progress: follow it with distillery runs show)"
+                }
+            ),
+        ));
+    }
+    let DatasetLocation::S3Object {
+        bucket, key, etag, ..
+    } = &old.dataset
+    else {
+        return Err(StepError::config(format!(
+            "run {} trained on invocation logs: the next scheduled retraining is its retry",
+            old.run_id
+        )));
+    };
+    let submit_req = SubmitRequest {
+        bucket: bucket.clone(),
+        key: key.clone(),
+        overrides: req.overrides.clone(),
+    };
+    let uri = format!("s3://{bucket}/{key}");
+    let info = check_and_head(store, config, &submit_req).await?;
+    if info.etag.trim_matches('"') != etag.trim_matches('"') {
+        return Err(StepError::config(format!(
+            "{uri} changed since run {} (ETag {} then, {} now): its upload started its own run; \
+             retry that one if it fails",
+            old.run_id,
+            etag.trim_matches('"'),
+            info.etag.trim_matches('"')
+        )));
+    }
+    let mut input = submit_payload(bucket, key, &req.overrides);
+    input["retryOf"] = Value::String(old.run_id.to_string());
+    start(
+        starter,
+        config,
+        clock,
+        &submit_req,
+        &info,
+        old.attempt + 1,
+        input,
+    )
+    .await
+}
+
+/// The checks before HEAD (upload area, a key Bedrock accepts), then HEAD.
+async fn check_and_head(
+    store: &dyn DatasetStore,
+    config: &ValidatorConfig,
+    req: &SubmitRequest,
+) -> Result<ObjectInfo, StepError> {
     let (bucket, key) = (req.bucket.as_str(), req.key.as_str());
     let uri = format!("s3://{bucket}/{key}");
     if !(key.starts_with(&config.upload_prefix) && key.ends_with(&config.upload_suffix)) {
@@ -105,23 +166,35 @@ pub async fn submit(
         )));
     }
     naming::check_dataset_object(bucket, key)?;
-    let info = store
+    store
         .head(bucket, key)
         .await
-        .map_err(|e| e.context(format!("reading {uri}")))?;
-    let metadata = SettingsOverrides::from_metadata(&info.metadata).map_err(|e| e.context(&uri))?;
-    let settings = RunSettings::resolve(
-        &config.defaults,
-        &overlay(metadata, &req.overrides),
-        &config.catalog,
-        &config.limits,
-        &config.policy,
-    )
+        .map_err(|e| e.context(format!("reading {uri}")))
+}
+
+/// Resolves the settings as the validator will (refusing bad ones) and starts the execution.
+async fn start(
+    starter: &dyn PipelineStarter,
+    config: &ValidatorConfig,
+    clock: &dyn Clock,
+    req: &SubmitRequest,
+    info: &ObjectInfo,
+    attempt: u32,
+    input: Value,
+) -> Result<Submission, StepError> {
+    let (bucket, key) = (req.bucket.as_str(), req.key.as_str());
+    let uri = format!("s3://{bucket}/{key}");
+    let object = ObjectVersion {
+        bucket,
+        key,
+        version_id: info.version_id.as_deref(),
+        etag: &info.etag,
+        metadata: &info.metadata,
+    };
+    let (run_id, settings) = run_for_object(config, &object, &req.overrides, attempt);
     // Keeps the type (ConfigInvalid or GuardrailViolation); says which dataset it was about.
-    .map_err(|e| e.context(format!("settings for {uri}")))?;
-    let run_id = RunId::for_object(bucket, key, &info.etag);
+    let settings = settings.map_err(|e| e.context(format!("settings for {uri}")))?;
     let execution_name = naming::execution_name(&run_id, clock.now());
-    let input = submit_payload(bucket, key, &req.overrides);
     let execution_arn = starter
         .start(&execution_name, &input)
         .await
@@ -137,6 +210,21 @@ pub async fn submit(
     })
 }
 
+/// Checks the submission locally, then starts one execution. Errors are `ConfigInvalid` (or
+/// `GuardrailViolation`) for anything about the request, in which case nothing was started, or the
+/// ports' typed errors.
+pub async fn submit(
+    store: &dyn DatasetStore,
+    starter: &dyn PipelineStarter,
+    config: &ValidatorConfig,
+    clock: &dyn Clock,
+    req: &SubmitRequest,
+) -> Result<Submission, StepError> {
+    let info = check_and_head(store, config, req).await?;
+    let input = submit_payload(&req.bucket, &req.key, &req.overrides);
+    start(starter, config, clock, req, &info, 1, input).await
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -147,7 +235,6 @@ mod tests {
 
     use super::*;
     use crate::app::validate_dataset::ValidateInput;
-    use crate::domain::errors::ErrorType;
     use crate::ports::PortError;
     use crate::testing::fakes::FixedClock;
     use crate::testing::memory::InMemoryDatasetStore;
@@ -206,6 +293,14 @@ mod tests {
         }
     }
 
+    fn sub_overrides() -> SettingsOverrides {
+        SettingsOverrides {
+            student: Some("amazon.nova-micro-v1:0:128k".into()),
+            max_response_length: Some("2000".into()),
+            ..Default::default()
+        }
+    }
+
     #[tokio::test]
     async fn starts_one_execution_with_the_payload_the_validator_reads() {
         let store = InMemoryDatasetStore::new();
@@ -216,11 +311,7 @@ mod tests {
             &[("distillery-teacher", "amazon.nova-pro-v1:0")],
         );
         let starter = RecordingStarter::default();
-        let overrides = SettingsOverrides {
-            student: Some("amazon.nova-micro-v1:0:128k".into()),
-            max_response_length: Some("2000".into()),
-            ..Default::default()
-        };
+        let overrides = sub_overrides();
         let sub = run(
             &store,
             &starter,
@@ -228,7 +319,23 @@ mod tests {
         )
         .await
         .unwrap();
-        let run_id = RunId::for_object("datasets", "incoming/support.jsonl", &etag);
+        let info = store
+            .head("datasets", "incoming/support.jsonl")
+            .await
+            .unwrap();
+        assert_eq!(info.etag.trim_matches('"'), etag.trim_matches('"'));
+        let (run_id, _) = run_for_object(
+            &config(),
+            &ObjectVersion {
+                bucket: "datasets",
+                key: "incoming/support.jsonl",
+                version_id: info.version_id.as_deref(),
+                etag: &info.etag,
+                metadata: &info.metadata,
+            },
+            &sub_overrides(),
+            1,
+        );
         assert_eq!(sub.run_id, run_id);
         assert_eq!(
             sub.execution_name,

@@ -15,14 +15,17 @@
 
 mod config;
 mod input;
+mod object_run;
+
+use object_run::{resumable, EventVersion, ObjectRequest};
+pub use object_run::{run_for_object, ObjectVersion};
 
 pub use config::{InvocationLogsSource, ValidatorConfig};
 pub use input::{
-    S3BucketRef, S3ObjectCreatedDetail, S3ObjectCreatedEvent, S3ObjectRef, SchedulePayload,
-    SubmitPayload, ValidateInput,
+    split_owner, S3BucketRef, S3ObjectCreatedDetail, S3ObjectCreatedEvent, S3ObjectRef,
+    SchedulePayload, SubmitPayload, ValidateInput,
 };
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -37,9 +40,7 @@ use crate::domain::run::{
 };
 use crate::domain::settings::{RunSettings, ServingMode, SettingsOverrides};
 use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
-use crate::ports::{
-    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger,
-};
+use crate::ports::{Clock, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger};
 
 /// How many errors are kept on the run record (the report has them all, up to its cap).
 pub const FIRST_ERRORS_ON_RUN: usize = 5;
@@ -126,180 +127,47 @@ pub struct DatasetValidatorService {
 }
 
 impl DatasetValidatorService {
-    /// Handles one event (any of the three inputs).
+    /// Handles one event (any of the three inputs), bare or wrapped with its owner execution.
     pub async fn handle(&self, event: Value) -> Result<ValidateDatasetOutput, StepError> {
+        let (owner, event) = split_owner(event);
+        let owner = owner.as_deref();
         match ValidateInput::parse(event)? {
             ValidateInput::ObjectCreated(e) => {
-                let etag = e
-                    .detail
-                    .object
-                    .etag
-                    .clone()
-                    .or(e.detail.object.e_tag.clone());
-                self.handle_object(
-                    RunSource::S3Upload,
-                    &e.detail.bucket.name,
-                    &e.detail.object.key,
-                    etag,
-                    &SettingsOverrides::default(),
-                )
-                .await
+                let o = &e.detail.object;
+                let event_version = EventVersion {
+                    etag: o.etag.clone().or(o.e_tag.clone()),
+                    version_id: o.version_id.clone(),
+                    size: o.size,
+                };
+                let req = ObjectRequest {
+                    source: RunSource::S3Upload,
+                    bucket: &e.detail.bucket.name,
+                    key: &o.key,
+                    event: Some(event_version),
+                    cli: &SettingsOverrides::default(),
+                    retry_of: None,
+                    owner,
+                };
+                self.handle_object(req).await
             }
             ValidateInput::Submit(p) => {
-                self.handle_object(RunSource::Cli, &p.bucket, &p.key, None, &p.overrides)
-                    .await
+                let req = ObjectRequest {
+                    source: RunSource::Cli,
+                    bucket: &p.bucket,
+                    key: &p.key,
+                    event: None,
+                    cli: &p.overrides,
+                    retry_of: p.retry_of.as_ref(),
+                    owner,
+                };
+                self.handle_object(req).await
             }
-            ValidateInput::Schedule(p) => self.handle_schedule(&p).await,
+            ValidateInput::Schedule(p) => self.handle_schedule(&p, owner).await,
         }
     }
 
     fn in_upload_area(&self, key: &str) -> bool {
         key.starts_with(&self.config.upload_prefix) && key.ends_with(&self.config.upload_suffix)
-    }
-
-    async fn handle_object(
-        &self,
-        source: RunSource,
-        bucket: &str,
-        key: &str,
-        event_etag: Option<String>,
-        cli_overrides: &SettingsOverrides,
-    ) -> Result<ValidateDatasetOutput, StepError> {
-        if !self.in_upload_area(key) {
-            tracing::info!(
-                bucket,
-                key,
-                "key is outside the upload prefix/suffix; ignored"
-            );
-            return Ok(ValidateDatasetOutput::ignored());
-        }
-        let info = self
-            .store
-            .head(bucket, key)
-            .await
-            .map_err(|e| e.context(format!("reading s3://{bucket}/{key}")))?;
-        // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
-        let etag = event_etag.unwrap_or_else(|| info.etag.clone());
-        let run_id = RunId::for_object(bucket, key, &etag);
-        let span = tracing::info_span!("run", run_id = %run_id);
-        self.validate_object(source, run_id, info, etag, cli_overrides)
-            .instrument(span)
-            .await
-    }
-
-    /// Creates the run, or reports the existing one as a duplicate.
-    async fn create_or_find(&self, run: Run) -> Result<Result<Run, Run>, StepError> {
-        match self
-            .ledger
-            .create(&run)
-            .await
-            .map_err(|e| e.context("recording the run"))?
-        {
-            CreateOutcome::Created(run) => {
-                tracing::info!(dataset = %run.dataset.s3_uri(), "run created");
-                Ok(Ok(run))
-            }
-            CreateOutcome::AlreadyExists(existing) => {
-                tracing::info!(status = %existing.status, "duplicate event: run already exists");
-                Ok(Err(existing))
-            }
-        }
-    }
-
-    fn resolve_settings(
-        &self,
-        metadata: &BTreeMap<String, String>,
-        cli: &SettingsOverrides,
-    ) -> Result<RunSettings, StepError> {
-        let mut o = SettingsOverrides::from_metadata(metadata)?;
-        // CLI flags win over object metadata.
-        macro_rules! cli_wins {
-            ($($f:ident),*) => { $( if cli.$f.is_some() { o.$f = cli.$f.clone(); } )* };
-        }
-        cli_wins!(
-            teacher,
-            student,
-            max_response_length,
-            serving,
-            model_units,
-            commitment
-        );
-        RunSettings::resolve(
-            &self.config.defaults,
-            &o,
-            &self.config.catalog,
-            &self.config.limits,
-            &self.config.policy,
-        )
-    }
-
-    async fn validate_object(
-        &self,
-        source: RunSource,
-        run_id: RunId,
-        info: ObjectInfo,
-        etag: String,
-        cli_overrides: &SettingsOverrides,
-    ) -> Result<ValidateDatasetOutput, StepError> {
-        let settings = self.resolve_settings(&info.metadata, cli_overrides);
-        let dataset = DatasetLocation::S3Object {
-            bucket: info.bucket.clone(),
-            key: info.key.clone(),
-            etag: etag.trim_matches('"').to_string(),
-            version_id: info.version_id.clone(),
-            size: info.size,
-        };
-        // A run with rejected settings still needs settings on record: the stack defaults.
-        let recorded = settings
-            .clone()
-            .unwrap_or_else(|_| self.config.defaults.clone());
-        let run = Run::new(
-            run_id.clone(),
-            source,
-            dataset.clone(),
-            recorded,
-            self.clock.now(),
-        );
-        let run = match self.create_or_find(run).await? {
-            Ok(run) => run,
-            Err(existing) => return Ok(ValidateDatasetOutput::for_run(&existing, true)),
-        };
-        self.ledger
-            .update(
-                &run_id,
-                &[RunStatus::Received],
-                &RunUpdate::to(RunStatus::Validating),
-            )
-            .await
-            .map_err(|e| e.context("moving the run to validating"))?;
-
-        let result = self.check_and_report(&run, &info, settings).await;
-        match result {
-            Ok(out) => Ok(out),
-            Err(e) => {
-                // The run exists and a retry would see a duplicate: record the failure so the run
-                // does not sit in `validating`, then surface the error for the notifier.
-                let reason = format!("validation could not finish: {}", e.message);
-                let mut update = RunUpdate::to(RunStatus::Failed).with_detail(reason.clone());
-                update.failure_reason = Some(reason);
-                if let Err(le) = self
-                    .ledger
-                    .update(&run_id, &[RunStatus::Validating], &update)
-                    .await
-                {
-                    tracing::error!(error = %le, "could not record the failure on the run");
-                }
-                Err(StepError::new(
-                    match e.error_type {
-                        ErrorType::Throttled | ErrorType::Transient | ErrorType::QuotaExceeded => {
-                            ErrorType::Internal
-                        }
-                        t => t,
-                    },
-                    e.message,
-                ))
-            }
-        }
     }
 
     async fn check_and_report(
@@ -424,6 +292,7 @@ impl DatasetValidatorService {
     async fn handle_schedule(
         &self,
         p: &SchedulePayload,
+        owner: Option<&str>,
     ) -> Result<ValidateDatasetOutput, StepError> {
         let logs = self.config.invocation_logs.clone().ok_or_else(|| {
             StepError::config("a scheduled run needs INVOCATION_LOGS_S3_URI (the Bedrock invocation log location)")
@@ -446,21 +315,23 @@ impl DatasetValidatorService {
             let recorded = settings
                 .clone()
                 .unwrap_or_else(|_| self.config.defaults.clone());
-            let run = Run::new(
+            let mut run = Run::new(
                 run_id.clone(),
                 RunSource::Schedule,
                 dataset.clone(),
                 recorded,
                 self.clock.now(),
             );
+            run.owner_execution = owner.map(str::to_string);
             let run = match self.create_or_find(run).await? {
                 Ok(run) => run,
-                Err(existing) => return Ok(ValidateDatasetOutput::for_run(&existing, true)),
+                Err(existing) if resumable(&existing, owner) => existing,
+                Err(existing) => {
+                    let duplicate = !existing.is_owned_by(owner);
+                    return Ok(ValidateDatasetOutput::for_run(&existing, duplicate));
+                }
             };
-            self.ledger
-                .update(&run_id, &[RunStatus::Received], &RunUpdate::to(RunStatus::Validating))
-                .await
-                .map_err(|e| e.context("moving the run to validating"))?;
+            self.to_validating(&run).await?;
             let uri_check = naming::check_s3_uri(&logs.s3_uri).map_err(|e| e.to_string());
             let problem = match (&settings, uri_check) {
                 (Err(e), _) => Some(e.message.clone()),
@@ -500,3 +371,6 @@ impl DatasetValidatorService {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod object_run_tests;

@@ -151,6 +151,35 @@ impl ModelCatalog {
     }
 }
 
+impl ModelCatalog {
+    /// Checks that the pair is offered in `region` (the stack's `AWS_REGION`): Bedrock would refuse
+    /// the job there with a 400 at launch, after the run had already passed validation.
+    pub fn check_region(&self, teacher: &str, student: &str, region: &str) -> Result<(), String> {
+        let Some(pair) = self.pair_for_teacher(teacher) else {
+            return Ok(()); // An unknown teacher is check_pair's error.
+        };
+        if pair.region == region {
+            return Ok(());
+        }
+        let here: Vec<&str> = self
+            .pairs
+            .iter()
+            .filter(|p| p.region == region)
+            .map(|p| p.teacher.as_str())
+            .collect();
+        let alternatives = if here.is_empty() {
+            format!("no teacher in model-pairs.json is offered in {region}")
+        } else {
+            format!("teachers offered in {region}: {}", here.join(", "))
+        };
+        Err(format!(
+            "the pair {teacher} -> {student} is offered in {} only (model-pairs.json), but this stack runs in \
+             {region} (AWS_REGION): deploy the stack in {} or choose a pair offered in {region} ({alternatives})",
+            pair.region, pair.region
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DatasetLimits {
@@ -304,6 +333,43 @@ mod tests {
         assert!(limits.dataset.min_records <= limits.dataset.max_records);
         let prices = Prices::builtin();
         assert!(prices.model_unit_hour("unknown-model").is_some());
+    }
+
+    #[test]
+    fn check_region_names_the_pair_the_stack_region_and_where_it_is_offered() {
+        let c = ModelCatalog::builtin();
+        assert!(c
+            .check_region(
+                "amazon.nova-pro-v1:0",
+                "amazon.nova-lite-v1:0:300k",
+                "us-east-1"
+            )
+            .is_ok());
+        let e = c
+            .check_region(
+                "meta.llama3-1-70b-instruct-v1:0",
+                "meta.llama3-1-8b-instruct-v1:0:128k",
+                "us-east-1",
+            )
+            .unwrap_err();
+        assert!(
+            e.contains("meta.llama3-1-70b-instruct-v1:0 -> meta.llama3-1-8b-instruct-v1:0:128k"),
+            "{e}"
+        );
+        assert!(e.contains("offered in us-west-2 only"), "{e}");
+        assert!(e.contains("runs in us-east-1 (AWS_REGION)"), "{e}");
+        assert!(e.contains("amazon.nova-pro-v1:0"), "{e}");
+        let e = c
+            .check_region(
+                "amazon.nova-pro-v1:0",
+                "amazon.nova-lite-v1:0:300k",
+                "eu-west-1",
+            )
+            .unwrap_err();
+        assert!(
+            e.contains("no teacher in model-pairs.json is offered in eu-west-1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -44,6 +44,12 @@ pub fn check_throughput(
     commitment: Commitment,
     policy: &ServingPolicy,
 ) -> Result<(), StepError> {
+    check_model_units(model_units, policy)?;
+    check_commitment(commitment, policy)
+}
+
+/// Refuses model units outside 1..=max.
+pub fn check_model_units(model_units: u32, policy: &ServingPolicy) -> Result<(), StepError> {
     if model_units == 0 {
         return Err(StepError::new(
             ErrorType::GuardrailViolation,
@@ -59,6 +65,11 @@ pub fn check_throughput(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Refuses commitments not on the allowed list.
+pub fn check_commitment(commitment: Commitment, policy: &ServingPolicy) -> Result<(), StepError> {
     if !policy.allowed_commitments.contains(&commitment) {
         let allowed: Vec<&str> = policy
             .allowed_commitments

@@ -8,17 +8,34 @@ use super::settings::{RunSettings, ServingMode};
 
 /// Stable run identifier: `run-` + 20 hex chars.
 ///
-/// For an S3 dataset it is derived from (bucket, key, ETag), so the same object version always maps
-/// to the same run and a duplicated event can never start a second job.
+/// For an S3 dataset it is derived from everything that decides what gets trained and served
+/// ([`RunIdentity`]: the object version and the effective settings, plus the attempt for a retry),
+/// so the same bytes with the same settings always map to the same run (a duplicated event can never
+/// start a second job), while the same bytes with different settings, or a retry, are a new run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RunId(pub String);
 
 impl RunId {
+    /// An id per (bucket, key, ETag): the ledger ids of runs recorded before settings were part of a
+    /// run's identity, and a stable id for test fixtures. New runs use [`RunId::for_dataset`].
     pub fn for_object(bucket: &str, key: &str, etag: &str) -> Self {
         // The ETag arrives quoted from some APIs and bare from others: normalise before hashing.
         let etag = etag.trim_matches('"');
         Self::from_parts(&["s3", bucket, key, etag])
+    }
+
+    /// The run id of a dataset: see [`RunIdentity`].
+    pub fn for_dataset(identity: &RunIdentity<'_>) -> Self {
+        let version = identity.version.trim_matches('"');
+        let attempt = identity.attempt.to_string();
+        let mut parts = vec!["s3v2", identity.bucket, identity.key, version];
+        parts.push(identity.settings_fingerprint);
+        // Attempt 1 leaves the attempt out, so a first run's id depends on the dataset alone.
+        if identity.attempt > 1 {
+            parts.push(&attempt);
+        }
+        Self::from_parts(&parts)
     }
 
     /// For a scheduled retraining: one run per schedule name per scheduled time.
@@ -44,6 +61,30 @@ impl RunId {
 impl std::fmt::Display for RunId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// What a dataset run's identity covers (see [`RunId::for_dataset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunIdentity<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// The object version: its version id when the bucket is versioned, else its ETag.
+    pub version: &'a str,
+    /// A canonical text of the effective settings (`settings::settings_fingerprint`).
+    pub settings_fingerprint: &'a str,
+    /// 1 for the first attempt; `distillery runs retry` makes attempt n + 1.
+    pub attempt: u32,
+}
+
+impl<'a> RunIdentity<'a> {
+    /// The version that names an object: the version id when there is one (S3 says `null` for an
+    /// object written while versioning was off), else the ETag.
+    pub fn object_version(version_id: Option<&'a str>, etag: &'a str) -> &'a str {
+        match version_id {
+            Some(v) if !v.is_empty() && v != "null" => v,
+            _ => etag,
+        }
     }
 }
 
@@ -304,6 +345,20 @@ pub struct Run {
     pub history: Vec<HistoryEntry>,
     #[serde(default)]
     pub deliveries: Vec<DeliveryRecord>,
+    /// The Step Functions execution that created the run and owns it: a retried step of that
+    /// execution resumes the run; any other execution for the same run ends as a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_execution: Option<String>,
+    /// The run this one retries (`distillery runs retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RunId>,
+    /// 1 for a first run, n + 1 for a retry of attempt n.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 /// Why a ledger refuses an update: the run is not in an expected status, or the status change is
@@ -428,7 +483,23 @@ impl Run {
                 detail: None,
             }],
             deliveries: Vec::new(),
+            owner_execution: None,
+            retry_of: None,
+            attempt: 1,
         }
+    }
+
+    /// Whether `execution` owns this run (a run with no recorded owner is owned by no execution).
+    pub fn is_owned_by(&self, execution: Option<&str>) -> bool {
+        matches!((self.owner_execution.as_deref(), execution), (Some(a), Some(b)) if a == b)
+    }
+
+    /// Whether `distillery runs retry` may start a new attempt of this run.
+    pub fn can_be_retried(&self) -> bool {
+        matches!(
+            self.status,
+            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped
+        )
     }
 }
 
@@ -501,68 +572,4 @@ impl RunUpdate {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_id_is_stable_and_ignores_etag_quotes() {
-        let a = RunId::for_object("b", "incoming/x.jsonl", "\"abc\"");
-        let b = RunId::for_object("b", "incoming/x.jsonl", "abc");
-        let c = RunId::for_object("b", "incoming/x.jsonl", "abd");
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(a.as_str().len(), 24);
-    }
-
-    #[test]
-    fn completed_is_final_only_without_serving_and_a_final_run_never_moves() {
-        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 0).unwrap();
-        let mut run = crate::testing::sample_run("b", "incoming/a.jsonl", "e", 1, at);
-        run.status = RunStatus::Completed;
-        run.settings.serving = ServingMode::Provisioned;
-        assert!(!run.is_final());
-        assert!(run.can_move_to(RunStatus::Provisioning));
-        run.settings.serving = ServingMode::None;
-        assert!(run.is_final());
-        for next in RunStatus::ALL {
-            assert!(!run.can_move_to(next), "{next}");
-        }
-        let refused = run
-            .check_update(&[], &RunUpdate::to(RunStatus::Failed))
-            .unwrap_err();
-        assert_eq!(
-            refused.0,
-            format!(
-                "run {} is completed, which is final (the model is trained and no serving was \
-                 requested); it cannot move to failed",
-                run.run_id
-            )
-        );
-        // Field-only updates (delivery records) are still taken.
-        assert!(run.check_update(&[], &RunUpdate::default()).is_ok());
-        let e = run.refuse("announce 'failed'");
-        assert_eq!(e.error_type, crate::domain::errors::ErrorType::Conflict);
-        assert!(e.message.ends_with(
-            "is completed (final: the model is trained and no serving was requested); cannot announce 'failed'"
-        ));
-    }
-
-    #[test]
-    fn transitions_never_go_backwards() {
-        use RunStatus::*;
-        assert!(Received.can_move_to(Validating));
-        assert!(!Training.can_move_to(Launching));
-        assert!(!Ready.can_move_to(Provisioning));
-        assert!(Completed.can_move_to(Provisioning));
-        for s in RunStatus::ALL {
-            if s.is_terminal() {
-                assert!(RunStatus::ALL.iter().all(|n| !s.can_move_to(*n)), "{s}");
-            }
-            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(
-            RunStatus::parse("provisioning-failed"),
-            Some(ProvisioningFailed)
-        );
-    }
-}
+mod tests;

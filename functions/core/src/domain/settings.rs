@@ -99,9 +99,129 @@ impl SettingsOverrides {
     }
 }
 
+/// One per-run setting, with the names it goes by in each place it can be set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingField {
+    Teacher,
+    Student,
+    MaxResponseLength,
+    Serving,
+    ModelUnits,
+    Commitment,
+}
+
+impl SettingField {
+    /// The S3 user-metadata key, without `x-amz-meta-`.
+    pub fn metadata_key(self) -> &'static str {
+        SettingsOverrides::METADATA_KEYS[self as usize]
+    }
+
+    /// The `distillery submit` / `distillery runs retry` flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            SettingField::Teacher => "--teacher",
+            SettingField::Student => "--student",
+            SettingField::MaxResponseLength => "--max-response-length",
+            SettingField::Serving => "--serving",
+            SettingField::ModelUnits => "--model-units",
+            SettingField::Commitment => "--commitment",
+        }
+    }
+
+    /// The stack variable that holds the default.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            SettingField::Teacher => "DEFAULT_TEACHER",
+            SettingField::Student => "DEFAULT_STUDENT",
+            SettingField::MaxResponseLength => "DEFAULT_MAX_RESPONSE_LENGTH",
+            SettingField::Serving => "SERVING_MODE",
+            SettingField::ModelUnits => "MODEL_UNITS",
+            SettingField::Commitment => "COMMITMENT",
+        }
+    }
+
+    fn value(self, o: &SettingsOverrides) -> Option<&String> {
+        match self {
+            SettingField::Teacher => o.teacher.as_ref(),
+            SettingField::Student => o.student.as_ref(),
+            SettingField::MaxResponseLength => o.max_response_length.as_ref(),
+            SettingField::Serving => o.serving.as_ref(),
+            SettingField::ModelUnits => o.model_units.as_ref(),
+            SettingField::Commitment => o.commitment.as_ref(),
+        }
+    }
+}
+
+/// Where each override came from, so an error can name the exact place to fix it.
+#[derive(Debug, Clone, Copy)]
+pub struct OverrideSources<'a> {
+    /// From the object's `x-amz-meta-distillery-*` metadata.
+    pub metadata: &'a SettingsOverrides,
+    /// From `distillery submit` / `runs retry` flags (they win over metadata).
+    pub cli: &'a SettingsOverrides,
+}
+
+impl OverrideSources<'_> {
+    /// "S3 metadata x-amz-meta-distillery-model-units", "the --model-units flag" or "the stack
+    /// default MODEL_UNITS".
+    pub fn describe(&self, field: SettingField) -> String {
+        if field.value(self.cli).is_some() {
+            format!("the {} flag", field.flag())
+        } else if field.value(self.metadata).is_some() {
+            format!("S3 metadata x-amz-meta-{}", field.metadata_key())
+        } else {
+            format!("the stack default {}", field.env_var())
+        }
+    }
+
+    /// Metadata overridden by flags: what resolves.
+    pub fn merged(&self) -> SettingsOverrides {
+        let pick = |f: SettingField| {
+            f.value(self.cli)
+                .or_else(|| f.value(self.metadata))
+                .cloned()
+        };
+        SettingsOverrides {
+            teacher: pick(SettingField::Teacher),
+            student: pick(SettingField::Student),
+            max_response_length: pick(SettingField::MaxResponseLength),
+            serving: pick(SettingField::Serving),
+            model_units: pick(SettingField::ModelUnits),
+            commitment: pick(SettingField::Commitment),
+        }
+    }
+}
+
+/// A canonical text of what decides a run's settings, for its identity
+/// ([`super::run::RunIdentity`]): the resolved settings when they resolve (so two spellings of the
+/// same settings are one run), else the raw `distillery-*` metadata and flags (so a rejected set of
+/// settings has a stable identity too, and fixing it makes a new run).
+pub fn settings_fingerprint(
+    resolved: Result<&RunSettings, ()>,
+    raw_metadata: &BTreeMap<String, String>,
+    cli: &SettingsOverrides,
+) -> String {
+    match resolved {
+        // Field order is the struct's, so the JSON is canonical.
+        Ok(s) => format!("resolved:{}", serde_json::to_string(s).unwrap_or_default()),
+        Err(()) => {
+            let metadata: BTreeMap<String, String> = raw_metadata
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+                .filter(|(k, _)| k.starts_with("distillery-"))
+                .collect();
+            format!(
+                "unresolved:{}|{}",
+                serde_json::to_string(&metadata).unwrap_or_default(),
+                serde_json::to_string(cli).unwrap_or_default()
+            )
+        }
+    }
+}
+
 impl RunSettings {
     /// Applies overrides to defaults and checks the result against the catalog, limits and policy.
-    /// Every problem names the field (and the metadata key it came from).
+    /// Every problem names the field and the metadata key (or the stack default) it came from.
     pub fn resolve(
         defaults: &RunSettings,
         overrides: &SettingsOverrides,
@@ -109,6 +229,48 @@ impl RunSettings {
         limits: &Limits,
         policy: &ServingPolicy,
     ) -> Result<RunSettings, StepError> {
+        let none = SettingsOverrides::default();
+        Self::resolve_from(
+            defaults,
+            &OverrideSources {
+                metadata: overrides,
+                cli: &none,
+            },
+            catalog,
+            limits,
+            policy,
+        )
+    }
+
+    /// [`Self::resolve`] with the metadata and the flags apart, so an error says which one to fix:
+    /// `modelUnits 5 exceeds the stack's maximum of 1 (...); the value came from S3 metadata
+    /// x-amz-meta-distillery-model-units`.
+    pub fn resolve_from(
+        defaults: &RunSettings,
+        sources: &OverrideSources<'_>,
+        catalog: &ModelCatalog,
+        limits: &Limits,
+        policy: &ServingPolicy,
+    ) -> Result<RunSettings, StepError> {
+        Self::resolve_fields(defaults, &sources.merged(), catalog, limits, policy).map_err(
+            |(field, e)| {
+                let origin = sources.describe(field);
+                StepError::new(
+                    e.error_type,
+                    format!("{}; the value came from {origin}", e.message),
+                )
+            },
+        )
+    }
+
+    fn resolve_fields(
+        defaults: &RunSettings,
+        overrides: &SettingsOverrides,
+        catalog: &ModelCatalog,
+        limits: &Limits,
+        policy: &ServingPolicy,
+    ) -> Result<RunSettings, (SettingField, StepError)> {
+        use SettingField as F;
         let mut s = defaults.clone();
         if let Some(t) = &overrides.teacher {
             s.teacher = t.trim().to_string();
@@ -118,33 +280,43 @@ impl RunSettings {
         }
         if let Some(v) = &overrides.max_response_length {
             s.max_response_length = v.trim().parse().map_err(|_| {
-                StepError::config(format!(
-                    "maxResponseLength (distillery-max-response-length) must be a whole number, got '{v}'"
-                ))
+                (
+                    F::MaxResponseLength,
+                    StepError::config(format!(
+                        "maxResponseLength must be a whole number, got '{v}'"
+                    )),
+                )
             })?;
         }
         if let Some(v) = &overrides.serving {
             s.serving = ServingMode::parse(v).ok_or_else(|| {
-                StepError::config(format!(
-                    "serving (distillery-serving) must be 'none' or 'provisioned', got '{v}'"
-                ))
+                (
+                    F::Serving,
+                    StepError::config(format!(
+                        "serving must be 'none' or 'provisioned', got '{v}'"
+                    )),
+                )
             })?;
         }
         if let Some(v) = &overrides.model_units {
             s.model_units = v.trim().parse().map_err(|_| {
-                StepError::config(format!(
-                    "modelUnits (distillery-model-units) must be a whole number, got '{v}'"
-                ))
+                (
+                    F::ModelUnits,
+                    StepError::config(format!("modelUnits must be a whole number, got '{v}'")),
+                )
             })?;
         }
         if let Some(v) = &overrides.commitment {
             s.commitment = Commitment::parse(v).ok_or_else(|| {
-                StepError::config(format!(
-                    "commitment (distillery-commitment) must be None, OneMonth or SixMonths, got '{v}'"
-                ))
+                (
+                    F::Commitment,
+                    StepError::config(format!(
+                        "commitment must be None, OneMonth or SixMonths, got '{v}'"
+                    )),
+                )
             })?;
         }
-        s.check(catalog, limits, policy)?;
+        s.check_fields(catalog, limits, policy)?;
         Ok(s)
     }
 
@@ -154,21 +326,184 @@ impl RunSettings {
         limits: &Limits,
         policy: &ServingPolicy,
     ) -> Result<(), StepError> {
-        catalog.check_pair(&self.teacher, &self.student)?;
+        self.check_fields(catalog, limits, policy)
+            .map_err(|(_, e)| e)
+    }
+
+    /// The checks, each with the field it is about.
+    fn check_fields(
+        &self,
+        catalog: &ModelCatalog,
+        limits: &Limits,
+        policy: &ServingPolicy,
+    ) -> Result<(), (SettingField, StepError)> {
+        use SettingField as F;
+        catalog
+            .check_pair(&self.teacher, &self.student)
+            .map_err(|e| {
+                let field = match e {
+                    super::catalog::PairError::UnknownTeacher(..) => F::Teacher,
+                    _ => F::Student,
+                };
+                (field, StepError::from(e))
+            })?;
         let j = &limits.job;
         if self.max_response_length < j.min_max_response_length_for_inference
             || self.max_response_length > j.max_max_response_length_for_inference
         {
-            return Err(StepError::config(format!(
-                "maxResponseLength {} is outside {}..={}",
-                self.max_response_length,
-                j.min_max_response_length_for_inference,
-                j.max_max_response_length_for_inference
-            )));
+            return Err((
+                F::MaxResponseLength,
+                StepError::config(format!(
+                    "maxResponseLength {} is outside {}..={}",
+                    self.max_response_length,
+                    j.min_max_response_length_for_inference,
+                    j.max_max_response_length_for_inference
+                )),
+            ));
         }
         if self.serving == ServingMode::Provisioned {
-            super::guardrails::check_throughput(self.model_units, self.commitment, policy)?;
+            super::guardrails::check_model_units(self.model_units, policy)
+                .map_err(|e| (F::ModelUnits, e))?;
+            super::guardrails::check_commitment(self.commitment, policy)
+                .map_err(|e| (F::Commitment, e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> RunSettings {
+        RunSettings {
+            teacher: "amazon.nova-pro-v1:0".into(),
+            student: "amazon.nova-lite-v1:0:300k".into(),
+            max_response_length: 1000,
+            serving: ServingMode::None,
+            model_units: 1,
+            commitment: Commitment::None,
+        }
+    }
+
+    fn policy() -> ServingPolicy {
+        ServingPolicy {
+            max_model_units: 1,
+            allowed_commitments: vec![Commitment::None],
+        }
+    }
+
+    fn resolve(
+        metadata: &SettingsOverrides,
+        cli: &SettingsOverrides,
+    ) -> Result<RunSettings, StepError> {
+        RunSettings::resolve_from(
+            &defaults(),
+            &OverrideSources { metadata, cli },
+            &ModelCatalog::builtin(),
+            &Limits::builtin(),
+            &policy(),
+        )
+    }
+
+    #[test]
+    fn errors_name_the_metadata_key_the_flag_or_the_stack_default() {
+        let metadata = SettingsOverrides {
+            serving: Some("provisioned".into()),
+            model_units: Some("5".into()),
+            ..Default::default()
+        };
+        let e = resolve(&metadata, &SettingsOverrides::default()).unwrap_err();
+        assert_eq!(
+            e.error_type,
+            crate::domain::errors::ErrorType::GuardrailViolation
+        );
+        assert!(e.message.contains("modelUnits 5 exceeds"), "{}", e.message);
+        assert!(
+            e.message
+                .ends_with("the value came from S3 metadata x-amz-meta-distillery-model-units"),
+            "{}",
+            e.message
+        );
+        let cli = SettingsOverrides {
+            model_units: Some("7".into()),
+            ..Default::default()
+        };
+        let e = resolve(&metadata, &cli).unwrap_err();
+        assert!(
+            e.message.contains("modelUnits 7") && e.message.ends_with("the --model-units flag"),
+            "{}",
+            e.message
+        );
+        let student = SettingsOverrides {
+            student: Some("meta.llama3-1-8b-instruct-v1:0:128k".into()),
+            ..Default::default()
+        };
+        let e = resolve(&student, &SettingsOverrides::default()).unwrap_err();
+        assert!(
+            e.message.ends_with("x-amz-meta-distillery-student"),
+            "{}",
+            e.message
+        );
+        let units = SettingsOverrides {
+            max_response_length: Some("lots".into()),
+            ..Default::default()
+        };
+        let e = resolve(&units, &SettingsOverrides::default()).unwrap_err();
+        assert!(
+            e.message.contains("got 'lots'")
+                && e.message
+                    .ends_with("x-amz-meta-distillery-max-response-length"),
+            "{}",
+            e.message
+        );
+        // A bad stack default names the variable.
+        let mut bad = defaults();
+        bad.max_response_length = 0;
+        let e = RunSettings::resolve_from(
+            &bad,
+            &OverrideSources {
+                metadata: &SettingsOverrides::default(),
+                cli: &SettingsOverrides::default(),
+            },
+            &ModelCatalog::builtin(),
+            &Limits::builtin(),
+            &policy(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .ends_with("the stack default DEFAULT_MAX_RESPONSE_LENGTH"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_is_canonical_and_covers_every_setting() {
+        let none = SettingsOverrides::default();
+        let a = defaults();
+        let fp = |s: &RunSettings| settings_fingerprint(Ok(s), &BTreeMap::new(), &none);
+        assert_eq!(fp(&a), fp(&defaults()));
+        let mut b = defaults();
+        b.model_units = 2;
+        assert_ne!(fp(&a), fp(&b));
+        // Unresolved settings: the raw distillery-* metadata, keys case-folded, other keys ignored.
+        let raw = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let r1 = settings_fingerprint(
+            Err(()),
+            &raw(&[("Distillery-Model-Units", "5"), ("owner", "x")]),
+            &none,
+        );
+        let r2 = settings_fingerprint(Err(()), &raw(&[("distillery-model-units", " 5 ")]), &none);
+        let r3 = settings_fingerprint(Err(()), &raw(&[("distillery-model-units", "6")]), &none);
+        assert_eq!(r1, r2);
+        assert_ne!(r1, r3);
+        assert_ne!(r1, fp(&a));
     }
 }

@@ -19,8 +19,9 @@ use crate::domain::settings::{Commitment, RunSettings, ServingMode};
 
 /// A run for an uploaded S3 object (`s3://bucket/key`, `size` bytes) in `Received` at `created_at`,
 /// with the stack's default teacher/student pair, a 1000-token response length and no serving.
-/// Its id is derived from (bucket, key, etag) the way the validator derives it; tests that need
-/// another state set the fields they care about on the returned run.
+/// Its id is derived from (bucket, key, etag) with `RunId::for_object` (stable per object version;
+/// the validator's own id also covers the settings: `validate_dataset::run_for_object`); tests that
+/// need another state set the fields they care about on the returned run.
 pub fn sample_run(
     bucket: &str,
     key: &str,
@@ -57,7 +58,7 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn sample_run_is_a_received_s3_run_with_the_id_the_validator_would_give_it() {
+    fn sample_run_is_a_received_s3_run_with_a_stable_id() {
         let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
         let run = sample_run("b", "incoming/a.jsonl", "e", 7, at);
         assert_eq!(run.run_id, RunId::for_object("b", "incoming/a.jsonl", "e"));

@@ -28,6 +28,9 @@ pub struct ValidatorConfig {
     pub schedule_bucket: Option<String>,
     pub catalog: ModelCatalog,
     pub limits: Limits,
+    /// The stack's Region (`AWS_REGION`, which Lambda always sets): a pair must be offered there.
+    /// Unset (a test, a laptop) skips the Region check.
+    pub region: Option<String>,
 }
 
 impl ValidatorConfig {
@@ -91,6 +94,7 @@ impl ValidatorConfig {
             schedule_bucket: env.optional_string("SCHEDULE_BUCKET"),
             catalog,
             limits,
+            region: env.optional_string("AWS_REGION"),
         })
     }
 

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::errors::StepError;
+use crate::domain::run::RunId;
 use crate::domain::settings::SettingsOverrides;
 
 /// S3's "Object Created" event as EventBridge delivers it (only the fields we use).
@@ -21,6 +22,11 @@ pub struct S3BucketRef {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct S3ObjectRef {
+    /// The key exactly as stored: S3's EventBridge events carry the raw key (the S3 user guide's
+    /// "EventBridge event message structure" shows and describes no encoding, moto sends `key.name`
+    /// as is), unlike the older S3 event notifications (`Records[].s3.object.key`), whose key is
+    /// form-URL-encoded ("red flower.jpg" arrives as "red+flower.jpg"). So it is never decoded here:
+    /// decoding would turn a literal `+` into a space. `events/s3-object-created-special-key.json`.
     pub key: String,
     #[serde(default)]
     pub size: Option<u64>,
@@ -52,6 +58,9 @@ pub struct SubmitPayload {
     pub key: String,
     #[serde(default)]
     pub overrides: SettingsOverrides,
+    /// `distillery runs retry`: the run this submission is a new attempt of.
+    #[serde(default)]
+    pub retry_of: Option<RunId>,
 }
 
 /// EventBridge Scheduler's payload for a retraining from invocation logs.
@@ -60,6 +69,27 @@ pub struct SubmitPayload {
 pub struct SchedulePayload {
     pub schedule_name: String,
     pub scheduled_time: String,
+}
+
+/// The state machine hands the validator `{"input": <execution input>, "ownerExecution":
+/// "$$.Execution.Id"}`, so a run records the execution that owns it. A bare event (a direct invoke,
+/// an older definition) has no owner: any existing run for it is then a duplicate.
+pub fn split_owner(event: Value) -> (Option<String>, Value) {
+    match event {
+        Value::Object(mut map)
+            if map.contains_key("ownerExecution")
+                && map.contains_key("input")
+                && !map.contains_key("source") =>
+        {
+            let owner = map
+                .remove("ownerExecution")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .filter(|s| !s.is_empty());
+            let input = map.remove("input").unwrap_or(Value::Null);
+            (owner, input)
+        }
+        other => (None, other),
+    }
 }
 
 /// The three inputs the validator understands.

@@ -217,35 +217,57 @@ pub fn render_for_run(
     match milestone {
         Milestone::Rejected => {
             let v = run.validation.clone().unwrap_or_default();
-            d.summary = format!(
-                "The dataset `{dataset}` was rejected: {} of {} records are invalid ({} errors, {} warnings). Nothing was launched.",
-                v.invalid_records, v.records, v.error_count, v.warning_count
-            );
-            d.fields.push((
-                "Records".into(),
-                format!("{} ({} invalid)", v.records, v.invalid_records),
-            ));
+            // Rejected before a record was read: a setting, the object's key or Region, or the
+            // object itself (deleted). No line to fix, so the message says what to fix instead.
+            let before_reading = v.records == 0 && v.error_count == 0;
+            d.summary = if before_reading {
+                format!(
+                    "The dataset `{dataset}` was rejected before any record was read: {}. Nothing was launched.",
+                    reason
+                        .clone()
+                        .unwrap_or_else(|| "no reason was recorded".into())
+                )
+            } else {
+                format!(
+                    "The dataset `{dataset}` was rejected: {} of {} records are invalid ({} errors, {} warnings). Nothing was launched.",
+                    v.invalid_records, v.records, v.error_count, v.warning_count
+                )
+            };
+            if !before_reading {
+                d.fields.push((
+                    "Records".into(),
+                    format!("{} ({} invalid)", v.records, v.invalid_records),
+                ));
+            }
             if let Some(uri) = &v.report_uri {
                 d.fields.push(("Full report".into(), uri.clone()));
             }
-            if let Some(r) = &reason {
+            if let (Some(r), false) = (&reason, before_reading) {
                 d.fields.push(("Reason".into(), r.clone()));
             }
-            d.list_title = if v.first_errors.len() > MAX_LISTED_ERRORS {
-                format!("First {MAX_LISTED_ERRORS} errors")
+            if !before_reading {
+                d.list_title = if v.first_errors.len() > MAX_LISTED_ERRORS {
+                    format!("First {MAX_LISTED_ERRORS} errors")
+                } else {
+                    "Errors".into()
+                };
+                d.list = v
+                    .first_errors
+                    .iter()
+                    .take(MAX_LISTED_ERRORS)
+                    .map(|e| truncate_chars(&one_line(e), 300))
+                    .collect();
+            }
+            d.notes.push(if before_reading {
+                format!(
+                    "To try again: fix the setting named above and upload the same file again with corrected \
+                     x-amz-meta-distillery-* metadata (that is a new run), or run \
+                     `distillery runs retry {} --<setting> <value>` (e.g. --model-units 1).",
+                    run.run_id
+                )
             } else {
-                "Errors".into()
-            };
-            d.list = v
-                .first_errors
-                .iter()
-                .take(MAX_LISTED_ERRORS)
-                .map(|e| truncate_chars(&one_line(e), 300))
-                .collect();
-            d.notes.push(
-                "Fix the listed lines and upload the dataset again; a new upload starts a new run."
-                    .into(),
-            );
+                "Fix the listed lines and upload the dataset again; a new upload starts a new run.".into()
+            });
         }
         Milestone::Launched => {
             d.summary = format!(
@@ -327,6 +349,11 @@ pub fn render_for_run(
                         .into(),
                 );
             }
+            d.notes.push(format!(
+                "To try again: `distillery runs retry {}` (add --teacher, --student, --max-response-length, \
+                 --serving, --model-units or --commitment to change a setting).",
+                run.run_id
+            ));
         }
         Milestone::Ready => {
             d.summary =

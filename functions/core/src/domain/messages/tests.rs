@@ -226,3 +226,61 @@ fn milestones_parse_both_spellings_and_durations_format() {
     assert_eq!(format_duration(90_061), "1d 1h 01m");
     assert_eq!(truncate_chars("abcdef", 5), "ab...");
 }
+
+#[test]
+fn a_settings_rejection_says_what_to_fix_and_how_to_retry_not_which_lines() {
+    let prices = Prices::builtin();
+    let mut r = rejected_run();
+    let reason =
+        "modelUnits 5 exceeds the stack's maximum of 1 (raise MAX_MODEL_UNITS to allow it); \
+                  the value came from S3 metadata x-amz-meta-distillery-model-units";
+    r.validation = Some(crate::domain::run::ValidationSummary {
+        valid: false,
+        first_errors: vec![reason.into()],
+        report_uri: Some("s3://data-bucket/reports/x/report.json".into()),
+        ..Default::default()
+    });
+    r.failure_reason = Some(reason.into());
+    let m = render_for_run(Milestone::Rejected, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(!m.body.contains("0 of 0 records"), "{}", m.body);
+    assert!(!m.body.contains("listed lines"), "{}", m.body);
+    assert!(
+        m.body
+            .contains("rejected before any record was read: modelUnits 5 exceeds"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains("x-amz-meta-distillery-model-units"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains(&format!(
+            "distillery runs retry {} --<setting> <value>",
+            r.run_id
+        )),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains("upload the same file again with corrected"),
+        "{}",
+        m.body
+    );
+}
+
+#[test]
+fn a_failure_tells_how_to_retry() {
+    let prices = Prices::builtin();
+    let mut r = launched_run();
+    r.failure_reason = Some("boom".into());
+    let m = render_for_run(Milestone::Failed, &r, &ctx(&prices));
+    assert!(
+        m.body
+            .contains(&format!("distillery runs retry {}", r.run_id)),
+        "{}",
+        m.body
+    );
+}

@@ -1,0 +1,358 @@
+//! How an S3 object becomes a run: its identity (object version + effective settings + attempt),
+//! who owns it (the execution that created it), and what happens when a run already exists: the
+//! owning execution's retried step resumes a run a crash left in `received`/`validating`; any
+//! other execution for the same run ends as a duplicate.
+
+use std::collections::BTreeMap;
+
+use tracing::Instrument;
+
+use super::{DatasetValidatorService, ValidateDatasetOutput, ValidatorConfig};
+use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::run::{
+    DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate, ValidationSummary,
+};
+use crate::domain::settings::{
+    settings_fingerprint, OverrideSources, RunSettings, SettingsOverrides,
+};
+use crate::ports::{CreateOutcome, ObjectInfo, PortError};
+
+/// The object version an upload event names.
+#[derive(Debug, Clone, Default)]
+pub(super) struct EventVersion {
+    pub(super) etag: Option<String>,
+    pub(super) version_id: Option<String>,
+    pub(super) size: Option<u64>,
+}
+
+/// One request to validate an S3 object (an upload event or a submission).
+pub(super) struct ObjectRequest<'a> {
+    pub(super) source: RunSource,
+    pub(super) bucket: &'a str,
+    pub(super) key: &'a str,
+    pub(super) event: Option<EventVersion>,
+    pub(super) cli: &'a SettingsOverrides,
+    pub(super) retry_of: Option<&'a RunId>,
+    pub(super) owner: Option<&'a str>,
+}
+
+/// What a new run is, before it is recorded.
+pub(super) struct NewRun<'a> {
+    pub(super) source: RunSource,
+    pub(super) run_id: RunId,
+    pub(super) owner: Option<&'a str>,
+    pub(super) retry_of: Option<&'a RunId>,
+    pub(super) attempt: u32,
+}
+
+/// A run this execution created and a crash left before its verdict: validated again.
+pub(super) fn resumable(run: &Run, owner: Option<&str>) -> bool {
+    run.is_owned_by(owner) && matches!(run.status, RunStatus::Received | RunStatus::Validating)
+}
+
+/// One version of an S3 object, with the metadata its settings come from.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectVersion<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub version_id: Option<&'a str>,
+    pub etag: &'a str,
+    pub metadata: &'a BTreeMap<String, String>,
+}
+
+/// The run an object version gets with these flags, and its settings as resolved (stack defaults,
+/// then the object's `distillery-*` metadata, then the flags) and checked, Region included. The
+/// validator and `distillery submit` / `runs retry` both call it, so they agree on the run id.
+pub fn run_for_object(
+    config: &ValidatorConfig,
+    object: &ObjectVersion<'_>,
+    cli: &SettingsOverrides,
+    attempt: u32,
+) -> (RunId, Result<RunSettings, StepError>) {
+    let settings = resolve_settings(config, object.metadata, cli);
+    let fingerprint = settings_fingerprint(settings.as_ref().map_err(|_| ()), object.metadata, cli);
+    let run_id = RunId::for_dataset(&RunIdentity {
+        bucket: object.bucket,
+        key: object.key,
+        version: RunIdentity::object_version(object.version_id, object.etag),
+        settings_fingerprint: &fingerprint,
+        attempt,
+    });
+    (run_id, settings)
+}
+
+fn resolve_settings(
+    config: &ValidatorConfig,
+    metadata: &BTreeMap<String, String>,
+    cli: &SettingsOverrides,
+) -> Result<RunSettings, StepError> {
+    let from_metadata = SettingsOverrides::from_metadata(metadata)?;
+    // CLI flags win over object metadata; an error names the one to fix.
+    let sources = OverrideSources {
+        metadata: &from_metadata,
+        cli,
+    };
+    let settings = RunSettings::resolve_from(
+        &config.defaults,
+        &sources,
+        &config.catalog,
+        &config.limits,
+        &config.policy,
+    )?;
+    if let Some(region) = &config.region {
+        config
+            .catalog
+            .check_region(&settings.teacher, &settings.student, region)
+            .map_err(StepError::config)?;
+    }
+    Ok(settings)
+}
+
+impl DatasetValidatorService {
+    pub(super) async fn handle_object(
+        &self,
+        req: ObjectRequest<'_>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let (bucket, key) = (req.bucket, req.key);
+        if !self.in_upload_area(key) {
+            tracing::info!(
+                bucket,
+                key,
+                "key is outside the upload prefix/suffix; ignored"
+            );
+            return Ok(ValidateDatasetOutput::ignored());
+        }
+        let info = match self.store.head(bucket, key).await {
+            Ok(info) => info,
+            // Deleted between the upload event and now: a rejected run with the reason, so the
+            // upload does not end with an error that names no run.
+            Err(PortError::NotFound(_)) if req.event.is_some() => {
+                return self.reject_missing_object(&req).await;
+            }
+            Err(e) => return Err(e.context(format!("reading s3://{bucket}/{key}"))),
+        };
+        // The event names the version that was uploaded; HEAD may already see a newer one.
+        let event = req.event.clone().unwrap_or_default();
+        let etag = event.etag.unwrap_or_else(|| info.etag.clone());
+        let version_id = event.version_id.or_else(|| info.version_id.clone());
+        let attempt = match req.retry_of {
+            Some(old) => self.next_attempt(old, bucket, key).await?,
+            None => 1,
+        };
+        let object = ObjectVersion {
+            bucket,
+            key,
+            version_id: version_id.as_deref(),
+            etag: &etag,
+            metadata: &info.metadata,
+        };
+        let (run_id, settings) = run_for_object(&self.config, &object, req.cli, attempt);
+        let span = tracing::info_span!("run", run_id = %run_id);
+        let new_run = NewRun {
+            source: req.source,
+            run_id,
+            owner: req.owner,
+            retry_of: req.retry_of,
+            attempt,
+        };
+        self.validate_object(new_run, info, etag, settings)
+            .instrument(span)
+            .await
+    }
+
+    /// A retry is attempt n + 1 of a rejected, failed or stopped run of the same object.
+    pub(super) async fn next_attempt(
+        &self,
+        old: &RunId,
+        bucket: &str,
+        key: &str,
+    ) -> Result<u32, StepError> {
+        let run = self
+            .ledger
+            .get(old)
+            .await
+            .map_err(|e| e.context(format!("reading run {old} to retry it")))?
+            .ok_or_else(|| {
+                StepError::not_found(format!("run {old} (to retry) is not in the ledger"))
+            })?;
+        if !run.can_be_retried() {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {old} is {}: only a rejected, failed or stopped run can be retried",
+                    run.status
+                ),
+            ));
+        }
+        if run.dataset.s3_uri() != format!("s3://{bucket}/{key}") {
+            return Err(StepError::invalid_input(format!(
+                "run {old} trained on {}, not s3://{bucket}/{key}",
+                run.dataset.s3_uri()
+            )));
+        }
+        Ok(run.attempt + 1)
+    }
+
+    /// The object named by an upload event no longer exists: recorded as a rejected run.
+    pub(super) async fn reject_missing_object(
+        &self,
+        req: &ObjectRequest<'_>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let event = req.event.clone().unwrap_or_default();
+        let etag = event.etag.clone().unwrap_or_default();
+        let run_id = RunId::for_dataset(&RunIdentity {
+            bucket: req.bucket,
+            key: req.key,
+            version: RunIdentity::object_version(event.version_id.as_deref(), &etag),
+            settings_fingerprint: "object-missing",
+            attempt: 1,
+        });
+        let dataset = DatasetLocation::S3Object {
+            bucket: req.bucket.to_string(),
+            key: req.key.to_string(),
+            etag: etag.trim_matches('"').to_string(),
+            version_id: event.version_id.clone(),
+            size: event.size.unwrap_or(0),
+        };
+        let mut run = Run::new(
+            run_id.clone(),
+            req.source,
+            dataset,
+            self.config.defaults.clone(),
+            self.clock.now(),
+        );
+        run.owner_execution = req.owner.map(str::to_string);
+        let run = match self.create_or_find(run).await? {
+            Ok(run) => run,
+            Err(existing) if !resumable(&existing, req.owner) => {
+                return Ok(ValidateDatasetOutput::for_run(
+                    &existing,
+                    !existing.is_owned_by(req.owner),
+                ))
+            }
+            Err(existing) => existing,
+        };
+        self.to_validating(&run).await?;
+        let reason = format!(
+            "s3://{}/{} no longer exists (deleted after the upload event); nothing was read or launched",
+            req.bucket, req.key
+        );
+        let summary = ValidationSummary {
+            valid: false,
+            first_errors: vec![reason.clone()],
+            ..Default::default()
+        };
+        self.finish(&run, summary, Some(reason)).await
+    }
+
+    /// Creates the run, or reports the existing one as a duplicate.
+    pub(super) async fn create_or_find(&self, run: Run) -> Result<Result<Run, Run>, StepError> {
+        match self
+            .ledger
+            .create(&run)
+            .await
+            .map_err(|e| e.context("recording the run"))?
+        {
+            CreateOutcome::Created(run) => {
+                tracing::info!(dataset = %run.dataset.s3_uri(), "run created");
+                Ok(Ok(run))
+            }
+            CreateOutcome::AlreadyExists(existing) => {
+                tracing::info!(status = %existing.status, "duplicate event: run already exists");
+                Ok(Err(existing))
+            }
+        }
+    }
+
+    /// `received → validating`; a run already `validating` (a crashed attempt) stays so.
+    pub(super) async fn to_validating(&self, run: &Run) -> Result<(), StepError> {
+        if run.status == RunStatus::Validating {
+            return Ok(());
+        }
+        self.ledger
+            .update(
+                &run.run_id,
+                &[RunStatus::Received],
+                &RunUpdate::to(RunStatus::Validating),
+            )
+            .await
+            .map_err(|e| e.context("moving the run to validating"))?;
+        Ok(())
+    }
+
+    pub(super) async fn validate_object(
+        &self,
+        new_run: NewRun<'_>,
+        info: ObjectInfo,
+        etag: String,
+        settings: Result<RunSettings, StepError>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let run_id = new_run.run_id.clone();
+        let dataset = DatasetLocation::S3Object {
+            bucket: info.bucket.clone(),
+            key: info.key.clone(),
+            etag: etag.trim_matches('"').to_string(),
+            version_id: info.version_id.clone(),
+            size: info.size,
+        };
+        // A run with rejected settings still needs settings on record: the stack defaults.
+        let recorded = settings
+            .clone()
+            .unwrap_or_else(|_| self.config.defaults.clone());
+        let mut run = Run::new(
+            run_id.clone(),
+            new_run.source,
+            dataset.clone(),
+            recorded,
+            self.clock.now(),
+        );
+        run.owner_execution = new_run.owner.map(str::to_string);
+        run.retry_of = new_run.retry_of.cloned();
+        run.attempt = new_run.attempt;
+        let run = match self.create_or_find(run).await? {
+            Ok(run) => run,
+            Err(existing) if resumable(&existing, new_run.owner) => {
+                tracing::info!(status = %existing.status, "resuming the run this execution created");
+                existing
+            }
+            Err(existing) => {
+                // Another execution's run (a duplicate), or one this execution already finished
+                // validating (a retried step after the verdict): report it as it stands.
+                let duplicate = !existing.is_owned_by(new_run.owner);
+                return Ok(ValidateDatasetOutput::for_run(&existing, duplicate));
+            }
+        };
+        self.to_validating(&run).await?;
+
+        let result = self.check_and_report(&run, &info, settings).await;
+        match result {
+            Ok(out) => Ok(out),
+            // The execution that owns the run retries the step (Transient, Throttled) and resumes
+            // the run, so it stays `validating` rather than being failed here.
+            Err(e) if e.error_type.is_retryable() && new_run.owner.is_some() => Err(e),
+            Err(e) => {
+                // Nobody will resume the run: record the failure so it does not sit in
+                // `validating`, then surface the error for the notifier.
+                let reason = format!("validation could not finish: {}", e.message);
+                let mut update = RunUpdate::to(RunStatus::Failed).with_detail(reason.clone());
+                update.failure_reason = Some(reason);
+                if let Err(le) = self
+                    .ledger
+                    .update(&run_id, &[RunStatus::Validating], &update)
+                    .await
+                {
+                    tracing::error!(error = %le, "could not record the failure on the run");
+                }
+                Err(StepError::new(
+                    match e.error_type {
+                        ErrorType::Throttled | ErrorType::Transient | ErrorType::QuotaExceeded => {
+                            ErrorType::Internal
+                        }
+                        t => t,
+                    },
+                    e.message,
+                ))
+            }
+        }
+    }
+}
