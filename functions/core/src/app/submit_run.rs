@@ -106,7 +106,7 @@ pub async fn submit(
     }
     naming::check_dataset_object(bucket, key)?;
     let info = store
-        .head(bucket, key)
+        .head(bucket, key, None)
         .await
         .map_err(|e| e.context(format!("reading {uri}")))?;
     let metadata = SettingsOverrides::from_metadata(&info.metadata).map_err(|e| e.context(&uri))?;

@@ -15,12 +15,14 @@
 
 mod config;
 mod input;
+mod snapshot;
 
 pub use config::{InvocationLogsSource, ValidatorConfig};
 pub use input::{
     S3BucketRef, S3ObjectCreatedDetail, S3ObjectCreatedEvent, S3ObjectRef, SchedulePayload,
     SubmitPayload, ValidateInput,
 };
+pub use snapshot::changed_reason;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use crate::domain::run::{
     DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
 };
 use crate::domain::settings::{RunSettings, ServingMode, SettingsOverrides};
+use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
 use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
 use crate::ports::{
     Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger,
@@ -103,6 +106,12 @@ struct StoredReport<'a> {
     validation: Option<&'a ValidationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'a str>,
+    /// How the object was read: `{"pinnedBy": "versionId" | "ifMatch", ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read: Option<&'a ObjectPin>,
+    /// Where the validated bytes were kept (valid datasets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<&'a DatasetSnapshot>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -141,12 +150,13 @@ impl DatasetValidatorService {
                     &e.detail.bucket.name,
                     &e.detail.object.key,
                     etag,
+                    e.detail.object.version_id.clone(),
                     &SettingsOverrides::default(),
                 )
                 .await
             }
             ValidateInput::Submit(p) => {
-                self.handle_object(RunSource::Cli, &p.bucket, &p.key, None, &p.overrides)
+                self.handle_object(RunSource::Cli, &p.bucket, &p.key, None, None, &p.overrides)
                     .await
             }
             ValidateInput::Schedule(p) => self.handle_schedule(&p).await,
@@ -163,6 +173,7 @@ impl DatasetValidatorService {
         bucket: &str,
         key: &str,
         event_etag: Option<String>,
+        event_version_id: Option<String>,
         cli_overrides: &SettingsOverrides,
     ) -> Result<ValidateDatasetOutput, StepError> {
         if !self.in_upload_area(key) {
@@ -173,11 +184,29 @@ impl DatasetValidatorService {
             );
             return Ok(ValidateDatasetOutput::ignored());
         }
-        let info = self
-            .store
-            .head(bucket, key)
-            .await
-            .map_err(|e| e.context(format!("reading s3://{bucket}/{key}")))?;
+        // HEAD (the metadata holds the run's settings) of exactly the version the event announced.
+        let pin = ObjectPin::from_event(event_version_id.as_deref(), event_etag.as_deref());
+        let info = match self.store.head(bucket, key, pin.as_ref()).await {
+            Ok(info) => info,
+            Err(PortError::ObjectChanged(detail)) if pin.is_some() => {
+                let pin = pin.expect("checked");
+                let etag = event_etag.clone().unwrap_or_default();
+                let run_id = RunId::for_object(bucket, key, &etag);
+                let dataset = DatasetLocation::S3Object {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    etag: etag.trim_matches('"').to_string(),
+                    version_id: event_version_id.filter(|v| v != "null"),
+                    size: 0,
+                };
+                let reason = changed_reason(bucket, key, &pin, &detail);
+                tracing::info!(%run_id, %reason, "the announced version is gone; rejected");
+                return self
+                    .reject_changed_object(source, run_id, dataset, reason)
+                    .await;
+            }
+            Err(e) => return Err(e.context(format!("reading s3://{bucket}/{key}"))),
+        };
         // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
         let etag = event_etag.unwrap_or_else(|| info.etag.clone());
         let run_id = RunId::for_object(bucket, key, &etag);
@@ -326,6 +355,8 @@ impl DatasetValidatorService {
                     settings_error: Some(&e.message),
                     validation: None,
                     note: None,
+                    read: None,
+                    snapshot: None,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -342,17 +373,47 @@ impl DatasetValidatorService {
             Some(&settings.student),
             &self.config.limits,
         );
-        let (_, chunks) = self
+        // The GET is pinned too: the version the HEAD described, by version id or If-Match.
+        let pin = ObjectPin::from_event(info.version_id.as_deref(), Some(&info.etag)).ok_or_else(
+            || {
+                StepError::internal(format!(
+                    "s3://{bucket}/{} has neither a version id nor an ETag to pin the read on",
+                    info.key
+                ))
+            },
+        )?;
+        let chunks = match self.store.open(bucket, &info.key, Some(&pin)).await {
+            Ok((_, chunks)) => chunks,
+            Err(PortError::ObjectChanged(detail)) => {
+                let reason = changed_reason(bucket, &info.key, &pin, &detail);
+                tracing::info!(%reason, "the announced version is gone; rejected");
+                return self.reject_unread(run, Some(&pin), reason).await;
+            }
+            Err(e) => return Err(e.context(format!("opening s3://{bucket}/{}", info.key))),
+        };
+        let layout = self.config.snapshot_layout(bucket);
+        let snapshot_key = layout.dataset_key(&run.run_id);
+        let sink = self
             .store
-            .open(bucket, &info.key)
+            .begin_snapshot(bucket, &snapshot_key)
             .await
-            .map_err(|e| e.context(format!("opening s3://{bucket}/{}", info.key)))?;
-        let report = validate_chunks(chunks, &options).await.map_err(|e| {
-            StepError::new(
-                ErrorType::Transient,
-                format!("reading s3://{bucket}/{}: {e}", info.key),
-            )
-        })?;
+            .map_err(|e| {
+                e.context(format!(
+                    "starting the snapshot s3://{bucket}/{snapshot_key}"
+                ))
+            })?;
+        let (report, snapshot) =
+            snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
+                .await
+                .map_err(|e| {
+                    StepError::new(
+                        ErrorType::Transient,
+                        format!(
+                            "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}: {e}",
+                            info.key
+                        ),
+                    )
+                })?;
         tracing::info!(
             valid = report.valid,
             records = report.records,
@@ -368,6 +429,8 @@ impl DatasetValidatorService {
             settings_error: None,
             validation: Some(&report),
             note: None,
+            read: Some(&pin),
+            snapshot: snapshot.as_ref(),
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
@@ -379,7 +442,8 @@ impl DatasetValidatorService {
                 report.error_count, report.records
             )
         });
-        self.finish(run, summary, reason).await
+        self.finish_with_snapshot(run, summary, reason, snapshot)
+            .await
     }
 
     async fn put_report(
@@ -403,6 +467,18 @@ impl DatasetValidatorService {
         summary: ValidationSummary,
         rejection: Option<String>,
     ) -> Result<ValidateDatasetOutput, StepError> {
+        self.finish_with_snapshot(run, summary, rejection, None)
+            .await
+    }
+
+    /// [`Self::finish`], recording where the validated bytes were kept.
+    async fn finish_with_snapshot(
+        &self,
+        run: &Run,
+        summary: ValidationSummary,
+        rejection: Option<String>,
+        snapshot: Option<DatasetSnapshot>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
         let mut update = match &rejection {
             None => RunUpdate::to(RunStatus::Validated),
             Some(reason) => {
@@ -412,6 +488,7 @@ impl DatasetValidatorService {
             }
         };
         update.validation = Some(summary);
+        update.snapshot = snapshot;
         let run = self
             .ledger
             .update(&run.run_id, &[RunStatus::Validating], &update)
@@ -477,6 +554,8 @@ impl DatasetValidatorService {
                         settings_error: problem.as_deref(),
                         validation: None,
                         note: Some(note),
+                        read: None,
+                        snapshot: None,
                     };
                     Some(
                         self.put_report(bucket, &self.config.report_key(&run_id), &report)
