@@ -3,12 +3,16 @@
 //
 //   node run-execution.mjs --definition statemachine/distillery.asl.json \
 //        --invoke-url http://127.0.0.1:9000 [--input-file event.json | < event.json] \
-//        [--retry-delay-scale 0.01] [--wait-ms N]
+//        [--retry-delay-scale 0.01] [--wait-ms N] [--pause-before STATE --resume-file PATH]
+//
+// --pause-before holds the first invocation of that Task state (after printing
+// {"kind":"paused","state":...}) until the resume file exists: a test can act between two steps of
+// a real execution (e.g. overwrite the upload after validation, before launch).
 //
 // Prints one JSON object per line on stdout: every execution event ({"kind":"event",...}) as it
 // happens, then {"kind":"result","status":"SUCCEEDED"|"FAILED","output"|"error","cause"}.
 // Exit status: 0 when the execution ran (whatever its outcome), 2 on bad usage or a broken setup.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { StateMachine } from 'aws-local-stepfunctions';
 
@@ -21,6 +25,8 @@ const { values: args } = parseArgs({
     'retry-delay-scale': { type: 'string', default: '0.01' },
     // When given, every Wait state waits this many ms instead of its Seconds/SecondsPath.
     'wait-ms': { type: 'string' },
+    'pause-before': { type: 'string' },
+    'resume-file': { type: 'string' },
     'account-id': { type: 'string', default: '123456789012' },
     region: { type: 'string', default: 'us-east-1' },
   },
@@ -112,6 +118,20 @@ async function invoke(functionName, payload) {
   });
 }
 
+const pauseBefore = args['pause-before'];
+if (pauseBefore && !args['resume-file']) usage('--pause-before needs --resume-file <path>');
+if (pauseBefore && definition.States?.[pauseBefore]?.Type !== 'Task') usage(`--pause-before ${pauseBefore}: no Task state of that name`);
+let pausedOnce = false;
+
+async function pauseIfAsked(stateName) {
+  if (stateName !== pauseBefore || pausedOnce) return;
+  pausedOnce = true;
+  emit({ kind: 'paused', state: stateName });
+  while (!existsSync(args['resume-file'])) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 const taskResourceLocalHandlers = {};
 const retryIntervalOverrides = {};
 const waitTimeOverrides = {};
@@ -120,7 +140,10 @@ for (const [name, state] of Object.entries(definition.States)) {
     const m = /^arn:aws:lambda:[^:]+:[0-9]+:function:([A-Za-z0-9_-]+)$/.exec(state.Resource ?? '');
     if (!m) usage(`state ${name}: Resource ${state.Resource} is not a Lambda function ARN`);
     const functionName = m[1];
-    taskResourceLocalHandlers[name] = (taskInput) => invoke(functionName, taskInput);
+    taskResourceLocalHandlers[name] = async (taskInput) => {
+      await pauseIfAsked(name);
+      return invoke(functionName, taskInput);
+    };
   }
   if (Array.isArray(state.Retry)) {
     retryIntervalOverrides[name] = state.Retry.map((r) =>

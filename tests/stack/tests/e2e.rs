@@ -567,3 +567,7 @@ async fn demo_prints_the_line_numbered_report_of_an_invalid_dataset() {
         );
     }
 }
+
+// Trained bytes = validated bytes: the per-run snapshot (tests/stack/tests/e2e/snapshot.rs).
+#[path = "e2e/snapshot.rs"]
+mod snapshot;

@@ -1,12 +1,15 @@
 //! Use case behind the `dataset-validator` Lambda: turn an upload (or a CLI submission, or a
 //! scheduled retraining) into a run in the ledger with a verdict.
 //!
-//! Steps for an S3 dataset: ignore keys outside the upload prefix/suffix; head the object; create the
-//! run for (bucket, key, ETag) with a conditional write (a duplicate event stops here with
-//! `duplicate: true`); move it to `validating`; resolve settings (stack defaults + S3 metadata
-//! overrides [+ CLI overrides]) and check the key is one Bedrock accepts; stream the object through
-//! the validation engine; write the full report to `s3://<bucket>/<REPORT_PREFIX><runId>/report.json`;
-//! record the summary and move to `validated` or `rejected`. Invalid data or settings are a
+//! Steps for an S3 dataset: ignore keys outside the upload prefix/suffix; head the object, pinned to
+//! the event's version (version id, else `If-Match` on its ETag; a key that no longer holds it makes a
+//! rejected run, see `snapshot.rs`); create the run for (bucket, key, ETag) with a conditional write
+//! (a duplicate event stops here with `duplicate: true`); move it to `validating`; resolve settings
+//! (stack defaults + S3 metadata overrides [+ CLI overrides]) and check the key is one Bedrock
+//! accepts; stream the same version through the validation engine and, in the same pass, into the
+//! run's snapshot `s3://<bucket>/<SNAPSHOT_PREFIX><runId>/dataset.jsonl` (what the job trains on);
+//! write the full report to `s3://<bucket>/<REPORT_PREFIX><runId>/report.json`; record the summary
+//! (and the snapshot) and move to `validated` or `rejected`. Invalid data or settings are a
 //! rejection (an answer, not an error); only infrastructure failures are errors.
 //!
 //! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
