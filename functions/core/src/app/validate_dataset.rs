@@ -26,6 +26,7 @@ pub use input::{
     SubmitPayload, ValidateInput,
 };
 pub use snapshot::changed_reason;
+use snapshot::AnnouncedObject;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -189,26 +190,19 @@ impl DatasetValidatorService {
         }
         // HEAD (the metadata holds the run's settings) of exactly the version the event announced.
         let pin = ObjectPin::from_event(event_version_id.as_deref(), event_etag.as_deref());
-        let info = match self.store.head(bucket, key, pin.as_ref()).await {
-            Ok(info) => info,
-            Err(PortError::ObjectChanged(detail)) if pin.is_some() => {
-                let pin = pin.expect("checked");
-                let etag = event_etag.clone().unwrap_or_default();
-                let run_id = RunId::for_object(bucket, key, &etag);
-                let dataset = DatasetLocation::S3Object {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    etag: etag.trim_matches('"').to_string(),
-                    version_id: event_version_id.filter(|v| v != "null"),
-                    size: 0,
+        let info = match (self.store.head(bucket, key, pin.as_ref()).await, pin) {
+            (Ok(info), _) => info,
+            (Err(PortError::ObjectChanged(detail)), Some(pin)) => {
+                let event = AnnouncedObject {
+                    bucket,
+                    key,
+                    etag: event_etag.as_deref(),
+                    version_id: event_version_id.as_deref(),
+                    pin,
                 };
-                let reason = changed_reason(bucket, key, &pin, &detail);
-                tracing::info!(%run_id, %reason, "the announced version is gone; rejected");
-                return self
-                    .reject_changed_object(source, run_id, dataset, reason)
-                    .await;
+                return self.reject_changed_object(source, event, &detail).await;
             }
-            Err(e) => return Err(e.context(format!("reading s3://{bucket}/{key}"))),
+            (Err(e), _) => return Err(e.context(format!("reading s3://{bucket}/{key}"))),
         };
         // The event's ETag names the version that was uploaded; HEAD may already see a newer one.
         let etag = event_etag.unwrap_or_else(|| info.etag.clone());

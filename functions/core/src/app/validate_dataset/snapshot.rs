@@ -93,16 +93,44 @@ async fn abort(sink: Box<dyn SnapshotSink>) {
     }
 }
 
+/// The object version an upload event announced, which the pinned HEAD no longer found.
+pub(super) struct AnnouncedObject<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub etag: Option<&'a str>,
+    pub version_id: Option<&'a str>,
+    pub pin: ObjectPin,
+}
+
 impl DatasetValidatorService {
     /// Records a rejected run for an upload whose pinned version could not be read (see
     /// [`changed_reason`]). A repeated event finds the run and reports it as a duplicate.
     pub(super) async fn reject_changed_object(
         &self,
         source: RunSource,
-        run_id: RunId,
-        dataset: DatasetLocation,
-        reason: String,
+        event: AnnouncedObject<'_>,
+        detail: &str,
     ) -> Result<ValidateDatasetOutput, StepError> {
+        let AnnouncedObject {
+            bucket,
+            key,
+            etag,
+            version_id,
+            pin,
+        } = event;
+        let etag = etag.unwrap_or_default().trim_matches('"');
+        let run_id = RunId::for_object(bucket, key, etag);
+        let dataset = DatasetLocation::S3Object {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            etag: etag.to_string(),
+            version_id: version_id
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_string),
+            size: 0,
+        };
+        let reason = changed_reason(bucket, key, &pin, detail);
+        tracing::info!(%run_id, %reason, "the announced version is gone; rejected");
         let run = Run::new(
             run_id.clone(),
             source,
