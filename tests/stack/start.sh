@@ -113,6 +113,7 @@ TABLE_NAME=$(res tableName)
 UPLOAD_PREFIX=$(res uploadPrefix)
 UPLOAD_SUFFIX=$(res uploadSuffix)
 REPORT_PREFIX=reports/
+SNAPSHOT_PREFIX=runs/
 SERVING_MODE=none
 MODEL_UNITS=1
 COMMITMENT=None

@@ -39,6 +39,7 @@ fn text_of(e: PortError) -> String {
         | PortError::QuotaExceeded(t)
         | PortError::Validation(t)
         | PortError::NotFound(t)
+        | PortError::ObjectChanged(t)
         | PortError::Conflict(t)
         | PortError::AccessDenied(t)
         | PortError::Transient(t)

@@ -197,6 +197,19 @@ pub fn render_show(run: &Run, format: Format) -> String {
     field("run", run.run_id.as_str());
     field("status", run.status.as_str());
     field("dataset", &run.dataset.s3_uri());
+    if let Some(snap) = &run.snapshot {
+        // What the job trains on: the validated copy, not the upload key above.
+        field(
+            "trains on",
+            &format!(
+                "{} ({} bytes, sha256 {}, read by {})",
+                snap.uri,
+                snap.size,
+                snap.sha256,
+                snap.source.describe()
+            ),
+        );
+    }
     field(
         "teacher -> student",
         &format!("{} -> {}", run.settings.teacher, run.settings.student),
@@ -284,4 +297,41 @@ pub fn render_show(run: &Run, format: Format) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distillery_core::domain::snapshot::{DatasetSnapshot, ObjectPin};
+
+    #[test]
+    fn show_names_the_snapshot_a_run_trains_on() {
+        let mut run = distillery_core::testing::sample_run(
+            "b",
+            "incoming/a.jsonl",
+            "e",
+            3,
+            chrono::Utc::now(),
+        );
+        assert!(!render_show(&run, Format::Text).contains("trains on"));
+        run.snapshot = Some(DatasetSnapshot {
+            uri: "s3://b/runs/run-1/dataset.jsonl".into(),
+            bucket: "b".into(),
+            key: "runs/run-1/dataset.jsonl".into(),
+            size: 3,
+            sha256: "ab".repeat(32),
+            etag: "x".into(),
+            source: ObjectPin::VersionId {
+                version_id: "v7".into(),
+            },
+        });
+        let text = render_show(&run, Format::Text);
+        assert!(
+            text.contains(&format!(
+                "trains on             s3://b/runs/run-1/dataset.jsonl (3 bytes, sha256 {}, read by version id v7)",
+                "ab".repeat(32)
+            )),
+            "{text}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::domain::settings::Commitment;
+pub use crate::domain::snapshot::ObjectPin;
 
 /// Why a port call failed, classified so the use case can map it to a typed step error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,6 +22,10 @@ pub enum PortError {
     Validation(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A read pinned to one object version ([`ObjectPin`]) found the key holding other bytes (S3's
+    /// 412 on `If-Match`), or the pinned version no longer exists.
+    #[error("object changed: {0}")]
+    ObjectChanged(String),
     /// A conditional write failed or the service reported a conflict.
     #[error("conflict: {0}")]
     Conflict(String),
@@ -54,6 +59,7 @@ impl From<PortError> for StepError {
             PortError::QuotaExceeded(_) => ErrorType::QuotaExceeded,
             PortError::Validation(_) => ErrorType::ConfigInvalid,
             PortError::NotFound(_) => ErrorType::NotFound,
+            PortError::ObjectChanged(_) => ErrorType::Conflict,
             PortError::Conflict(_) => ErrorType::Conflict,
             PortError::AccessDenied(_) => ErrorType::AccessDenied,
             PortError::Transient(_) => ErrorType::Transient,
@@ -109,13 +115,44 @@ pub struct ObjectInfo {
 /// needs no async runtime and the adapter decides how bytes are read.
 pub type DatasetChunks = futures::stream::BoxStream<'static, Result<Vec<u8>, PortError>>;
 
-/// Reads datasets and writes reports (S3 in AWS).
+/// An object Distillery wrote, as S3 answered the write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenObject {
+    pub bucket: String,
+    pub key: String,
+    /// The ETag S3 gave the object, without quotes (for a multipart upload, not an MD5).
+    pub etag: String,
+    pub size: u64,
+}
+
+/// An object being written chunk by chunk (S3: a multipart upload, parts of at least 5 MiB, or one
+/// PutObject when the whole object is smaller), so memory stays bounded whatever its size. Nothing
+/// is visible at the key before `finish`; `abort` (or any failed call) leaves nothing behind.
+#[async_trait]
+pub trait SnapshotSink: Send {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), PortError>;
+    async fn finish(self: Box<Self>) -> Result<WrittenObject, PortError>;
+    async fn abort(self: Box<Self>) -> Result<(), PortError>;
+}
+
+/// Reads datasets and writes reports and snapshots (S3 in AWS).
 #[async_trait]
 pub trait DatasetStore: Send + Sync {
-    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError>;
-    /// Streams the object; the stream must not buffer the body whole.
-    async fn open(&self, bucket: &str, key: &str)
-        -> Result<(ObjectInfo, DatasetChunks), PortError>;
+    /// The object's metadata; with a pin, of exactly that version (else `PortError::ObjectChanged`).
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: Option<&ObjectPin>,
+    ) -> Result<ObjectInfo, PortError>;
+    /// Streams the object (with a pin, exactly that version, else `PortError::ObjectChanged`); the
+    /// stream must not buffer the body whole.
+    async fn open(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: Option<&ObjectPin>,
+    ) -> Result<(ObjectInfo, DatasetChunks), PortError>;
     /// Writes a small object (reports). Returns its `s3://` URI.
     async fn put(
         &self,
@@ -124,6 +161,12 @@ pub trait DatasetStore: Send + Sync {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<String, PortError>;
+    /// Starts writing `s3://bucket/key` chunk by chunk (a run's dataset snapshot).
+    async fn begin_snapshot(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Box<dyn SnapshotSink>, PortError>;
 }
 
 /// Training data for a distillation job.

@@ -8,6 +8,7 @@ use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::lambda::{
     init_tracing, no_span, run_ledger_from_env, serve_step, StepFunction,
 };
+use distillery_aws::s3::S3DatasetStore;
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
 use distillery_core::domain::errors::StepError;
 use distillery_core::ports::SystemClock;
@@ -26,6 +27,7 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<JobLauncherService, StepError> {
     Ok(JobLauncherService {
         ledger: Arc::new(run_ledger_from_env(sdk)?),
         bedrock: Arc::new(BedrockCustomizationService::from_conf(sdk)),
+        store: Arc::new(S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk))),
         clock: Arc::new(SystemClock),
         config,
     })

@@ -1,6 +1,7 @@
 //! The job launcher against the Bedrock simulator (real `aws-sdk-bedrock` calls over HTTP) and the
 //! ledger on moto: one job per run however often it is retried, and Bedrock's throttling and quota
-//! errors surfaced as typed step errors the state machine retries.
+//! errors surfaced as typed step errors the state machine retries. The job trains on the run's
+//! snapshot in S3 (moto), which the launcher checks is unchanged before it calls Bedrock.
 
 use std::sync::Arc;
 
@@ -8,10 +9,14 @@ use aws_sdk_bedrock::config::retry::RetryConfig;
 use bedrock_sim::{Operation, SimConfig};
 use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
+use distillery_aws::s3::S3DatasetStore;
 use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
 use distillery_core::domain::errors::ErrorType;
 use distillery_core::domain::run::{RunId, RunStatus, RunUpdate, ValidationSummary};
-use distillery_core::ports::{CustomizationService, JobStatus, RunLedger, SystemClock};
+use distillery_core::domain::snapshot::{DatasetSnapshot, ObjectPin};
+use distillery_core::ports::{
+    CustomizationService, DatasetStore, JobStatus, RunLedger, SystemClock,
+};
 use distillery_core::testing::sample_run;
 use distillery_test_support::Moto;
 
@@ -22,7 +27,10 @@ struct Env {
     launcher: JobLauncherService,
     bedrock: Arc<BedrockCustomizationService>,
     bedrock_client: aws_sdk_bedrock::Client,
+    store: Arc<S3DatasetStore>,
 }
+
+const BUCKET: &str = "distillery-datasets";
 
 async fn env(table: &str) -> Env {
     let moto = Moto::start();
@@ -30,6 +38,14 @@ async fn env(table: &str) -> Env {
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     create_table(&ddb, table).await.unwrap();
     let ledger = Arc::new(DynamoRunLedger::new(ddb, table));
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    // One moto per test: the bucket may already exist when DISTILLERY_TEST_MOTO_URL is shared.
+    let _ = s3.create_bucket().bucket(BUCKET).send().await;
+    let store = Arc::new(S3DatasetStore::new(s3));
     let sim = bedrock_sim::start(SimConfig::default());
     // SDK retries off, so one injected fault is one error the launcher must classify.
     let bedrock_conf = aws_sdk_bedrock::config::Builder::from(&sdk)
@@ -41,6 +57,7 @@ async fn env(table: &str) -> Env {
     let launcher = JobLauncherService {
         ledger: ledger.clone(),
         bedrock: bedrock.clone(),
+        store: store.clone(),
         clock: Arc::new(SystemClock),
         config: LauncherConfig::from_lookup(|k| {
             (k == "BEDROCK_ROLE_ARN")
@@ -55,14 +72,40 @@ async fn env(table: &str) -> Env {
         launcher,
         bedrock,
         bedrock_client,
+        store,
     }
 }
 
+/// A validated run whose snapshot (what the validator would have written) is in moto's bucket.
 async fn validated_run(e: &Env, key: &str) -> RunId {
-    let mut run = sample_run("distillery-datasets", key, "etag", 100, chrono::Utc::now());
+    let mut run = sample_run(BUCKET, key, "etag", 100, chrono::Utc::now());
     run.validation = Some(ValidationSummary {
         valid: true,
         ..Default::default()
+    });
+    let snapshot_key = format!("runs/{}/dataset.jsonl", run.run_id);
+    let body = b"{\"validated\": true}\n".to_vec();
+    let size = body.len() as u64;
+    e.store
+        .put(BUCKET, &snapshot_key, body, "application/x-ndjson")
+        .await
+        .unwrap();
+    let etag = e
+        .store
+        .head(BUCKET, &snapshot_key, None)
+        .await
+        .unwrap()
+        .etag;
+    run.snapshot = Some(DatasetSnapshot {
+        uri: format!("s3://{BUCKET}/{snapshot_key}"),
+        bucket: BUCKET.into(),
+        key: snapshot_key,
+        size,
+        sha256: "00".repeat(32),
+        etag: etag.trim_matches('"').to_string(),
+        source: ObjectPin::IfMatch {
+            etag: "etag".into(),
+        },
     });
     e.ledger.create(&run).await.unwrap();
     let id = run.run_id.clone();
@@ -177,4 +220,53 @@ async fn a_crash_after_launching_is_recovered_with_the_same_token() {
     let run = e.ledger.get(&id).await.unwrap().unwrap();
     assert_eq!(run.job_arn.as_deref(), Some(out.job_arn.as_str()));
     assert!(run.launched_at.is_some());
+}
+
+#[tokio::test]
+async fn the_job_trains_on_the_snapshot_and_a_changed_snapshot_launches_nothing() {
+    let e = env("launch-snapshot").await;
+    let id = validated_run(&e, "incoming/snap.jsonl").await;
+    e.launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    let calls = e.sim.calls_of(Operation::CreateModelCustomizationJob);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].field("trainingDataS3Uri"),
+        Some(format!("s3://{BUCKET}/runs/{id}/dataset.jsonl").as_str()),
+        "{:?}",
+        calls[0].request
+    );
+
+    // Another run whose snapshot was overwritten after validation: no Bedrock call, run failed.
+    let id2 = validated_run(&e, "incoming/changed.jsonl").await;
+    e.store
+        .put(
+            BUCKET,
+            &format!("runs/{id2}/dataset.jsonl"),
+            b"{\"not\": \"validated\"}\n".to_vec(),
+            "application/x-ndjson",
+        )
+        .await
+        .unwrap();
+    let err = e
+        .launcher
+        .handle(LaunchJobInput {
+            run_id: id2.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Conflict, "{err}");
+    assert!(err.message.contains("changed after validation"), "{err}");
+    assert_eq!(
+        e.sim.calls_of(Operation::CreateModelCustomizationJob).len(),
+        1
+    );
+    let run = e.ledger.get(&id2).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run
+        .failure_reason
+        .unwrap()
+        .contains("changed after validation"));
 }

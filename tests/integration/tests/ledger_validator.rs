@@ -98,7 +98,7 @@ async fn validator_streams_a_multi_megabyte_object_and_a_duplicated_event_makes_
     let size = body.len();
     assert!(size > 5 * 1024 * 1024, "only {size} bytes");
     let key = "incoming/support-tickets.jsonl";
-    let etag = upload(&e, key, body).await;
+    let etag = upload(&e, key, body.clone()).await;
     let svc = validator(&e);
     let event = moto_event(key, &etag);
     // The same event delivered twice at once.
@@ -117,6 +117,23 @@ async fn validator_streams_a_multi_megabyte_object_and_a_duplicated_event_makes_
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].status, RunStatus::Validated);
     assert_eq!(all[0].history.len(), 3);
+    // The validated bytes were copied, in the same pass, to the run's snapshot.
+    let snap = all[0].snapshot.clone().expect("a valid run has a snapshot");
+    assert_eq!(snap.key, format!("runs/{}/dataset.jsonl", all[0].run_id));
+    let copy =
+        e.s3.get_object()
+            .bucket(BUCKET)
+            .key(&snap.key)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(copy.e_tag().unwrap().trim_matches('"'), snap.etag);
+    let copy = copy.body.collect().await.unwrap().into_bytes();
+    assert!(
+        copy.as_ref() == body.as_bytes(),
+        "the snapshot differs from the upload"
+    );
+    assert_eq!(snap.size, size as u64);
     // And later, a third delivery is still a duplicate.
     assert!(svc.handle(event).await.unwrap().duplicate);
 }

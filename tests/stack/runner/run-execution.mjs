@@ -3,13 +3,17 @@
 //
 //   node run-execution.mjs --definition statemachine/distillery.asl.json \
 //        --invoke-url http://127.0.0.1:9000 [--input-file event.json | < event.json] \
-//        [--retry-delay-scale 0.01] [--wait-ms N]
+//        [--retry-delay-scale 0.01] [--wait-ms N] [--pause-before STATE --resume-file PATH]
+//
+// --pause-before holds the first invocation of that Task state (after printing
+// {"kind":"paused","state":...}) until the resume file exists: a test can act between two steps of
+// a real execution (e.g. overwrite the upload after validation, before launch).
 //
 // Prints one JSON object per line on stdout: every execution event ({"kind":"event",...}) as it
 // happens, then {"kind":"result","status":"SUCCEEDED"|"FAILED","output"|"error","cause"}.
 // Exit status: 0 when the execution ran (whatever its outcome), 2 on bad usage or a broken setup.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { StateMachine } from 'aws-local-stepfunctions';
 
@@ -22,6 +26,8 @@ const { values: args } = parseArgs({
     'retry-delay-scale': { type: 'string', default: '0.01' },
     // When given, every Wait state waits this many ms instead of its Seconds/SecondsPath.
     'wait-ms': { type: 'string' },
+    'pause-before': { type: 'string' },
+    'resume-file': { type: 'string' },
     'account-id': { type: 'string', default: '123456789012' },
     // The execution's name (its id is the execution ARN, as $$.Execution.Id gives it); a fresh
     // UUID when not given, as Step Functions names an execution started without one.
@@ -120,6 +126,20 @@ async function invoke(functionName, payload) {
   });
 }
 
+const pauseBefore = args['pause-before'];
+if (pauseBefore && !args['resume-file']) usage('--pause-before needs --resume-file <path>');
+if (pauseBefore && definition.States?.[pauseBefore]?.Type !== 'Task') usage(`--pause-before ${pauseBefore}: no Task state of that name`);
+let pausedOnce = false;
+
+async function pauseIfAsked(stateName) {
+  if (stateName !== pauseBefore || pausedOnce) return;
+  pausedOnce = true;
+  emit({ kind: 'paused', state: stateName });
+  while (!existsSync(args['resume-file'])) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 const taskResourceLocalHandlers = {};
 const retryIntervalOverrides = {};
 const waitTimeOverrides = {};
@@ -130,6 +150,7 @@ for (const [name, state] of Object.entries(definition.States)) {
     const functionName = m[1];
     let responsesToLose = args['lose-first-response-of'] === name ? 1 : 0;
     taskResourceLocalHandlers[name] = async (taskInput) => {
+      await pauseIfAsked(name);
       const output = await invoke(functionName, taskInput);
       if (responsesToLose > 0) {
         responsesToLose -= 1;

@@ -18,7 +18,7 @@ use distillery_core::domain::run::{Run, RunId};
 use distillery_core::ports::RunLedger;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// Names of the resources `stack-setup` creates (the SAM template's, with a local flavour).
 pub struct ResourceNames {
@@ -94,6 +94,13 @@ pub struct SnsDelivery {
     pub attributes: BTreeMap<String, String>,
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// What a test does between two steps of an execution ([`Stack::run_execution_pausing_before`]),
+/// given the execution's events so far.
+pub type BetweenSteps<'a> = Box<
+    dyn FnOnce(Vec<Value>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>
+        + 'a,
+>;
 
 /// The state machine's one notifier Task (statemachine/distillery.asl.json).
 pub const NOTIFY_TASK: &str = "Notify";
@@ -316,6 +323,28 @@ impl Stack {
         name: Option<&str>,
         runner_args: &[&str],
     ) -> Result<Execution> {
+        Ok(self.execute(input, name, runner_args, None).await?.0)
+    }
+
+    /// Runs one execution, holding the first invocation of the Task state `state` until `between`
+    /// (given the events so far) has finished: the way to act between two steps of a real execution.
+    /// Returns whether the execution reached `state` (and so whether `between` ran).
+    pub async fn run_execution_pausing_before(
+        &self,
+        input: &Value,
+        state: &str,
+        between: BetweenSteps<'_>,
+    ) -> Result<(Execution, bool)> {
+        self.execute(input, None, &[], Some((state, between))).await
+    }
+
+    async fn execute(
+        &self,
+        input: &Value,
+        name: Option<&str>,
+        runner_args: &[&str],
+        pause: Option<(&str, BetweenSteps<'_>)>,
+    ) -> Result<(Execution, bool)> {
         let node = self.root.join("node_modules/.bin/node");
         let runner = self.root.join("tests/stack/runner/run-execution.mjs");
         if !node.exists() {
@@ -324,8 +353,8 @@ impl Stack {
                 node.display()
             );
         }
-        let mut child = tokio::process::Command::new(&node)
-            .arg(&runner)
+        let mut cmd = tokio::process::Command::new(&node);
+        cmd.arg(&runner)
             .arg("--definition")
             .arg(self.root.join("statemachine/distillery.asl.json"))
             .arg("--invoke-url")
@@ -333,7 +362,23 @@ impl Stack {
             .arg("--retry-delay-scale")
             .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
             .args(name.map(|n| ["--execution-name", n]).into_iter().flatten())
-            .args(runner_args)
+            .args(runner_args);
+        let resume_file = state_dir().join(format!(
+            "resume-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let (pause_state, mut between) = match pause {
+            Some((state, between)) => (Some(state), Some(between)),
+            None => (None, None),
+        };
+        if let Some(state) = pause_state {
+            cmd.arg("--pause-before")
+                .arg(state)
+                .arg("--resume-file")
+                .arg(&resume_file);
+        }
+        let mut child = cmd
             .current_dir(&self.root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -344,33 +389,58 @@ impl Stack {
         let mut stdin = child.stdin.take().context("runner stdin")?;
         stdin.write_all(input.to_string().as_bytes()).await?;
         drop(stdin);
-        let out = child.wait_with_output().await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        // stderr is drained beside stdout, so a chatty runner can never block on a full pipe.
+        let mut stderr = child.stderr.take().context("runner stderr")?;
+        let stderr_text = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+            text
+        });
+        let stdout = child.stdout.take().context("runner stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut events = Vec::new();
         let mut result = None;
-        for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line)
+        let mut paused = false;
+        while let Some(line) = lines.next_line().await? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&line)
                 .with_context(|| format!("runner printed a line that is not JSON: {line}"))?;
             match v["kind"].as_str() {
                 Some("event") => events.push(v),
                 Some("result") => result = Some(v),
+                Some("paused") => {
+                    paused = true;
+                    let acted = match between.take() {
+                        Some(between) => between(events.clone()).await,
+                        None => Ok(()),
+                    };
+                    // Resume even when the action failed, so the runner ends; report the failure.
+                    std::fs::write(&resume_file, b"resume")
+                        .with_context(|| format!("writing {}", resume_file.display()))?;
+                    acted.context("the action between steps failed")?;
+                }
                 _ => {}
             }
         }
+        let status = child.wait().await?;
+        let stderr = stderr_text.await.unwrap_or_default();
+        let _ = std::fs::remove_file(&resume_file);
         let result = result.ok_or_else(|| {
             anyhow!(
-                "the runner ended without a result (exit {:?}): {}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
+                "the runner ended without a result (exit {:?}): {stderr}",
+                status.code()
             )
         })?;
-        Ok(Execution {
+        let execution = Execution {
             status: result["status"].as_str().unwrap_or_default().to_string(),
             output: result.get("output").cloned(),
             error: result["error"].as_str().map(str::to_string),
             cause: result["cause"].as_str().map(str::to_string),
             events,
-        })
+        };
+        Ok((execution, paused))
     }
 
     /// The `$$.Execution.Id` the runner gives an execution named `name` (run-execution.mjs).

@@ -738,3 +738,7 @@ async fn a_body_that_is_not_json_is_an_invalid_input_for_every_function() {
 /// Identity, ownership, retry, Region and key handling (issue 10, points 4-7).
 #[path = "e2e/identity.rs"]
 mod identity;
+
+// Trained bytes = validated bytes: the per-run snapshot (tests/stack/tests/e2e/snapshot.rs).
+#[path = "e2e/snapshot.rs"]
+mod snapshot;

@@ -6,6 +6,12 @@
 //! timeout after Bedrock accepted the job leaves the run in `launching`; the retry calls Bedrock again
 //! with the same token and names, gets the same job back, and moves the run to `training` with the ARN.
 //! A run already `training` (or later) with a job ARN returns that ARN without calling Bedrock.
+//!
+//! An uploaded dataset trains on the run's snapshot (`runs/<run-id>/dataset.jsonl`, written by the
+//! validator with the bytes it validated), never on the upload key, which anyone may overwrite or
+//! delete. Before calling Bedrock the launcher checks the snapshot is still there with the size and
+//! ETag recorded on the run; if not, no job is created and the run is recorded `failed` with the
+//! reason.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +24,8 @@ use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
-    Clock, CustomizationService, DistillationJobRequest, PortError, RunLedger, TrainingData,
+    Clock, CustomizationService, DatasetStore, DistillationJobRequest, PortError, RunLedger,
+    TrainingData,
 };
 
 /// The purpose part of the job's `clientRequestToken`.
@@ -74,6 +81,8 @@ pub struct LaunchJobOutput {
 pub struct JobLauncherService {
     pub ledger: Arc<dyn RunLedger>,
     pub bedrock: Arc<dyn CustomizationService>,
+    /// Reads the run's snapshot metadata (HEAD) before launch.
+    pub store: Arc<dyn DatasetStore>,
     pub clock: Arc<dyn Clock>,
     pub config: LauncherConfig,
 }
@@ -114,8 +123,18 @@ impl JobLauncherService {
             .clone()
             .unwrap_or_else(|| naming::custom_model_name(&run.run_id, &dataset_name));
         let (training_data, dataset_bucket) = match &run.dataset {
-            DatasetLocation::S3Object { bucket, key, .. } => {
-                let s3_uri = naming::check_dataset_object(bucket, key)?;
+            // The validated copy, never the upload key (see the module docs).
+            DatasetLocation::S3Object { bucket, .. } => {
+                let snapshot = run.snapshot.as_ref().ok_or_else(|| {
+                    StepError::new(
+                        ErrorType::Conflict,
+                        format!(
+                            "run {} has no dataset snapshot (the validated copy of its upload), so there are no validated bytes to train on; nothing was launched",
+                            run.run_id
+                        ),
+                    )
+                })?;
+                let s3_uri = naming::check_dataset_object(&snapshot.bucket, &snapshot.key)?;
                 (TrainingData::S3 { s3_uri }, bucket.clone())
             }
             DatasetLocation::InvocationLogs {
@@ -194,7 +213,21 @@ impl JobLauncherService {
         if !matches!(run.status, RunStatus::Validated | RunStatus::Launching) {
             return Err(run.refuse("launch: only a validated run can be launched"));
         }
-        let req = self.build_request(&run)?;
+        let req = match self.build_request(&run) {
+            Ok(req) => req,
+            Err(e) if e.error_type == ErrorType::Conflict => {
+                return Err(self.fail_unlaunched(&run, e).await)
+            }
+            Err(e) => return Err(e),
+        };
+        // Checked once, before the run moves to `launching`: a run found in `launching` passed this
+        // check and may already have its job (a crash before the ARN was recorded), which the retry
+        // below adopts rather than abandons.
+        if run.status == RunStatus::Validated {
+            if let Err(e) = self.check_snapshot(&run).await? {
+                return Err(self.fail_unlaunched(&run, e).await);
+            }
+        }
         match run.status {
             RunStatus::Validated => {
                 let mut update = RunUpdate::to(RunStatus::Launching)
@@ -277,6 +310,61 @@ impl JobLauncherService {
         }
     }
 
+    /// Whether the run's snapshot is present and unchanged (HEAD: size and ETag as recorded).
+    /// `Ok(Err(_))` is the answer "no, don't launch", with the reason; `Err` is a failure to ask.
+    async fn check_snapshot(&self, run: &Run) -> Result<Result<(), StepError>, StepError> {
+        let Some(snapshot) = &run.snapshot else {
+            return Ok(Ok(()));
+        };
+        let head = self.store.head(&snapshot.bucket, &snapshot.key, None).await;
+        let problem = match head {
+            Ok(info) => {
+                let etag = info.etag.trim_matches('"');
+                if info.size == snapshot.size && etag == snapshot.etag {
+                    return Ok(Ok(()));
+                }
+                StepError::new(
+                    ErrorType::Conflict,
+                    format!(
+                        "the dataset snapshot {} changed after validation (now {} bytes, ETag \"{etag}\"; validated {} bytes, ETag \"{}\"); nothing was launched",
+                        snapshot.uri, info.size, snapshot.size, snapshot.etag
+                    ),
+                )
+            }
+            Err(PortError::NotFound(_)) => StepError::not_found(format!(
+                "the dataset snapshot {} is missing; nothing was launched",
+                snapshot.uri
+            )),
+            Err(e) => {
+                return Err(e.context(format!("checking the dataset snapshot {}", snapshot.uri)))
+            }
+        };
+        Ok(Err(problem))
+    }
+
+    /// Records the run `failed` with the reason nothing was launched, and returns the error for the
+    /// state machine (whose Catch announces the failure). No job exists: nothing to stop.
+    async fn fail_unlaunched(&self, run: &Run, e: StepError) -> StepError {
+        let reason = format!(
+            "{}. Start a new attempt with `distillery runs retry {}`",
+            e.message, run.run_id
+        );
+        tracing::warn!(%reason, "not launching");
+        let update = RunUpdate {
+            failure_reason: Some(reason.clone()),
+            finished_at: Some(self.clock.now()),
+            ..RunUpdate::to(RunStatus::Failed).with_detail(reason.clone())
+        };
+        if let Err(le) = self
+            .ledger
+            .update(&run.run_id, &[run.status], &update)
+            .await
+        {
+            tracing::error!(error = %le, "could not record the failure on the run");
+        }
+        StepError::new(e.error_type, reason)
+    }
+
     async fn reread(&self, run_id: &RunId) -> Result<Run, StepError> {
         self.ledger
             .get(run_id)
@@ -287,145 +375,4 @@ impl JobLauncherService {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::run::ValidationSummary;
-    use crate::ports::SystemClock;
-    use crate::testing::fakes::ScriptedBedrock;
-    use crate::testing::memory::InMemoryRunLedger;
-    use crate::testing::sample_run;
-
-    async fn setup(
-        key: &str,
-    ) -> (
-        JobLauncherService,
-        Arc<InMemoryRunLedger>,
-        Arc<ScriptedBedrock>,
-        RunId,
-    ) {
-        let ledger = Arc::new(InMemoryRunLedger::new());
-        let bedrock = Arc::new(ScriptedBedrock::default());
-        let mut run = sample_run("data-bucket", key, "etag", 10, chrono::Utc::now());
-        let id = run.run_id.clone();
-        run.status = RunStatus::Validated;
-        run.validation = Some(ValidationSummary {
-            valid: true,
-            ..Default::default()
-        });
-        ledger.create(&run).await.unwrap();
-        let svc = JobLauncherService {
-            ledger: ledger.clone(),
-            bedrock: bedrock.clone(),
-            clock: Arc::new(SystemClock),
-            config: LauncherConfig::from_lookup(|k| {
-                (k == "BEDROCK_ROLE_ARN").then(|| "arn:aws:iam::1:role/bedrock".to_string())
-            })
-            .unwrap(),
-        };
-        (svc, ledger, bedrock, id)
-    }
-
-    #[tokio::test]
-    async fn launches_once_and_a_retry_returns_the_same_job() {
-        let (svc, ledger, bedrock, id) =
-            setup("incoming/Support Tickets.jsonl".replace(' ', "-").as_str()).await;
-        let out = svc
-            .handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap();
-        let again = svc
-            .handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap();
-        assert_eq!(out, again);
-        assert_eq!(bedrock.job_requests().len(), 1);
-        assert_eq!(bedrock.calls(), ["create_job"]);
-        let req = bedrock.job_requests()[0].clone();
-        assert_eq!(
-            req.client_request_token,
-            naming::client_request_token(&id, "create-job")
-        );
-        assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
-        assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
-        assert!(matches!(req.training_data, TrainingData::S3 { .. }));
-        let run = ledger.get(&id).await.unwrap().unwrap();
-        assert_eq!(run.status, RunStatus::Training);
-        assert_eq!(run.job_arn.as_deref(), Some(out.job_arn.as_str()));
-        assert!(run.launched_at.is_some());
-        let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
-        assert_eq!(
-            path[path.len() - 2..],
-            [RunStatus::Launching, RunStatus::Training]
-        );
-    }
-
-    #[tokio::test]
-    async fn throttling_is_typed_and_the_retry_reuses_the_token() {
-        let (svc, ledger, bedrock, id) = setup("incoming/a.jsonl").await;
-        bedrock.fail_next_create(PortError::Throttled("slow".into()));
-        bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
-        let e = svc
-            .handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap_err();
-        assert_eq!(e.error_type, ErrorType::Throttled);
-        assert_eq!(
-            ledger.get(&id).await.unwrap().unwrap().status,
-            RunStatus::Launching
-        );
-        let e = svc
-            .handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap_err();
-        assert_eq!(e.error_type, ErrorType::QuotaExceeded);
-        svc.handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap();
-        assert_eq!(bedrock.calls(), ["create_job"; 3]);
-        let calls = bedrock.job_requests();
-        assert_eq!(calls.len(), 3);
-        assert!(calls
-            .iter()
-            .all(|c| c.client_request_token == calls[0].client_request_token
-                && c.job_name == calls[0].job_name));
-    }
-
-    #[tokio::test]
-    async fn a_rejected_run_or_a_bad_key_is_not_launched() {
-        let (svc, ledger, bedrock, id) = setup("incoming/has space.jsonl").await;
-        let e = svc
-            .handle(LaunchJobInput { run_id: id.clone() })
-            .await
-            .unwrap_err();
-        assert_eq!(e.error_type, ErrorType::ConfigInvalid);
-        assert!(e.message.contains("space"), "{}", e.message);
-        assert_eq!(
-            ledger.get(&id).await.unwrap().unwrap().status,
-            RunStatus::Validated
-        );
-        ledger
-            .update(
-                &id,
-                &[RunStatus::Validated],
-                &RunUpdate::to(RunStatus::Failed),
-            )
-            .await
-            .unwrap();
-        let e = svc.handle(LaunchJobInput { run_id: id }).await.unwrap_err();
-        assert_eq!(e.error_type, ErrorType::Conflict);
-        assert!(bedrock.calls().is_empty());
-        let missing = svc
-            .handle(LaunchJobInput {
-                run_id: RunId("run-nope".into()),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(missing.error_type, ErrorType::NotFound);
-        let fixture: LaunchJobInput =
-            serde_json::from_str(include_str!("../../../../events/launch-job.json")).unwrap();
-        assert!(fixture.run_id.as_str().starts_with("run-"));
-        let _: LaunchJobOutput =
-            serde_json::from_str(include_str!("../../../../events/launch-job-output.json"))
-                .unwrap();
-    }
-}
+mod tests;

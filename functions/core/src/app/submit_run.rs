@@ -167,7 +167,7 @@ async fn check_and_head(
     }
     naming::check_dataset_object(bucket, key)?;
     store
-        .head(bucket, key)
+        .head(bucket, key, None)
         .await
         .map_err(|e| e.context(format!("reading {uri}")))
 }
@@ -320,7 +320,7 @@ mod tests {
         .await
         .unwrap();
         let info = store
-            .head("datasets", "incoming/support.jsonl")
+            .head("datasets", "incoming/support.jsonl", None)
             .await
             .unwrap();
         assert_eq!(info.etag.trim_matches('"'), etag.trim_matches('"'));

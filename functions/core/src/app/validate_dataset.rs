@@ -1,12 +1,15 @@
 //! Use case behind the `dataset-validator` Lambda: turn an upload (or a CLI submission, or a
 //! scheduled retraining) into a run in the ledger with a verdict.
 //!
-//! Steps for an S3 dataset: ignore keys outside the upload prefix/suffix; head the object; create the
-//! run for (bucket, key, ETag) with a conditional write (a duplicate event stops here with
-//! `duplicate: true`); move it to `validating`; resolve settings (stack defaults + S3 metadata
-//! overrides [+ CLI overrides]) and check the key is one Bedrock accepts; stream the object through
-//! the validation engine; write the full report to `s3://<bucket>/<REPORT_PREFIX><runId>/report.json`;
-//! record the summary and move to `validated` or `rejected`. Invalid data or settings are a
+//! Steps for an S3 dataset: ignore keys outside the upload prefix/suffix; head the object, pinned to
+//! the event's version (version id, else `If-Match` on its ETag; a key that no longer holds it makes a
+//! rejected run, see `snapshot.rs`); create the run for (bucket, key, ETag) with a conditional write
+//! (a duplicate event stops here with `duplicate: true`); move it to `validating`; resolve settings
+//! (stack defaults + S3 metadata overrides [+ CLI overrides]) and check the key is one Bedrock
+//! accepts; stream the same version through the validation engine and, in the same pass, into the
+//! run's snapshot `s3://<bucket>/<SNAPSHOT_PREFIX><runId>/dataset.jsonl` (what the job trains on);
+//! write the full report to `s3://<bucket>/<REPORT_PREFIX><runId>/report.json`; record the summary
+//! (and the snapshot) and move to `validated` or `rejected`. Invalid data or settings are a
 //! rejection (an answer, not an error); only infrastructure failures are errors.
 //!
 //! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
@@ -19,12 +22,14 @@ mod object_run;
 
 use object_run::{resumable, EventVersion, ObjectRequest};
 pub use object_run::{run_for_object, ObjectVersion};
+mod snapshot;
 
 pub use config::{InvocationLogsSource, ValidatorConfig};
 pub use input::{
     split_owner, S3BucketRef, S3ObjectCreatedDetail, S3ObjectCreatedEvent, S3ObjectRef,
     SchedulePayload, SubmitPayload, ValidateInput,
 };
+pub use snapshot::changed_reason;
 
 use std::sync::Arc;
 
@@ -39,6 +44,7 @@ use crate::domain::run::{
     DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
 };
 use crate::domain::settings::{RunSettings, ServingMode, SettingsOverrides};
+use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
 use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
 use crate::ports::{Clock, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger};
 
@@ -104,6 +110,12 @@ struct StoredReport<'a> {
     validation: Option<&'a ValidationReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<&'a str>,
+    /// How the object was read: `{"pinnedBy": "versionId" | "ifMatch", ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read: Option<&'a ObjectPin>,
+    /// Where the validated bytes were kept (valid datasets only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<&'a DatasetSnapshot>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -194,6 +206,8 @@ impl DatasetValidatorService {
                     settings_error: Some(&e.message),
                     validation: None,
                     note: None,
+                    read: None,
+                    snapshot: None,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -210,17 +224,47 @@ impl DatasetValidatorService {
             Some(&settings.student),
             &self.config.limits,
         );
-        let (_, chunks) = self
+        // The GET is pinned too: the version the HEAD described, by version id or If-Match.
+        let pin = ObjectPin::from_event(info.version_id.as_deref(), Some(&info.etag)).ok_or_else(
+            || {
+                StepError::internal(format!(
+                    "s3://{bucket}/{} has neither a version id nor an ETag to pin the read on",
+                    info.key
+                ))
+            },
+        )?;
+        let chunks = match self.store.open(bucket, &info.key, Some(&pin)).await {
+            Ok((_, chunks)) => chunks,
+            Err(PortError::ObjectChanged(detail)) => {
+                let reason = changed_reason(bucket, &info.key, &pin, &detail);
+                tracing::info!(%reason, "the announced version is gone; rejected");
+                return self.reject_unread(run, Some(&pin), reason).await;
+            }
+            Err(e) => return Err(e.context(format!("opening s3://{bucket}/{}", info.key))),
+        };
+        let layout = self.config.snapshot_layout(bucket);
+        let snapshot_key = layout.dataset_key(&run.run_id);
+        let sink = self
             .store
-            .open(bucket, &info.key)
+            .begin_snapshot(bucket, &snapshot_key)
             .await
-            .map_err(|e| e.context(format!("opening s3://{bucket}/{}", info.key)))?;
-        let report = validate_chunks(chunks, &options).await.map_err(|e| {
-            StepError::new(
-                ErrorType::Transient,
-                format!("reading s3://{bucket}/{}: {e}", info.key),
-            )
-        })?;
+            .map_err(|e| {
+                e.context(format!(
+                    "starting the snapshot s3://{bucket}/{snapshot_key}"
+                ))
+            })?;
+        let (report, snapshot) =
+            snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
+                .await
+                .map_err(|e| {
+                    StepError::new(
+                        ErrorType::Transient,
+                        format!(
+                            "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}: {e}",
+                            info.key
+                        ),
+                    )
+                })?;
         tracing::info!(
             valid = report.valid,
             records = report.records,
@@ -236,6 +280,8 @@ impl DatasetValidatorService {
             settings_error: None,
             validation: Some(&report),
             note: None,
+            read: Some(&pin),
+            snapshot: snapshot.as_ref(),
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
@@ -247,7 +293,8 @@ impl DatasetValidatorService {
                 report.error_count, report.records
             )
         });
-        self.finish(run, summary, reason).await
+        self.finish_with_snapshot(run, summary, reason, snapshot)
+            .await
     }
 
     async fn put_report(
@@ -271,6 +318,18 @@ impl DatasetValidatorService {
         summary: ValidationSummary,
         rejection: Option<String>,
     ) -> Result<ValidateDatasetOutput, StepError> {
+        self.finish_with_snapshot(run, summary, rejection, None)
+            .await
+    }
+
+    /// [`Self::finish`], recording where the validated bytes were kept.
+    async fn finish_with_snapshot(
+        &self,
+        run: &Run,
+        summary: ValidationSummary,
+        rejection: Option<String>,
+        snapshot: Option<DatasetSnapshot>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
         let mut update = match &rejection {
             None => RunUpdate::to(RunStatus::Validated),
             Some(reason) => {
@@ -280,6 +339,7 @@ impl DatasetValidatorService {
             }
         };
         update.validation = Some(summary);
+        update.snapshot = snapshot;
         let run = self
             .ledger
             .update(&run.run_id, &[RunStatus::Validating], &update)
@@ -348,6 +408,8 @@ impl DatasetValidatorService {
                         settings_error: problem.as_deref(),
                         validation: None,
                         note: Some(note),
+                        read: None,
+                        snapshot: None,
                     };
                     Some(
                         self.put_report(bucket, &self.config.report_key(&run_id), &report)

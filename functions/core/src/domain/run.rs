@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::settings::{RunSettings, ServingMode};
+use super::snapshot::DatasetSnapshot;
 
 /// Stable run identifier: `run-` + 20 hex chars.
 ///
@@ -335,6 +336,10 @@ pub struct Run {
     pub validation: Option<ValidationSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// The validated bytes the job trains on (S3 datasets; `None` for invocation-log runs and for
+    /// rejected datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<DatasetSnapshot>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +477,7 @@ impl Run {
             provisioned_model_arn: None,
             validation: None,
             failure_reason: None,
+            snapshot: None,
             created_at: now,
             updated_at: now,
             launched_at: None,
@@ -518,6 +524,7 @@ pub struct RunUpdate {
     pub provisioned_model_arn: Option<String>,
     pub validation: Option<ValidationSummary>,
     pub failure_reason: Option<String>,
+    pub snapshot: Option<DatasetSnapshot>,
     pub launched_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub delivery: Option<DeliveryRecord>,
@@ -561,6 +568,7 @@ impl RunUpdate {
             provisioned_model_arn,
             validation,
             failure_reason,
+            snapshot,
             launched_at,
             finished_at
         );

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
-    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger,
-    SystemClock,
+    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, ObjectPin, PortError, RunLedger,
+    SnapshotSink, SystemClock, WrittenObject,
 };
 
 /// The chunk size of the in-memory store's streams (prime, so chunk ends fall anywhere in a record).
@@ -108,12 +108,34 @@ struct StoredObject {
     body: Arc<Vec<u8>>,
     metadata: BTreeMap<String, String>,
     etag: String,
+    version_id: Option<String>,
 }
 
-/// Objects in memory. `open` hands out a reader over a shared buffer (tests only).
+/// Objects in memory, with S3's semantics for what Distillery relies on: ETags, optional versioning
+/// (every write keeps the older versions, reachable by version id), reads pinned by version id or
+/// `If-Match` (`PortError::ObjectChanged` when the pin no longer matches), and snapshot sinks that
+/// make nothing visible before `finish`. `open` hands out a reader over a shared buffer (tests only).
 #[derive(Default)]
 pub struct InMemoryDatasetStore {
-    objects: Mutex<HashMap<(String, String), StoredObject>>,
+    shared: Arc<StoreState>,
+}
+
+/// The objects of an [`InMemoryDatasetStore`], shared with the snapshot sinks it hands out.
+#[derive(Default)]
+pub struct StoreState {
+    /// Every version of each key, oldest first; the last is the current one. A deleted key has none.
+    objects: Mutex<HashMap<(String, String), Vec<StoredObject>>>,
+    versioned: bool,
+    next_version: Mutex<u64>,
+    snapshots: Mutex<SnapshotCounts>,
+}
+
+/// What happened to the snapshot sinks a store handed out (for assertions).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotCounts {
+    pub begun: usize,
+    pub finished: usize,
+    pub aborted: usize,
 }
 
 impl InMemoryDatasetStore {
@@ -121,6 +143,25 @@ impl InMemoryDatasetStore {
         Self::default()
     }
 
+    /// A store that behaves like a versioned bucket: each write gets a version id (`v1`, `v2`, ...).
+    pub fn versioned() -> Self {
+        Self {
+            shared: Arc::new(StoreState {
+                versioned: true,
+                ..StoreState::default()
+            }),
+        }
+    }
+}
+
+impl std::ops::Deref for InMemoryDatasetStore {
+    type Target = StoreState;
+    fn deref(&self) -> &StoreState {
+        &self.shared
+    }
+}
+
+impl StoreState {
     /// Stores an object with user metadata (keys are lowercased, as S3 does). Returns its ETag.
     pub fn insert(
         &self,
@@ -135,39 +176,119 @@ impl InMemoryDatasetStore {
             .iter()
             .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
             .collect();
-        self.lock().insert(
-            (bucket.to_string(), key.to_string()),
-            StoredObject {
-                body: Arc::new(body),
-                metadata,
-                etag: etag.clone(),
-            },
-        );
+        let version_id = self.versioned.then(|| {
+            let mut n = self.next_version.lock().unwrap_or_else(|e| e.into_inner());
+            *n += 1;
+            format!("v{n}")
+        });
+        let object = StoredObject {
+            body: Arc::new(body),
+            metadata,
+            etag: etag.clone(),
+            version_id,
+        };
+        let mut objects = self.lock();
+        let versions = objects
+            .entry((bucket.to_string(), key.to_string()))
+            .or_default();
+        if !self.versioned {
+            versions.clear();
+        }
+        versions.push(object);
         etag
+    }
+
+    /// The current version id of an object (versioned stores only).
+    pub fn current_version(&self, bucket: &str, key: &str) -> Option<String> {
+        self.lock()
+            .get(&(bucket.to_string(), key.to_string()))
+            .and_then(|v| v.last())
+            .and_then(|o| o.version_id.clone())
+    }
+
+    /// Removes the object (every version), as a DeleteObject on an unversioned bucket would.
+    pub fn remove(&self, bucket: &str, key: &str) {
+        self.lock().remove(&(bucket.to_string(), key.to_string()));
     }
 
     /// The bytes of an object, if present.
     pub fn get_bytes(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         self.lock()
             .get(&(bucket.to_string(), key.to_string()))
+            .and_then(|v| v.last())
             .map(|o| o.body.as_ref().clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), StoredObject>> {
+    /// Keys present in `bucket` (current versions), sorted.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|((b, _), v)| b == bucket && !v.is_empty())
+            .map(|((_, k), _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    pub fn snapshot_counts(&self) -> SnapshotCounts {
+        *self.snapshots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<StoredObject>>> {
         self.objects.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn info(&self, bucket: &str, key: &str) -> Result<(ObjectInfo, Arc<Vec<u8>>), PortError> {
+    fn count(&self, f: impl FnOnce(&mut SnapshotCounts)) {
+        f(&mut self.snapshots.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    fn info(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: Option<&ObjectPin>,
+    ) -> Result<(ObjectInfo, Arc<Vec<u8>>), PortError> {
         let objects = self.lock();
-        let o = objects
+        let versions = objects
             .get(&(bucket.to_string(), key.to_string()))
-            .ok_or_else(|| PortError::NotFound(format!("s3://{bucket}/{key} does not exist")))?;
+            .filter(|v| !v.is_empty());
+        let o = match (versions, pin) {
+            (None, Some(ObjectPin::VersionId { version_id })) => {
+                return Err(PortError::ObjectChanged(format!(
+                    "s3://{bucket}/{key}: version {version_id} does not exist"
+                )))
+            }
+            (None, _) => {
+                return Err(PortError::NotFound(format!(
+                    "s3://{bucket}/{key} does not exist"
+                )))
+            }
+            (Some(v), Some(ObjectPin::VersionId { version_id })) => v
+                .iter()
+                .find(|o| o.version_id.as_deref() == Some(version_id))
+                .ok_or_else(|| {
+                    PortError::ObjectChanged(format!(
+                        "s3://{bucket}/{key}: version {version_id} does not exist"
+                    ))
+                })?,
+            (Some(v), Some(ObjectPin::IfMatch { etag })) => {
+                let current = v.last().expect("non-empty");
+                if current.etag.trim_matches('"') != etag {
+                    return Err(PortError::ObjectChanged(format!(
+                        "s3://{bucket}/{key}: PreconditionFailed (If-Match \"{etag}\")"
+                    )));
+                }
+                current
+            }
+            (Some(v), None) => v.last().expect("non-empty"),
+        };
         Ok((
             ObjectInfo {
                 bucket: bucket.to_string(),
                 key: key.to_string(),
                 etag: o.etag.clone(),
-                version_id: None,
+                version_id: o.version_id.clone(),
                 size: o.body.len() as u64,
                 metadata: o.metadata.clone(),
             },
@@ -178,16 +299,22 @@ impl InMemoryDatasetStore {
 
 #[async_trait]
 impl DatasetStore for InMemoryDatasetStore {
-    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError> {
-        Ok(self.info(bucket, key)?.0)
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: Option<&ObjectPin>,
+    ) -> Result<ObjectInfo, PortError> {
+        Ok(self.info(bucket, key, pin)?.0)
     }
 
     async fn open(
         &self,
         bucket: &str,
         key: &str,
+        pin: Option<&ObjectPin>,
     ) -> Result<(ObjectInfo, DatasetChunks), PortError> {
-        let (info, body) = self.info(bucket, key)?;
+        let (info, body) = self.info(bucket, key, pin)?;
         // Odd-sized chunks, as a network body arrives: records straddle chunk boundaries.
         let chunks: Vec<Result<Vec<u8>, PortError>> = body
             .chunks(MEMORY_CHUNK_BYTES)
@@ -206,6 +333,57 @@ impl DatasetStore for InMemoryDatasetStore {
         self.insert(bucket, key, body, &[]);
         Ok(format!("s3://{bucket}/{key}"))
     }
+
+    async fn begin_snapshot(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Box<dyn SnapshotSink>, PortError> {
+        self.count(|c| c.begun += 1);
+        Ok(Box::new(MemorySnapshotSink {
+            store: self.shared.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            body: Vec::new(),
+        }))
+    }
+}
+
+/// Collects the bytes and stores them at `finish` (memory is no concern in tests).
+struct MemorySnapshotSink {
+    store: Arc<StoreState>,
+    bucket: String,
+    key: String,
+    body: Vec<u8>,
+}
+
+#[async_trait]
+impl SnapshotSink for MemorySnapshotSink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), PortError> {
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<WrittenObject, PortError> {
+        let size = self.body.len() as u64;
+        let etag = self
+            .store
+            .insert(&self.bucket, &self.key, self.body, &[])
+            .trim_matches('"')
+            .to_string();
+        self.store.count(|c| c.finished += 1);
+        Ok(WrittenObject {
+            bucket: self.bucket,
+            key: self.key,
+            etag,
+            size,
+        })
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), PortError> {
+        self.store.count(|c| c.aborted += 1);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -218,14 +396,14 @@ mod tests {
     async fn dataset_store_round_trips() {
         let store = InMemoryDatasetStore::new();
         let etag = store.insert("b", "k", "hello", &[("Distillery-Teacher", "t")]);
-        let info = store.head("b", "k").await.unwrap();
+        let info = store.head("b", "k", None).await.unwrap();
         assert_eq!(info.etag, etag);
         assert_eq!(info.metadata["distillery-teacher"], "t");
-        let (_, r) = store.open("b", "k").await.unwrap();
+        let (_, r) = store.open("b", "k", None).await.unwrap();
         let chunks: Vec<Vec<u8>> = futures::TryStreamExt::try_collect(r).await.unwrap();
         assert_eq!(chunks.concat(), b"hello");
         assert!(matches!(
-            store.head("b", "nope").await,
+            store.head("b", "nope", None).await,
             Err(PortError::NotFound(_))
         ));
     }

@@ -7,6 +7,7 @@ use crate::domain::catalog::{Limits, ModelCatalog};
 use crate::domain::errors::StepError;
 use crate::domain::run::RunId;
 use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
+use crate::domain::snapshot::SnapshotLayout;
 
 /// Where scheduled runs train from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct ValidatorConfig {
     pub upload_prefix: String,
     pub upload_suffix: String,
     pub report_prefix: String,
+    /// Where each run's validated bytes go in the dataset's bucket (`SNAPSHOT_PREFIX`, default
+    /// `runs/`): `<prefix><run-id>/dataset.jsonl`. Only Distillery writes there.
+    pub snapshot_prefix: String,
     pub defaults: RunSettings,
     pub policy: ServingPolicy,
     pub invocation_logs: Option<InvocationLogsSource>,
@@ -74,10 +78,15 @@ impl ValidatorConfig {
                 use_prompt_response: env.flag("USE_PROMPT_RESPONSE", false)?,
             }),
         };
-        Ok(ValidatorConfig {
+        let mut snapshot_prefix = env.string_or("SNAPSHOT_PREFIX", "runs/");
+        if !snapshot_prefix.ends_with('/') {
+            snapshot_prefix.push('/');
+        }
+        let config = ValidatorConfig {
             upload_prefix: env.string_or("UPLOAD_PREFIX", "incoming/"),
             upload_suffix: env.string_or("UPLOAD_SUFFIX", ".jsonl"),
             report_prefix: env.string_or("REPORT_PREFIX", "reports/"),
+            snapshot_prefix,
             defaults: RunSettings {
                 teacher: env.string_or("DEFAULT_TEACHER", "amazon.nova-pro-v1:0"),
                 student: env.string_or("DEFAULT_STUDENT", "amazon.nova-lite-v1:0:300k"),
@@ -95,7 +104,27 @@ impl ValidatorConfig {
             catalog,
             limits,
             region: env.optional_string("AWS_REGION"),
-        })
+        };
+        // A snapshot key inside the upload area would start a run of its own, which would write a
+        // snapshot, which would start a run...
+        let probe = config
+            .snapshot_layout("b")
+            .dataset_key(&RunId("run-0".into()));
+        if probe.starts_with(&config.upload_prefix) && probe.ends_with(&config.upload_suffix) {
+            return Err(StepError::config(format!(
+                "SNAPSHOT_PREFIX '{}' puts snapshots ({probe}) inside the upload area (UPLOAD_PREFIX '{}', UPLOAD_SUFFIX '{}'): each snapshot would start another run; choose a prefix outside it",
+                config.snapshot_prefix, config.upload_prefix, config.upload_suffix
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Where a run's snapshot goes: the run's folder in `bucket` (the dataset's bucket).
+    pub fn snapshot_layout(&self, bucket: &str) -> SnapshotLayout {
+        SnapshotLayout {
+            bucket: bucket.to_string(),
+            prefix: self.snapshot_prefix.clone(),
+        }
     }
 
     /// Where a run's report goes (the key, in the dataset's bucket).

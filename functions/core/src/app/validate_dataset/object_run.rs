@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 
 use tracing::Instrument;
 
+use super::snapshot::changed_reason;
 use super::{DatasetValidatorService, ValidateDatasetOutput, ValidatorConfig};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::run::{
-    DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate, ValidationSummary,
+    DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
 };
 use crate::domain::settings::{
     settings_fingerprint, OverrideSources, RunSettings, SettingsOverrides,
 };
+use crate::domain::snapshot::ObjectPin;
 use crate::ports::{CreateOutcome, ObjectInfo, PortError};
 
 /// The object version an upload event names.
@@ -122,17 +124,31 @@ impl DatasetValidatorService {
             );
             return Ok(ValidateDatasetOutput::ignored());
         }
-        let info = match self.store.head(bucket, key).await {
+        // HEAD (the metadata holds the run's settings) of exactly the version the event announced.
+        let event = req.event.clone().unwrap_or_default();
+        let pin = ObjectPin::from_event(event.version_id.as_deref(), event.etag.as_deref());
+        let info = match self.store.head(bucket, key, pin.as_ref()).await {
             Ok(info) => info,
-            // Deleted between the upload event and now: a rejected run with the reason, so the
-            // upload does not end with an error that names no run.
+            // Deleted, or overwritten, between the upload event and now: a rejected run with the
+            // reason, so the upload does not end with an error that names no run. (The newer upload
+            // has its own event and its own run.)
             Err(PortError::NotFound(_)) if req.event.is_some() => {
-                return self.reject_missing_object(&req).await;
+                let reason = format!(
+                    "s3://{bucket}/{key} no longer exists (deleted after the upload event); nothing was read or launched"
+                );
+                return self.reject_unreadable_object(&req, reason).await;
+            }
+            Err(PortError::ObjectChanged(detail)) if req.event.is_some() => {
+                let reason = match &pin {
+                    Some(pin) => changed_reason(bucket, key, pin, &detail),
+                    None => {
+                        format!("s3://{bucket}/{key} changed after the upload event ({detail})")
+                    }
+                };
+                return self.reject_unreadable_object(&req, reason).await;
             }
             Err(e) => return Err(e.context(format!("reading s3://{bucket}/{key}"))),
         };
-        // The event names the version that was uploaded; HEAD may already see a newer one.
-        let event = req.event.clone().unwrap_or_default();
         let etag = event.etag.unwrap_or_else(|| info.etag.clone());
         let version_id = event.version_id.or_else(|| info.version_id.clone());
         let attempt = match req.retry_of {
@@ -193,25 +209,32 @@ impl DatasetValidatorService {
         Ok(run.attempt + 1)
     }
 
-    /// The object named by an upload event no longer exists: recorded as a rejected run.
-    pub(super) async fn reject_missing_object(
+    /// The version an upload event names can no longer be read (deleted, or overwritten): recorded
+    /// as a rejected run with `reason` and a report. Its identity has no settings (there is no
+    /// metadata to read them from), so a redelivered event finds the same run.
+    pub(super) async fn reject_unreadable_object(
         &self,
         req: &ObjectRequest<'_>,
+        reason: String,
     ) -> Result<ValidateDatasetOutput, StepError> {
         let event = req.event.clone().unwrap_or_default();
         let etag = event.etag.clone().unwrap_or_default();
+        let version_id = event
+            .version_id
+            .clone()
+            .filter(|v| !v.is_empty() && v != "null");
         let run_id = RunId::for_dataset(&RunIdentity {
             bucket: req.bucket,
             key: req.key,
-            version: RunIdentity::object_version(event.version_id.as_deref(), &etag),
-            settings_fingerprint: "object-missing",
+            version: RunIdentity::object_version(version_id.as_deref(), &etag),
+            settings_fingerprint: "object-unreadable",
             attempt: 1,
         });
         let dataset = DatasetLocation::S3Object {
             bucket: req.bucket.to_string(),
             key: req.key.to_string(),
             etag: etag.trim_matches('"').to_string(),
-            version_id: event.version_id.clone(),
+            version_id,
             size: event.size.unwrap_or(0),
         };
         let mut run = Run::new(
@@ -233,16 +256,8 @@ impl DatasetValidatorService {
             Err(existing) => existing,
         };
         self.to_validating(&run).await?;
-        let reason = format!(
-            "s3://{}/{} no longer exists (deleted after the upload event); nothing was read or launched",
-            req.bucket, req.key
-        );
-        let summary = ValidationSummary {
-            valid: false,
-            first_errors: vec![reason.clone()],
-            ..Default::default()
-        };
-        self.finish(&run, summary, Some(reason)).await
+        tracing::info!(run_id = %run.run_id, %reason, "the announced version can't be read; rejected");
+        self.reject_unread(&run, None, reason).await
     }
 
     /// Creates the run, or reports the existing one as a duplicate.

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use super::tests::dataset;
 use super::*;
-use crate::ports::{DatasetChunks, ObjectInfo, PortError, SystemClock};
+use crate::domain::snapshot::ObjectPin;
+use crate::ports::{DatasetChunks, ObjectInfo, PortError, SnapshotSink, SystemClock};
 use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
 
 const BUCKET: &str = "distillery-datasets-123456789012";
@@ -23,15 +24,28 @@ struct FlakyStore {
 
 #[async_trait]
 impl DatasetStore for FlakyStore {
-    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectInfo, PortError> {
-        self.inner.head(bucket, key).await
+    async fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        pin: Option<&ObjectPin>,
+    ) -> Result<ObjectInfo, PortError> {
+        self.inner.head(bucket, key, pin).await
     }
     async fn open(
         &self,
         bucket: &str,
         key: &str,
+        pin: Option<&ObjectPin>,
     ) -> Result<(ObjectInfo, DatasetChunks), PortError> {
-        self.inner.open(bucket, key).await
+        self.inner.open(bucket, key, pin).await
+    }
+    async fn begin_snapshot(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Box<dyn SnapshotSink>, PortError> {
+        self.inner.begin_snapshot(bucket, key).await
     }
     async fn put(
         &self,

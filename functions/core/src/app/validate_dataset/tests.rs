@@ -89,6 +89,8 @@ fn object_event(key: &str, etag: &str) -> Value {
     let mut e = event("s3-object-created.json");
     e["detail"]["object"]["key"] = key.into();
     e["detail"]["object"]["etag"] = etag.into();
+    // The in-memory store is an unversioned bucket: S3 sends no version id for those.
+    e["detail"]["object"]["version-id"] = Value::Null;
     e
 }
 
@@ -295,3 +297,7 @@ async fn cli_overrides_win_and_schedule_runs_are_validated_directly() {
         DatasetLocation::InvocationLogs { .. }
     ));
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod snapshot_tests;

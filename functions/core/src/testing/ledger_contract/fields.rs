@@ -80,6 +80,17 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
             ..Default::default()
         }),
         failure_reason: Some("none yet".into()),
+        snapshot: Some(crate::domain::snapshot::DatasetSnapshot {
+            uri: "s3://b/runs/fields/dataset.jsonl".into(),
+            bucket: "b".into(),
+            key: "runs/fields/dataset.jsonl".into(),
+            size: 42,
+            sha256: "ab".repeat(32),
+            etag: "etag-1".into(),
+            source: crate::domain::snapshot::ObjectPin::VersionId {
+                version_id: "v1".into(),
+            },
+        }),
         launched_at: Some(t),
         finished_at: Some(t + Duration::seconds(1)),
         delivery: Some(delivery("training", "slack", true, None)),

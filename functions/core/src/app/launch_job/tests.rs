@@ -1,0 +1,280 @@
+//! The launcher on in-memory ports: one job per run, typed Bedrock errors, the snapshot check.
+
+use super::*;
+use crate::domain::run::ValidationSummary;
+use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
+use crate::ports::SystemClock;
+use crate::testing::fakes::ScriptedBedrock;
+use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
+use crate::testing::sample_run;
+
+const VALIDATED_BYTES: &str = "{\"validated\": true}\n";
+
+async fn setup(
+    key: &str,
+) -> (
+    JobLauncherService,
+    Arc<InMemoryRunLedger>,
+    Arc<ScriptedBedrock>,
+    RunId,
+) {
+    let (svc, ledger, bedrock, _, id) = setup_with(key, |_| {}).await;
+    (svc, ledger, bedrock, id)
+}
+
+/// A validated run for `s3://data-bucket/<key>` whose snapshot is in the store (`edit` may change
+/// the run before it is recorded).
+async fn setup_with(
+    key: &str,
+    edit: impl FnOnce(&mut Run),
+) -> (
+    JobLauncherService,
+    Arc<InMemoryRunLedger>,
+    Arc<ScriptedBedrock>,
+    Arc<InMemoryDatasetStore>,
+    RunId,
+) {
+    let ledger = Arc::new(InMemoryRunLedger::new());
+    let bedrock = Arc::new(ScriptedBedrock::default());
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let mut run = sample_run("data-bucket", key, "etag", 10, chrono::Utc::now());
+    let id = run.run_id.clone();
+    run.status = RunStatus::Validated;
+    run.validation = Some(ValidationSummary {
+        valid: true,
+        ..Default::default()
+    });
+    let snapshot_key = format!("runs/{id}/dataset.jsonl");
+    let etag = store.insert("data-bucket", &snapshot_key, VALIDATED_BYTES, &[]);
+    run.snapshot = Some(DatasetSnapshot {
+        uri: format!("s3://data-bucket/{snapshot_key}"),
+        bucket: "data-bucket".into(),
+        key: snapshot_key,
+        size: VALIDATED_BYTES.len() as u64,
+        sha256: "00".repeat(32),
+        etag: etag.trim_matches('"').to_string(),
+        source: ObjectPin::IfMatch {
+            etag: "etag".into(),
+        },
+    });
+    edit(&mut run);
+    ledger.create(&run).await.unwrap();
+    let svc = JobLauncherService {
+        ledger: ledger.clone(),
+        bedrock: bedrock.clone(),
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        config: LauncherConfig::from_lookup(|k| {
+            (k == "BEDROCK_ROLE_ARN").then(|| "arn:aws:iam::1:role/bedrock".to_string())
+        })
+        .unwrap(),
+    };
+    (svc, ledger, bedrock, store, id)
+}
+
+#[tokio::test]
+async fn launches_once_and_a_retry_returns_the_same_job() {
+    let (svc, ledger, bedrock, id) =
+        setup("incoming/Support Tickets.jsonl".replace(' ', "-").as_str()).await;
+    let out = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    let again = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out, again);
+    assert_eq!(bedrock.job_requests().len(), 1);
+    assert_eq!(bedrock.calls(), ["create_job"]);
+    let req = bedrock.job_requests()[0].clone();
+    assert_eq!(
+        req.client_request_token,
+        naming::client_request_token(&id, "create-job")
+    );
+    assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
+    assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
+    // Bedrock gets the validated snapshot, never the upload key.
+    assert_eq!(
+        req.training_data,
+        TrainingData::S3 {
+            s3_uri: format!("s3://data-bucket/runs/{id}/dataset.jsonl")
+        }
+    );
+    let run = ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Training);
+    assert_eq!(run.job_arn.as_deref(), Some(out.job_arn.as_str()));
+    assert!(run.launched_at.is_some());
+    let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
+    assert_eq!(
+        path[path.len() - 2..],
+        [RunStatus::Launching, RunStatus::Training]
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_typed_and_the_retry_reuses_the_token() {
+    let (svc, ledger, bedrock, id) = setup("incoming/a.jsonl").await;
+    bedrock.fail_next_create(PortError::Throttled("slow".into()));
+    bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Throttled);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Launching
+    );
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::QuotaExceeded);
+    svc.handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(bedrock.calls(), ["create_job"; 3]);
+    let calls = bedrock.job_requests();
+    assert_eq!(calls.len(), 3);
+    assert!(calls
+        .iter()
+        .all(|c| c.client_request_token == calls[0].client_request_token
+            && c.job_name == calls[0].job_name));
+}
+
+#[tokio::test]
+async fn a_rejected_run_or_a_bad_key_is_not_launched() {
+    let (svc, ledger, bedrock, _, id) = setup_with("incoming/a.jsonl", |run| {
+        if let Some(s) = run.snapshot.as_mut() {
+            s.key = "runs/has space/dataset.jsonl".into();
+        }
+    })
+    .await;
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::ConfigInvalid);
+    assert!(e.message.contains("space"), "{}", e.message);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Validated
+    );
+    ledger
+        .update(
+            &id,
+            &[RunStatus::Validated],
+            &RunUpdate::to(RunStatus::Failed),
+        )
+        .await
+        .unwrap();
+    let e = svc.handle(LaunchJobInput { run_id: id }).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict);
+    assert!(bedrock.calls().is_empty());
+    let missing = svc
+        .handle(LaunchJobInput {
+            run_id: RunId("run-nope".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.error_type, ErrorType::NotFound);
+    let fixture: LaunchJobInput =
+        serde_json::from_str(include_str!("../../../../../events/launch-job.json")).unwrap();
+    assert!(fixture.run_id.as_str().starts_with("run-"));
+    let _: LaunchJobOutput =
+        serde_json::from_str(include_str!("../../../../../events/launch-job-output.json")).unwrap();
+}
+
+/// A launch the snapshot check refused: no Bedrock call, the run `failed` with `reason_has` in its
+/// reason (which says how to retry), the error typed `want`.
+async fn assert_refused(
+    svc: &JobLauncherService,
+    ledger: &InMemoryRunLedger,
+    bedrock: &ScriptedBedrock,
+    id: &RunId,
+    want: ErrorType,
+    reason_has: &str,
+) {
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, want, "{}", e.message);
+    assert!(e.message.contains(reason_has), "{}", e.message);
+    assert!(bedrock.calls().is_empty(), "{:?}", bedrock.calls());
+    let run = ledger.get(id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    let reason = run.failure_reason.unwrap();
+    assert!(reason.contains(reason_has), "{reason}");
+    assert!(
+        reason.contains(&format!("distillery runs retry {id}")),
+        "{reason}"
+    );
+    assert!(run.finished_at.is_some());
+}
+
+#[tokio::test]
+async fn a_deleted_snapshot_launches_nothing_and_fails_the_run() {
+    let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
+    store.remove("data-bucket", &format!("runs/{id}/dataset.jsonl"));
+    assert_refused(
+        &svc,
+        &ledger,
+        &bedrock,
+        &id,
+        ErrorType::NotFound,
+        "is missing",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_snapshot_launches_nothing_and_fails_the_run() {
+    let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
+    store.insert(
+        "data-bucket",
+        &format!("runs/{id}/dataset.jsonl"),
+        "{\"not\": \"validated\"}\n",
+        &[],
+    );
+    assert_refused(
+        &svc,
+        &ledger,
+        &bedrock,
+        &id,
+        ErrorType::Conflict,
+        "changed after validation",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_uploaded_dataset_without_a_snapshot_is_never_launched_from_its_upload_key() {
+    let (svc, ledger, bedrock, _, id) =
+        setup_with("incoming/a.jsonl", |run| run.snapshot = None).await;
+    assert_refused(
+        &svc,
+        &ledger,
+        &bedrock,
+        &id,
+        ErrorType::Conflict,
+        "no dataset snapshot",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unchanged_snapshot_with_the_upload_key_gone_still_launches() {
+    let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
+    store.insert("data-bucket", "incoming/a.jsonl", "overwritten", &[]);
+    store.remove("data-bucket", "incoming/a.jsonl");
+    svc.handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(bedrock.calls(), ["create_job"]);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Training
+    );
+}
