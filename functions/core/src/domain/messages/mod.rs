@@ -38,18 +38,22 @@ pub enum Milestone {
     Failed,
     Stopped,
     TimedOut,
+    /// The pipeline gave up on a job but could not stop it: the run stays `training` for the
+    /// reconciler, which retries the stop.
+    StopFailed,
     Ready,
     ProvisioningFailed,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 8] = [
+    pub const ALL: [Milestone; 9] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
         Milestone::Failed,
         Milestone::Stopped,
         Milestone::TimedOut,
+        Milestone::StopFailed,
         Milestone::Ready,
         Milestone::ProvisioningFailed,
     ];
@@ -63,6 +67,7 @@ impl Milestone {
             Milestone::Failed => "failed",
             Milestone::Stopped => "stopped",
             Milestone::TimedOut => "timed_out",
+            Milestone::StopFailed => "stop_failed",
             Milestone::Ready => "ready",
             Milestone::ProvisioningFailed => "provisioning_failed",
         }
@@ -82,6 +87,7 @@ impl Milestone {
             Milestone::Failed => "Distillation failed",
             Milestone::Stopped => "Distillation stopped",
             Milestone::TimedOut => "Distillation timed out",
+            Milestone::StopFailed => "Distillation job could not be stopped",
             Milestone::Ready => "Model ready to serve",
             Milestone::ProvisioningFailed => "Provisioning failed",
         }
@@ -280,9 +286,14 @@ pub fn render_for_run(
                 }
             });
         }
-        Milestone::Failed | Milestone::Stopped | Milestone::TimedOut => {
+        Milestone::Failed | Milestone::Stopped | Milestone::TimedOut | Milestone::StopFailed => {
             d.summary = match milestone {
                 Milestone::Failed => format!("The distillation run for `{dataset}` failed."),
+                Milestone::StopFailed => format!(
+                    "The pipeline gave up on the distillation job for `{dataset}` but could not stop it: \
+                     it may still be running and billed. The run stays `training`; the reconciler \
+                     (scheduled, or `distillery runs reconcile`) retries the stop."
+                ),
                 Milestone::Stopped => format!(
                     "The distillation job for `{dataset}` was stopped; no model was produced."
                 ),
