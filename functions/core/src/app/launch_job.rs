@@ -17,6 +17,7 @@ use crate::config::{process_var, Env};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
+use crate::domain::tags;
 use crate::ports::{
     Clock, CustomizationService, DistillationJobRequest, PortError, RunLedger, TrainingData,
 };
@@ -146,7 +147,11 @@ impl JobLauncherService {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let tags = BTreeMap::from([
-            ("distillery:run-id".to_string(), run.run_id.to_string()),
+            (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
+            (
+                tags::MANAGED_BY_TAG.to_string(),
+                tags::MANAGED_BY_VALUE.to_string(),
+            ),
             (
                 "distillery:dataset".to_string(),
                 naming::slug(&dataset_name, 200),
@@ -349,6 +354,8 @@ mod tests {
         );
         assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
         assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
+        assert_eq!(req.custom_model_tags["distillery:run-id"], id.to_string());
+        assert_eq!(req.job_tags["distillery:managed-by"], "distillery");
         assert!(matches!(req.training_data, TrainingData::S3 { .. }));
         let run = ledger.get(&id).await.unwrap().unwrap();
         assert_eq!(run.status, RunStatus::Training);

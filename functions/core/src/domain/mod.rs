@@ -8,4 +8,5 @@ pub mod messages;
 pub mod naming;
 pub mod run;
 pub mod settings;
+pub mod tags;
 pub mod validation;
