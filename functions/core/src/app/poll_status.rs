@@ -221,10 +221,19 @@ impl StatusPoller<'_> {
             tracing::warn!(run_id = %run.run_id, job_arn = %job_arn, reason = ?decision.failure_message, "giving up on the job; stopping it");
             match self.bedrock.stop_job(job_arn).await {
                 Ok(()) => {}
-                // The job finished or is already stopping between our read and the stop: the run
-                // is still recorded as given up, which is what the operator needs to know.
+                // The job ended (or is already stopping) between our read and the stop. If Bedrock
+                // now says how it ended, record that true outcome instead of "stopped".
                 Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
                     tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
+                    if let Ok(job) = self.bedrock.get_job(job_arn).await {
+                        let now = self.clock.now();
+                        if matches!(
+                            job.status,
+                            JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped
+                        ) {
+                            decision = decide(run, &job, now, &self.config);
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::error!(run_id = %run.run_id, "StopModelCustomizationJob failed: {e}");

@@ -65,6 +65,34 @@ pub struct ReconcileConfig {
     pub dry_run: bool,
 }
 
+impl ReconcileConfig {
+    /// The poller's settings ([`PollConfig::from_lookup`]) and `RECONCILE_QUIET_PERIOD_SECONDS`
+    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]).
+    pub fn from_lookup(
+        limits: &crate::domain::catalog::Limits,
+        lookup: impl Fn(&str) -> Option<String> + Clone,
+        dry_run: bool,
+    ) -> Result<Self, StepError> {
+        let poll = PollConfig::from_lookup(limits, lookup.clone())?;
+        let quiet_period_seconds = crate::config::Env::new(lookup).positive_u64(
+            "RECONCILE_QUIET_PERIOD_SECONDS",
+            DEFAULT_QUIET_PERIOD_SECONDS,
+        )?;
+        Ok(ReconcileConfig {
+            poll,
+            quiet_period_seconds,
+            dry_run,
+        })
+    }
+
+    pub fn from_env(
+        limits: &crate::domain::catalog::Limits,
+        dry_run: bool,
+    ) -> Result<Self, StepError> {
+        Self::from_lookup(limits, crate::config::process_var, dry_run)
+    }
+}
+
 /// What was done about one finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

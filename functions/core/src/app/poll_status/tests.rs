@@ -533,3 +533,66 @@ fn io_matches_the_contract() {
         "timed_out"
     );
 }
+
+/// A Bedrock whose job completes just as the pipeline gives up: the stop is refused.
+struct StopRefused(ScriptedBedrock);
+
+#[async_trait::async_trait]
+impl CustomizationService for StopRefused {
+    async fn create_distillation_job(
+        &self,
+        r: &DistillationJobRequest,
+    ) -> Result<String, PortError> {
+        self.0.create_distillation_job(r).await
+    }
+    async fn get_job(&self, j: &str) -> Result<JobState, PortError> {
+        self.0.get_job(j).await
+    }
+    async fn stop_job(&self, j: &str) -> Result<(), PortError> {
+        self.0.stop_job(j).await?;
+        Err(PortError::Conflict(
+            "Job cannot be stopped: its status is Completed".into(),
+        ))
+    }
+    async fn create_provisioned_throughput(
+        &self,
+        r: &ThroughputRequest,
+    ) -> Result<String, PortError> {
+        self.0.create_provisioned_throughput(r).await
+    }
+    async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError> {
+        self.0.get_provisioned_throughput(id).await
+    }
+    async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError> {
+        self.0.delete_provisioned_throughput(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_stop_records_the_jobs_true_outcome() {
+    let mut done = job(JobStatus::Completed, "Completed", "Completed", "Completed");
+    done.output_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/m1".into());
+    let bedrock = StopRefused(ScriptedBedrock::with_jobs(vec![
+        job(
+            JobStatus::InProgress,
+            "Completed",
+            "Completed",
+            "InProgress",
+        ),
+        done,
+    ]));
+    let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+    let clock = FixedClock::at(t0() + chrono::Duration::seconds(4000));
+    let poller = StatusPoller {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &clock,
+        config: config(),
+    };
+    let o = poller.poll(&input(3)).await.unwrap();
+    assert_eq!(o.outcome, PollOutcome::Completed);
+    assert_eq!(
+        stored(&ledger, &o.run_id).await.status,
+        RunStatus::Completed
+    );
+}
