@@ -36,6 +36,9 @@ RESOURCE_STAR_OK = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # Bedrock List calls the reconciler makes (no resource types in the service authorization reference).
+    "bedrock:ListModelCustomizationJobs",
+    "bedrock:ListProvisionedModelThroughputs",
     # X-Ray segments and sampling.
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",

@@ -470,6 +470,35 @@ impl Stack {
         Ok(())
     }
 
+    /// The Bedrock adapter aimed at the simulator, as a test's own client (to create resources no
+    /// run owns, or read what Bedrock holds).
+    pub async fn bedrock(&self) -> distillery_aws::bedrock::BedrockCustomizationService {
+        let cfg = distillery_test_support::sdk_config(&self.info.bedrock_sim_url).await;
+        distillery_aws::bedrock::BedrockCustomizationService::from_conf(&cfg)
+    }
+
+    /// Invokes one Lambda through `cargo lambda watch` (the Invoke API), returning its answer, or
+    /// its `{errorType, errorMessage}` as an error.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Value> {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.info.lambda_invoke_url
+        );
+        let r = self
+            .http
+            .post(&url)
+            .json(payload)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            bail!("{function} answered HTTP {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("{function}: not JSON: {text}"))
+    }
+
     /// Reads an `s3://bucket/key` object.
     pub async fn read_s3_uri(&self, uri: &str) -> Result<Vec<u8>> {
         let rest = uri
