@@ -324,4 +324,8 @@ fn input_parses_with_defaults() {
     assert!(!i.dry_run);
     let i: ReconcileInput = serde_json::from_str(r#"{"dryRun":true}"#).unwrap();
     assert!(i.dry_run);
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../../events/reconcile.json")).unwrap();
+    let i: ReconcileInput = serde_json::from_value(sample["reconcile"].clone()).unwrap();
+    assert!(!i.dry_run);
 }
