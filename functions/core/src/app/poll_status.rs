@@ -153,6 +153,10 @@ impl PollConfig {
 /// already timed out answers `timed_out` again rather than plain `failed`.
 pub const TIMED_OUT_REASON_PREFIX: &str = "timed out:";
 
+/// The start of the reason recorded on a run (still `training`) whose job the pipeline gave up on
+/// but could not stop; the reconciler retries the stop of such runs (`giveUp`).
+pub const STOP_FAILED_REASON_PREFIX: &str = "stop failed:";
+
 /// The poller's dependencies. Built once per Lambda container.
 pub struct StatusPoller<'a> {
     pub ledger: &'a dyn RunLedger,
@@ -196,12 +200,7 @@ impl StatusPoller<'_> {
         };
         let mut decision = decide(&run, &job, now, &self.config);
         if input.give_up && !decision.outcome.is_terminal() {
-            decision = give_up::decision(
-                &run,
-                &job_arn,
-                now,
-                give_up::Why::PollBudgetSpent(input.attempt),
-            );
+            decision = give_up::decision(&run, &job_arn, now, give_up_reason(&run, input));
         }
         self.carry_out(&run, &job_arn, input, decision, job_status_str(job.status))
             .await
@@ -323,7 +322,7 @@ impl StatusPoller<'_> {
                 limit: self.config.max_job_duration_seconds,
             })
         } else if input.give_up {
-            Some(give_up::Why::PollBudgetSpent(input.attempt))
+            Some(give_up_reason(run, input))
         } else if !give_up::is_retryable(&error)
             && errors_in_a_row >= self.config.give_up_after_permanent_errors
         {
@@ -373,6 +372,19 @@ pub struct PollDecision {
     pub failure_message: Option<String>,
     /// Why this poll could not read the job from Bedrock, when it could not.
     pub poll_error: Option<String>,
+}
+
+/// Why a `giveUp` poll gives up: the reconciler retrying a failed stop, or the spent poll budget.
+fn give_up_reason(run: &Run, input: &PollStatusInput) -> give_up::Why {
+    if run
+        .failure_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with(STOP_FAILED_REASON_PREFIX))
+    {
+        give_up::Why::EarlierStopFailed
+    } else {
+        give_up::Why::PollBudgetSpent(input.attempt)
+    }
 }
 
 /// Seconds since the job was launched (or the run created, for a run without a launch time).

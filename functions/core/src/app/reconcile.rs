@@ -6,8 +6,9 @@
 //!
 //! 1. **Ledger → Bedrock, jobs.** Every `training` run is polled exactly as the state machine polls it
 //!    ([`StatusPoller`]): a job that ended while nothing polled gets its true outcome recorded through
-//!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` (including a run the poller could
-//!    not stop, `stop_failed`) is stopped and the run recorded `stopped`.
+//!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded
+//!    `stopped`; a run whose earlier stop failed (`stop_failed`) is given up on again (`giveUp`), so the
+//!    stop is retried until it succeeds or the job ends on its own.
 //! 2. **Bedrock → ledger, jobs.** Every `InProgress` job carrying the `distillery:run-id` tag whose run
 //!    does not own it (no such run; or the run is not `training`/`launching`, or records another job)
 //!    is stopped. A terminal run is never rewritten (terminal statuses are final): the stop is
@@ -34,7 +35,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::poll_status::{decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller};
+use crate::app::poll_status::{
+    decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller, STOP_FAILED_REASON_PREFIX,
+};
 use crate::domain::errors::StepError;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::domain::tags::RUN_ID_TAG;
@@ -206,11 +209,16 @@ impl Reconciler<'_> {
                 clock: self.clock,
                 config: self.config.poll.clone(),
             };
+            // A run whose stop failed (`stop_failed`) is given up on again: the stop is retried.
+            let retry_stop = run
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(STOP_FAILED_REASON_PREFIX));
             let input = PollStatusInput {
                 run_id: run.run_id.clone(),
                 attempt: 0,
                 consecutive_errors: 0,
-                give_up: false,
+                give_up: retry_stop,
             };
             match poller.poll(&input).await {
                 Ok(o) if o.outcome == PollOutcome::Running => {}

@@ -303,3 +303,69 @@ async fn reconciler_records_a_job_that_finished_while_nothing_polled() {
         summaries[0].message
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_failed_stop_keeps_the_run_tracked_and_the_reconciler_retries_it() {
+    let stack = stack().await;
+    // Every poll refused (the pipeline gives up after 5), and StopModelCustomizationJob answers 500
+    // to the give-up's call (3 attempts: the SDK's standard retry).
+    stack
+        .bedrock_faults(&json!([
+            {"kind": "hangJob", "count": 1},
+            {"kind": "accessDenied", "count": 5, "operation": "GetModelCustomizationJob"},
+            {"kind": "internalError", "count": 3, "operation": "StopModelCustomizationJob"}
+        ]))
+        .await
+        .unwrap();
+    let key = unique_key("support-tickets");
+    let (_, ex) = stack
+        .upload_and_run(&key, sample_dataset(), &[("distillery-serving", "none")])
+        .await
+        .expect(NEEDS_STACK);
+    assert_eq!(
+        ex.error.as_deref(),
+        Some("JobStopFailed"),
+        "{}",
+        explain(&ex)
+    );
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    // Not failed, not stopped: still tracked, with the reason.
+    assert_eq!(run.status, RunStatus::Training, "{run:?}");
+    let job_arn = run.job_arn.clone().unwrap();
+    let reason = run.failure_reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("StopModelCustomizationJob failed"),
+        "{reason}"
+    );
+    assert!(in_progress_jobs(&stack).await.contains(&job_arn));
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "stop_failed"], "{sns:?}");
+    assert!(sns[1].message.contains("reconciler"), "{}", sns[1].message);
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (ok_stops, failed_stops) = calls_of(&calls, "StopModelCustomizationJob");
+    assert!(
+        ok_stops.is_empty() && failed_stops.len() == 3,
+        "{failed_stops:?}"
+    );
+
+    // The reconciler retries the stop and records it.
+    let report = stack
+        .invoke("status-poller", &json!({"reconcile": {}}))
+        .await
+        .expect("reconciler");
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Stopped, "{report}");
+    assert!(run
+        .failure_reason
+        .unwrap_or_default()
+        .contains("the reconciler retried the stop"));
+    let (ok_stops, _) = calls_of(
+        &stack.bedrock_calls().await.unwrap(),
+        "StopModelCustomizationJob",
+    );
+    assert_eq!(ok_stops.len(), 1);
+    assert_eq!(ok_stops[0]["request"]["jobIdentifier"], job_arn.as_str());
+    assert!(!in_progress_jobs(&stack).await.contains(&job_arn));
+}

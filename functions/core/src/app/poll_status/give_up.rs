@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{PollDecision, PollOutcome, TIMED_OUT_REASON_PREFIX};
+use super::{PollDecision, PollOutcome, STOP_FAILED_REASON_PREFIX, TIMED_OUT_REASON_PREFIX};
 use crate::domain::run::{Run, RunStatus, RunUpdate};
 use crate::ports::PortError;
 
@@ -17,6 +17,8 @@ pub enum Why {
     PermanentPollErrors(u32),
     /// The state machine's poll budget is spent (after this many polls).
     PollBudgetSpent(u32),
+    /// An earlier give-up could not stop the job; the reconciler retries the stop.
+    EarlierStopFailed,
 }
 
 /// Errors that say nothing about the job, only that Bedrock could not answer now.
@@ -46,6 +48,9 @@ pub fn decision(run: &Run, job_arn: &str, now: DateTime<Utc>, why: Why) -> PollD
         Why::PollBudgetSpent(n) => {
             format!("it was still running after {n} polls, the state machine's poll budget")
         }
+        Why::EarlierStopFailed => "the pipeline had given up on it earlier but could not stop \
+             it then (the reconciler retried the stop)"
+            .to_string(),
     };
     let prefix = match why {
         Why::MaxDuration { .. } => format!("{TIMED_OUT_REASON_PREFIX} "),
@@ -79,7 +84,7 @@ pub fn stop_failed(given_up: &PollDecision, job_arn: &str, error: &PortError) ->
         .clone()
         .unwrap_or_else(|| "the pipeline gave up on it".into());
     let reason = format!(
-        "the pipeline tried to stop job {job_arn} ({why}) but StopModelCustomizationJob failed: \
+        "{STOP_FAILED_REASON_PREFIX} the pipeline tried to stop job {job_arn} ({why}) but StopModelCustomizationJob failed: \
          {error}. The job may still be running and billed; the run stays training so the \
          reconciler (scheduled, or `distillery runs reconcile`) retries the stop"
     );

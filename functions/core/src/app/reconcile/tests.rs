@@ -318,6 +318,35 @@ async fn a_failed_stop_is_reported_and_retried_next_pass() {
     assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
 }
 
+#[tokio::test]
+async fn a_run_whose_stop_failed_gets_the_stop_retried() {
+    let mut r = run_in("run-stuck", RunStatus::Training, Some(JOB));
+    r.failure_reason = Some(format!(
+        "{STOP_FAILED_REASON_PREFIX} the pipeline tried to stop job {JOB} (...) but StopModelCustomizationJob failed"
+    ));
+    let w = World::new(vec![r]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-stuck")],
+    );
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
+    assert_eq!(w.status("run-stuck").await, RunStatus::Stopped);
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    let stored = w
+        .ledger
+        .get(&RunId("run-stuck".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored
+        .failure_reason
+        .unwrap()
+        .contains("the reconciler retried the stop"));
+}
+
 #[test]
 fn input_parses_with_defaults() {
     let i: ReconcileInput = serde_json::from_str("{}").unwrap();
