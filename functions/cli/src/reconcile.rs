@@ -64,9 +64,10 @@ pub fn render_report(report: &ReconcileReport, format: Format) -> String {
         return serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
     }
     let mut out = format!(
-        "{}checked {} training run(s), {} running job(s), {} Provisioned Throughput(s): {} finding(s)\n",
+        "{}checked {} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s): {} finding(s)\n",
         if report.dry_run { "dry run: " } else { "" },
         report.training_runs_checked,
+        report.provisioning_runs_checked,
         report.jobs_checked,
         report.throughputs_checked,
         report.findings.len()

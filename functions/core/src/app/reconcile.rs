@@ -9,6 +9,10 @@
 //!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded
 //!    `stopped`; a run whose earlier stop failed (`stop_failed`) is given up on again (`giveUp`), so the
 //!    stop is retried until it succeeds or the job ends on its own.
+//!    `provisioning` runs that record their throughput's ARN and were not updated within the quiet
+//!    period are advanced by the provisioner ([`ThroughputProvisioner`]), which only reads the
+//!    throughput and records `ready` / `provisioning_failed` (it never buys: a run without a recorded
+//!    ARN is left to its execution and reported when it goes quiet).
 //! 2. **Bedrock → ledger, jobs.** Every `InProgress` job carrying the `distillery:run-id` tag whose run
 //!    does not own it (no such run; or the run is not `training`/`launching`, or records another job)
 //!    is stopped. A terminal run is never rewritten (terminal statuses are final): the stop is
@@ -31,19 +35,20 @@
 //!
 //! One summary message (SNS, through [`MessagePublisher`]) is published when anything was found.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::app::poll_status::{
     decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller, STOP_FAILED_REASON_PREFIX,
 };
+use crate::app::provision_throughput::{
+    ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,
+};
 use crate::domain::errors::StepError;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::domain::tags::RUN_ID_TAG;
 use crate::ports::{
-    Clock, CustomizationService, JobStatus, MessagePublisher, OutboundMessage, PortError,
-    RunLedger, ThroughputStatus,
+    Clock, CustomizationService, JobStatus, MessagePublisher, PortError, RunLedger,
+    ThroughputStatus,
 };
 
 /// The `event_type` SNS attribute of the reconciler's summary.
@@ -64,6 +69,7 @@ pub struct ReconcileInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileConfig {
     pub poll: PollConfig,
+    pub provision: ProvisionConfig,
     pub quiet_period_seconds: u64,
     pub dry_run: bool,
 }
@@ -77,12 +83,14 @@ impl ReconcileConfig {
         dry_run: bool,
     ) -> Result<Self, StepError> {
         let poll = PollConfig::from_lookup(limits, lookup.clone())?;
+        let provision = ProvisionConfig::from_lookup(limits, lookup.clone())?;
         let quiet_period_seconds = crate::config::Env::new(lookup).positive_u64(
             "RECONCILE_QUIET_PERIOD_SECONDS",
             DEFAULT_QUIET_PERIOD_SECONDS,
         )?;
         Ok(ReconcileConfig {
             poll,
+            provision,
             quiet_period_seconds,
             dry_run,
         })
@@ -126,6 +134,7 @@ pub struct Finding {
 pub struct ReconcileReport {
     pub dry_run: bool,
     pub training_runs_checked: usize,
+    pub provisioning_runs_checked: usize,
     pub jobs_checked: usize,
     pub throughputs_checked: usize,
     pub findings: Vec<Finding>,
@@ -149,6 +158,7 @@ impl Reconciler<'_> {
             ..Default::default()
         };
         self.training_runs(&mut report).await?;
+        self.provisioning_runs(&mut report).await?;
         self.tagged_jobs(&mut report).await?;
         self.tagged_throughputs(&mut report).await?;
         if !report.findings.is_empty() {
@@ -246,6 +256,85 @@ impl Reconciler<'_> {
                     });
                 }
                 // Another writer (a live execution) moved the run: nothing to repair here.
+                Err(e) => tracing::info!(run_id = %run.run_id, "not reconciled now: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pass 1b: `provisioning` runs gone quiet get their throughput's state recorded.
+    async fn provisioning_runs(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let runs = self
+            .ledger
+            .list_by_status(RunStatus::Provisioning, TRAINING_RUNS_PER_PASS)
+            .await
+            .map_err(|e| e.context("listing provisioning runs"))?;
+        for run in runs {
+            if self.quiet(run.updated_at) {
+                continue;
+            }
+            report.provisioning_runs_checked += 1;
+            let Some(arn) = run.provisioned_model_arn.clone() else {
+                report.findings.push(Finding {
+                    run_id: Some(run.run_id.clone()),
+                    resource_arn: None,
+                    problem: "the run is provisioning but records no Provisioned Throughput ARN"
+                        .into(),
+                    action: Action::NeedsAttention,
+                    detail: "not bought by the reconciler; retry the run or check Bedrock".into(),
+                });
+                continue;
+            };
+            if self.config.dry_run {
+                if let Ok(pt) = self.bedrock.get_provisioned_throughput(&arn).await {
+                    if matches!(
+                        pt.status,
+                        ThroughputStatus::InService | ThroughputStatus::Failed
+                    ) {
+                        report.findings.push(Finding {
+                            run_id: Some(run.run_id.clone()),
+                            resource_arn: Some(arn),
+                            problem: format!(
+                                "the ledger says provisioning; Bedrock says {:?}",
+                                pt.status
+                            ),
+                            action: Action::WouldRepair,
+                            detail: "would record its state".into(),
+                        });
+                    }
+                }
+                continue;
+            }
+            let provisioner = ThroughputProvisioner {
+                ledger: self.ledger,
+                bedrock: self.bedrock,
+                config: self.config.provision.clone(),
+            };
+            let input = ProvisionThroughputInput {
+                run_id: run.run_id.clone(),
+                attempt: 0,
+            };
+            match provisioner.provision(&input).await {
+                Ok(o)
+                    if matches!(
+                        o.outcome,
+                        ProvisionOutcome::InService | ProvisionOutcome::Failed
+                    ) =>
+                {
+                    report.findings.push(Finding {
+                        run_id: Some(run.run_id.clone()),
+                        resource_arn: Some(arn),
+                        problem: "the ledger said provisioning; the throughput had settled".into(),
+                        action: Action::Repaired,
+                        detail: match o.outcome {
+                            ProvisionOutcome::InService => {
+                                "recorded ready (InService, billed by the hour)".into()
+                            }
+                            _ => "recorded provisioning_failed".into(),
+                        },
+                    });
+                }
+                Ok(_) => {}
                 Err(e) => tracing::info!(run_id = %run.run_id, "not reconciled now: {e}"),
             }
         }
@@ -445,63 +534,8 @@ fn outcome_word(o: PollOutcome) -> &'static str {
     }
 }
 
-/// The one summary message of a pass.
-pub fn summary_message(report: &ReconcileReport) -> OutboundMessage {
-    let count = |a: Action| report.findings.iter().filter(|f| f.action == a).count();
-    let (repaired, would, attention) = (
-        count(Action::Repaired),
-        count(Action::WouldRepair),
-        count(Action::NeedsAttention),
-    );
-    let subject = format!(
-        "Distillery reconciler: {repaired} repaired, {attention} need attention{}",
-        if report.dry_run {
-            format!(", {would} would be repaired (dry run)")
-        } else {
-            String::new()
-        }
-    );
-    let mut body = format!(
-        "The reconciler compared the run ledger with Bedrock ({} training run(s), {} running job(s), {} Provisioned Throughput(s) checked).\n\n",
-        report.training_runs_checked, report.jobs_checked, report.throughputs_checked
-    );
-    body.push_str(&render_findings(&report.findings));
-    body.push_str("\nRun `distillery runs reconcile --dry-run` to see the current state.\n");
-    OutboundMessage {
-        subject,
-        body,
-        attributes: BTreeMap::from([
-            (
-                crate::app::notify::ATTR_EVENT_TYPE.to_string(),
-                RECONCILED_EVENT_TYPE.to_string(),
-            ),
-            (
-                crate::app::notify::ATTR_RUN_ID.to_string(),
-                crate::app::notify::NO_RUN_ID.to_string(),
-            ),
-        ]),
-    }
-}
-
-/// One line per finding: `[action] run <id> <arn>: problem -> detail`.
-pub fn render_findings(findings: &[Finding]) -> String {
-    let mut out = String::new();
-    for f in findings {
-        let action = match f.action {
-            Action::Repaired => "repaired",
-            Action::WouldRepair => "would repair",
-            Action::NeedsAttention => "NEEDS ATTENTION",
-        };
-        out.push_str(&format!(
-            "- [{action}] run {} {}: {} -> {}\n",
-            f.run_id.as_ref().map(|r| r.as_str()).unwrap_or("(none)"),
-            f.resource_arn.as_deref().unwrap_or(""),
-            f.problem,
-            f.detail
-        ));
-    }
-    out
-}
+mod report;
+pub use report::{render_findings, summary_message};
 
 #[cfg(test)]
 mod tests;

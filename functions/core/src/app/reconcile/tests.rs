@@ -4,6 +4,7 @@ use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
 use crate::domain::catalog::Limits;
+use crate::ports::OutboundMessage;
 use crate::testing::bedrock_account::BedrockAccount;
 use crate::testing::fakes::FixedClock;
 use crate::testing::memory::InMemoryRunLedger;
@@ -35,6 +36,7 @@ fn config(dry_run: bool) -> ReconcileConfig {
     poll.max_job_duration_seconds = 3600 * 24;
     ReconcileConfig {
         poll,
+        provision: ProvisionConfig::from_lookup(&Limits::builtin(), |_| None).unwrap(),
         quiet_period_seconds: 600,
         dry_run,
     }
@@ -345,6 +347,31 @@ async fn a_run_whose_stop_failed_gets_the_stop_retried() {
         .failure_reason
         .unwrap()
         .contains("the reconciler retried the stop"));
+}
+
+#[tokio::test]
+async fn a_provisioning_run_whose_throughput_came_up_is_recorded_ready() {
+    let mut r = run_in("run-pt", RunStatus::Provisioning, Some(JOB));
+    r.settings.serving = crate::domain::settings::ServingMode::Provisioned;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into());
+    r.provisioned_model_arn = Some(PT.into());
+    let w = World::new(vec![r]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-pt")],
+    );
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-pt").await, RunStatus::Ready, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert!(report.findings[0].detail.contains("recorded ready"));
+    assert!(
+        w.bedrock.has_throughput(PT),
+        "an owned throughput is never deleted"
+    );
+    assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
 }
 
 #[test]
