@@ -71,7 +71,7 @@ async fn reconcile_dry_run_changes_nothing_then_repairs() {
     create_table(&dynamo, TABLE).await.unwrap();
     let ledger = DynamoRunLedger::new(dynamo, TABLE);
     let bedrock = BedrockCustomizationService::from_conf(
-        &distillery_test_support::sdk_config(&sim.endpoint()).await,
+        &distillery_test_support::sdk_config(sim.endpoint()).await,
     );
 
     // A training run whose job completes in 60 ms; nothing polls it.
