@@ -24,9 +24,7 @@ mod give_up;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{process_var, Env};
 use crate::domain::backoff::next_wait_seconds;
-use crate::domain::catalog::Limits;
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate, TrainingDetail};
 use crate::domain::settings::ServingMode;
@@ -98,56 +96,8 @@ pub struct PollStatusOutput {
     pub poll_error: Option<String>,
 }
 
-/// Poller settings, from the environment with defaults from `data/limits.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollConfig {
-    pub initial_wait_seconds: u64,
-    pub max_wait_seconds: u64,
-    pub max_job_duration_seconds: u64,
-    pub give_up_after_permanent_errors: u32,
-}
-
-impl PollConfig {
-    pub fn defaults(limits: &Limits) -> Self {
-        PollConfig {
-            initial_wait_seconds: limits.polling.initial_wait_seconds,
-            max_wait_seconds: limits.polling.max_wait_seconds,
-            max_job_duration_seconds: limits.polling.max_job_duration_hours.saturating_mul(3600),
-            give_up_after_permanent_errors: limits.polling.give_up_after_permanent_errors.max(1),
-        }
-    }
-
-    /// Reads `POLL_INITIAL_WAIT_SECONDS`, `POLL_MAX_WAIT_SECONDS` and `MAX_JOB_DURATION_SECONDS`
-    /// through `lookup` (the process environment in Lambda; a map in tests). Unset (or empty, see
-    /// [`crate::config`]) means the default; anything else must be a positive whole number.
-    pub fn from_lookup(
-        limits: &Limits,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, StepError> {
-        let env = Env::new(lookup);
-        let d = Self::defaults(limits);
-        let c = PollConfig {
-            initial_wait_seconds: env
-                .positive_u64("POLL_INITIAL_WAIT_SECONDS", d.initial_wait_seconds)?,
-            max_wait_seconds: env.positive_u64("POLL_MAX_WAIT_SECONDS", d.max_wait_seconds)?,
-            max_job_duration_seconds: env
-                .positive_u64("MAX_JOB_DURATION_SECONDS", d.max_job_duration_seconds)?,
-            give_up_after_permanent_errors: d.give_up_after_permanent_errors,
-        };
-        if c.initial_wait_seconds > c.max_wait_seconds {
-            return Err(StepError::config(format!(
-                "POLL_INITIAL_WAIT_SECONDS ({}) must not exceed POLL_MAX_WAIT_SECONDS ({})",
-                c.initial_wait_seconds, c.max_wait_seconds
-            )));
-        }
-        Ok(c)
-    }
-
-    /// Reads the process environment.
-    pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
-        Self::from_lookup(limits, process_var)
-    }
-}
+mod config;
+pub use config::PollConfig;
 
 /// The start of every failure reason written for a timed-out job; it is how a re-poll of a run that
 /// already timed out answers `timed_out` again rather than plain `failed`.
@@ -254,12 +204,27 @@ impl StatusPoller<'_> {
                     );
                 }
                 // A concurrent poll (a retried Lambda, a duplicated execution) wrote first. If it
-                // already recorded a final answer, give that answer; otherwise let the state
-                // machine retry.
+                // already recorded a final answer, give that answer. If the run is still
+                // `training`, keep tracking (a Conflict error here would reach the state
+                // machine's failure path while the job runs): the next poll writes again.
                 Err(PortError::Conflict(m)) => {
                     let fresh = self.load_run(&input.run_id).await?;
                     if let Some(out) = recorded_outcome(&fresh, input.attempt) {
                         return Ok(out);
+                    }
+                    if fresh.status == RunStatus::Training {
+                        tracing::info!(run_id = %run.run_id, "a concurrent write won: {m}");
+                        decision = PollDecision {
+                            outcome: PollOutcome::Running,
+                            update: None,
+                            stop_job: false,
+                            output_model_arn: None,
+                            failure_message: None,
+                            poll_error: Some(format!(
+                                "the run changed while polling ({m}); polling again"
+                            )),
+                        };
+                        return Ok(self.answer(run, input, decision, job_status));
                     }
                     return Err(StepError::new(
                         ErrorType::Conflict,
@@ -272,6 +237,17 @@ impl StatusPoller<'_> {
             tracing::debug!(run_id = %run.run_id, "no change since the last poll");
         }
 
+        Ok(self.answer(run, input, decision, job_status))
+    }
+
+    /// The step's answer for `decision`.
+    fn answer(
+        &self,
+        run: &Run,
+        input: &PollStatusInput,
+        decision: PollDecision,
+        job_status: &str,
+    ) -> PollStatusOutput {
         let terminal = decision.outcome.is_terminal();
         let next_wait_seconds = match (terminal, &decision.poll_error) {
             (true, _) => 0,
@@ -283,7 +259,7 @@ impl StatusPoller<'_> {
                 input.attempt,
             ),
         };
-        Ok(PollStatusOutput {
+        PollStatusOutput {
             run_id: run.run_id.clone(),
             job_status: job_status.to_string(),
             outcome: decision.outcome,
@@ -299,7 +275,7 @@ impl StatusPoller<'_> {
                 0
             },
             poll_error: decision.poll_error,
-        })
+        }
     }
 
     /// GetModelCustomizationJob failed. The job may well be running, so this is not the run's end:

@@ -1,5 +1,6 @@
 use super::fixtures::*;
 use super::*;
+use crate::domain::catalog::Limits;
 use crate::domain::errors::ErrorType;
 use crate::ports::{DistillationJobRequest, ThroughputRequest, ThroughputState};
 use crate::testing::fakes::{FixedClock, ScriptedBedrock};
@@ -595,4 +596,61 @@ async fn a_refused_stop_records_the_jobs_true_outcome() {
         stored(&ledger, &o.run_id).await.status,
         RunStatus::Completed
     );
+}
+
+/// A ledger whose first update loses a race (as when a duplicated execution's poll wrote first).
+struct LosesFirstRace(InMemoryRunLedger, std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl RunLedger for LosesFirstRace {
+    async fn create(&self, run: &Run) -> Result<crate::ports::CreateOutcome, PortError> {
+        self.0.create(run).await
+    }
+    async fn get(&self, id: &RunId) -> Result<Option<Run>, PortError> {
+        self.0.get(id).await
+    }
+    async fn update(
+        &self,
+        id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError> {
+        if !self.1.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(PortError::Conflict("conditional write failed".into()));
+        }
+        self.0.update(id, expected, update).await
+    }
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.0.list_recent(limit).await
+    }
+    async fn list_by_status(&self, s: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.0.list_by_status(s, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_lost_race_on_a_training_run_keeps_polling_instead_of_failing() {
+    let inner = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+    let ledger = LosesFirstRace(inner, Default::default());
+    let bedrock = ScriptedBedrock::with_jobs(vec![job(
+        JobStatus::InProgress,
+        "Completed",
+        "InProgress",
+        "NotStarted",
+    )]);
+    let clock = FixedClock::at(t0() + chrono::Duration::minutes(5));
+    let poller = StatusPoller {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &clock,
+        config: config(),
+    };
+    let o = poller.poll(&input(0)).await.unwrap();
+    assert_eq!((o.outcome, o.terminal), (PollOutcome::Running, false));
+    assert!(o.poll_error.unwrap().contains("changed while polling"));
+    // The next poll writes.
+    let o = poller.poll(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, PollOutcome::Running);
+    let r = ledger.0.get(&o.run_id).await.unwrap().unwrap();
+    assert!(r.training_detail.is_some());
 }
