@@ -36,6 +36,9 @@ RESOURCE_STAR_OK = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # Bedrock List calls the reconciler makes (no resource types in the service authorization reference).
+    "bedrock:ListModelCustomizationJobs",
+    "bedrock:ListProvisionedModelThroughputs",
     # X-Ray segments and sampling.
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -184,7 +187,7 @@ def main() -> int:
     roles = sum(1 for r in resources.values() if r.get("Type") == "AWS::IAM::Role")
     if not problems:
         print(f"check_template: IAM ok ({roles} roles after the SAM transform; no wildcard actions, "
-              "Resource \"*\" only for log delivery / X-Ray)")
+              "Resource \"*\" only for log delivery / X-Ray / Bedrock List calls)")
 
     rust = ledger_schema_from_rust()
     if rust is None:

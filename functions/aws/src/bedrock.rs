@@ -15,9 +15,29 @@ use aws_sdk_bedrock::Client;
 use crate::sdk_error::port_error;
 use distillery_core::domain::settings::Commitment;
 use distillery_core::ports::{
-    CustomizationService, DistillationJobRequest, JobState, JobStatus, PortError,
-    ThroughputRequest, ThroughputState, ThroughputStatus, TrainingData,
+    CustomizationService, DistillationJobRequest, JobState, JobStatus, JobSummary, PortError,
+    ThroughputRequest, ThroughputState, ThroughputStatus, ThroughputSummary, TrainingData,
 };
+
+/// Page size for the List calls (Bedrock allows 1–1000).
+const LIST_PAGE_SIZE: i32 = 100;
+/// A bound on pages per List call, so a misbehaving endpoint cannot loop us forever.
+const MAX_LIST_PAGES: usize = 100;
+
+fn utc(t: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
+}
+
+fn sdk_job_status(s: JobStatus) -> aws_sdk_bedrock::types::FineTuningJobStatus {
+    use aws_sdk_bedrock::types::FineTuningJobStatus as F;
+    match s {
+        JobStatus::InProgress => F::InProgress,
+        JobStatus::Completed => F::Completed,
+        JobStatus::Failed => F::Failed,
+        JobStatus::Stopping => F::Stopping,
+        JobStatus::Stopped => F::Stopped,
+    }
+}
 
 /// Bedrock through the AWS SDK. Reaches the local simulator when `AWS_ENDPOINT_URL_BEDROCK` is set
 /// (the SDK reads it itself).
@@ -310,6 +330,86 @@ impl CustomizationService for BedrockCustomizationService {
             .await
             .map_err(|e| port_error(&format!("DeleteProvisionedModelThroughput {id}"), e))?;
         Ok(())
+    }
+
+    async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<JobSummary>, PortError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self
+                .client
+                .list_model_customization_jobs()
+                .set_status_equals(status.map(sdk_job_status))
+                .max_results(LIST_PAGE_SIZE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| port_error("ListModelCustomizationJobs", e))?;
+            for j in page.model_customization_job_summaries() {
+                out.push(JobSummary {
+                    job_arn: j.job_arn().to_string(),
+                    job_name: j.job_name().to_string(),
+                    status: job_status(Some(j.status()))?,
+                    created_at: utc(j.creation_time()),
+                    custom_model_arn: j.custom_model_arn().map(str::to_string),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(PortError::Other(format!(
+            "ListModelCustomizationJobs still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
+        )))
+    }
+
+    async fn list_provisioned_throughputs(&self) -> Result<Vec<ThroughputSummary>, PortError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self
+                .client
+                .list_provisioned_model_throughputs()
+                .max_results(LIST_PAGE_SIZE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| port_error("ListProvisionedModelThroughputs", e))?;
+            for p in page.provisioned_model_summaries() {
+                out.push(ThroughputSummary {
+                    provisioned_model_arn: p.provisioned_model_arn().to_string(),
+                    provisioned_model_name: p.provisioned_model_name().to_string(),
+                    status: throughput_status(p.status())?,
+                    model_arn: p.model_arn().to_string(),
+                    model_units: u32::try_from(p.model_units()).unwrap_or(0),
+                    commitment_expires_at: p.commitment_expiration_time().map(utc),
+                    created_at: utc(p.creation_time()),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(PortError::Other(format!(
+            "ListProvisionedModelThroughputs still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
+        )))
+    }
+
+    async fn list_tags(&self, resource_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_arn(resource_arn)
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("ListTagsForResource {resource_arn}"), e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
     }
 }
 

@@ -100,6 +100,7 @@ fn emoji(milestone: Milestone) -> &'static str {
         Milestone::Ready => ":large_green_circle:",
         Milestone::Stopped => ":octagonal_sign:",
         Milestone::TimedOut => ":hourglass:",
+        Milestone::StopFailed => ":rotating_light:",
         Milestone::Rejected | Milestone::Failed | Milestone::ProvisioningFailed => ":x:",
     }
 }

@@ -73,6 +73,7 @@ fn poll_config(max_job_duration_seconds: u64) -> PollConfig {
         initial_wait_seconds: 1,
         max_wait_seconds: 1,
         max_job_duration_seconds,
+        give_up_after_permanent_errors: 5,
     }
 }
 
@@ -146,6 +147,8 @@ async fn poll_until_terminal(
             .poll(&PollStatusInput {
                 run_id: run_id.clone(),
                 attempt,
+                consecutive_errors: 0,
+                give_up: false,
             })
             .await
             .expect("poll");
@@ -219,6 +222,8 @@ async fn polls_through_sub_statuses_to_completed_writing_only_changes() {
         .poll(&PollStatusInput {
             run_id: run_id.clone(),
             attempt: 9,
+            consecutive_errors: 0,
+            give_up: false,
         })
         .await
         .unwrap();
@@ -269,6 +274,8 @@ async fn a_job_past_the_bound_is_stopped_and_the_run_failed() {
         .poll(&PollStatusInput {
             run_id: run_id.clone(),
             attempt: 0,
+            consecutive_errors: 0,
+            give_up: false,
         })
         .await
         .unwrap();
@@ -283,6 +290,8 @@ async fn a_job_past_the_bound_is_stopped_and_the_run_failed() {
         .poll(&PollStatusInput {
             run_id: run_id.clone(),
             attempt: 1,
+            consecutive_errors: 0,
+            give_up: false,
         })
         .await
         .unwrap();
@@ -291,7 +300,7 @@ async fn a_job_past_the_bound_is_stopped_and_the_run_failed() {
     assert_eq!(stops.len(), 1, "{stops:?}");
     assert!(stops[0].succeeded());
     let run = stored(&e, &run_id).await;
-    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.status, RunStatus::Stopped);
     let reason = run.failure_reason.clone().unwrap();
     assert!(reason.contains("MAX_JOB_DURATION_SECONDS=1"), "{reason}");
 
@@ -315,6 +324,8 @@ async fn a_job_past_the_bound_is_stopped_and_the_run_failed() {
         .poll(&PollStatusInput {
             run_id: run_id.clone(),
             attempt: 2,
+            consecutive_errors: 0,
+            give_up: false,
         })
         .await
         .unwrap();

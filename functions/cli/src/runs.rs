@@ -68,6 +68,24 @@ enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Compare the ledger with Bedrock and repair what is safe (record jobs that ended while nothing
+    /// polled, stop jobs and delete Provisioned Throughput that no live run owns); print the rest.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Reconcile {
+        /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave alone anything created or updated this recently (an in-flight transition).
+        /// Default: RECONCILE_QUIET_PERIOD_SECONDS, else 600.
+        #[arg(long)]
+        quiet_period_seconds: Option<u64>,
+        /// Publish one summary message to this SNS topic when something is found.
+        #[arg(long, env = "TOPIC_ARN")]
+        topic_arn: Option<String>,
+        /// `text`: one line per finding; `json`: the report.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 fn parse_status(s: &str) -> Result<RunStatus, String> {
@@ -140,6 +158,20 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     format,
                 )
                 .await
+            }
+            RunsCommand::Reconcile {
+                dry_run,
+                quiet_period_seconds,
+                topic_arn,
+                format,
+            } => {
+                let args = crate::reconcile::ReconcileArgs {
+                    dry_run,
+                    quiet_period_seconds,
+                    topic_arn,
+                    format,
+                };
+                crate::reconcile::run(&sdk, &ledger, args).await
             }
         }
     })

@@ -248,6 +248,30 @@ pub struct ThroughputState {
     pub model_units: u32,
 }
 
+/// One entry of ListModelCustomizationJobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub job_arn: String,
+    pub job_name: String,
+    pub status: JobStatus,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub custom_model_arn: Option<String>,
+}
+
+/// One entry of ListProvisionedModelThroughputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThroughputSummary {
+    pub provisioned_model_arn: String,
+    pub provisioned_model_name: String,
+    pub status: ThroughputStatus,
+    /// The model it serves (a custom model ARN for Distillery's).
+    pub model_arn: String,
+    pub model_units: u32,
+    /// When a commitment term ends; Bedrock refuses to delete before then. None = no commitment.
+    pub commitment_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The Bedrock model customization control plane.
 #[async_trait]
 pub trait CustomizationService: Send + Sync {
@@ -267,6 +291,31 @@ pub trait CustomizationService: Send + Sync {
     /// `id` is a name or an ARN.
     async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError>;
     async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError>;
+
+    // The reconciler's view of Bedrock. Default bodies refuse, so a test double that never lists
+    // need not implement them; the AWS adapter and `testing::fakes::ScriptedBedrock` do.
+
+    /// ListModelCustomizationJobs, every page (following `nextToken`), optionally one status only.
+    async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<JobSummary>, PortError> {
+        let _ = status;
+        Err(PortError::Other(
+            "ListModelCustomizationJobs is not implemented by this CustomizationService".into(),
+        ))
+    }
+    /// ListProvisionedModelThroughputs, every page.
+    async fn list_provisioned_throughputs(&self) -> Result<Vec<ThroughputSummary>, PortError> {
+        Err(PortError::Other(
+            "ListProvisionedModelThroughputs is not implemented by this CustomizationService"
+                .into(),
+        ))
+    }
+    /// ListTagsForResource: the resource's tags as a map.
+    async fn list_tags(&self, resource_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
+        let _ = resource_arn;
+        Err(PortError::Other(
+            "ListTagsForResource is not implemented by this CustomizationService".into(),
+        ))
+    }
 }
 
 /// A message for people (SNS in AWS), with attributes subscribers can filter on.

@@ -1,52 +1,128 @@
-//! status-poller Lambda: `{"runId","attempt"}` → the job's status, recorded on the run, plus whether
-//! it is terminal and how long to wait before the next poll. All logic lives in
-//! `distillery_core::app::poll_status`; this binary builds the SDK clients once per container.
+//! status-poller Lambda, two modes of one binary:
+//! - `{"runId","attempt",...}` → the job's status, recorded on the run, plus whether it is terminal
+//!   and how long to wait before the next poll (`distillery_core::app::poll_status`);
+//! - `{"reconcile": {"dryRun": false}}` → one reconciler pass (`distillery_core::app::reconcile`),
+//!   invoked by the EventBridge schedule. The SAM template deploys this mode as its own function
+//!   (`ReconcilerFunction`, same binary) so each mode gets only the permissions it needs: the poll
+//!   loop never needs to list, delete throughput or publish to SNS.
+//!
+//! Why a mode and not a sixth crate: the reconciler polls training runs with the very same
+//! `StatusPoller`, and needs the same clients; a second binary would duplicate this wiring.
 
 use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_aws::lambda::{init_tracing, run_ledger_from_env, serve_step, StepFunction};
+use distillery_aws::sns::SnsPublisher;
 use distillery_core::app::poll_status::{
     PollConfig, PollStatusInput, PollStatusOutput, StatusPoller,
 };
+use distillery_core::app::reconcile::{
+    ReconcileConfig, ReconcileInput, ReconcileReport, Reconciler,
+};
+use distillery_core::config::Env;
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::StepError;
-use distillery_core::ports::SystemClock;
+use distillery_core::ports::{MessagePublisher, SystemClock};
+use serde::{Deserialize, Serialize};
 
-const POLL_STATUS: StepFunction<PollStatusInput> = StepFunction {
+/// The two inputs this binary serves: an object with a `reconcile` key is a reconciler pass,
+/// anything else must be a poll input (so a malformed poll input gets the poll input's own error).
+#[derive(Debug)]
+enum Request {
+    Reconcile(ReconcileInput),
+    Poll(PollStatusInput),
+}
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut v = serde_json::Value::deserialize(d)?;
+        match v.as_object_mut().and_then(|o| o.remove("reconcile")) {
+            Some(r) => serde_json::from_value(r)
+                .map(Request::Reconcile)
+                .map_err(|e| D::Error::custom(format!("field 'reconcile': {e}"))),
+            None => serde_json::from_value(v)
+                .map(Request::Poll)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Response {
+    Poll(PollStatusOutput),
+    Reconcile(ReconcileReport),
+}
+
+const STATUS_POLLER: StepFunction<Request> = StepFunction {
     name: "status-poller",
-    expected_shape: r#"{"runId": string, "attempt": number}"#,
-    span: |input| tracing::info_span!("poll_status", run_id = %input.run_id, attempt = input.attempt),
+    expected_shape: r#"{"runId": string, "attempt": number, "consecutiveErrors"?: number, "giveUp"?: boolean} or {"reconcile": {"dryRun"?: boolean}}"#,
+    span: |input| match input {
+        Request::Poll(p) => {
+            tracing::info_span!("poll_status", run_id = %p.run_id, attempt = p.attempt)
+        }
+        Request::Reconcile(_) => tracing::info_span!("reconcile"),
+    },
 };
 
-/// The clients and configuration [`StatusPoller`] borrows, owned for the container's life.
+/// The clients and configuration the use cases borrow, owned for the container's life.
 struct Service {
     ledger: DynamoRunLedger,
     bedrock: BedrockCustomizationService,
+    limits: Limits,
     config: PollConfig,
+    /// `TOPIC_ARN`, for the reconciler's summary; unset in the poll-only function.
+    publisher: Option<SnsPublisher>,
 }
 
 impl Service {
-    async fn handle(&self, input: PollStatusInput) -> Result<PollStatusOutput, StepError> {
-        let poller = StatusPoller {
-            ledger: &self.ledger,
-            bedrock: &self.bedrock,
-            clock: &SystemClock,
-            config: self.config.clone(),
-        };
-        let out = poller.poll(&input).await?;
-        tracing::info!(outcome = ?out.outcome, job_status = %out.job_status, next_wait_seconds = out.next_wait_seconds, "polled");
-        Ok(out)
+    async fn handle(&self, input: Request) -> Result<Response, StepError> {
+        match input {
+            Request::Poll(input) => {
+                let poller = StatusPoller {
+                    ledger: &self.ledger,
+                    bedrock: &self.bedrock,
+                    clock: &SystemClock,
+                    config: self.config.clone(),
+                };
+                let out = poller.poll(&input).await?;
+                tracing::info!(outcome = ?out.outcome, job_status = %out.job_status, next_wait_seconds = out.next_wait_seconds, "polled");
+                Ok(Response::Poll(out))
+            }
+            Request::Reconcile(reconcile) => {
+                let reconciler = Reconciler {
+                    ledger: &self.ledger,
+                    bedrock: &self.bedrock,
+                    publisher: self.publisher.as_ref().map(|p| p as &dyn MessagePublisher),
+                    clock: &SystemClock,
+                    config: ReconcileConfig::from_env(&self.limits, reconcile.dry_run)?,
+                };
+                let report = reconciler.reconcile().await?;
+                tracing::info!(
+                    findings = report.findings.len(),
+                    dry_run = report.dry_run,
+                    "reconciled"
+                );
+                Ok(Response::Reconcile(report))
+            }
+        }
     }
 }
 
 /// The service with its clients, built once per container. A configuration problem is returned by
 /// every invocation as a typed `ConfigInvalid` error (see `serve_step`), not an opaque init failure.
 fn build(sdk: &aws_config::SdkConfig) -> Result<Service, StepError> {
-    let config = PollConfig::from_env(&Limits::load()?)?;
+    let limits = Limits::load()?;
+    let config = PollConfig::from_env(&limits)?;
     Ok(Service {
         ledger: run_ledger_from_env(sdk)?,
         bedrock: BedrockCustomizationService::from_conf(sdk),
+        limits,
         config,
+        publisher: Env::process()
+            .optional_string("TOPIC_ARN")
+            .map(|t| SnsPublisher::from_conf(sdk, t)),
     })
 }
 
@@ -55,8 +131,31 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     init_tracing();
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let service = build(&sdk);
-    serve_step(POLL_STATUS, &service, |service, input| {
+    serve_step(STATUS_POLLER, &service, |service, input| {
         service.handle(input)
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_inputs_parse_and_a_bad_poll_input_says_what_is_wrong() {
+        let r: Request = serde_json::from_str(r#"{"reconcile":{"dryRun":true}}"#).unwrap();
+        assert!(matches!(
+            r,
+            Request::Reconcile(ReconcileInput { dry_run: true })
+        ));
+        let r: Request = serde_json::from_str(r#"{"reconcile":{}}"#).unwrap();
+        assert!(matches!(
+            r,
+            Request::Reconcile(ReconcileInput { dry_run: false })
+        ));
+        let r: Request = serde_json::from_str(r#"{"runId":"run-1","attempt":2}"#).unwrap();
+        assert!(matches!(r, Request::Poll(p) if p.attempt == 2));
+        let e = serde_json::from_str::<Request>(r#"{"attempt":2}"#).unwrap_err();
+        assert!(e.to_string().contains("runId"), "{e}");
+    }
 }

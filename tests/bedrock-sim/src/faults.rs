@@ -79,6 +79,14 @@ pub enum Fault {
         #[serde(default)]
         phase: Phase,
     },
+    /// Jobs created from now on never finish on their own: they stay InProgress (in training) until
+    /// StopModelCustomizationJob. The next `count` jobs, or those whose name contains `nameContains`.
+    HangJob {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+    },
     /// Provisioned Throughputs created from now on end Failed: the next `count`, or those whose name
     /// contains `nameContains`.
     FailThroughput {
@@ -125,6 +133,10 @@ impl Fault {
                 count,
                 name_contains,
                 ..
+            }
+            | Fault::HangJob {
+                count,
+                name_contains,
             } => match (count, name_contains) {
                 (Some(c), _) => Some(*c),
                 (None, Some(_)) => None,
@@ -148,6 +160,10 @@ impl Fault {
                 count,
                 name_contains,
                 ..
+            }
+            | Fault::HangJob {
+                count,
+                name_contains,
             } => {
                 *count = match (*count, name_contains.is_some()) {
                     (Some(c), _) => Some(c.saturating_sub(1)),
@@ -240,6 +256,17 @@ impl FaultBook {
             )),
             _ => None,
         }
+    }
+
+    /// Whether a new job never finishes on its own (a HangJob fault applies to it).
+    pub fn take_job_hang(&mut self, job_name: &str) -> bool {
+        self.take(|f| match f {
+            Fault::HangJob { name_contains, .. } => name_contains
+                .as_deref()
+                .is_none_or(|n| job_name.contains(n)),
+            _ => false,
+        })
+        .is_some()
     }
 
     /// The failure message for a new Provisioned Throughput, if a FailThroughput fault applies.

@@ -111,6 +111,8 @@ pub struct Job {
     pub failure: Option<(Phase, String)>,
     /// Milliseconds after creation at which StopModelCustomizationJob was accepted.
     pub stop_at_ms: Option<u64>,
+    /// Never finishes on its own: stays in training until stopped (fault `hangJob`).
+    pub hangs: bool,
 }
 
 /// A job's state at one moment.
@@ -129,6 +131,7 @@ impl Job {
         let p = self.timing.phase_ms;
         match &self.failure {
             Some((phase, _)) => (phase.index() as u64 + 1) * p,
+            None if self.hangs => u64::MAX,
             None => 3 * p,
         }
     }
@@ -166,7 +169,10 @@ impl Job {
         }
         let failed_phase = self.failure.as_ref().map(|(ph, _)| ph.index());
         let phases: [(SubStatus, u64); 3] = std::array::from_fn(|i| {
-            let (start, end) = (i as u64 * p, (i as u64 + 1) * p);
+            let (start, mut end) = (i as u64 * p, (i as u64 + 1) * p);
+            if i == 2 && natural_end == u64::MAX {
+                end = u64::MAX;
+            }
             if failed_phase.is_some_and(|f| i > f) || elapsed_ms < start {
                 (SubStatus::NotStarted, 0)
             } else if elapsed_ms < end {
@@ -323,6 +329,7 @@ mod tests {
             },
             failure,
             stop_at_ms: None,
+            hangs: false,
         }
     }
 
@@ -353,6 +360,18 @@ mod tests {
         assert_eq!(v.status, JobStatus::Failed);
         assert_eq!(subs(&v), [Completed, Failed, NotStarted]);
         assert_eq!(v.end_ms, Some(200));
+    }
+
+    #[test]
+    fn a_hanging_job_trains_until_stopped() {
+        let mut j = job(None);
+        j.hangs = true;
+        let v = j.view(1_000_000);
+        assert_eq!(v.status, JobStatus::InProgress);
+        assert_eq!(subs(&v)[2], SubStatus::InProgress);
+        assert_eq!(subs(&v)[0], SubStatus::Completed);
+        j.stop_at_ms = Some(1_000_000);
+        assert_eq!(j.view(1_000_100).status, JobStatus::Stopped);
     }
 
     #[test]

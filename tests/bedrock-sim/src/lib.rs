@@ -181,6 +181,14 @@ impl SimHandle {
         });
     }
 
+    /// The next `n` jobs created never finish on their own (InProgress until stopped).
+    pub fn hang_next_jobs(&self, n: u32) {
+        self.inject(Fault::HangJob {
+            count: Some(n),
+            name_contains: None,
+        });
+    }
+
     /// The next `n` Provisioned Throughputs created end Failed with `message`.
     pub fn fail_next_throughputs(&self, n: u32, message: &str) {
         self.inject(Fault::FailThroughput {

@@ -35,6 +35,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(get_pt).delete(delete_pt),
         )
         .route("/provisioned-model-throughputs", get(list_pts))
+        .route("/listTagsForResource", post(list_tags))
         .route(
             "/_sim/faults",
             get(list_faults).post(add_faults).delete(clear_faults),
@@ -123,6 +124,17 @@ async fn list_jobs(
         None,
         q,
         Bytes::new(),
+    )
+}
+
+async fn list_tags(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(
+        &s,
+        Operation::ListTagsForResource,
+        &headers,
+        None,
+        vec![],
+        body,
     )
 }
 

@@ -139,6 +139,7 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             "modelId",
             "modelUnits",
             "commitmentDuration",
+            "resourceARN",
         ] {
             if let Some(v) = body.get(key) {
                 out.insert(key.into(), v.clone());
@@ -248,6 +249,57 @@ impl Sim {
             }
             Operation::DeleteProvisionedModelThroughput => self.delete_throughput(id, now),
             Operation::ListProvisionedModelThroughputs => self.list_throughputs(&req.query, now),
+            Operation::ListTagsForResource => {
+                let body = parse_body(&req.body)?;
+                self.list_tags(body, now)
+            }
         }
+    }
+
+    /// ListTagsForResource: the tags given when the resource was created (`jobTags` for a job,
+    /// `customModelTags` for the custom model a Completed job produced, `tags` for a Provisioned
+    /// Throughput), as `{"tags":[{"key","value"}]}`.
+    fn list_tags(
+        &self,
+        body: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiSuccess, ApiError> {
+        let arn = match body.get("resourceARN") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => {
+                return Err(ApiError::new(
+                    ErrorKind::Serialization,
+                    "resourceARN must be a string",
+                ))
+            }
+            None => {
+                return Err(ApiError::validation(
+                    "1 validation error detected: Value null at 'resourceARN' failed to satisfy constraint: Member must not be null",
+                ))
+            }
+        };
+        if !(20..=1011).contains(&arn.chars().count()) {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{arn}' at 'resourceARN' failed to satisfy constraint: Member must have length between 20 and 1011"
+            )));
+        }
+        let given = |request: &Map<String, Value>, key: &str| {
+            request.get(key).cloned().unwrap_or_else(|| json!([]))
+        };
+        let tags = if let Some(j) = self.jobs.iter().find(|j| j.arn == arn) {
+            given(&j.request, "jobTags")
+        } else if let Some(j) = self.jobs.iter().find(|j| {
+            j.custom_model_arn == arn
+                && j.view(j.elapsed_ms(now)).status == crate::jobs::JobStatus::Completed
+        }) {
+            given(&j.request, "customModelTags")
+        } else if let Some(p) = self.throughputs.iter().find(|p| p.arn == arn) {
+            given(&p.request, "tags")
+        } else {
+            return Err(ApiError::not_found(format!(
+                "The resource '{arn}' was not found"
+            )));
+        };
+        Ok(ApiSuccess::ok(json!({ "tags": tags })))
     }
 }

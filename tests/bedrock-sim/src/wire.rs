@@ -19,10 +19,11 @@ pub enum Operation {
     GetProvisionedModelThroughput,
     DeleteProvisionedModelThroughput,
     ListProvisionedModelThroughputs,
+    ListTagsForResource,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 9] = [
         Operation::CreateModelCustomizationJob,
         Operation::GetModelCustomizationJob,
         Operation::ListModelCustomizationJobs,
@@ -31,6 +32,7 @@ impl Operation {
         Operation::GetProvisionedModelThroughput,
         Operation::DeleteProvisionedModelThroughput,
         Operation::ListProvisionedModelThroughputs,
+        Operation::ListTagsForResource,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Operation {
             Operation::GetProvisionedModelThroughput => "GetProvisionedModelThroughput",
             Operation::DeleteProvisionedModelThroughput => "DeleteProvisionedModelThroughput",
             Operation::ListProvisionedModelThroughputs => "ListProvisionedModelThroughputs",
+            Operation::ListTagsForResource => "ListTagsForResource",
         }
     }
 

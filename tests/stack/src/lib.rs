@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -18,7 +17,9 @@ use distillery_core::domain::run::{Run, RunId};
 use distillery_core::ports::RunLedger;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+mod execution;
+pub use execution::{BetweenSteps, Execution, NOTIFY_TASK};
 
 /// Names of the resources `stack-setup` creates (the SAM template's, with a local flavour).
 pub struct ResourceNames {
@@ -93,91 +94,6 @@ pub struct SnsDelivery {
     pub message: String,
     pub attributes: BTreeMap<String, String>,
     pub received_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// What a test does between two steps of an execution ([`Stack::run_execution_pausing_before`]),
-/// given the execution's events so far.
-pub type BetweenSteps<'a> = Box<
-    dyn FnOnce(Vec<Value>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + 'a>>
-        + 'a,
->;
-
-/// The state machine's one notifier Task (statemachine/distillery.asl.json).
-pub const NOTIFY_TASK: &str = "Notify";
-
-/// One execution of the state machine, as the runner reported it.
-#[derive(Debug, Clone)]
-pub struct Execution {
-    /// `SUCCEEDED` or `FAILED`.
-    pub status: String,
-    pub output: Option<Value>,
-    pub error: Option<String>,
-    pub cause: Option<String>,
-    /// aws-local-stepfunctions' event log, in order.
-    pub events: Vec<Value>,
-}
-
-impl Execution {
-    pub fn succeeded(&self) -> bool {
-        self.status == "SUCCEEDED"
-    }
-
-    /// State names in the order they were entered.
-    pub fn states_entered(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter(|e| e["type"] == "StateEntered")
-            .filter_map(|e| e["state"]["name"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    /// The `Error` of every failed attempt of `state`, in order (retried or not).
-    pub fn failures_of(&self, state: &str) -> Vec<String> {
-        self.events
-            .iter()
-            .filter(|e| e["type"] == "StateFailed" && e["state"]["name"] == state)
-            .filter_map(|e| e["Error"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    pub fn retries_of(&self, state: &str) -> usize {
-        self.events
-            .iter()
-            .filter(|e| e["type"] == "StateRetried" && e["state"]["name"] == state)
-            .count()
-    }
-
-    /// The output of the last exit of `state`.
-    ///
-    /// A `Notify<Milestone>` state (`NotifyCompleted`, `NotifyRunError`, ...) is a Pass that only
-    /// prepares the request for the one `Notify` task; the notifier's answer (`notification`, or
-    /// `notificationError`) is in the output of that `Notify` run, so that is what this returns.
-    pub fn output_of(&self, state: &str) -> Option<&Value> {
-        let exits: Vec<&Value> = self
-            .events
-            .iter()
-            .filter(|e| e["type"] == "StateExited")
-            .collect();
-        let i = exits.iter().rposition(|e| e["state"]["name"] == state)?;
-        let exit = if state.starts_with("Notify")
-            && state != NOTIFY_TASK
-            && exits[i]["state"]["type"] == "Pass"
-        {
-            exits
-                .get(i + 1)
-                .filter(|e| e["state"]["name"] == NOTIFY_TASK)?
-        } else {
-            exits[i]
-        };
-        Some(&exit["state"]["output"])
-    }
-
-    /// `runId` from the validator's result.
-    pub fn run_id(&self) -> Option<RunId> {
-        self.output_of("ValidateDataset")
-            .and_then(|o| o["validation"]["runId"].as_str())
-            .map(|s| RunId(s.to_string()))
-    }
 }
 
 /// A connection to a running local stack.
@@ -297,155 +213,6 @@ impl Stack {
             self.info.resources.upload_prefix,
             self.info.resources.upload_suffix
         )
-    }
-
-    /// Runs one execution of `statemachine/distillery.asl.json` with `input`.
-    pub async fn run_execution(&self, input: &Value) -> Result<Execution> {
-        self.run_execution_named(input, None).await
-    }
-
-    /// [`Self::run_execution`] with the execution's name given (its `$$.Execution.Id` is then
-    /// [`Self::execution_id`] of it), e.g. to stand in for an execution whose earlier attempt
-    /// crashed.
-    pub async fn run_execution_named(
-        &self,
-        input: &Value,
-        name: Option<&str>,
-    ) -> Result<Execution> {
-        self.run_execution_with(input, name, &[]).await
-    }
-
-    /// [`Self::run_execution_named`] with extra runner options, e.g. the fault
-    /// `["--lose-first-response-of", "ValidateDataset"]` (see run-execution.mjs).
-    pub async fn run_execution_with(
-        &self,
-        input: &Value,
-        name: Option<&str>,
-        runner_args: &[&str],
-    ) -> Result<Execution> {
-        Ok(self.execute(input, name, runner_args, None).await?.0)
-    }
-
-    /// Runs one execution, holding the first invocation of the Task state `state` until `between`
-    /// (given the events so far) has finished: the way to act between two steps of a real execution.
-    /// Returns whether the execution reached `state` (and so whether `between` ran).
-    pub async fn run_execution_pausing_before(
-        &self,
-        input: &Value,
-        state: &str,
-        between: BetweenSteps<'_>,
-    ) -> Result<(Execution, bool)> {
-        self.execute(input, None, &[], Some((state, between))).await
-    }
-
-    async fn execute(
-        &self,
-        input: &Value,
-        name: Option<&str>,
-        runner_args: &[&str],
-        pause: Option<(&str, BetweenSteps<'_>)>,
-    ) -> Result<(Execution, bool)> {
-        let node = self.root.join("node_modules/.bin/node");
-        let runner = self.root.join("tests/stack/runner/run-execution.mjs");
-        if !node.exists() {
-            bail!(
-                "{} is missing: run scripts/bootstrap.sh (npm package node@22)",
-                node.display()
-            );
-        }
-        let mut cmd = tokio::process::Command::new(&node);
-        cmd.arg(&runner)
-            .arg("--definition")
-            .arg(self.root.join("statemachine/distillery.asl.json"))
-            .arg("--invoke-url")
-            .arg(&self.info.lambda_invoke_url)
-            .arg("--retry-delay-scale")
-            .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
-            .args(name.map(|n| ["--execution-name", n]).into_iter().flatten())
-            .args(runner_args);
-        let resume_file = state_dir().join(format!(
-            "resume-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-        ));
-        let (pause_state, mut between) = match pause {
-            Some((state, between)) => (Some(state), Some(between)),
-            None => (None, None),
-        };
-        if let Some(state) = pause_state {
-            cmd.arg("--pause-before")
-                .arg(state)
-                .arg("--resume-file")
-                .arg(&resume_file);
-        }
-        let mut child = cmd
-            .current_dir(&self.root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the state machine runner (node)")?;
-        let mut stdin = child.stdin.take().context("runner stdin")?;
-        stdin.write_all(input.to_string().as_bytes()).await?;
-        drop(stdin);
-        // stderr is drained beside stdout, so a chatty runner can never block on a full pipe.
-        let mut stderr = child.stderr.take().context("runner stderr")?;
-        let stderr_text = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-            text
-        });
-        let stdout = child.stdout.take().context("runner stdout")?;
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let mut events = Vec::new();
-        let mut result = None;
-        let mut paused = false;
-        while let Some(line) = lines.next_line().await? {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let v: Value = serde_json::from_str(&line)
-                .with_context(|| format!("runner printed a line that is not JSON: {line}"))?;
-            match v["kind"].as_str() {
-                Some("event") => events.push(v),
-                Some("result") => result = Some(v),
-                Some("paused") => {
-                    paused = true;
-                    let acted = match between.take() {
-                        Some(between) => between(events.clone()).await,
-                        None => Ok(()),
-                    };
-                    // Resume even when the action failed, so the runner ends; report the failure.
-                    std::fs::write(&resume_file, b"resume")
-                        .with_context(|| format!("writing {}", resume_file.display()))?;
-                    acted.context("the action between steps failed")?;
-                }
-                _ => {}
-            }
-        }
-        let status = child.wait().await?;
-        let stderr = stderr_text.await.unwrap_or_default();
-        let _ = std::fs::remove_file(&resume_file);
-        let result = result.ok_or_else(|| {
-            anyhow!(
-                "the runner ended without a result (exit {:?}): {stderr}",
-                status.code()
-            )
-        })?;
-        let execution = Execution {
-            status: result["status"].as_str().unwrap_or_default().to_string(),
-            output: result.get("output").cloned(),
-            error: result["error"].as_str().map(str::to_string),
-            cause: result["cause"].as_str().map(str::to_string),
-            events,
-        };
-        Ok((execution, paused))
-    }
-
-    /// The `$$.Execution.Id` the runner gives an execution named `name` (run-execution.mjs).
-    pub fn execution_id(name: &str) -> String {
-        format!("arn:aws:states:us-east-1:123456789012:execution:distillery-local:{name}")
     }
 
     /// Upload → EventBridge → SQS → one execution.
@@ -607,6 +374,25 @@ impl Stack {
         .await?;
         self.set_slack_mode("ok").await?;
         Ok(())
+    }
+
+    /// The Bedrock adapter aimed at the simulator, as a test's own client (to create resources no
+    /// run owns, or read what Bedrock holds).
+    pub async fn bedrock(&self) -> distillery_aws::bedrock::BedrockCustomizationService {
+        let cfg = distillery_test_support::sdk_config(&self.info.bedrock_sim_url).await;
+        distillery_aws::bedrock::BedrockCustomizationService::from_conf(&cfg)
+    }
+
+    /// [`Self::invoke`] with a JSON payload, for a call that must succeed: the function's answer, or
+    /// its `errorType: errorMessage` as the error.
+    pub async fn invoke_json(&self, function: &str, payload: &Value) -> Result<Value> {
+        match self
+            .invoke(function, payload.to_string().into_bytes())
+            .await?
+        {
+            Ok(answer) => Ok(answer),
+            Err((error_type, message)) => bail!("{function} failed: {error_type}: {message}"),
+        }
     }
 
     /// Reads an `s3://bucket/key` object.

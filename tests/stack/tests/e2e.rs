@@ -13,6 +13,10 @@ use distillery_core::domain::run::{Run, RunId, RunStatus};
 use distillery_local_stack::{repo_root, Execution, SnsDelivery, Stack};
 use serde_json::{json, Value};
 
+// Issue 10, point 2 (no paid job abandoned; the reconciler), in its own file.
+#[path = "e2e/tracking.rs"]
+mod tracking;
+
 const NEEDS_STACK: &str = "needs the local stack: run `make e2e`";
 
 fn sample_dataset() -> Vec<u8> {

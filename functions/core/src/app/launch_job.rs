@@ -23,6 +23,7 @@ use crate::config::{process_var, Env};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
+use crate::domain::tags;
 use crate::ports::{
     Clock, CustomizationService, DatasetStore, DistillationJobRequest, PortError, RunLedger,
     TrainingData,
@@ -165,7 +166,11 @@ impl JobLauncherService {
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         let tags = BTreeMap::from([
-            ("distillery:run-id".to_string(), run.run_id.to_string()),
+            (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
+            (
+                tags::MANAGED_BY_TAG.to_string(),
+                tags::MANAGED_BY_VALUE.to_string(),
+            ),
             (
                 "distillery:dataset".to_string(),
                 naming::slug(&dataset_name, 200),

@@ -5,5 +5,6 @@ pub mod launch_job;
 pub mod notify;
 pub mod poll_status;
 pub mod provision_throughput;
+pub mod reconcile;
 pub mod submit_run;
 pub mod validate_dataset;

@@ -3,18 +3,28 @@
 //! The state machine calls this in a loop with a Wait between calls. Each call reads the run from the
 //! ledger, asks Bedrock for the job, writes to the ledger only when something changed (status or one of
 //! the distillation sub-statuses), and returns whether the job is terminal and how long to wait before
-//! the next poll. A job that runs past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded as
-//! failed, so a stuck job can never keep the loop (and its bill) going forever.
+//! the next poll.
+//!
+//! A job that exists is paid for, so no error path may leave it untracked:
+//! - An error asking Bedrock about the job (throttling, 5xx, timeouts) is not a step failure: the run
+//!   stays `training` and the answer is `running` with the longest wait, so polling goes on with
+//!   backoff. Step Functions' own retries are a second line, not the only one.
+//! - The pipeline gives up only when the job ran past `MAX_JOB_DURATION_SECONDS`, when a
+//!   non-retryable error (AccessDenied, …) persisted for `giveUpAfterPermanentErrors` polls, or when the
+//!   state machine's poll budget is spent (`giveUp: true`). Giving up means StopModelCustomizationJob,
+//!   then the run recorded `stopped` with the exact reason ("Distillery stopped job X because …").
+//! - If the stop itself fails, the run stays `training` (with the reason recorded) and the answer is
+//!   `stop_failed`: the reconciler (`app::reconcile`) picks such runs up and retries the stop.
 //!
 //! Every call is safe to retry: a run already recorded as completed, failed or stopped is answered
 //! from the ledger without a write or a Bedrock call, and every write is conditional on the status
 //! this call read.
 
+mod give_up;
+
 use serde::{Deserialize, Serialize};
 
-use crate::config::{process_var, Env};
 use crate::domain::backoff::next_wait_seconds;
-use crate::domain::catalog::Limits;
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate, TrainingDetail};
 use crate::domain::settings::ServingMode;
@@ -27,6 +37,13 @@ pub struct PollStatusInput {
     pub run_id: RunId,
     #[serde(default)]
     pub attempt: u32,
+    /// Polls in a row that could not read the job from Bedrock (the previous answer's
+    /// `consecutiveErrors`).
+    #[serde(default)]
+    pub consecutive_errors: u32,
+    /// The state machine's poll budget is spent: stop the job if it is still running and record why.
+    #[serde(default)]
+    pub give_up: bool,
 }
 
 /// What this poll found.
@@ -39,8 +56,12 @@ pub enum PollOutcome {
     Failed,
     /// Someone stopped the job (Bedrock `Stopped`).
     Stopped,
-    /// The job ran past `MAX_JOB_DURATION_SECONDS`; this poller stopped it and recorded the run failed.
+    /// The job ran past `MAX_JOB_DURATION_SECONDS`; this poller stopped it and recorded the run
+    /// `stopped`.
     TimedOut,
+    /// The pipeline gave up on the job but StopModelCustomizationJob failed: the run stays `training`
+    /// (reason recorded) for the reconciler, which retries the stop.
+    StopFailed,
 }
 
 impl PollOutcome {
@@ -55,7 +76,7 @@ impl PollOutcome {
 pub struct PollStatusOutput {
     pub run_id: RunId,
     /// Bedrock's job status as Bedrock spells it (`InProgress`, `Completed`, `Failed`, `Stopping`,
-    /// `Stopped`).
+    /// `Stopped`), or `Unknown` when this poll could not read the job.
     pub job_status: String,
     pub outcome: PollOutcome,
     pub terminal: bool,
@@ -67,59 +88,24 @@ pub struct PollStatusOutput {
     pub failure_message: Option<String>,
     /// The run's serving mode, so the state machine can skip provisioning without another read.
     pub serving: ServingMode,
+    /// Polls in a row that could not read the job (0 after a good read); pass back as input.
+    #[serde(default)]
+    pub consecutive_errors: u32,
+    /// Why this poll could not read the job, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_error: Option<String>,
 }
 
-/// Poller settings, from the environment with defaults from `data/limits.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollConfig {
-    pub initial_wait_seconds: u64,
-    pub max_wait_seconds: u64,
-    pub max_job_duration_seconds: u64,
-}
-
-impl PollConfig {
-    pub fn defaults(limits: &Limits) -> Self {
-        PollConfig {
-            initial_wait_seconds: limits.polling.initial_wait_seconds,
-            max_wait_seconds: limits.polling.max_wait_seconds,
-            max_job_duration_seconds: limits.polling.max_job_duration_hours.saturating_mul(3600),
-        }
-    }
-
-    /// Reads `POLL_INITIAL_WAIT_SECONDS`, `POLL_MAX_WAIT_SECONDS` and `MAX_JOB_DURATION_SECONDS`
-    /// through `lookup` (the process environment in Lambda; a map in tests). Unset (or empty, see
-    /// [`crate::config`]) means the default; anything else must be a positive whole number.
-    pub fn from_lookup(
-        limits: &Limits,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, StepError> {
-        let env = Env::new(lookup);
-        let d = Self::defaults(limits);
-        let c = PollConfig {
-            initial_wait_seconds: env
-                .positive_u64("POLL_INITIAL_WAIT_SECONDS", d.initial_wait_seconds)?,
-            max_wait_seconds: env.positive_u64("POLL_MAX_WAIT_SECONDS", d.max_wait_seconds)?,
-            max_job_duration_seconds: env
-                .positive_u64("MAX_JOB_DURATION_SECONDS", d.max_job_duration_seconds)?,
-        };
-        if c.initial_wait_seconds > c.max_wait_seconds {
-            return Err(StepError::config(format!(
-                "POLL_INITIAL_WAIT_SECONDS ({}) must not exceed POLL_MAX_WAIT_SECONDS ({})",
-                c.initial_wait_seconds, c.max_wait_seconds
-            )));
-        }
-        Ok(c)
-    }
-
-    /// Reads the process environment.
-    pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
-        Self::from_lookup(limits, process_var)
-    }
-}
+mod config;
+pub use config::PollConfig;
 
 /// The start of every failure reason written for a timed-out job; it is how a re-poll of a run that
 /// already timed out answers `timed_out` again rather than plain `failed`.
 pub const TIMED_OUT_REASON_PREFIX: &str = "timed out:";
+
+/// The start of the reason recorded on a run (still `training`) whose job the pipeline gave up on
+/// but could not stop; the reconciler retries the stop of such runs (`giveUp`).
+pub const STOP_FAILED_REASON_PREFIX: &str = "stop failed:";
 
 /// The poller's dependencies. Built once per Lambda container.
 pub struct StatusPoller<'a> {
@@ -157,25 +143,50 @@ impl StatusPoller<'_> {
             ));
         };
 
-        let job = self
-            .bedrock
-            .get_job(&job_arn)
-            .await
-            .map_err(|e| e.context(format!("GetModelCustomizationJob {job_arn}")))?;
         let now = self.clock.now();
-        let decision = decide(&run, &job, now, &self.config);
+        let job = match self.bedrock.get_job(&job_arn).await {
+            Ok(job) => job,
+            Err(e) => return self.after_poll_error(&run, &job_arn, input, now, e).await,
+        };
+        let mut decision = decide(&run, &job, now, &self.config);
+        if input.give_up && !decision.outcome.is_terminal() {
+            decision = give_up::decision(&run, &job_arn, now, give_up_reason(&run, input));
+        }
+        self.carry_out(&run, &job_arn, input, decision, job_status_str(job.status))
+            .await
+    }
 
+    /// Carries out a decision: stops the job when asked (falling back to `stop_failed` when the stop
+    /// fails), writes the ledger, and answers the state machine.
+    async fn carry_out(
+        &self,
+        run: &Run,
+        job_arn: &str,
+        input: &PollStatusInput,
+        mut decision: PollDecision,
+        job_status: &str,
+    ) -> Result<PollStatusOutput, StepError> {
         if decision.stop_job {
-            tracing::warn!(run_id = %run.run_id, job_arn = %job_arn, "job exceeded the maximum duration; stopping it");
-            match self.bedrock.stop_job(&job_arn).await {
+            tracing::warn!(run_id = %run.run_id, job_arn = %job_arn, reason = ?decision.failure_message, "giving up on the job; stopping it");
+            match self.bedrock.stop_job(job_arn).await {
                 Ok(()) => {}
-                // The job finished or is already stopping between our read and the stop: the run
-                // is still recorded as timed out, which is what the operator needs to know.
+                // The job ended (or is already stopping) between our read and the stop. If Bedrock
+                // now says how it ended, record that true outcome instead of "stopped".
                 Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
                     tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
+                    if let Ok(job) = self.bedrock.get_job(job_arn).await {
+                        let now = self.clock.now();
+                        if matches!(
+                            job.status,
+                            JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped
+                        ) {
+                            decision = decide(run, &job, now, &self.config);
+                        }
+                    }
                 }
                 Err(e) => {
-                    return Err(e.context(format!("StopModelCustomizationJob {job_arn}")));
+                    tracing::error!(run_id = %run.run_id, "StopModelCustomizationJob failed: {e}");
+                    decision = give_up::stop_failed(&decision, job_arn, &e);
                 }
             }
         }
@@ -193,12 +204,27 @@ impl StatusPoller<'_> {
                     );
                 }
                 // A concurrent poll (a retried Lambda, a duplicated execution) wrote first. If it
-                // already recorded a final answer, give that answer; otherwise let the state
-                // machine retry.
+                // already recorded a final answer, give that answer. If the run is still
+                // `training`, keep tracking (a Conflict error here would reach the state
+                // machine's failure path while the job runs): the next poll writes again.
                 Err(PortError::Conflict(m)) => {
                     let fresh = self.load_run(&input.run_id).await?;
                     if let Some(out) = recorded_outcome(&fresh, input.attempt) {
                         return Ok(out);
+                    }
+                    if fresh.status == RunStatus::Training {
+                        tracing::info!(run_id = %run.run_id, "a concurrent write won: {m}");
+                        decision = PollDecision {
+                            outcome: PollOutcome::Running,
+                            update: None,
+                            stop_job: false,
+                            output_model_arn: None,
+                            failure_message: None,
+                            poll_error: Some(format!(
+                                "the run changed while polling ({m}); polling again"
+                            )),
+                        };
+                        return Ok(self.answer(run, input, decision, job_status));
                     }
                     return Err(StepError::new(
                         ErrorType::Conflict,
@@ -211,26 +237,95 @@ impl StatusPoller<'_> {
             tracing::debug!(run_id = %run.run_id, "no change since the last poll");
         }
 
+        Ok(self.answer(run, input, decision, job_status))
+    }
+
+    /// The step's answer for `decision`.
+    fn answer(
+        &self,
+        run: &Run,
+        input: &PollStatusInput,
+        decision: PollDecision,
+        job_status: &str,
+    ) -> PollStatusOutput {
         let terminal = decision.outcome.is_terminal();
-        Ok(PollStatusOutput {
+        let next_wait_seconds = match (terminal, &decision.poll_error) {
+            (true, _) => 0,
+            // Bedrock did not answer: back off to the longest wait rather than add to a storm.
+            (false, Some(_)) => self.config.max_wait_seconds,
+            (false, None) => next_wait_seconds(
+                self.config.initial_wait_seconds,
+                self.config.max_wait_seconds,
+                input.attempt,
+            ),
+        };
+        PollStatusOutput {
             run_id: run.run_id.clone(),
-            job_status: job_status_str(job.status).to_string(),
+            job_status: job_status.to_string(),
             outcome: decision.outcome,
             terminal,
             attempt: input.attempt.saturating_add(1),
-            next_wait_seconds: if terminal {
-                0
-            } else {
-                next_wait_seconds(
-                    self.config.initial_wait_seconds,
-                    self.config.max_wait_seconds,
-                    input.attempt,
-                )
-            },
+            next_wait_seconds,
             output_model_arn: decision.output_model_arn,
             failure_message: decision.failure_message,
             serving: run.settings.serving,
-        })
+            consecutive_errors: if decision.poll_error.is_some() {
+                input.consecutive_errors.saturating_add(1)
+            } else {
+                0
+            },
+            poll_error: decision.poll_error,
+        }
+    }
+
+    /// GetModelCustomizationJob failed. The job may well be running, so this is not the run's end:
+    /// keep tracking (answer `running`, longest wait) unless the pipeline must give up now.
+    async fn after_poll_error(
+        &self,
+        run: &Run,
+        job_arn: &str,
+        input: &PollStatusInput,
+        now: chrono::DateTime<chrono::Utc>,
+        error: PortError,
+    ) -> Result<PollStatusOutput, StepError> {
+        let errors_in_a_row = input.consecutive_errors.saturating_add(1);
+        let error_text = format!("GetModelCustomizationJob {job_arn}: {error}");
+        tracing::warn!(run_id = %run.run_id, errors_in_a_row, "{error_text}");
+        let elapsed = elapsed_seconds(run, now);
+        let why = if elapsed > self.config.max_job_duration_seconds {
+            Some(give_up::Why::MaxDuration {
+                elapsed,
+                limit: self.config.max_job_duration_seconds,
+            })
+        } else if input.give_up {
+            Some(give_up_reason(run, input))
+        } else if !give_up::is_retryable(&error)
+            && errors_in_a_row >= self.config.give_up_after_permanent_errors
+        {
+            Some(give_up::Why::PermanentPollErrors(errors_in_a_row))
+        } else {
+            None
+        };
+        let mut decision = match why {
+            Some(why) => give_up::decision(run, job_arn, now, why),
+            None => PollDecision {
+                outcome: PollOutcome::Running,
+                update: None,
+                stop_job: false,
+                output_model_arn: None,
+                failure_message: None,
+                poll_error: None,
+            },
+        };
+        decision.poll_error = Some(error_text.clone());
+        if let Some(u) = decision.update.as_mut() {
+            u.detail = Some(format!(
+                "{} (last poll error: {error_text})",
+                u.detail.clone().unwrap_or_default()
+            ));
+        }
+        self.carry_out(run, job_arn, input, decision, "Unknown")
+            .await
     }
 
     async fn load_run(&self, run_id: &RunId) -> Result<Run, StepError> {
@@ -251,6 +346,27 @@ pub struct PollDecision {
     pub stop_job: bool,
     pub output_model_arn: Option<String>,
     pub failure_message: Option<String>,
+    /// Why this poll could not read the job from Bedrock, when it could not.
+    pub poll_error: Option<String>,
+}
+
+/// Why a `giveUp` poll gives up: the reconciler retrying a failed stop, or the spent poll budget.
+fn give_up_reason(run: &Run, input: &PollStatusInput) -> give_up::Why {
+    if run
+        .failure_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with(STOP_FAILED_REASON_PREFIX))
+    {
+        give_up::Why::EarlierStopFailed
+    } else {
+        give_up::Why::PollBudgetSpent(input.attempt)
+    }
+}
+
+/// Seconds since the job was launched (or the run created, for a run without a launch time).
+fn elapsed_seconds(run: &Run, now: chrono::DateTime<chrono::Utc>) -> u64 {
+    let started = run.launched_at.unwrap_or(run.created_at);
+    (now - started).num_seconds().max(0) as u64
 }
 
 /// Decides what a poll means for a run that is still `training`.
@@ -285,6 +401,7 @@ pub fn decide(
                 stop_job: false,
                 output_model_arn: arn,
                 failure_message: None,
+                poll_error: None,
             }
         }
         JobStatus::Failed => {
@@ -306,6 +423,7 @@ pub fn decide(
                 stop_job: false,
                 output_model_arn: None,
                 failure_message: Some(reason),
+                poll_error: None,
             }
         }
         JobStatus::Stopped => {
@@ -325,31 +443,27 @@ pub fn decide(
                 stop_job: false,
                 output_model_arn: None,
                 failure_message: Some(reason),
+                poll_error: None,
             }
         }
         JobStatus::InProgress | JobStatus::Stopping => {
-            let started = run.launched_at.unwrap_or(run.created_at);
-            let elapsed = (now - started).num_seconds().max(0) as u64;
+            let elapsed = elapsed_seconds(run, now);
             if elapsed > config.max_job_duration_seconds {
-                let reason = format!(
-                    "{TIMED_OUT_REASON_PREFIX} the job ran {elapsed}s since launch at {}, longer than \
-                     MAX_JOB_DURATION_SECONDS={}; Distillery stopped it (tokens used so far are billed, \
-                     no model is produced)",
-                    started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    config.max_job_duration_seconds
+                let mut d = give_up::decision(
+                    run,
+                    &job.job_arn,
+                    now,
+                    give_up::Why::MaxDuration {
+                        elapsed,
+                        limit: config.max_job_duration_seconds,
+                    },
                 );
-                let mut update = RunUpdate::to(RunStatus::Failed).with_detail(reason.clone());
-                update.training_detail = Some(detail);
-                update.failure_reason = Some(reason.clone());
-                update.finished_at = Some(now);
-                return PollDecision {
-                    outcome: PollOutcome::TimedOut,
-                    update: Some(update),
-                    // Already stopping: asking again would only be refused.
-                    stop_job: job.status == JobStatus::InProgress,
-                    output_model_arn: None,
-                    failure_message: Some(reason),
-                };
+                if let Some(u) = d.update.as_mut() {
+                    u.training_detail = Some(detail);
+                }
+                // Already stopping: asking again would only be refused.
+                d.stop_job = job.status == JobStatus::InProgress;
+                return d;
             }
             let update = if detail_changed {
                 // Training -> Training is an allowed move: it appends a history entry that records
@@ -370,13 +484,16 @@ pub fn decide(
                 stop_job: false,
                 output_model_arn: None,
                 failure_message: None,
+                poll_error: None,
             }
         }
     }
 }
 
 /// The answer for a run whose job outcome is already on record, or `None` when it must be polled.
+/// A run that never had a job (say, failed before launch) has no job outcome to answer with.
 pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
+    run.job_arn.as_ref()?;
     let (outcome, job_status) = match run.status {
         // Provisioning happens after a completed job, so the job's answer is still "completed".
         RunStatus::Completed
@@ -395,7 +512,17 @@ pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
                 (PollOutcome::Failed, JobStatus::Failed)
             }
         }
-        RunStatus::Stopped => (PollOutcome::Stopped, JobStatus::Stopped),
+        RunStatus::Stopped => {
+            let timed_out = run
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(TIMED_OUT_REASON_PREFIX));
+            if timed_out {
+                (PollOutcome::TimedOut, JobStatus::Stopped)
+            } else {
+                (PollOutcome::Stopped, JobStatus::Stopped)
+            }
+        }
         _ => return None,
     };
     Some(PollStatusOutput {
@@ -416,6 +543,8 @@ pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
             run.failure_reason.clone()
         },
         serving: run.settings.serving,
+        consecutive_errors: 0,
+        poll_error: None,
     })
 }
 

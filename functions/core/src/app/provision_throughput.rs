@@ -27,6 +27,7 @@ use crate::domain::guardrails::check_throughput;
 use crate::domain::naming;
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::domain::settings::{ServingMode, ServingPolicy};
+use crate::domain::tags;
 use crate::ports::{
     CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
     ThroughputStatus,
@@ -254,10 +255,10 @@ impl ThroughputProvisioner<'_> {
             commitment: s.commitment,
             client_request_token: throughput_client_request_token(&run.run_id),
             tags: BTreeMap::from([
-                ("distillery:run-id".to_string(), run.run_id.to_string()),
+                (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
                 (
-                    "distillery:managed-by".to_string(),
-                    "distillery".to_string(),
+                    tags::MANAGED_BY_TAG.to_string(),
+                    tags::MANAGED_BY_VALUE.to_string(),
                 ),
             ]),
         };

@@ -223,6 +223,10 @@ pub struct PollingLimits {
     pub initial_wait_seconds: u64,
     pub max_wait_seconds: u64,
     pub max_job_duration_hours: u64,
+    /// Consecutive non-retryable errors (AccessDenied, ValidationException, ResourceNotFound) from
+    /// GetModelCustomizationJob after which the poller gives up and stops the job. Retryable errors
+    /// (throttling, 5xx, timeouts) never make it give up before the job's maximum duration.
+    pub give_up_after_permanent_errors: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -9,4 +9,5 @@ pub mod naming;
 pub mod run;
 pub mod settings;
 pub mod snapshot;
+pub mod tags;
 pub mod validation;

@@ -7,6 +7,7 @@
 //! - [`ledger_contract`]: the checks every `RunLedger` passes, run on the in-memory and the DynamoDB
 //!   ledger alike (`run_ledger_contract!`).
 
+pub mod bedrock_account;
 pub mod fakes;
 pub mod ledger_contract;
 pub mod memory;

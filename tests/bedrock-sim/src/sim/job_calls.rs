@@ -262,6 +262,7 @@ impl Sim {
             created_at: now,
             timing: self.config.timing,
             stop_at_ms: None,
+            hangs: self.faults.take_job_hang(job_name),
             request: body,
             arn: arn.clone(),
         };

@@ -94,6 +94,7 @@ async fn launches_once_and_a_retry_returns_the_same_job() {
     );
     assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
     assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
+    assert_eq!(req.job_tags["distillery:managed-by"], "distillery");
     // Bedrock gets the validated snapshot, never the upload key.
     assert_eq!(
         req.training_data,

@@ -38,18 +38,22 @@ pub enum Milestone {
     Failed,
     Stopped,
     TimedOut,
+    /// The pipeline gave up on a job but could not stop it: the run stays `training` for the
+    /// reconciler, which retries the stop.
+    StopFailed,
     Ready,
     ProvisioningFailed,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 8] = [
+    pub const ALL: [Milestone; 9] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
         Milestone::Failed,
         Milestone::Stopped,
         Milestone::TimedOut,
+        Milestone::StopFailed,
         Milestone::Ready,
         Milestone::ProvisioningFailed,
     ];
@@ -63,6 +67,7 @@ impl Milestone {
             Milestone::Failed => "failed",
             Milestone::Stopped => "stopped",
             Milestone::TimedOut => "timed_out",
+            Milestone::StopFailed => "stop_failed",
             Milestone::Ready => "ready",
             Milestone::ProvisioningFailed => "provisioning_failed",
         }
@@ -83,8 +88,12 @@ impl Milestone {
             Milestone::Completed => &[RunStatus::Completed],
             Milestone::Failed => &[RunStatus::Failed],
             Milestone::Stopped => &[RunStatus::Stopped],
-            // The poller stops a job that overran and records the run failed or stopped.
-            Milestone::TimedOut => &[RunStatus::Failed, RunStatus::Stopped],
+            // The poller stops a job that overran and records the run stopped (records written
+            // before the poller stopped rather than failed such runs say `failed`).
+            Milestone::TimedOut => &[RunStatus::Stopped, RunStatus::Failed],
+            // The pipeline gave up on the job but could not stop it: the run stays `training`
+            // (the reconciler retries the stop).
+            Milestone::StopFailed => &[RunStatus::Training],
             Milestone::Ready => &[RunStatus::Ready],
             Milestone::ProvisioningFailed => &[RunStatus::ProvisioningFailed],
         }
@@ -99,6 +108,7 @@ impl Milestone {
             Milestone::Failed => "Distillation failed",
             Milestone::Stopped => "Distillation stopped",
             Milestone::TimedOut => "Distillation timed out",
+            Milestone::StopFailed => "Distillation job could not be stopped",
             Milestone::Ready => "Model ready to serve",
             Milestone::ProvisioningFailed => "Provisioning failed",
         }
@@ -319,9 +329,14 @@ pub fn render_for_run(
                 }
             });
         }
-        Milestone::Failed | Milestone::Stopped | Milestone::TimedOut => {
+        Milestone::Failed | Milestone::Stopped | Milestone::TimedOut | Milestone::StopFailed => {
             d.summary = match milestone {
                 Milestone::Failed => format!("The distillation run for `{dataset}` failed."),
+                Milestone::StopFailed => format!(
+                    "The pipeline gave up on the distillation job for `{dataset}` but could not stop it: \
+                     it may still be running and billed. The run stays `training`; the reconciler \
+                     (scheduled, or `distillery runs reconcile`) retries the stop."
+                ),
                 Milestone::Stopped => format!(
                     "The distillation job for `{dataset}` was stopped; no model was produced."
                 ),

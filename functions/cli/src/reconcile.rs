@@ -1,0 +1,80 @@
+//! `distillery runs reconcile [--dry-run]`: one reconciler pass by hand (the same use case the
+//! scheduled reconciler runs, `distillery_core::app::reconcile`), printing what it found and did.
+
+use std::process::ExitCode;
+
+use distillery_aws::bedrock::BedrockCustomizationService;
+use distillery_aws::dynamodb::DynamoRunLedger;
+use distillery_aws::sns::SnsPublisher;
+use distillery_core::app::reconcile::{
+    render_findings, ReconcileConfig, ReconcileReport, Reconciler,
+};
+use distillery_core::domain::catalog::Limits;
+use distillery_core::ports::{MessagePublisher, SystemClock};
+
+use crate::runs::Format;
+use crate::usage_error;
+
+pub struct ReconcileArgs {
+    pub dry_run: bool,
+    pub quiet_period_seconds: Option<u64>,
+    pub topic_arn: Option<String>,
+    pub format: Format,
+}
+
+pub async fn run(
+    sdk: &aws_config::SdkConfig,
+    ledger: &DynamoRunLedger,
+    args: ReconcileArgs,
+) -> ExitCode {
+    let limits = match Limits::load() {
+        Ok(l) => l,
+        Err(e) => return usage_error(e.to_string()),
+    };
+    let mut config = match ReconcileConfig::from_env(&limits, args.dry_run) {
+        Ok(c) => c,
+        Err(e) => return usage_error(e.message),
+    };
+    if let Some(q) = args.quiet_period_seconds {
+        config.quiet_period_seconds = q;
+    }
+    let bedrock = BedrockCustomizationService::from_conf(sdk);
+    let publisher = args
+        .topic_arn
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| SnsPublisher::from_conf(sdk, t));
+    let reconciler = Reconciler {
+        ledger,
+        bedrock: &bedrock,
+        publisher: publisher.as_ref().map(|p| p as &dyn MessagePublisher),
+        clock: &SystemClock,
+        config,
+    };
+    match reconciler.reconcile().await {
+        Ok(report) => {
+            print!("{}", render_report(&report, args.format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(format!("reconcile: {}", e.message)),
+    }
+}
+
+pub fn render_report(report: &ReconcileReport, format: Format) -> String {
+    if format == Format::Json {
+        return serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
+    }
+    let mut out = format!(
+        "{}checked {} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s): {} finding(s)\n",
+        if report.dry_run { "dry run: " } else { "" },
+        report.training_runs_checked,
+        report.provisioning_runs_checked,
+        report.jobs_checked,
+        report.throughputs_checked,
+        report.findings.len()
+    );
+    out.push_str(&render_findings(&report.findings));
+    if let Some(id) = &report.message_id {
+        out.push_str(&format!("summary published to SNS (message {id})\n"));
+    }
+    out
+}

@@ -1,0 +1,541 @@
+//! Use case: reconcile the run ledger with Bedrock (the scheduled reconciler, and
+//! `distillery runs reconcile`).
+//!
+//! Invariant it keeps: nothing Distillery created in Bedrock is left without a live run that owns it,
+//! and the ledger does not contradict Bedrock. Three passes:
+//!
+//! 1. **Ledger → Bedrock, jobs.** Every `training` run is polled exactly as the state machine polls it
+//!    ([`StatusPoller`]): a job that ended while nothing polled gets its true outcome recorded through
+//!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded
+//!    `stopped`; a run whose earlier stop failed (`stop_failed`) is given up on again (`giveUp`), so the
+//!    stop is retried until it succeeds or the job ends on its own.
+//!    `provisioning` runs that record their throughput's ARN and were not updated within the quiet
+//!    period are advanced by the provisioner ([`ThroughputProvisioner`]), which only reads the
+//!    throughput and records `ready` / `provisioning_failed` (it never buys: a run without a recorded
+//!    ARN is left to its execution and reported when it goes quiet).
+//! 2. **Bedrock → ledger, jobs.** Every `InProgress` job carrying the `distillery:run-id` tag whose run
+//!    does not own it (no such run; or the run is not `training`/`launching`, or records another job)
+//!    is stopped. A terminal run is never rewritten (terminal statuses are final): the stop is
+//!    reported against it.
+//! 3. **Bedrock → ledger, Provisioned Throughput.** A throughput with the run-id tag whose run does not
+//!    own it (no such run; or the run is not `provisioning`/`ready`, or records another ARN) is
+//!    deleted when that is safe; otherwise it is reported for a person.
+//!
+//! **Safe to delete** means all of: it carries Distillery's run-id tag; no live run owns it (above);
+//! it is not `Creating` or `Updating` (a purchase in flight may still be recorded by its run); it has
+//! no commitment term still running (Bedrock refuses, and the term is paid anyway); and it is older
+//! than the quiet period.
+//!
+//! **Concurrency rule.** The reconciler runs beside live executions, so it never acts on something
+//! that can be an in-flight transition: a resource created, or a run updated, within
+//! `quiet_period_seconds` is left alone this time (the launcher creates the job and then records it;
+//! the provisioner buys and then records). Every ledger write is the poller's conditional write on
+//! the status it read. Running it twice, or twice at once, repairs each thing at most once (a second
+//! stop is refused by Bedrock as already stopping; a second delete finds nothing).
+//!
+//! One summary message (SNS, through [`MessagePublisher`]) is published when anything was found.
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::poll_status::{
+    decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller, STOP_FAILED_REASON_PREFIX,
+};
+use crate::app::provision_throughput::{
+    ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,
+};
+use crate::domain::errors::StepError;
+use crate::domain::run::{Run, RunId, RunStatus};
+use crate::domain::tags::RUN_ID_TAG;
+use crate::ports::{
+    Clock, CustomizationService, JobStatus, MessagePublisher, PortError, RunLedger,
+    ThroughputStatus,
+};
+
+/// The `event_type` SNS attribute of the reconciler's summary.
+pub const RECONCILED_EVENT_TYPE: &str = "reconciled";
+/// The default quiet period: anything touched more recently may be an in-flight transition.
+pub const DEFAULT_QUIET_PERIOD_SECONDS: u64 = 600;
+/// How many `training` runs one pass looks at (newest first).
+pub const TRAINING_RUNS_PER_PASS: usize = 500;
+
+/// Input of the scheduled reconciler: `{"reconcile": {"dryRun": false}}` on the status-poller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileInput {
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileConfig {
+    pub poll: PollConfig,
+    pub provision: ProvisionConfig,
+    pub quiet_period_seconds: u64,
+    pub dry_run: bool,
+}
+
+impl ReconcileConfig {
+    /// The poller's settings ([`PollConfig::from_lookup`]) and `RECONCILE_QUIET_PERIOD_SECONDS`
+    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]).
+    pub fn from_lookup(
+        limits: &crate::domain::catalog::Limits,
+        lookup: impl Fn(&str) -> Option<String> + Clone,
+        dry_run: bool,
+    ) -> Result<Self, StepError> {
+        let poll = PollConfig::from_lookup(limits, lookup.clone())?;
+        let provision = ProvisionConfig::from_lookup(limits, lookup.clone())?;
+        let quiet_period_seconds = crate::config::Env::new(lookup).positive_u64(
+            "RECONCILE_QUIET_PERIOD_SECONDS",
+            DEFAULT_QUIET_PERIOD_SECONDS,
+        )?;
+        Ok(ReconcileConfig {
+            poll,
+            provision,
+            quiet_period_seconds,
+            dry_run,
+        })
+    }
+
+    pub fn from_env(
+        limits: &crate::domain::catalog::Limits,
+        dry_run: bool,
+    ) -> Result<Self, StepError> {
+        Self::from_lookup(limits, crate::config::process_var, dry_run)
+    }
+}
+
+/// What was done about one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Repaired (ledger written, job stopped, throughput deleted).
+    Repaired,
+    /// `--dry-run`: this is what would be done.
+    WouldRepair,
+    /// Not safe or not possible to repair automatically: a person must look.
+    NeedsAttention,
+}
+
+/// One disagreement between the ledger and Bedrock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub run_id: Option<RunId>,
+    /// The job or throughput ARN concerned.
+    pub resource_arn: Option<String>,
+    pub problem: String,
+    pub action: Action,
+    /// What was done, or why nothing was.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileReport {
+    pub dry_run: bool,
+    pub training_runs_checked: usize,
+    pub provisioning_runs_checked: usize,
+    pub jobs_checked: usize,
+    pub throughputs_checked: usize,
+    pub findings: Vec<Finding>,
+    /// The summary message's id, when one was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+pub struct Reconciler<'a> {
+    pub ledger: &'a dyn RunLedger,
+    pub bedrock: &'a dyn CustomizationService,
+    pub publisher: Option<&'a dyn MessagePublisher>,
+    pub clock: &'a dyn Clock,
+    pub config: ReconcileConfig,
+}
+
+impl Reconciler<'_> {
+    pub async fn reconcile(&self) -> Result<ReconcileReport, StepError> {
+        let mut report = ReconcileReport {
+            dry_run: self.config.dry_run,
+            ..Default::default()
+        };
+        self.training_runs(&mut report).await?;
+        self.provisioning_runs(&mut report).await?;
+        self.tagged_jobs(&mut report).await?;
+        self.tagged_throughputs(&mut report).await?;
+        if !report.findings.is_empty() {
+            if let Some(publisher) = self.publisher {
+                match publisher.publish(&summary_message(&report)).await {
+                    Ok(id) => report.message_id = Some(id),
+                    // The repairs are done and in the report; a lost summary must not hide them.
+                    Err(e) => tracing::error!("reconciler summary not published: {e}"),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn quiet(&self, t: chrono::DateTime<chrono::Utc>) -> bool {
+        (self.clock.now() - t).num_seconds() < self.config.quiet_period_seconds as i64
+    }
+
+    /// Pass 1: every `training` run is polled; a job that ended or overran is settled.
+    async fn training_runs(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let runs = self
+            .ledger
+            .list_by_status(RunStatus::Training, TRAINING_RUNS_PER_PASS)
+            .await
+            .map_err(|e| e.context("listing training runs"))?;
+        for run in runs {
+            let Some(job_arn) = run.job_arn.clone() else {
+                continue;
+            };
+            report.training_runs_checked += 1;
+            if self.config.dry_run {
+                let job = match self.bedrock.get_job(&job_arn).await {
+                    Ok(j) => j,
+                    Err(e) => {
+                        tracing::warn!(run_id = %run.run_id, "GetModelCustomizationJob: {e}");
+                        continue;
+                    }
+                };
+                let d = decide(&run, &job, self.clock.now(), &self.config.poll);
+                if d.outcome.is_terminal() {
+                    report.findings.push(Finding {
+                        run_id: Some(run.run_id.clone()),
+                        resource_arn: Some(job_arn),
+                        problem: format!("the ledger says training; Bedrock says {:?}", job.status),
+                        action: Action::WouldRepair,
+                        detail: format!(
+                            "would record {}{}",
+                            outcome_word(d.outcome),
+                            if d.stop_job { " and stop the job" } else { "" }
+                        ),
+                    });
+                }
+                continue;
+            }
+            let poller = StatusPoller {
+                ledger: self.ledger,
+                bedrock: self.bedrock,
+                clock: self.clock,
+                config: self.config.poll.clone(),
+            };
+            // A run whose stop failed (`stop_failed`) is given up on again: the stop is retried.
+            let retry_stop = run
+                .failure_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with(STOP_FAILED_REASON_PREFIX));
+            let input = PollStatusInput {
+                run_id: run.run_id.clone(),
+                attempt: 0,
+                consecutive_errors: 0,
+                give_up: retry_stop,
+            };
+            match poller.poll(&input).await {
+                Ok(o) if o.outcome == PollOutcome::Running => {}
+                Ok(o) => {
+                    let action = if o.outcome == PollOutcome::StopFailed {
+                        Action::NeedsAttention
+                    } else {
+                        Action::Repaired
+                    };
+                    report.findings.push(Finding {
+                        run_id: Some(run.run_id.clone()),
+                        resource_arn: Some(job_arn),
+                        problem: format!(
+                            "the ledger said training; Bedrock's job is {}",
+                            o.job_status
+                        ),
+                        action,
+                        detail: format!(
+                            "recorded {}{}",
+                            outcome_word(o.outcome),
+                            o.failure_message
+                                .map(|m| format!(": {m}"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                }
+                // Another writer (a live execution) moved the run: nothing to repair here.
+                Err(e) => tracing::info!(run_id = %run.run_id, "not reconciled now: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pass 1b: `provisioning` runs gone quiet get their throughput's state recorded.
+    async fn provisioning_runs(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let runs = self
+            .ledger
+            .list_by_status(RunStatus::Provisioning, TRAINING_RUNS_PER_PASS)
+            .await
+            .map_err(|e| e.context("listing provisioning runs"))?;
+        for run in runs {
+            if self.quiet(run.updated_at) {
+                continue;
+            }
+            report.provisioning_runs_checked += 1;
+            let Some(arn) = run.provisioned_model_arn.clone() else {
+                report.findings.push(Finding {
+                    run_id: Some(run.run_id.clone()),
+                    resource_arn: None,
+                    problem: "the run is provisioning but records no Provisioned Throughput ARN"
+                        .into(),
+                    action: Action::NeedsAttention,
+                    detail: "not bought by the reconciler; retry the run or check Bedrock".into(),
+                });
+                continue;
+            };
+            if self.config.dry_run {
+                if let Ok(pt) = self.bedrock.get_provisioned_throughput(&arn).await {
+                    if matches!(
+                        pt.status,
+                        ThroughputStatus::InService | ThroughputStatus::Failed
+                    ) {
+                        report.findings.push(Finding {
+                            run_id: Some(run.run_id.clone()),
+                            resource_arn: Some(arn),
+                            problem: format!(
+                                "the ledger says provisioning; Bedrock says {:?}",
+                                pt.status
+                            ),
+                            action: Action::WouldRepair,
+                            detail: "would record its state".into(),
+                        });
+                    }
+                }
+                continue;
+            }
+            let provisioner = ThroughputProvisioner {
+                ledger: self.ledger,
+                bedrock: self.bedrock,
+                config: self.config.provision.clone(),
+            };
+            let input = ProvisionThroughputInput {
+                run_id: run.run_id.clone(),
+                attempt: 0,
+            };
+            match provisioner.provision(&input).await {
+                Ok(o)
+                    if matches!(
+                        o.outcome,
+                        ProvisionOutcome::InService | ProvisionOutcome::Failed
+                    ) =>
+                {
+                    report.findings.push(Finding {
+                        run_id: Some(run.run_id.clone()),
+                        resource_arn: Some(arn),
+                        problem: "the ledger said provisioning; the throughput had settled".into(),
+                        action: Action::Repaired,
+                        detail: match o.outcome {
+                            ProvisionOutcome::InService => {
+                                "recorded ready (InService, billed by the hour)".into()
+                            }
+                            _ => "recorded provisioning_failed".into(),
+                        },
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::info!(run_id = %run.run_id, "not reconciled now: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The run the resource's run-id tag names, when it carries one.
+    async fn tagged_run(&self, arn: &str) -> Result<Option<(RunId, Option<Run>)>, StepError> {
+        let tags = match self.bedrock.list_tags(arn).await {
+            Ok(t) => t,
+            // Gone between the list and now: nothing left to own.
+            Err(PortError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e.context(format!("ListTagsForResource {arn}"))),
+        };
+        let Some(id) = tags.get(RUN_ID_TAG).filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let id = RunId(id.clone());
+        let run = self.ledger.get(&id).await?;
+        Ok(Some((id, run)))
+    }
+
+    /// Pass 2: InProgress jobs that carry the run-id tag and that no live run owns are stopped.
+    async fn tagged_jobs(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let jobs = self
+            .bedrock
+            .list_jobs(Some(JobStatus::InProgress))
+            .await
+            .map_err(|e| e.context("ListModelCustomizationJobs"))?;
+        for job in jobs {
+            report.jobs_checked += 1;
+            if self.quiet(job.created_at) {
+                continue;
+            }
+            let Some((run_id, run)) = self.tagged_run(&job.job_arn).await? else {
+                continue;
+            };
+            let problem = match &run {
+                None => format!(
+                    "job {} is running for run {run_id}, which is not in the ledger",
+                    job.job_name
+                ),
+                Some(r) if job_is_owned(r, &job.job_arn) => continue,
+                Some(r) if self.quiet(r.updated_at) => continue,
+                Some(r) => format!(
+                    "job {} is running but run {run_id} is {}{}",
+                    job.job_name,
+                    r.status,
+                    match &r.job_arn {
+                        Some(a) if a != &job.job_arn => format!(" and records another job ({a})"),
+                        _ => String::new(),
+                    }
+                ),
+            };
+            let (action, detail) = if self.config.dry_run {
+                (Action::WouldRepair, "would stop the job".to_string())
+            } else {
+                match self.bedrock.stop_job(&job.job_arn).await {
+                    Ok(()) => (
+                        Action::Repaired,
+                        "stopped the job (StopModelCustomizationJob); tokens so far are billed"
+                            .to_string(),
+                    ),
+                    Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
+                        (Action::Repaired, format!("the job is already ending: {m}"))
+                    }
+                    Err(e) => (
+                        Action::NeedsAttention,
+                        format!("StopModelCustomizationJob failed: {e}; the next pass retries"),
+                    ),
+                }
+            };
+            report.findings.push(Finding {
+                run_id: Some(run_id),
+                resource_arn: Some(job.job_arn.clone()),
+                problem,
+                action,
+                detail,
+            });
+        }
+        Ok(())
+    }
+
+    /// Pass 3: Provisioned Throughputs that carry the run-id tag and that no live run owns are deleted
+    /// when safe (see the module doc), reported otherwise.
+    async fn tagged_throughputs(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let pts = self
+            .bedrock
+            .list_provisioned_throughputs()
+            .await
+            .map_err(|e| e.context("ListProvisionedModelThroughputs"))?;
+        let now = self.clock.now();
+        for pt in pts {
+            report.throughputs_checked += 1;
+            if self.quiet(pt.created_at) {
+                continue;
+            }
+            let Some((run_id, run)) = self.tagged_run(&pt.provisioned_model_arn).await? else {
+                continue;
+            };
+            let problem = match &run {
+                None => format!(
+                    "Provisioned Throughput {} ({} model unit(s), {:?}) belongs to run {run_id}, which is not in the ledger",
+                    pt.provisioned_model_name, pt.model_units, pt.status
+                ),
+                Some(r) if throughput_is_owned(r, &pt.provisioned_model_arn) => continue,
+                Some(r) if self.quiet(r.updated_at) => continue,
+                Some(r) => format!(
+                    "Provisioned Throughput {} ({} model unit(s), {:?}) is billed by the hour but run {run_id} is {}{}",
+                    pt.provisioned_model_name,
+                    pt.model_units,
+                    pt.status,
+                    r.status,
+                    match &r.provisioned_model_arn {
+                        Some(a) if a != &pt.provisioned_model_arn =>
+                            format!(" and records another throughput ({a})"),
+                        _ => String::new(),
+                    }
+                ),
+            };
+            let unsafe_reason = if matches!(
+                pt.status,
+                ThroughputStatus::Creating | ThroughputStatus::Updating
+            ) {
+                Some(format!("it is {:?}; the next pass looks again", pt.status))
+            } else {
+                pt.commitment_expires_at.filter(|t| *t > now).map(|t| {
+                    format!(
+                        "its commitment term runs until {} (Bedrock refuses to delete before then); delete it then",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                })
+            };
+            let (action, detail) = match (unsafe_reason, self.config.dry_run) {
+                (Some(why), _) => (Action::NeedsAttention, format!("not deleted: {why}")),
+                (None, true) => (
+                    Action::WouldRepair,
+                    "would delete it (DeleteProvisionedModelThroughput)".to_string(),
+                ),
+                (None, false) => match self
+                    .bedrock
+                    .delete_provisioned_throughput(&pt.provisioned_model_arn)
+                    .await
+                {
+                    Ok(()) | Err(PortError::NotFound(_)) => (
+                        Action::Repaired,
+                        "deleted it (DeleteProvisionedModelThroughput)".to_string(),
+                    ),
+                    Err(e) => (
+                        Action::NeedsAttention,
+                        format!("DeleteProvisionedModelThroughput failed: {e}"),
+                    ),
+                },
+            };
+            report.findings.push(Finding {
+                run_id: Some(run_id),
+                resource_arn: Some(pt.provisioned_model_arn.clone()),
+                problem,
+                action,
+                detail,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A run owns a running job when it is tracking it: `training` with that ARN, or `launching` (the
+/// launcher records the ARN right after creating the job).
+fn job_is_owned(run: &Run, job_arn: &str) -> bool {
+    match run.status {
+        RunStatus::Training => run.job_arn.as_deref() == Some(job_arn),
+        RunStatus::Launching => run.job_arn.as_deref().is_none_or(|a| a == job_arn),
+        _ => false,
+    }
+}
+
+/// A run owns a throughput when it is `provisioning` (ARN recorded or not yet) or `ready` with it.
+fn throughput_is_owned(run: &Run, arn: &str) -> bool {
+    match run.status {
+        RunStatus::Provisioning => run
+            .provisioned_model_arn
+            .as_deref()
+            .is_none_or(|a| a == arn),
+        RunStatus::Ready => run.provisioned_model_arn.as_deref() == Some(arn),
+        _ => false,
+    }
+}
+
+fn outcome_word(o: PollOutcome) -> &'static str {
+    match o {
+        PollOutcome::Running => "running",
+        PollOutcome::Completed => "completed",
+        PollOutcome::Failed => "failed",
+        PollOutcome::Stopped => "stopped",
+        PollOutcome::TimedOut => "stopped (timed out)",
+        PollOutcome::StopFailed => "a failed stop (the run stays training)",
+    }
+}
+
+mod report;
+pub use report::{render_findings, summary_message};
+
+#[cfg(test)]
+mod tests;

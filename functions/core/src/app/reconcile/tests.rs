@@ -1,0 +1,387 @@
+use std::sync::Mutex;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::domain::catalog::Limits;
+use crate::ports::OutboundMessage;
+use crate::testing::bedrock_account::BedrockAccount;
+use crate::testing::fakes::FixedClock;
+use crate::testing::memory::InMemoryRunLedger;
+use crate::testing::sample_run;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+const JOB: &str =
+    "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/nova/aaaaaaaaaaaa";
+const JOB2: &str =
+    "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/nova/bbbbbbbbbbbb";
+const PT: &str = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/cccccccccccc";
+
+#[derive(Default)]
+struct Published(Mutex<Vec<OutboundMessage>>);
+
+#[async_trait::async_trait]
+impl MessagePublisher for Published {
+    async fn publish(&self, msg: &OutboundMessage) -> Result<String, PortError> {
+        self.0.lock().unwrap().push(msg.clone());
+        Ok("msg-1".into())
+    }
+}
+
+fn config(dry_run: bool) -> ReconcileConfig {
+    let mut poll = PollConfig::defaults(&Limits::builtin());
+    poll.max_job_duration_seconds = 3600 * 24;
+    ReconcileConfig {
+        poll,
+        provision: ProvisionConfig::from_lookup(&Limits::builtin(), |_| None).unwrap(),
+        quiet_period_seconds: 600,
+        dry_run,
+    }
+}
+
+fn run_in(id: &str, status: RunStatus, job_arn: Option<&str>) -> Run {
+    let mut r = sample_run("data", &format!("incoming/{id}.jsonl"), id, 10, t0());
+    r.run_id = RunId(id.into());
+    r.status = status;
+    r.job_arn = job_arn.map(str::to_string);
+    r.launched_at = Some(t0());
+    r
+}
+
+struct World {
+    ledger: InMemoryRunLedger,
+    bedrock: BedrockAccount,
+    published: Published,
+    clock: FixedClock,
+}
+
+impl World {
+    async fn new(runs: Vec<Run>) -> World {
+        let ledger = InMemoryRunLedger::new();
+        for r in runs {
+            ledger.create(&r).await.unwrap();
+        }
+        World {
+            ledger,
+            bedrock: BedrockAccount::default(),
+            published: Published::default(),
+            // An hour after everything was created: past the quiet period.
+            clock: FixedClock::at(t0() + Duration::hours(1)),
+        }
+    }
+
+    async fn reconcile(&self, dry_run: bool) -> ReconcileReport {
+        Reconciler {
+            ledger: &self.ledger,
+            bedrock: &self.bedrock,
+            publisher: Some(&self.published),
+            clock: &self.clock,
+            config: config(dry_run),
+        }
+        .reconcile()
+        .await
+        .unwrap()
+    }
+
+    async fn status(&self, id: &str) -> RunStatus {
+        self.ledger
+            .get(&RunId(id.into()))
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_finished_while_nothing_polled_gets_its_true_outcome() {
+    let w = World::new(vec![run_in("run-done", RunStatus::Training, Some(JOB))]).await;
+    w.bedrock
+        .add_job(JOB, JobStatus::Completed, t0(), &[(RUN_ID_TAG, "run-done")]);
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-done").await, RunStatus::Completed);
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    assert!(report.findings[0].detail.contains("recorded completed"));
+    let msgs = w.published.0.lock().unwrap().clone();
+    assert_eq!(msgs.len(), 1);
+    assert!(
+        msgs[0].subject.contains("1 repaired"),
+        "{}",
+        msgs[0].subject
+    );
+    assert!(msgs[0].body.contains("run-done"), "{}", msgs[0].body);
+    assert_eq!(msgs[0].attributes["event_type"], "reconciled");
+
+    // Idempotent: the second pass finds nothing and says nothing.
+    let again = w.reconcile(false).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+    assert_eq!(w.published.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_running_job_of_a_training_run_is_left_alone() {
+    let w = World::new(vec![run_in("run-live", RunStatus::Training, Some(JOB))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-live")],
+    );
+    let report = w.reconcile(false).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(w.bedrock.count("stop_job"), 0);
+    assert_eq!(w.status("run-live").await, RunStatus::Training);
+    assert!(w.published.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_overrunning_job_is_stopped_and_the_run_recorded_stopped() {
+    let w = World::new(vec![run_in("run-long", RunStatus::Training, Some(JOB))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-long")],
+    );
+    w.clock.set(t0() + Duration::hours(25));
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
+    assert_eq!(w.status("run-long").await, RunStatus::Stopped);
+    assert_eq!(report.findings[0].action, Action::Repaired);
+}
+
+#[tokio::test]
+async fn orphaned_jobs_are_stopped_and_terminal_runs_are_not_rewritten() {
+    let w = World::new(vec![
+        run_in("run-failed", RunStatus::Failed, Some(JOB2)),
+        run_in("run-other", RunStatus::Training, Some(JOB2)),
+    ])
+    .await;
+    // Unknown run.
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-ghost")],
+    );
+    // A job the ledger calls failed, still running.
+    let failed_job =
+        "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/nova/dddddddddddd";
+    w.bedrock.add_job(
+        failed_job,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-failed")],
+    );
+    // Not Distillery's: no tag. Never touched.
+    let foreign =
+        "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/nova/eeeeeeeeeeee";
+    w.bedrock
+        .add_job(foreign, JobStatus::InProgress, t0(), &[("team", "search")]);
+    // Created a minute ago: may be a launch in flight. Left alone.
+    let fresh = "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/nova/ffffffffffff";
+    w.bedrock.add_job(
+        fresh,
+        JobStatus::InProgress,
+        t0() + Duration::minutes(59),
+        &[(RUN_ID_TAG, "run-ghost-2")],
+    );
+    // The live job of run-other.
+    w.bedrock.add_job(
+        JOB2,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-other")],
+    );
+
+    let dry = w.reconcile(true).await;
+    assert_eq!(
+        dry.findings
+            .iter()
+            .filter(|f| f.action == Action::WouldRepair)
+            .count(),
+        2,
+        "{dry:?}"
+    );
+    assert_eq!(w.bedrock.count("stop_job"), 0, "a dry run acts on nothing");
+
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
+    assert_eq!(w.bedrock.job_status(failed_job), Some(JobStatus::Stopping));
+    assert_eq!(w.bedrock.job_status(foreign), Some(JobStatus::InProgress));
+    assert_eq!(w.bedrock.job_status(fresh), Some(JobStatus::InProgress));
+    assert_eq!(w.bedrock.job_status(JOB2), Some(JobStatus::InProgress));
+    assert_eq!(w.status("run-failed").await, RunStatus::Failed);
+    let ghost = report
+        .findings
+        .iter()
+        .find(|f| f.resource_arn.as_deref() == Some(JOB))
+        .unwrap();
+    assert!(ghost.problem.contains("not in the ledger"), "{ghost:?}");
+    let failed = report
+        .findings
+        .iter()
+        .find(|f| f.resource_arn.as_deref() == Some(failed_job))
+        .unwrap();
+    assert!(failed.problem.contains("is failed"), "{failed:?}");
+    assert_eq!(failed.action, Action::Repaired);
+}
+
+#[tokio::test]
+async fn orphaned_throughput_is_deleted_when_safe_and_reported_otherwise() {
+    let mut ready = run_in("run-ready", RunStatus::Ready, Some(JOB));
+    ready.provisioned_model_arn = Some(PT.into());
+    let w = World::new(vec![
+        ready,
+        run_in("run-failed", RunStatus::ProvisioningFailed, Some(JOB2)),
+    ])
+    .await;
+    // Owned by a ready run: kept.
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-ready")],
+    );
+    // Bought for a run that ended provisioning_failed: deleted.
+    let stray = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/dddddddddddd";
+    w.bedrock.add_throughput(
+        stray,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-failed")],
+    );
+    // No run at all, but a commitment term: reported, not deleted.
+    let committed = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/eeeeeeeeeeee";
+    w.bedrock.add_throughput(
+        committed,
+        ThroughputStatus::InService,
+        t0(),
+        Some(t0() + Duration::days(30)),
+        &[(RUN_ID_TAG, "run-ghost")],
+    );
+    // No run, still Creating: reported, not deleted.
+    let creating = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/ffffffffffff";
+    w.bedrock.add_throughput(
+        creating,
+        ThroughputStatus::Creating,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-ghost")],
+    );
+    let report = w.reconcile(false).await;
+    assert!(w.bedrock.has_throughput(PT));
+    assert!(!w.bedrock.has_throughput(stray));
+    assert!(w.bedrock.has_throughput(committed));
+    assert!(w.bedrock.has_throughput(creating));
+    let by_arn = |a: &str| {
+        report
+            .findings
+            .iter()
+            .find(|f| f.resource_arn.as_deref() == Some(a))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_arn(stray).action, Action::Repaired);
+    assert_eq!(by_arn(committed).action, Action::NeedsAttention);
+    assert!(by_arn(committed).detail.contains("commitment term"));
+    assert_eq!(by_arn(creating).action, Action::NeedsAttention);
+    assert_eq!(report.findings.len(), 3, "{report:?}");
+    let msg = w.published.0.lock().unwrap()[0].clone();
+    assert!(
+        msg.subject.contains("1 repaired, 2 need attention"),
+        "{}",
+        msg.subject
+    );
+}
+
+#[tokio::test]
+async fn a_failed_stop_is_reported_and_retried_next_pass() {
+    let w = World::new(vec![run_in("run-ghostly", RunStatus::Rejected, None)]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-ghostly")],
+    );
+    *w.bedrock.stop_error.lock().unwrap() = Some(PortError::Transient("HTTP 503".into()));
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings[0].action, Action::NeedsAttention);
+    assert!(report.findings[0].detail.contains("next pass retries"));
+    *w.bedrock.stop_error.lock().unwrap() = None;
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
+}
+
+#[tokio::test]
+async fn a_run_whose_stop_failed_gets_the_stop_retried() {
+    let mut r = run_in("run-stuck", RunStatus::Training, Some(JOB));
+    r.failure_reason = Some(format!(
+        "{STOP_FAILED_REASON_PREFIX} the pipeline tried to stop job {JOB} (...) but StopModelCustomizationJob failed"
+    ));
+    let w = World::new(vec![r]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-stuck")],
+    );
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::Stopping));
+    assert_eq!(w.status("run-stuck").await, RunStatus::Stopped);
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    let stored = w
+        .ledger
+        .get(&RunId("run-stuck".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored
+        .failure_reason
+        .unwrap()
+        .contains("the reconciler retried the stop"));
+}
+
+#[tokio::test]
+async fn a_provisioning_run_whose_throughput_came_up_is_recorded_ready() {
+    let mut r = run_in("run-pt", RunStatus::Provisioning, Some(JOB));
+    r.settings.serving = crate::domain::settings::ServingMode::Provisioned;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into());
+    r.provisioned_model_arn = Some(PT.into());
+    let w = World::new(vec![r]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-pt")],
+    );
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-pt").await, RunStatus::Ready, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert!(report.findings[0].detail.contains("recorded ready"));
+    assert!(
+        w.bedrock.has_throughput(PT),
+        "an owned throughput is never deleted"
+    );
+    assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
+}
+
+#[test]
+fn input_parses_with_defaults() {
+    let i: ReconcileInput = serde_json::from_str("{}").unwrap();
+    assert!(!i.dry_run);
+    let i: ReconcileInput = serde_json::from_str(r#"{"dryRun":true}"#).unwrap();
+    assert!(i.dry_run);
+    let sample: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../../events/reconcile.json")).unwrap();
+    let i: ReconcileInput = serde_json::from_value(sample["reconcile"].clone()).unwrap();
+    assert!(!i.dry_run);
+}
