@@ -634,6 +634,13 @@ async fn stray_input_on_every_final_run_is_refused_changes_nothing_and_sends_not
                     .unwrap();
                 let (error_type, message) =
                     answer.expect_err("a contradicting milestone is refused");
+                let failure_milestone =
+                    matches!(milestone, Milestone::Failed | Milestone::ProvisioningFailed);
+                if error.is_some() && !failure_milestone {
+                    // A caught error comes only with a failure milestone.
+                    assert_eq!(error_type, "InvalidInput", "{milestone}: {message}");
+                    continue;
+                }
                 assert_eq!(
                     error_type, "Conflict",
                     "{} {milestone}: {message}",
@@ -675,6 +682,45 @@ async fn stray_input_on_every_final_run_is_refused_changes_nothing_and_sends_not
             }
         }
     }
+    // A run whose job is live, owned by an execution: a stray caught error neither ends it nor
+    // announces anything (only the poller or the reconciler ends a job's run).
+    let mut live = distillery_core::testing::sample_run(
+        stack.bucket(),
+        &unique_key("stray-training"),
+        "0123456789abcdef0123456789abcdef",
+        100,
+        chrono::Utc::now(),
+    );
+    live.status = RunStatus::Training;
+    live.owner_execution = Some(Stack::execution_id("owner-of-the-live-run"));
+    live.job_arn = Some(
+        "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-lite-v1:0:300k/live".into(),
+    );
+    {
+        use distillery_core::ports::RunLedger;
+        stack.ledger.create(&live).await.unwrap();
+    }
+    let live = stack.run(&live.run_id).await.unwrap();
+    for execution in [None, Some(Stack::execution_id("a-stray-execution"))] {
+        let mut input = json!({
+            "runId": live.run_id,
+            "milestone": "failed",
+            "error": {"Error": "States.TaskFailed", "Cause": "stray"},
+        });
+        if let Some(e) = execution {
+            input["execution"] = json!(e);
+        }
+        let (t, m) = stack
+            .invoke("notifier", input.to_string().into_bytes())
+            .await
+            .unwrap()
+            .expect_err("a stray caught error on a live run is refused");
+        assert_eq!(t, "Conflict", "{m}");
+        assert!(m.contains("only the execution that owns the run"), "{m}");
+    }
+    let mut runs = runs;
+    runs.push(live);
+
     // An unknown run id: nothing is sent about it.
     let answer = stack
         .invoke(

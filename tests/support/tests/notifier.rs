@@ -200,6 +200,7 @@ fn input(run_id: Option<&RunId>, milestone: &str) -> NotifyInput {
         milestone: milestone.into(),
         error: None,
         input: None,
+        execution: None,
     }
 }
 
@@ -343,7 +344,8 @@ async fn slack_down_never_fails_the_step_and_the_failure_is_on_record() {
 
     // 1. Slack answers 500: retried SLACK_MAX_ATTEMPTS times; the caught error still moves the run
     //    to failed first, and SNS (both subscriptions) gets the failure.
-    let id = seed(&s.ledger, "run-bbbbbbbbbbbbbbbbbbb2", RunStatus::Training).await;
+    // (The launcher's quota retries ran out before Bedrock took the job.)
+    let id = seed(&s.ledger, "run-bbbbbbbbbbbbbbbbbbb2", RunStatus::Launching).await;
     s.sink.set_mode(SinkMode::Fail);
     let mut i = input(Some(&id), "failed");
     i.error = Some(CaughtError {
@@ -445,6 +447,7 @@ async fn slack_down_never_fails_the_step_and_the_failure_is_on_record() {
                 "source": "aws.s3",
                 "detail": {"bucket": {"name": "datasets"}, "object": {"key": "incoming/broken.jsonl"}}
             })),
+            execution: None,
         })
         .await
         .unwrap();

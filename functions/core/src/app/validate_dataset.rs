@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::errors::StepError;
 use crate::domain::naming;
 use crate::domain::run::{
     DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
@@ -253,18 +253,15 @@ impl DatasetValidatorService {
                     "starting the snapshot s3://{bucket}/{snapshot_key}"
                 ))
             })?;
-        let (report, snapshot) =
-            snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
-                .await
-                .map_err(|e| {
-                    StepError::new(
-                        ErrorType::Transient,
-                        format!(
-                            "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}: {e}",
-                            info.key
-                        ),
-                    )
-                })?;
+        let (report, snapshot) = snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
+            .await
+            // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
+            .map_err(|e| {
+                e.context(format!(
+                    "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
+                    info.key
+                ))
+            })?;
         tracing::info!(
             valid = report.valid,
             records = report.records,

@@ -54,6 +54,10 @@ pub struct NotifyInput {
     /// The execution input, passed when no run id exists yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Value>,
+    /// The Step Functions execution asking (`$$.Execution.Id`). Only the execution that owns a run
+    /// may record a caught error on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +172,7 @@ impl Notifier {
                 Some(id) => {
                     let id = RunId(id.clone());
                     match self.ledger.get(&id).await? {
-                        Some(run) => self.notify_run(milestone, run, input.error.as_ref()).await,
+                        Some(run) => self.notify_run(milestone, run, &input).await,
                         // Every run id the state machine passes was recorded by the validator: an
                         // unknown one is stray input, and nothing is broadcast about it.
                         None => Err(StepError::not_found(format!(
@@ -195,10 +199,13 @@ impl Notifier {
         &self,
         milestone: Milestone,
         mut run: Run,
-        caught: Option<&CaughtError>,
+        input: &NotifyInput,
     ) -> Result<NotifyOutput, StepError> {
+        let caught = input.error.as_ref();
         if let Some(c) = caught {
-            run = self.record_failure(run, milestone, c).await?;
+            run = self
+                .record_failure(run, milestone, c, input.execution.as_deref())
+                .await?;
         }
         if !milestone.announces().contains(&run.status) {
             warn!(status = %run.status, "milestone contradicts the ledger; nothing is sent");
@@ -275,30 +282,67 @@ impl Notifier {
         }
     }
 
-    /// Moves the run to `failed` (or `provisioning_failed`) with the caught error as the reason,
-    /// unless it is already final (then the milestone must match what the ledger says). Conditional on the status we read; on a lost race, re-read and
-    /// try once more.
+    /// Records a caught step error on the run: `failed` (milestone `failed`) or `provisioning_failed`
+    /// (milestone `provisioning_failed`) with the error as the reason, conditional on the status
+    /// read. Nothing is written, and the request is a `Conflict`, when
+    /// - another execution owns the run (stray input must never rewrite it);
+    /// - the run is in a status that error can't come from: a `training` run has a live, billed job,
+    ///   which only the poller or the reconciler may end with its true outcome, and a run past its job
+    ///   isn't failed by a provisioning error's `failed` twin.
+    ///
+    /// A run already in the target status is left as it is (a retried notifier), and a final run is
+    /// left for the milestone check to accept or refuse.
     async fn record_failure(
         &self,
         run: Run,
         milestone: Milestone,
         caught: &CaughtError,
+        execution: Option<&str>,
     ) -> Result<Run, StepError> {
+        let (target, from): (RunStatus, &[RunStatus]) = match milestone {
+            Milestone::Failed => (
+                RunStatus::Failed,
+                &[
+                    RunStatus::Received,
+                    RunStatus::Validating,
+                    RunStatus::Validated,
+                    RunStatus::Launching,
+                ],
+            ),
+            Milestone::ProvisioningFailed => (
+                RunStatus::ProvisioningFailed,
+                &[RunStatus::Completed, RunStatus::Provisioning],
+            ),
+            other => {
+                return Err(StepError::invalid_input(format!(
+                    "field 'error' comes only with milestone 'failed' or 'provisioning_failed', not '{other}'"
+                )))
+            }
+        };
+        if run.owner_execution.is_some() && !run.is_owned_by(execution) {
+            warn!(owner = ?run.owner_execution, ?execution, "not the run's execution; nothing recorded");
+            return Err(run.refuse(&format!(
+                "record a caught error for execution {}: only the execution that owns the run ({}) may",
+                execution.unwrap_or("(none given)"),
+                run.owner_execution.as_deref().unwrap_or_default()
+            )));
+        }
         let mut run = run;
         for attempt in 0..2 {
-            if run.is_final() {
-                info!(status = %run.status, "run is already final; failure not re-recorded");
+            if run.status == target || run.is_final() {
+                info!(status = %run.status, "run already recorded as it ends; failure not re-recorded");
                 return Ok(run);
             }
-            let preferred = if milestone == Milestone::ProvisioningFailed {
-                [RunStatus::ProvisioningFailed, RunStatus::Failed]
-            } else {
-                [RunStatus::Failed, RunStatus::ProvisioningFailed]
-            };
-            let Some(target) = preferred.into_iter().find(|t| run.status.can_move_to(*t)) else {
-                warn!(status = %run.status, "no failure status is reachable from here");
-                return Ok(run);
-            };
+            if !from.contains(&run.status) || !run.can_move_to(target) {
+                let why = match (run.status, &run.job_arn) {
+                    (RunStatus::Training, Some(job)) => format!(
+                        "record '{milestone}' from a caught step error: job {job} is live in Bedrock, and only the poller or the reconciler ends it, with its true outcome"
+                    ),
+                    _ => format!("record '{milestone}' from a caught step error"),
+                };
+                warn!(status = %run.status, "a caught error can't end the run from here; nothing recorded");
+                return Err(run.refuse(&why));
+            }
             let update = RunUpdate {
                 failure_reason: Some(caught.summary()),
                 finished_at: Some(self.clock.now()),

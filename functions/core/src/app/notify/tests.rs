@@ -191,6 +191,11 @@ fn seed(f: &Fixture, status: RunStatus) -> RunId {
 }
 
 fn seed_serving(f: &Fixture, status: RunStatus, serving: ServingMode) -> RunId {
+    seed_run(f, status, serving, None)
+}
+
+/// A run in `status`, owned by `owner` (an execution id) when given.
+fn seed_run(f: &Fixture, status: RunStatus, serving: ServingMode, owner: Option<&str>) -> RunId {
     let id = RunId("run-00000000000000000001".into());
     let mut run = Run::new(
         id.clone(),
@@ -213,6 +218,7 @@ fn seed_serving(f: &Fixture, status: RunStatus, serving: ServingMode) -> RunId {
         now(),
     );
     run.status = status;
+    run.owner_execution = owner.map(str::to_string);
     run.job_name = Some("distill-chats-1".into());
     run.job_arn = Some("arn:aws:bedrock:us-east-1:1:model-customization-job/x/y".into());
     run.validation = Some(ValidationSummary {
@@ -231,6 +237,7 @@ fn input(id: Option<&RunId>, milestone: &str) -> NotifyInput {
         milestone: milestone.into(),
         error: None,
         input: None,
+        execution: None,
     }
 }
 
@@ -539,7 +546,8 @@ async fn sns_failures_are_recorded_once_not_retried_on_top_of_the_sdk() {
 #[tokio::test]
 async fn a_caught_error_is_recorded_on_the_run_before_delivery() {
     let f = fixture(false);
-    let id = seed(&f, RunStatus::Training);
+    // The launcher failed before Bedrock had a job.
+    let id = seed(&f, RunStatus::Launching);
     let mut i = input(Some(&id), "failed");
     i.error = Some(CaughtError {
         error: "Internal".into(),
@@ -683,15 +691,26 @@ async fn a_milestone_the_ledger_contradicts_is_refused_and_nothing_is_sent() {
                 let mut i = input(Some(&id), milestone.as_str());
                 i.error = caught.clone();
                 let err = f.notifier.handle(i).await.unwrap_err();
-                assert_eq!(err.error_type, ErrorType::Conflict, "{status} {milestone}");
-                assert!(
-                    err.message.contains(&format!("is {status} (final: "))
-                        && err
-                            .message
-                            .contains(&format!("cannot announce '{milestone}'")),
-                    "{}",
-                    err.message
-                );
+                let error_milestone =
+                    matches!(milestone, Milestone::Failed | Milestone::ProvisioningFailed);
+                if caught.is_some() && !error_milestone {
+                    // A caught error comes only with a failure milestone.
+                    assert_eq!(
+                        err.error_type,
+                        ErrorType::InvalidInput,
+                        "{status} {milestone}"
+                    );
+                } else {
+                    assert_eq!(err.error_type, ErrorType::Conflict, "{status} {milestone}");
+                    assert!(
+                        err.message.contains(&format!("is {status} (final: "))
+                            && err
+                                .message
+                                .contains(&format!("cannot announce '{milestone}'")),
+                        "{}",
+                        err.message
+                    );
+                }
                 assert_eq!(
                     run_of(&f, &id),
                     before,
@@ -702,6 +721,81 @@ async fn a_milestone_the_ledger_contradicts_is_refused_and_nothing_is_sent() {
             }
         }
     }
+}
+
+/// A caught error never ends a run whose job is live in Bedrock (only the poller or the reconciler
+/// records a job's true outcome), nor a run another execution owns; a provisioning error never
+/// fails a run that isn't being served. Nothing is written or sent for any of them.
+#[tokio::test]
+async fn a_caught_error_never_ends_a_live_job_or_another_executions_run() {
+    let owner = "arn:aws:states:us-east-1:1:execution:distillery:owner";
+    let cases: [(RunStatus, &str, Option<&str>, &str); 5] = [
+        (
+            RunStatus::Training,
+            "failed",
+            Some(owner),
+            "is live in Bedrock",
+        ),
+        (
+            RunStatus::Training,
+            "provisioning_failed",
+            Some(owner),
+            "cannot record 'provisioning_failed'",
+        ),
+        (
+            RunStatus::Validated,
+            "provisioning_failed",
+            Some(owner),
+            "cannot record 'provisioning_failed'",
+        ),
+        (
+            RunStatus::Provisioning,
+            "failed",
+            Some(owner),
+            "cannot record 'failed'",
+        ),
+        (
+            RunStatus::Launching,
+            "failed",
+            Some("arn:aws:states:us-east-1:1:execution:distillery:stray"),
+            "only the execution that owns the run",
+        ),
+    ];
+    for (status, milestone, execution, why) in cases {
+        let f = fixture(true);
+        let id = seed_run(&f, status, ServingMode::Provisioned, Some(owner));
+        let before = run_of(&f, &id);
+        let mut i = input(Some(&id), milestone);
+        i.error = Some(CaughtError::default());
+        i.execution = execution.map(str::to_string);
+        let err = f.notifier.handle(i).await.unwrap_err();
+        assert_eq!(err.error_type, ErrorType::Conflict, "{status} {milestone}");
+        assert!(
+            err.message.contains(why),
+            "{status} {milestone}: {}",
+            err.message
+        );
+        assert_eq!(
+            run_of(&f, &id),
+            before,
+            "{status} {milestone}: ledger unchanged"
+        );
+        assert_eq!(f.publisher.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
+    }
+    // The owner's own caught error is recorded.
+    let f = fixture(false);
+    let id = seed_run(
+        &f,
+        RunStatus::Validated,
+        ServingMode::Provisioned,
+        Some(owner),
+    );
+    let mut i = input(Some(&id), "failed");
+    i.error = Some(CaughtError::default());
+    i.execution = Some(owner.to_string());
+    f.notifier.handle(i).await.unwrap();
+    assert_eq!(run_of(&f, &id).status, RunStatus::Failed);
 }
 
 /// A run that is still on its way (not final) can't be announced as something it isn't either.

@@ -342,9 +342,15 @@ impl DatasetValidatorService {
         let result = self.check_and_report(&run, &info, settings).await;
         match result {
             Ok(out) => Ok(out),
-            // The execution that owns the run retries the step (Transient, Throttled) and resumes
-            // the run, so it stays `validating` rather than being failed here.
-            Err(e) if e.error_type.is_retryable() && new_run.owner.is_some() => Err(e),
+            // The execution that owns the run retries these (the ValidateDataset Retry) and resumes
+            // the run, so it stays `validating` rather than being failed here. (If every retry
+            // fails, the reconciler fails the run once it has been quiet too long.)
+            Err(e)
+                if matches!(e.error_type, ErrorType::Transient | ErrorType::Throttled)
+                    && new_run.owner.is_some() =>
+            {
+                Err(e)
+            }
             Err(e) => {
                 // Nobody will resume the run: record the failure so it does not sit in
                 // `validating`, then surface the error for the notifier.

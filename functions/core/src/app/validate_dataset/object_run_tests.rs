@@ -1,5 +1,6 @@
 //! Identity, ownership and resume: what a run is, who owns it, and what a retried step does.
 
+use crate::domain::errors::ErrorType;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

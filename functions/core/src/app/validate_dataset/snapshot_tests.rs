@@ -1,6 +1,7 @@
 //! Pinned reads and the per-run snapshot: the bytes recorded as validated are the bytes of the
 //! version the event announced, copied to `runs/<run-id>/dataset.jsonl` in the same pass.
 
+use crate::domain::errors::ErrorType;
 use sha2::{Digest, Sha256};
 
 use super::*;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::domain::catalog::{Limits, ModelCatalog};
+use crate::domain::errors::ErrorType;
 use crate::ports::SystemClock;
 use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
 
