@@ -11,7 +11,7 @@
 //! part at most; an object smaller than one part is a single PutObject. Any failure aborts the
 //! upload. Encryption is the bucket's default (SSE-S3 in `infra/template.yaml`), as for reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
@@ -104,6 +104,34 @@ fn describe(bucket: &str, key: &str, pin: Option<&ObjectPin>) -> String {
     }
 }
 
+/// How a pinned read names its version: `(versionId, If-Match)`, at most one of them set.
+fn pin_request(pin: Option<&ObjectPin>) -> (Option<String>, Option<String>) {
+    match pin {
+        Some(ObjectPin::VersionId { version_id }) => (Some(version_id.clone()), None),
+        Some(ObjectPin::IfMatch { etag }) => (None, Some(quoted(etag))),
+        None => (None, None),
+    }
+}
+
+/// What HeadObject and GetObject both tell about the version they read.
+fn object_info(
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    version_id: Option<&str>,
+    content_length: Option<i64>,
+    metadata: Option<&HashMap<String, String>>,
+) -> ObjectInfo {
+    ObjectInfo {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        etag: etag.unwrap_or_default().to_string(),
+        version_id: version_id.map(str::to_string),
+        size: content_length.unwrap_or(0).max(0) as u64,
+        metadata: lowercase_keys(metadata),
+    }
+}
+
 #[async_trait]
 impl DatasetStore for S3DatasetStore {
     async fn head(
@@ -112,26 +140,27 @@ impl DatasetStore for S3DatasetStore {
         key: &str,
         pin: Option<&ObjectPin>,
     ) -> Result<ObjectInfo, PortError> {
-        let mut req = self.client.head_object().bucket(bucket).key(key);
-        match pin {
-            Some(ObjectPin::VersionId { version_id }) => req = req.version_id(version_id),
-            Some(ObjectPin::IfMatch { etag }) => req = req.if_match(quoted(etag)),
-            None => {}
-        }
-        let out = req.send().await.map_err(|e| {
-            pinned_error(
-                pin,
-                port_error(&format!("HeadObject {}", describe(bucket, key, pin)), e),
-            )
-        })?;
-        Ok(ObjectInfo {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            version_id: out.version_id().map(str::to_string),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            metadata: lowercase_keys(out.metadata()),
-        })
+        let (version_id, if_match) = pin_request(pin);
+        let req = self.client.head_object().bucket(bucket).key(key);
+        let out = req
+            .set_version_id(version_id)
+            .set_if_match(if_match)
+            .send()
+            .await
+            .map_err(|e| {
+                pinned_error(
+                    pin,
+                    port_error(&format!("HeadObject {}", describe(bucket, key, pin)), e),
+                )
+            })?;
+        Ok(object_info(
+            bucket,
+            key,
+            out.e_tag(),
+            out.version_id(),
+            out.content_length(),
+            out.metadata(),
+        ))
     }
 
     async fn open(
@@ -140,26 +169,27 @@ impl DatasetStore for S3DatasetStore {
         key: &str,
         pin: Option<&ObjectPin>,
     ) -> Result<(ObjectInfo, DatasetChunks), PortError> {
-        let mut req = self.client.get_object().bucket(bucket).key(key);
-        match pin {
-            Some(ObjectPin::VersionId { version_id }) => req = req.version_id(version_id),
-            Some(ObjectPin::IfMatch { etag }) => req = req.if_match(quoted(etag)),
-            None => {}
-        }
-        let out = req.send().await.map_err(|e| {
-            pinned_error(
-                pin,
-                port_error(&format!("GetObject {}", describe(bucket, key, pin)), e),
-            )
-        })?;
-        let info = ObjectInfo {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            etag: out.e_tag().unwrap_or_default().to_string(),
-            version_id: out.version_id().map(str::to_string),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            metadata: lowercase_keys(out.metadata()),
-        };
+        let (version_id, if_match) = pin_request(pin);
+        let req = self.client.get_object().bucket(bucket).key(key);
+        let out = req
+            .set_version_id(version_id)
+            .set_if_match(if_match)
+            .send()
+            .await
+            .map_err(|e| {
+                pinned_error(
+                    pin,
+                    port_error(&format!("GetObject {}", describe(bucket, key, pin)), e),
+                )
+            })?;
+        let info = object_info(
+            bucket,
+            key,
+            out.e_tag(),
+            out.version_id(),
+            out.content_length(),
+            out.metadata(),
+        );
         // The body as it arrives from the network, chunk by chunk: never buffered whole.
         let what = format!("reading s3://{bucket}/{key}");
         let chunks = futures::stream::try_unfold(out.body, move |mut body| {
