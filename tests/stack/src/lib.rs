@@ -215,6 +215,18 @@ impl Stack {
         )
     }
 
+    /// Upload → EventBridge → SQS: the upload's event, as the state machine would be started with it.
+    pub async fn upload_and_receive(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        metadata: &[(&str, &str)],
+    ) -> Result<Value> {
+        self.upload(key, body, metadata).await?;
+        self.receive_upload_event(key, Duration::from_secs(20))
+            .await
+    }
+
     /// Upload → EventBridge → SQS → one execution.
     pub async fn upload_and_run(
         &self,
@@ -222,10 +234,7 @@ impl Stack {
         body: Vec<u8>,
         metadata: &[(&str, &str)],
     ) -> Result<(Value, Execution)> {
-        self.upload(key, body, metadata).await?;
-        let event = self
-            .receive_upload_event(key, Duration::from_secs(20))
-            .await?;
+        let event = self.upload_and_receive(key, body, metadata).await?;
         let execution = self.run_execution(&event).await?;
         Ok((event, execution))
     }

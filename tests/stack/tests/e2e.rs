@@ -293,14 +293,10 @@ fn collect_numbers(v: &Value, key: &str) -> BTreeSet<u64> {
 async fn duplicate_and_concurrent_deliveries_start_exactly_one_job() {
     let stack = stack().await;
     let key = unique_key("support-tickets");
-    stack
-        .upload(&key, sample_dataset(), &[])
+    let event = stack
+        .upload_and_receive(&key, sample_dataset(), &[])
         .await
         .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
     // Two executions for the same object at once, then the same event delivered again.
     let (a, b) = tokio::join!(stack.run_execution(&event), stack.run_execution(&event));
     let (a, b) = (a.unwrap(), b.unwrap());

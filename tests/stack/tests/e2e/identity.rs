@@ -182,14 +182,10 @@ async fn runs_retry_of_a_rejected_run_with_a_changed_setting_launches_a_linked_r
 async fn a_run_left_validating_by_a_crash_is_resumed_by_its_execution_and_finished() {
     let stack = stack().await;
     let key = unique_key("crashed");
-    stack
-        .upload(&key, sample_dataset(), &[])
+    let event = stack
+        .upload_and_receive(&key, sample_dataset(), &[])
         .await
         .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
     let name = format!("crash-{}", key.replace(['/', '.'], "-"));
     let owner = Stack::execution_id(&name);
     let head = stack
@@ -360,14 +356,10 @@ async fn a_key_with_spaces_unicode_and_plus_is_read_as_uploaded() {
 async fn an_object_deleted_before_validation_is_a_rejected_run_with_a_one_line_reason() {
     let stack = stack().await;
     let key = unique_key("deleted");
-    stack
-        .upload(&key, sample_dataset(), &[])
+    let event = stack
+        .upload_and_receive(&key, sample_dataset(), &[])
         .await
         .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
     stack
         .s3
         .delete_object()
@@ -410,14 +402,10 @@ async fn an_object_deleted_before_validation_is_a_rejected_run_with_a_one_line_r
 async fn a_validator_response_lost_after_its_writes_is_retried_and_the_run_goes_on() {
     let stack = stack().await;
     let key = unique_key("lost-response");
-    stack
-        .upload(&key, sample_dataset(), &[])
+    let event = stack
+        .upload_and_receive(&key, sample_dataset(), &[])
         .await
         .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
     let ex = stack
         .run_execution_with(
             &event,
@@ -456,14 +444,10 @@ async fn a_validator_response_lost_after_its_writes_is_retried_and_the_run_goes_
 async fn twenty_concurrent_executions_for_one_object_make_exactly_one_job() {
     let stack = stack().await;
     let key = unique_key("twenty");
-    stack
-        .upload(&key, sample_dataset(), &[])
+    let event = stack
+        .upload_and_receive(&key, sample_dataset(), &[])
         .await
         .expect(NEEDS_STACK);
-    let event = stack
-        .receive_upload_event(&key, std::time::Duration::from_secs(20))
-        .await
-        .unwrap();
     let runs = (0..20).map(|_| stack.run_execution(&event));
     let all: Vec<_> = futures::future::join_all(runs)
         .await
