@@ -8,6 +8,9 @@
    there "*" means "this resource", so they are skipped.
 2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
    functions/aws/src/dynamodb.rs, which builds the same table for tests and the local stack.
+3. Snapshot immutability (the bytes Bedrock trains on are the bytes validated): the bucket policy
+   denies writing, deleting and replicating under the runs/ prefix to every principal but the
+   validator's role, and Bedrock's service role can read nothing under the upload prefix.
 
 With --transformed PATH it also writes the transformed template (JSON) for checkov.
 Needs cfn-lint (for the SAM transform), so run it with the repo's .venv-infra python.
@@ -117,6 +120,78 @@ def iam_problems(resources: dict) -> list[str]:
     return problems
 
 
+# What nobody but the validator may do under runs/ (s3:PutObject also covers copies and multipart).
+SNAPSHOT_DENIED_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"}
+SNAPSHOT_WRITER_ROLE = "DatasetValidatorFunctionRole"
+BEDROCK_SERVICE_ROLE = "BedrockDistillationRole"
+
+
+def resolve_text(v, mappings: dict):
+    """A value with its Fn::Sub / Fn::FindInMap / Fn::GetAtt / Ref resolved as far as the template
+    alone allows: mapping lookups become their value, a resource attribute becomes `${Id.Attr}`."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        return [resolve_text(x, mappings) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if "Fn::FindInMap" in v:
+        m, k1, k2 = (resolve_text(x, mappings) for x in v["Fn::FindInMap"])
+        return mappings.get(m, {}).get(k1, {}).get(k2, "")
+    if "Fn::GetAtt" in v:
+        ga = v["Fn::GetAtt"]
+        return "${" + (".".join(ga) if isinstance(ga, list) else ga) + "}"
+    if "Ref" in v:
+        return "${" + v["Ref"] + "}"
+    if "Fn::Sub" in v:
+        sub = v["Fn::Sub"]
+        text, names = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+        for name, value in names.items():
+            text = text.replace("${" + name + "}", str(resolve_text(value, mappings)))
+        return text
+    return {k: resolve_text(x, mappings) for k, x in v.items()}
+
+
+def snapshot_problems(resources: dict, mappings: dict) -> list[str]:
+    prefixes = mappings.get("Layout", {}).get("Prefixes", {})
+    runs, upload = prefixes.get("Runs"), prefixes.get("Upload")
+    if not runs or not upload:
+        return ["Mappings Layout.Prefixes has no Runs or Upload prefix"]
+    problems: list[str] = []
+    runs_arn = "${DatasetBucket.Arn}/" + runs + "*"
+    writer_arn = "${" + SNAPSHOT_WRITER_ROLE + ".Arn}"
+    guarded = False
+    for rid, res in resources.items():
+        if res.get("Type") != "AWS::S3::BucketPolicy":
+            continue
+        doc = resolve_text(res.get("Properties", {}).get("PolicyDocument"), mappings)
+        for st in statements_of(doc):
+            if st.get("Effect") != "Deny" or st.get("Principal") not in ("*", {"AWS": "*"}):
+                continue
+            if runs_arn not in as_list(st.get("Resource", [])):
+                continue
+            missing = SNAPSHOT_DENIED_ACTIONS - set(as_list(st.get("Action", [])))
+            exempt = st.get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn")
+            if missing:
+                problems.append(f"{rid} statement {st.get('Sid')}: does not deny {', '.join(sorted(missing))} on {runs}")
+            elif exempt != writer_arn or set(st.get("Condition", {})) != {"ArnNotEquals"}:
+                problems.append(f"{rid} statement {st.get('Sid')}: the only exception must be "
+                                f"aws:PrincipalArn = {writer_arn} (found {st.get('Condition')!r})")
+            else:
+                guarded = True
+    if not guarded:
+        problems.append(f"no bucket policy denies {', '.join(sorted(SNAPSHOT_DENIED_ACTIONS))} on "
+                        f"{runs_arn} to every principal but {SNAPSHOT_WRITER_ROLE}")
+    role = resources.get(BEDROCK_SERVICE_ROLE, {}).get("Properties", {})
+    for p in role.get("Policies", []) or []:
+        for st in statements_of(resolve_text(p.get("PolicyDocument"), mappings)):
+            if st.get("Effect") == "Allow" and upload in json.dumps(st):
+                problems.append(f"{BEDROCK_SERVICE_ROLE} policy {p.get('PolicyName')} statement "
+                                f"{st.get('Sid')}: grants access under the upload prefix {upload} "
+                                "(jobs train on the runs/ snapshot only)")
+    return problems
+
+
 def rust_consts(src: str) -> dict[str, str]:
     return dict(re.findall(r'const\s+([A-Z_]+)\s*:\s*&str\s*=\s*"([^"]*)"', src))
 
@@ -188,6 +263,14 @@ def main() -> int:
     if not problems:
         print(f"check_template: IAM ok ({roles} roles after the SAM transform; no wildcard actions, "
               "Resource \"*\" only for log delivery / X-Ray / Bedrock List calls)")
+
+    problems = snapshot_problems(resources, template.get("Mappings", {}))
+    for p in problems:
+        print(f"check_template: snapshots: {p}", file=sys.stderr)
+    failed |= bool(problems)
+    if not problems:
+        print("check_template: snapshots ok (only the validator writes runs/, nobody deletes there; "
+              "Bedrock's role reads no upload)")
 
     rust = ledger_schema_from_rust()
     if rust is None:

@@ -1,7 +1,8 @@
 //! The job launcher against the Bedrock simulator (real `aws-sdk-bedrock` calls over HTTP) and the
 //! ledger on moto: one job per run however often it is retried, and Bedrock's throttling and quota
 //! errors surfaced as typed step errors the state machine retries. The job trains on the run's
-//! snapshot in S3 (moto), which the launcher checks is unchanged before it calls Bedrock.
+//! snapshot in S3 (moto), which the launcher checks is unchanged before it creates the job (again when
+//! a retry resumes a run in `launching` and finds no job under its name).
 
 use std::sync::Arc;
 
@@ -269,4 +270,102 @@ async fn the_job_trains_on_the_snapshot_and_a_changed_snapshot_launches_nothing(
         .failure_reason
         .unwrap()
         .contains("changed after validation"));
+}
+
+/// The `GetModelCustomizationJob` calls that looked up `job_name` (by name, not ARN).
+fn lookups_by_name(e: &Env, job_name: &str) -> Vec<bedrock_sim::CallRecord> {
+    e.sim
+        .calls_of(Operation::GetModelCustomizationJob)
+        .into_iter()
+        .filter(|c| c.field("jobIdentifier") == Some(job_name))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before_creating() {
+    let e = env("launch-resume").await;
+    let overwrite_snapshot = |id: RunId| {
+        let store = e.store.clone();
+        async move {
+            store
+                .put(
+                    BUCKET,
+                    &format!("runs/{id}/dataset.jsonl"),
+                    b"{\"not\": \"validated\"}\n".to_vec(),
+                    "application/x-ndjson",
+                )
+                .await
+                .unwrap()
+        }
+    };
+
+    // 1. An attempt whose job Bedrock created, but whose answer was lost (here: the job is created
+    // directly with the run's request after a throttled attempt left the run `launching`).
+    let id = validated_run(&e, "incoming/lost-answer.jsonl").await;
+    e.sim
+        .throttle_next_of(Operation::CreateModelCustomizationJob, 1);
+    let err = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Throttled, "{err}");
+    let run = e.ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Launching);
+    let req = e.launcher.build_request(&run).unwrap();
+    let created = e.bedrock.create_distillation_job(&req).await.unwrap();
+    // Changed after the job read it: the running job is adopted, not abandoned or duplicated.
+    overwrite_snapshot(id.clone()).await;
+    let out = e
+        .launcher
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out.job_arn, created);
+    let lookups = lookups_by_name(&e, &req.job_name);
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert!(lookups[0].succeeded());
+    let creates = e.sim.calls_of(Operation::CreateModelCustomizationJob);
+    assert_eq!(creates.iter().filter(|c| c.succeeded()).count(), 1);
+    let run = e.ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Training);
+    assert_eq!(run.job_arn.as_deref(), Some(created.as_str()));
+
+    // 2. QuotaExceeded, then the snapshot changes before the retry: no job by that name, the
+    // snapshot is checked again, nothing is created and the run is failed.
+    let id2 = validated_run(&e, "incoming/quota-then-changed.jsonl").await;
+    e.sim.quota_exceeded_next(1);
+    let err = e
+        .launcher
+        .handle(LaunchJobInput {
+            run_id: id2.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
+    let job_name2 = e.ledger.get(&id2).await.unwrap().unwrap().job_name.unwrap();
+    overwrite_snapshot(id2.clone()).await;
+    let err = e
+        .launcher
+        .handle(LaunchJobInput {
+            run_id: id2.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type, ErrorType::Conflict, "{err}");
+    assert!(err.message.contains("changed after validation"), "{err}");
+    let lookups = lookups_by_name(&e, &job_name2);
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert_eq!(lookups[0].status, 404, "{lookups:?}");
+    let creates2: Vec<_> = e
+        .sim
+        .calls_of(Operation::CreateModelCustomizationJob)
+        .into_iter()
+        .filter(|c| c.field("jobName") == Some(job_name2.as_str()))
+        .collect();
+    assert_eq!(creates2.len(), 1, "only the refused attempt: {creates2:?}");
+    assert!(!creates2[0].succeeded());
+    let run2 = e.ledger.get(&id2).await.unwrap().unwrap();
+    assert_eq!(run2.status, RunStatus::Failed);
+    assert!(run2.job_arn.is_none());
 }

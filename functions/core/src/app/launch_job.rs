@@ -9,9 +9,11 @@
 //!
 //! An uploaded dataset trains on the run's snapshot (`runs/<run-id>/dataset.jsonl`, written by the
 //! validator with the bytes it validated), never on the upload key, which anyone may overwrite or
-//! delete. Before calling Bedrock the launcher checks the snapshot is still there with the size and
+//! delete. Before creating the job the launcher checks the snapshot is still there with the size and
 //! ETag recorded on the run; if not, no job is created and the run is recorded `failed` with the
-//! reason.
+//! reason. The check runs again on every attempt that resumes a run in `launching` and finds no job
+//! under the run's name: such a retry (QuotaExceeded, throttling, a crash) may come hours after the
+//! first check, and the bytes Bedrock trains on must still be the bytes that were validated.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -225,15 +227,14 @@ impl JobLauncherService {
             }
             Err(e) => return Err(e),
         };
-        // Checked once, before the run moves to `launching`: a run found in `launching` passed this
-        // check and may already have its job (a crash before the ARN was recorded), which the retry
-        // below adopts rather than abandons.
+        // Checked before the run moves to `launching`; a run found in `launching` is checked again in
+        // `resume_launching`, unless an earlier attempt already created its job.
         if run.status == RunStatus::Validated {
             if let Err(e) = self.check_snapshot(&run).await? {
                 return Err(self.fail_unlaunched(&run, e).await);
             }
         }
-        match run.status {
+        let adopted = match run.status {
             RunStatus::Validated => {
                 let mut update = RunUpdate::to(RunStatus::Launching)
                     .with_detail(format!("launching job {}", req.job_name));
@@ -260,35 +261,22 @@ impl JobLauncherService {
                     }
                     Err(e) => return Err(e.context("moving the run to launching")),
                 }
+                None
             }
             // A previous attempt recorded `launching` and stopped before recording the ARN.
-            RunStatus::Launching => {}
+            RunStatus::Launching => self.resume_launching(&run, &req).await?,
             other => {
                 return Err(StepError::new(
                     ErrorType::Conflict,
                     format!("run {run_id} is {other}; only a validated run can be launched"),
                 ))
             }
-        }
-
-        let job_arn = match self.bedrock.create_distillation_job(&req).await {
-            Ok(arn) => arn,
-            // The job exists under our name (e.g. the token's idempotency window passed): adopt it.
-            Err(PortError::Conflict(msg)) => match self.bedrock.get_job(&req.job_name).await {
-                Ok(state) => {
-                    tracing::warn!(%msg, "job name already taken; adopting the existing job");
-                    state.job_arn
-                }
-                Err(_) => {
-                    return Err(PortError::Conflict(msg).context("CreateModelCustomizationJob"))
-                }
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "Bedrock refused the job");
-                return Err(e.context("CreateModelCustomizationJob"));
-            }
         };
-        tracing::info!(%job_arn, job_name = %req.job_name, "distillation job created");
+
+        let job_arn = match adopted {
+            Some(arn) => arn,
+            None => self.create_job(&req).await?,
+        };
 
         let mut update = RunUpdate::to(RunStatus::Training).with_detail(format!("job {job_arn}"));
         update.job_arn = Some(job_arn.clone());
@@ -312,6 +300,59 @@ impl JobLauncherService {
                 })
             }
             Err(e) => Err(e.context("recording the job ARN")),
+        }
+    }
+
+    /// Creates the run's job (same name and `clientRequestToken` on every attempt) and returns its ARN.
+    async fn create_job(&self, req: &DistillationJobRequest) -> Result<String, StepError> {
+        let job_arn = match self.bedrock.create_distillation_job(req).await {
+            Ok(arn) => arn,
+            // The job exists under our name (e.g. the token's idempotency window passed): adopt it.
+            Err(PortError::Conflict(msg)) => match self.bedrock.get_job(&req.job_name).await {
+                Ok(state) => {
+                    tracing::warn!(%msg, "job name already taken; adopting the existing job");
+                    state.job_arn
+                }
+                Err(_) => {
+                    return Err(PortError::Conflict(msg).context("CreateModelCustomizationJob"))
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "Bedrock refused the job");
+                return Err(e.context("CreateModelCustomizationJob"));
+            }
+        };
+        tracing::info!(%job_arn, job_name = %req.job_name, "distillation job created");
+        Ok(job_arn)
+    }
+
+    /// A run found in `launching`: an earlier attempt moved it there and stopped before recording a
+    /// job ARN, either after Bedrock accepted the job (a crash or timeout) or because Bedrock refused
+    /// it with a retryable error (QuotaExceeded, throttling), whose retries can come hours later.
+    /// Looks the job up by the run's deterministic name first: an existing job is adopted
+    /// (`Some(arn)`), never re-checked or abandoned, since it already trains on whatever it read.
+    /// With no job yet, the snapshot is checked again right before the create (`None`), so a
+    /// snapshot changed or deleted since the first check launches nothing.
+    async fn resume_launching(
+        &self,
+        run: &Run,
+        req: &DistillationJobRequest,
+    ) -> Result<Option<String>, StepError> {
+        match self.bedrock.get_job(&req.job_name).await {
+            Ok(state) => {
+                tracing::info!(job_arn = %state.job_arn, job_name = %req.job_name, "adopting the job an earlier attempt created");
+                Ok(Some(state.job_arn))
+            }
+            Err(PortError::NotFound(_)) => {
+                if let Err(e) = self.check_snapshot(run).await? {
+                    return Err(self.fail_unlaunched(run, e).await);
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e.context(format!(
+                "looking up job {} (an earlier launch attempt may have created it)",
+                req.job_name
+            ))),
         }
     }
 

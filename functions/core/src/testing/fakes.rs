@@ -57,6 +57,8 @@ pub struct ScriptedBedrock {
     /// Errors the next `create_distillation_job` calls return, first queued first returned.
     pub create_job_errors: Mutex<VecDeque<PortError>>,
     pub jobs: Mutex<VecDeque<Result<JobState, PortError>>>,
+    /// The identifier (name or ARN) of every `get_job` call, in order.
+    pub job_lookups: Mutex<Vec<String>>,
     pub pts: Mutex<HashMap<String, ThroughputState>>,
     pub pt_requests: Mutex<Vec<ThroughputRequest>>,
 }
@@ -94,6 +96,11 @@ impl ScriptedBedrock {
         lock(&self.job_requests).clone()
     }
 
+    /// The identifier (name or ARN) of every `get_job` call so far.
+    pub fn job_lookups(&self) -> Vec<String> {
+        lock(&self.job_lookups).clone()
+    }
+
     /// Every `create_provisioned_throughput` request so far.
     pub fn pt_requests(&self) -> Vec<ThroughputRequest> {
         lock(&self.pt_requests).clone()
@@ -129,8 +136,9 @@ impl CustomizationService for ScriptedBedrock {
         ))
     }
 
-    async fn get_job(&self, _job: &str) -> Result<JobState, PortError> {
+    async fn get_job(&self, job: &str) -> Result<JobState, PortError> {
         self.log("get_job");
+        lock(&self.job_lookups).push(job.to_string());
         let mut q = lock(&self.jobs);
         if q.len() > 1 {
             q.pop_front().unwrap()

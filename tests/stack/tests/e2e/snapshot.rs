@@ -392,3 +392,73 @@ async fn on_a_versioned_bucket_each_event_is_read_by_its_version_id() {
     assert!(stack.read_s3_uri(&snap.uri).await.unwrap() == v2);
     assert_eq!(snap.sha256, hex::encode(Sha256::digest(&v2)));
 }
+
+/// A launch refused with QuotaExceeded leaves the run `launching`; the state machine retries later (in
+/// production, up to hours later). Here the first attempt is the test's own invocation of the
+/// launcher, the snapshot is overwritten before the execution's retry, and that retry must look for
+/// the job by name (none), check the snapshot again and launch nothing.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_snapshot_changed_between_a_quota_refusal_and_the_retry_launches_nothing() {
+    let stack = stack().await;
+    let (_, ex) = run_with_act_before_launch(
+        &stack,
+        "quota-then-changed",
+        sample_dataset(),
+        |s, _, id| {
+            Box::new(move |_| {
+                Box::pin(async move {
+                    let run = assert_validated_and_not_launched(s, &id).await;
+                    s.bedrock_faults(&json!([
+                        {"kind": "quotaExceeded", "count": 1, "operation": "CreateModelCustomizationJob"}
+                    ]))
+                    .await?;
+                    let refused = s
+                        .invoke("job-launcher", json!({ "runId": id }).to_string().into_bytes())
+                        .await?;
+                    let (error_type, _) = refused.expect_err("the quota refusal");
+                    assert_eq!(error_type, "QuotaExceeded");
+                    assert_eq!(s.run(&id).await?.status, RunStatus::Launching);
+                    let snap = run.snapshot.expect("snapshot");
+                    s.s3.put_object()
+                        .bucket(&snap.bucket)
+                        .key(&snap.key)
+                        .body(first_lines(100).into())
+                        .send()
+                        .await?;
+                    Ok(())
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(ex.error.as_deref(), Some("RunFailed"), "{}", explain(&ex));
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.job_arn.is_none());
+    let reason = run.failure_reason.clone().unwrap_or_default();
+    assert!(reason.contains("changed after validation"), "{reason}");
+    let job_name = run
+        .job_name
+        .clone()
+        .expect("job name recorded at launching");
+
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (created, refused) = calls_of(&calls, "CreateModelCustomizationJob");
+    assert!(created.is_empty(), "no job: {created:?}");
+    assert_eq!(refused.len(), 1, "only the quota refusal: {refused:?}");
+    let (found, not_found) = calls_of(&calls, "GetModelCustomizationJob");
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(not_found.len(), 1, "{not_found:?}");
+    assert_eq!(not_found[0]["request"]["jobIdentifier"], job_name);
+    assert_eq!(not_found[0]["status"], 404);
+
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["failed"]);
+    assert!(
+        sns[0].message.contains("changed after validation"),
+        "{}",
+        sns[0].message
+    );
+}

@@ -3,7 +3,7 @@
 use super::*;
 use crate::domain::run::ValidationSummary;
 use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
-use crate::ports::SystemClock;
+use crate::ports::{JobState, JobStatus, SystemClock};
 use crate::testing::fakes::ScriptedBedrock;
 use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
 use crate::testing::sample_run;
@@ -135,8 +135,19 @@ async fn throttling_is_typed_and_the_retry_reuses_the_token() {
     svc.handle(LaunchJobInput { run_id: id.clone() })
         .await
         .unwrap();
-    assert_eq!(bedrock.calls(), ["create_job"; 3]);
+    // Each retry resumes a run in `launching`: it looks for the job by name first (none yet).
+    assert_eq!(
+        bedrock.calls(),
+        [
+            "create_job",
+            "get_job",
+            "create_job",
+            "get_job",
+            "create_job"
+        ]
+    );
     let calls = bedrock.job_requests();
+    assert_eq!(bedrock.job_lookups(), [calls[0].job_name.as_str(); 2]);
     assert_eq!(calls.len(), 3);
     assert!(calls
         .iter()
@@ -278,4 +289,130 @@ async fn an_unchanged_snapshot_with_the_upload_key_gone_still_launches() {
         ledger.get(&id).await.unwrap().unwrap().status,
         RunStatus::Training
     );
+}
+
+/// A run left in `launching` by an attempt Bedrock refused with QuotaExceeded (no job created).
+async fn left_launching_by_quota() -> (
+    JobLauncherService,
+    Arc<InMemoryRunLedger>,
+    Arc<ScriptedBedrock>,
+    Arc<InMemoryDatasetStore>,
+    RunId,
+) {
+    let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
+    bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::QuotaExceeded);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Launching
+    );
+    bedrock.clear_calls();
+    (svc, ledger, bedrock, store, id)
+}
+
+#[tokio::test]
+async fn a_retry_after_quota_exceeded_rechecks_the_snapshot_and_launches_nothing_if_it_changed() {
+    let (svc, ledger, bedrock, store, id) = left_launching_by_quota().await;
+    store.insert(
+        "data-bucket",
+        &format!("runs/{id}/dataset.jsonl"),
+        "{\"not\": \"validated\"}\n",
+        &[],
+    );
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict, "{}", e.message);
+    assert!(
+        e.message.contains("changed after validation"),
+        "{}",
+        e.message
+    );
+    // Looked for a job by name (none), then refused: no second create.
+    assert_eq!(bedrock.calls(), ["get_job"]);
+    let run = ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(bedrock.job_lookups(), [run.job_name.clone().unwrap()]);
+    assert!(run
+        .failure_reason
+        .unwrap()
+        .contains(&format!("distillery runs retry {id}")));
+}
+
+#[tokio::test]
+async fn a_retry_after_quota_exceeded_launches_nothing_if_the_snapshot_was_deleted() {
+    let (svc, ledger, bedrock, store, id) = left_launching_by_quota().await;
+    store.remove("data-bucket", &format!("runs/{id}/dataset.jsonl"));
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::NotFound, "{}", e.message);
+    assert!(e.message.contains("is missing"), "{}", e.message);
+    assert_eq!(bedrock.calls(), ["get_job"]);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_run_resumed_in_launching_adopts_the_job_an_earlier_attempt_created() {
+    let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |run| {
+        run.status = RunStatus::Launching;
+        run.job_name = Some("earlier-job-name".into());
+    })
+    .await;
+    let arn = "arn:aws:bedrock:us-east-1:1:model-customization-job/nova/abcdef012345";
+    lock_jobs(&bedrock).push_back(Ok(JobState {
+        job_arn: arn.into(),
+        status: JobStatus::InProgress,
+        validation: None,
+        data_processing: None,
+        training: None,
+        failure_message: None,
+        output_model_arn: None,
+        output_model_name: None,
+    }));
+    // The job already reads whatever it read: a snapshot changed since is not a reason to abandon
+    // (or duplicate) a paid job, so it is not looked at.
+    store.remove("data-bucket", &format!("runs/{id}/dataset.jsonl"));
+    let out = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(out.job_arn, arn);
+    assert_eq!(bedrock.calls(), ["get_job"]);
+    assert_eq!(bedrock.job_lookups(), ["earlier-job-name"]);
+    let run = ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Training);
+    assert_eq!(run.job_arn.as_deref(), Some(arn));
+    assert!(run.launched_at.is_some());
+}
+
+#[tokio::test]
+async fn a_failed_job_lookup_on_resume_is_typed_and_changes_nothing() {
+    let (svc, ledger, bedrock, _, id) = left_launching_by_quota().await;
+    lock_jobs(&bedrock).push_back(Err(PortError::Throttled("slow down".into())));
+    let e = svc
+        .handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Throttled, "{}", e.message);
+    assert_eq!(bedrock.calls(), ["get_job"]);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Launching
+    );
+}
+
+fn lock_jobs(
+    bedrock: &ScriptedBedrock,
+) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Result<JobState, PortError>>> {
+    bedrock.jobs.lock().unwrap()
 }
