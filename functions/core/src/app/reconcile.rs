@@ -38,7 +38,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::poll_status::{
-    decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller, STOP_FAILED_REASON_PREFIX,
+    decide, job_status_str, stop_job, PollConfig, PollOutcome, PollStatusInput, StatusPoller,
+    StopAttempt, STOP_FAILED_REASON_PREFIX,
 };
 use crate::app::provision_throughput::{
     ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,
@@ -392,16 +393,24 @@ impl Reconciler<'_> {
             let (action, detail) = if self.config.dry_run {
                 (Action::WouldRepair, "would stop the job".to_string())
             } else {
-                match self.bedrock.stop_job(&job.job_arn).await {
-                    Ok(()) => (
+                match stop_job(self.bedrock, &job.job_arn).await {
+                    StopAttempt::Stopping => (
                         Action::Repaired,
                         "stopped the job (StopModelCustomizationJob); tokens so far are billed"
                             .to_string(),
                     ),
-                    Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
-                        (Action::Repaired, format!("the job is already ending: {m}"))
-                    }
-                    Err(e) => (
+                    StopAttempt::Ended(ended) => (
+                        Action::Repaired,
+                        format!(
+                            "the job had already ended ({}); nothing to stop",
+                            job_status_str(ended.status)
+                        ),
+                    ),
+                    StopAttempt::Gone(m) => (
+                        Action::Repaired,
+                        format!("Bedrock no longer knows the job ({m}); nothing to stop"),
+                    ),
+                    StopAttempt::Failed(e) => (
                         Action::NeedsAttention,
                         format!("StopModelCustomizationJob failed: {e}; the next pass retries"),
                     ),

@@ -385,3 +385,78 @@ fn input_parses_with_defaults() {
     let i: ReconcileInput = serde_json::from_value(sample["reconcile"].clone()).unwrap();
     assert!(!i.dry_run);
 }
+
+#[tokio::test]
+async fn a_refused_stop_of_a_job_still_in_progress_is_not_recorded_stopped() {
+    let w = World::new(vec![run_in("run-long", RunStatus::Training, Some(JOB))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-long")],
+    );
+    w.clock.set(t0() + Duration::hours(25));
+    *w.bedrock.stop_error.lock().unwrap() =
+        Some(PortError::Conflict("the job cannot be stopped now".into()));
+    let report = w.reconcile(false).await;
+    // The job still trains: the run stays training, its reason says the stop failed.
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::InProgress));
+    assert_eq!(w.status("run-long").await, RunStatus::Training);
+    let stored = w
+        .ledger
+        .get(&RunId("run-long".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = stored.failure_reason.unwrap();
+    assert!(reason.starts_with(STOP_FAILED_REASON_PREFIX), "{reason}");
+    assert!(reason.contains("still InProgress"), "{reason}");
+    assert_eq!(report.findings[0].action, Action::NeedsAttention);
+}
+
+#[tokio::test]
+async fn a_refused_stop_of_an_orphaned_job_still_in_progress_needs_attention() {
+    let w = World::new(vec![run_in("run-failed", RunStatus::Failed, Some(JOB2))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-failed")],
+    );
+    *w.bedrock.stop_error.lock().unwrap() = Some(PortError::Validation(
+        "the job cannot be stopped now".into(),
+    ));
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].action, Action::NeedsAttention);
+    assert!(
+        report.findings[0].detail.contains("still InProgress"),
+        "{}",
+        report.findings[0].detail
+    );
+}
+
+#[tokio::test]
+async fn a_stop_of_a_job_bedrock_no_longer_knows_records_the_runs_end_once() {
+    let mut r = run_in("run-gone", RunStatus::Training, Some(JOB));
+    r.failure_reason = Some(format!(
+        "{STOP_FAILED_REASON_PREFIX} the pipeline tried to stop job {JOB} (...) but StopModelCustomizationJob failed"
+    ));
+    // No such job in the account: GetModelCustomizationJob and the stop both answer NotFound.
+    let w = World::new(vec![r]).await;
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-gone").await, RunStatus::Failed, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    let stored = w
+        .ledger
+        .get(&RunId("run-gone".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = stored.failure_reason.unwrap();
+    assert!(reason.contains("Bedrock no longer knows job"), "{reason}");
+    // It does not recur.
+    let again = w.reconcile(false).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+}
