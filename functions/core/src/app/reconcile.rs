@@ -2,7 +2,9 @@
 //! `distillery runs reconcile`).
 //!
 //! Invariant it keeps: nothing Distillery created in Bedrock is left without a live run that owns it,
-//! and the ledger does not contradict Bedrock. Three passes:
+//! and the ledger does not contradict Bedrock. Pass 0 (`stale_validation`) records `failed` the
+//! `received`/`validating` runs whose validator gave up (no update for
+//! `RECONCILE_STALE_VALIDATION_SECONDS`), so they can be retried. Then three passes:
 //!
 //! 1. **Ledger → Bedrock, jobs.** Every `training` run is polled exactly as the state machine polls it
 //!    ([`StatusPoller`]): a job that ended while nothing polled gets its true outcome recorded through
@@ -56,6 +58,9 @@ use crate::ports::{
 pub const RECONCILED_EVENT_TYPE: &str = "reconciled";
 /// The default quiet period: anything touched more recently may be an in-flight transition.
 pub const DEFAULT_QUIET_PERIOD_SECONDS: u64 = 600;
+/// The default time a `received`/`validating` run may go without an update before the reconciler
+/// records it `failed` (the validator's retries ran out, or its Lambda timed out).
+pub const DEFAULT_STALE_VALIDATION_SECONDS: u64 = 3600;
 /// How many `training` runs one pass looks at (newest first).
 pub const TRAINING_RUNS_PER_PASS: usize = 500;
 
@@ -72,12 +77,15 @@ pub struct ReconcileConfig {
     pub poll: PollConfig,
     pub provision: ProvisionConfig,
     pub quiet_period_seconds: u64,
+    /// `received`/`validating` runs not updated for this long are recorded `failed`.
+    pub stale_validation_seconds: u64,
     pub dry_run: bool,
 }
 
 impl ReconcileConfig {
-    /// The poller's settings ([`PollConfig::from_lookup`]) and `RECONCILE_QUIET_PERIOD_SECONDS`
-    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]).
+    /// The poller's settings ([`PollConfig::from_lookup`]), `RECONCILE_QUIET_PERIOD_SECONDS`
+    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]) and `RECONCILE_STALE_VALIDATION_SECONDS` (default
+    /// [`DEFAULT_STALE_VALIDATION_SECONDS`]).
     pub fn from_lookup(
         limits: &crate::domain::catalog::Limits,
         lookup: impl Fn(&str) -> Option<String> + Clone,
@@ -85,14 +93,20 @@ impl ReconcileConfig {
     ) -> Result<Self, StepError> {
         let poll = PollConfig::from_lookup(limits, lookup.clone())?;
         let provision = ProvisionConfig::from_lookup(limits, lookup.clone())?;
-        let quiet_period_seconds = crate::config::Env::new(lookup).positive_u64(
+        let env = crate::config::Env::new(lookup);
+        let quiet_period_seconds = env.positive_u64(
             "RECONCILE_QUIET_PERIOD_SECONDS",
             DEFAULT_QUIET_PERIOD_SECONDS,
+        )?;
+        let stale_validation_seconds = env.positive_u64(
+            "RECONCILE_STALE_VALIDATION_SECONDS",
+            DEFAULT_STALE_VALIDATION_SECONDS,
         )?;
         Ok(ReconcileConfig {
             poll,
             provision,
             quiet_period_seconds,
+            stale_validation_seconds,
             dry_run,
         })
     }
@@ -134,6 +148,9 @@ pub struct Finding {
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileReport {
     pub dry_run: bool,
+    /// `received`/`validating` runs looked at (pass 0).
+    #[serde(default)]
+    pub validation_runs_checked: usize,
     pub training_runs_checked: usize,
     pub provisioning_runs_checked: usize,
     pub jobs_checked: usize,
@@ -158,6 +175,7 @@ impl Reconciler<'_> {
             dry_run: self.config.dry_run,
             ..Default::default()
         };
+        self.stale_validations(&mut report).await?;
         self.training_runs(&mut report).await?;
         self.provisioning_runs(&mut report).await?;
         self.tagged_jobs(&mut report).await?;
@@ -545,6 +563,8 @@ fn outcome_word(o: PollOutcome) -> &'static str {
 
 mod report;
 pub use report::{render_findings, summary_message};
+mod stale_validation;
+pub use stale_validation::stale_validation_reason;
 
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,7 @@ fn config(dry_run: bool) -> ReconcileConfig {
         poll,
         provision: ProvisionConfig::from_lookup(&Limits::builtin(), |_| None).unwrap(),
         quiet_period_seconds: 600,
+        stale_validation_seconds: 3600,
         dry_run,
     }
 }
@@ -459,4 +460,89 @@ async fn a_stop_of_a_job_bedrock_no_longer_knows_records_the_runs_end_once() {
     // It does not recur.
     let again = w.reconcile(false).await;
     assert!(again.findings.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_run_stranded_in_validation_is_recorded_failed_and_can_be_retried() {
+    let w = World::new(vec![
+        run_in("run-stuck-validating", RunStatus::Validating, None),
+        run_in("run-stuck-received", RunStatus::Received, None),
+    ])
+    .await;
+    // Within RECONCILE_STALE_VALIDATION_SECONDS: the validator may still be at work.
+    w.clock.set(t0() + Duration::minutes(59));
+    let report = w.reconcile(false).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.validation_runs_checked, 2);
+    assert_eq!(
+        w.status("run-stuck-validating").await,
+        RunStatus::Validating
+    );
+
+    w.clock.set(t0() + Duration::hours(2));
+    let dry = w.reconcile(true).await;
+    assert_eq!(dry.findings.len(), 2, "{dry:?}");
+    assert!(dry.findings.iter().all(|f| f.action == Action::WouldRepair));
+    assert_eq!(
+        w.status("run-stuck-validating").await,
+        RunStatus::Validating
+    );
+
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings.len(), 2, "{report:?}");
+    for id in ["run-stuck-validating", "run-stuck-received"] {
+        let stored = w.ledger.get(&RunId(id.into())).await.unwrap().unwrap();
+        assert_eq!(stored.status, RunStatus::Failed);
+        let reason = stored.failure_reason.clone().unwrap();
+        assert!(
+            reason.starts_with("validation did not finish (last update 2026-11-27T12:00:00Z)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&format!("distillery runs retry {id}")),
+            "{reason}"
+        );
+        assert!(stored.can_be_retried(), "{id} must be retryable");
+    }
+    let msgs = w.published.0.lock().unwrap().clone();
+    let summary = msgs.last().unwrap();
+    assert!(
+        summary.body.contains("[repaired] run run-stuck-validating"),
+        "{}",
+        summary.body
+    );
+    assert!(
+        summary.subject.contains("2 repaired"),
+        "{}",
+        summary.subject
+    );
+
+    // Done once: the next pass finds nothing.
+    let again = w.reconcile(false).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+}
+
+#[test]
+fn stale_validation_setting_reads_its_variable() {
+    let limits = Limits::builtin();
+    let c = ReconcileConfig::from_lookup(&limits, |_| None, false).unwrap();
+    assert_eq!(c.stale_validation_seconds, DEFAULT_STALE_VALIDATION_SECONDS);
+    let c = ReconcileConfig::from_lookup(
+        &limits,
+        |k| (k == "RECONCILE_STALE_VALIDATION_SECONDS").then(|| "120".to_string()),
+        false,
+    )
+    .unwrap();
+    assert_eq!(c.stale_validation_seconds, 120);
+    let e = ReconcileConfig::from_lookup(
+        &limits,
+        |k| (k == "RECONCILE_STALE_VALIDATION_SECONDS").then(|| "soon".to_string()),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("RECONCILE_STALE_VALIDATION_SECONDS"),
+        "{}",
+        e.message
+    );
 }
