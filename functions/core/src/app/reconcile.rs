@@ -11,10 +11,11 @@
 //!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded
 //!    `stopped`; a run whose earlier stop failed (`stop_failed`) is given up on again (`giveUp`), so the
 //!    stop is retried until it succeeds or the job ends on its own.
-//!    `provisioning` runs that record their throughput's ARN and were not updated within the quiet
-//!    period are advanced by the provisioner ([`ThroughputProvisioner`]), which only reads the
-//!    throughput and records `ready` / `provisioning_failed` (it never buys: a run without a recorded
-//!    ARN is left to its execution and reported when it goes quiet).
+//!    `provisioning` runs that record their throughput's ARN and were not updated within the
+//!    provisioning window (the state machine's whole provisioning loop) get the throughput's state
+//!    recorded through the provisioner's read-only path
+//!    ([`ThroughputProvisioner::record_throughput_state`]): `ready` / `provisioning_failed` (it never
+//!    buys: a run without a recorded ARN is reported).
 //! 2. **Bedrock → ledger, jobs.** Every `InProgress` job carrying the `distillery:run-id` tag whose run
 //!    does not own it (no such run; or the run is not `training`/`launching`, or records another job)
 //!    is stopped. A terminal run is never rewritten (terminal statuses are final): the stop is
@@ -31,7 +32,9 @@
 //! **Concurrency rule.** The reconciler runs beside live executions, so it never acts on something
 //! that can be an in-flight transition: a resource created, or a run updated, within
 //! `quiet_period_seconds` is left alone this time (the launcher creates the job and then records it;
-//! the provisioner buys and then records). Every ledger write is the poller's conditional write on
+//! the provisioner buys and then records). Pass 1 is exempt: it is a poll, which live executions are
+//! built to run beside, and a `training` run with a job ARN has no transition in flight. Every ledger
+//! write is the poller's conditional write on
 //! the status it read. Running it twice, or twice at once, repairs each thing at most once (a second
 //! stop is refused by Bedrock as already stopping; a second delete finds nothing).
 //!
@@ -43,9 +46,7 @@ use crate::app::poll_status::{
     decide, job_status_str, stop_job, PollConfig, PollOutcome, PollStatusInput, StatusPoller,
     StopAttempt, STOP_FAILED_REASON_PREFIX,
 };
-use crate::app::provision_throughput::{
-    ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,
-};
+use crate::app::provision_throughput::{ProvisionConfig, ProvisionOutcome, ThroughputProvisioner};
 use crate::domain::errors::StepError;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::domain::tags::RUN_ID_TAG;
@@ -288,8 +289,15 @@ impl Reconciler<'_> {
             .list_by_status(RunStatus::Provisioning, TRAINING_RUNS_PER_PASS)
             .await
             .map_err(|e| e.context("listing provisioning runs"))?;
+        // Checks while `Creating` write nothing, so a live execution's run can look idle for as
+        // long as its provisioning loop may last: leave it to its execution for that long.
+        let window = self
+            .config
+            .provision
+            .provisioning_window_seconds()
+            .max(self.config.quiet_period_seconds);
         for run in runs {
-            if self.quiet(run.updated_at) {
+            if (self.clock.now() - run.updated_at).num_seconds() < window as i64 {
                 continue;
             }
             report.provisioning_runs_checked += 1;
@@ -329,11 +337,8 @@ impl Reconciler<'_> {
                 bedrock: self.bedrock,
                 config: self.config.provision.clone(),
             };
-            let input = ProvisionThroughputInput {
-                run_id: run.run_id.clone(),
-                attempt: 0,
-            };
-            match provisioner.provision(&input).await {
+            // Read-only: the reconciler records what Bedrock says and never buys.
+            match provisioner.record_throughput_state(&run.run_id).await {
                 Ok(o)
                     if matches!(
                         o.outcome,

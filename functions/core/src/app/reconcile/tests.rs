@@ -364,6 +364,14 @@ async fn a_provisioning_run_whose_throughput_came_up_is_recorded_ready() {
         None,
         &[(RUN_ID_TAG, "run-pt")],
     );
+    // Past the quiet period but inside the provisioning loop's window: its execution may still be
+    // checking (checks while Creating write nothing), so it is left alone.
+    let report = w.reconcile(false).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(w.status("run-pt").await, RunStatus::Provisioning);
+    assert_eq!(w.bedrock.count("get_pt"), 0);
+
+    w.clock.set(t0() + Duration::hours(60));
     let report = w.reconcile(false).await;
     assert_eq!(w.status("run-pt").await, RunStatus::Ready, "{report:?}");
     assert_eq!(report.findings.len(), 1, "{report:?}");
@@ -545,4 +553,22 @@ fn stale_validation_setting_reads_its_variable() {
         "{}",
         e.message
     );
+}
+
+#[tokio::test]
+async fn a_provisioning_run_whose_throughput_is_gone_is_recorded_and_nothing_is_bought() {
+    let mut r = run_in("run-pt-gone", RunStatus::Provisioning, Some(JOB));
+    r.settings.serving = crate::domain::settings::ServingMode::Provisioned;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into());
+    r.provisioned_model_arn = Some(PT.into());
+    let w = World::new(vec![r]).await;
+    w.clock.set(t0() + Duration::hours(60));
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
+    assert_eq!(
+        w.status("run-pt-gone").await,
+        RunStatus::ProvisioningFailed,
+        "{report:?}"
+    );
+    assert_eq!(report.findings[0].action, Action::Repaired);
 }
