@@ -313,23 +313,25 @@ impl Reconciler<'_> {
                 continue;
             };
             if self.config.dry_run {
-                if let Ok(pt) = self.bedrock.get_provisioned_throughput(&arn).await {
-                    if matches!(
-                        pt.status,
-                        ThroughputStatus::InService | ThroughputStatus::Failed
-                    ) {
-                        report.findings.push(Finding {
-                            run_id: Some(run.run_id.clone()),
-                            resource_arn: Some(arn),
-                            problem: format!(
-                                "the ledger says provisioning; Bedrock says {:?}",
-                                pt.status
-                            ),
-                            action: Action::WouldRepair,
-                            detail: "would record its state".into(),
-                        });
+                let bedrock_says = match self.bedrock.get_provisioned_throughput(&arn).await {
+                    Ok(pt)
+                        if matches!(
+                            pt.status,
+                            ThroughputStatus::InService | ThroughputStatus::Failed
+                        ) =>
+                    {
+                        format!("{:?}", pt.status)
                     }
-                }
+                    Err(PortError::NotFound(_)) => "it does not exist".to_string(),
+                    _ => continue,
+                };
+                report.findings.push(Finding {
+                    run_id: Some(run.run_id.clone()),
+                    resource_arn: Some(arn),
+                    problem: format!("the ledger says provisioning; Bedrock says {bedrock_says}"),
+                    action: Action::WouldRepair,
+                    detail: "would record its state".into(),
+                });
                 continue;
             }
             let provisioner = ThroughputProvisioner {

@@ -563,6 +563,10 @@ async fn a_provisioning_run_whose_throughput_is_gone_is_recorded_and_nothing_is_
     r.provisioned_model_arn = Some(PT.into());
     let w = World::new(vec![r]).await;
     w.clock.set(t0() + Duration::hours(60));
+    let dry = w.reconcile(true).await;
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    assert!(dry.findings[0].problem.contains("does not exist"));
+    assert_eq!(w.status("run-pt-gone").await, RunStatus::Provisioning);
     let report = w.reconcile(false).await;
     assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
     assert_eq!(
