@@ -64,8 +64,9 @@ pub fn render_report(report: &ReconcileReport, format: Format) -> String {
         return serde_json::to_string_pretty(report).unwrap_or_default() + "\n";
     }
     let mut out = format!(
-        "{}checked {} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s): {} finding(s)\n",
+        "{}checked {} received/validating run(s), {} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s): {} finding(s)\n",
         if report.dry_run { "dry run: " } else { "" },
+        report.validation_runs_checked,
         report.training_runs_checked,
         report.provisioning_runs_checked,
         report.jobs_checked,

@@ -107,7 +107,7 @@ async fn reconcile_dry_run_changes_nothing_then_repairs() {
         "0",
     ]));
     assert!(
-        dry.starts_with("dry run: checked 1 training run(s)"),
+        dry.starts_with("dry run: checked 0 received/validating run(s), 1 training run(s)"),
         "{dry}"
     );
     assert_eq!(dry.matches("[would repair]").count(), 2, "{dry}");

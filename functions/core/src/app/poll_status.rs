@@ -21,6 +21,7 @@
 //! this call read.
 
 mod give_up;
+pub use give_up::{stop_job, StopAttempt};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,23 +169,18 @@ impl StatusPoller<'_> {
     ) -> Result<PollStatusOutput, StepError> {
         if decision.stop_job {
             tracing::warn!(run_id = %run.run_id, job_arn = %job_arn, reason = ?decision.failure_message, "giving up on the job; stopping it");
-            match self.bedrock.stop_job(job_arn).await {
-                Ok(()) => {}
-                // The job ended (or is already stopping) between our read and the stop. If Bedrock
-                // now says how it ended, record that true outcome instead of "stopped".
-                Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
-                    tracing::warn!(run_id = %run.run_id, "StopModelCustomizationJob refused: {m}");
-                    if let Ok(job) = self.bedrock.get_job(job_arn).await {
-                        let now = self.clock.now();
-                        if matches!(
-                            job.status,
-                            JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped
-                        ) {
-                            decision = decide(run, &job, now, &self.config);
-                        }
-                    }
+            match give_up::stop_job(self.bedrock, job_arn).await {
+                give_up::StopAttempt::Stopping => {}
+                // The job ended between our read and the stop: record how it ended instead of
+                // "stopped".
+                give_up::StopAttempt::Ended(job) => {
+                    decision = decide(run, &job, self.clock.now(), &self.config);
                 }
-                Err(e) => {
+                give_up::StopAttempt::Gone(m) => {
+                    tracing::error!(run_id = %run.run_id, "StopModelCustomizationJob: the job is gone: {m}");
+                    decision = give_up::job_gone(&decision, job_arn, &m, self.clock.now());
+                }
+                give_up::StopAttempt::Failed(e) => {
                     tracing::error!(run_id = %run.run_id, "StopModelCustomizationJob failed: {e}");
                     decision = give_up::stop_failed(&decision, job_arn, &e);
                 }

@@ -74,6 +74,21 @@ pub struct ProvisionConfig {
     pub policy: ServingPolicy,
     pub initial_wait_seconds: u64,
     pub max_wait_seconds: u64,
+    /// The state machine's provisioning loop bound (`throughput.provisioningBudgetChecks`).
+    pub budget_checks: u32,
+}
+
+impl ProvisionConfig {
+    /// The longest a live execution keeps checking a throughput: the waits of every check of the
+    /// budget. The reconciler leaves a `provisioning` run alone for this long (checks while
+    /// `Creating` write nothing, so the run's `updated_at` says nothing about whether it is live).
+    pub fn provisioning_window_seconds(&self) -> u64 {
+        (0..self.budget_checks)
+            .map(|attempt| {
+                next_wait_seconds(self.initial_wait_seconds, self.max_wait_seconds, attempt)
+            })
+            .sum()
+    }
 }
 
 impl ProvisionConfig {
@@ -103,6 +118,7 @@ impl ProvisionConfig {
             },
             initial_wait_seconds,
             max_wait_seconds,
+            budget_checks: limits.throughput.provisioning_budget_checks,
         })
     }
 
@@ -123,6 +139,15 @@ pub fn provisioned_model_name_for(run: &Run) -> String {
     naming::provisioned_model_name(&run.run_id, &run.dataset.display_name())
 }
 
+/// Whether a step may buy a Provisioned Throughput when the run's is not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purchase {
+    /// The state machine's step: buys once (the name and client request token deduplicate).
+    Allowed,
+    /// The reconciler: only reads and records.
+    Never,
+}
+
 /// The provisioner's dependencies. Built once per Lambda container.
 pub struct ThroughputProvisioner<'a> {
     pub ledger: &'a dyn RunLedger,
@@ -135,25 +160,14 @@ impl ThroughputProvisioner<'_> {
         &self,
         input: &ProvisionThroughputInput,
     ) -> Result<ProvisionThroughputOutput, StepError> {
-        let mut run = self.ledger.get(&input.run_id).await?.ok_or_else(|| {
-            StepError::not_found(format!("run {} is not in the ledger", input.run_id))
-        })?;
+        let mut run = self.load_run(&input.run_id).await?;
 
         // Only a run whose job completed can be served; anything else is a request the ledger
         // contradicts (a failed run is never answered `not_requested`).
+        if let Some(out) = self.recorded_answer(&run, input.attempt) {
+            return Ok(out);
+        }
         match run.status {
-            RunStatus::Completed if run.settings.serving != ServingMode::Provisioned => {
-                tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
-                return Ok(self.output(&run, ProvisionOutcome::NotRequested, None, input.attempt));
-            }
-            RunStatus::Ready => {
-                let arn = run.provisioned_model_arn.clone();
-                return Ok(self.output(&run, ProvisionOutcome::InService, arn, input.attempt));
-            }
-            RunStatus::ProvisioningFailed => {
-                let arn = run.provisioned_model_arn.clone();
-                return Ok(self.output(&run, ProvisionOutcome::Failed, arn, input.attempt));
-            }
             RunStatus::Completed => {
                 run = self.start(&run).await?;
             }
@@ -164,7 +178,82 @@ impl ThroughputProvisioner<'_> {
                 ))
             }
         }
-        self.advance(run, input.attempt).await
+        let result = self.advance(run, input.attempt, Purchase::Allowed).await;
+        self.after_lost_race(&input.run_id, input.attempt, result)
+            .await
+    }
+
+    /// The reconciler's read-only step: records what Bedrock says about the throughput the run
+    /// records (`ready`, `provisioning_failed`, or nothing while it is `Creating`). It never buys: a
+    /// run without a recorded ARN is refused, and a recorded ARN Bedrock no longer knows is recorded
+    /// `provisioning_failed`.
+    pub async fn record_throughput_state(
+        &self,
+        run_id: &RunId,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        let run = self.load_run(run_id).await?;
+        if let Some(out) = self.recorded_answer(&run, 0) {
+            return Ok(out);
+        }
+        if run.status != RunStatus::Provisioning || run.provisioned_model_arn.is_none() {
+            return Err(StepError::new(
+                ErrorType::Conflict,
+                format!(
+                    "run {} is {} with no Provisioned Throughput ARN recorded: nothing to read",
+                    run.run_id, run.status
+                ),
+            ));
+        }
+        let result = self.advance(run, 0, Purchase::Never).await;
+        self.after_lost_race(run_id, 0, result).await
+    }
+
+    async fn load_run(&self, run_id: &RunId) -> Result<Run, StepError> {
+        self.ledger
+            .get(run_id)
+            .await?
+            .ok_or_else(|| StepError::not_found(format!("run {run_id} is not in the ledger")))
+    }
+
+    /// The answer for a run whose provisioning outcome is already on record (or that does not ask
+    /// for serving), or `None` when Bedrock must be asked.
+    fn recorded_answer(&self, run: &Run, attempt: u32) -> Option<ProvisionThroughputOutput> {
+        let arn = run.provisioned_model_arn.clone();
+        match run.status {
+            RunStatus::Completed if run.settings.serving != ServingMode::Provisioned => {
+                tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
+                Some(self.output(run, ProvisionOutcome::NotRequested, None, attempt))
+            }
+            RunStatus::Ready => Some(self.output(run, ProvisionOutcome::InService, arn, attempt)),
+            RunStatus::ProvisioningFailed => {
+                Some(self.output(run, ProvisionOutcome::Failed, arn, attempt))
+            }
+            _ => None,
+        }
+    }
+
+    /// A ledger write lost a race (a concurrent execution, or the reconciler, wrote first): when the
+    /// run now has its outcome on record, answer that, as the poller does, rather than end the
+    /// execution in ProvisioningFailed while the run is `ready`.
+    async fn after_lost_race(
+        &self,
+        run_id: &RunId,
+        attempt: u32,
+        result: Result<ProvisionThroughputOutput, StepError>,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        match result {
+            Err(e) if e.error_type == ErrorType::Conflict => {
+                let fresh = self.load_run(run_id).await?;
+                match self.recorded_answer(&fresh, attempt) {
+                    Some(out) => {
+                        tracing::info!(run_id = %run_id, status = %fresh.status, "a concurrent write won: {}", e.message);
+                        Ok(out)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// `completed` → `provisioning`, recording the provisioned model name before Bedrock is called.
@@ -205,6 +294,7 @@ impl ThroughputProvisioner<'_> {
         &self,
         run: Run,
         attempt: u32,
+        purchase: Purchase,
     ) -> Result<ProvisionThroughputOutput, StepError> {
         let name = run
             .provisioned_model_name
@@ -218,6 +308,9 @@ impl ThroughputProvisioner<'_> {
             .unwrap_or_else(|| name.clone());
         let state = match self.bedrock.get_provisioned_throughput(&id).await {
             Ok(state) => state,
+            Err(PortError::NotFound(m)) if purchase == Purchase::Never => {
+                return self.record_gone(run, &id, &m, attempt).await;
+            }
             Err(PortError::NotFound(_)) => {
                 let arn = self.create(&run, &name).await?;
                 let mut update = RunUpdate::to(RunStatus::Provisioning)
@@ -232,6 +325,32 @@ impl ThroughputProvisioner<'_> {
             Err(e) => return Err(e.context(format!("GetProvisionedModelThroughput {id}"))),
         };
         self.record_state(run, state, attempt).await
+    }
+
+    /// The throughput the run records is gone from Bedrock (deleted): nothing serves and nothing is
+    /// billed, so the run's provisioning ended.
+    async fn record_gone(
+        &self,
+        run: Run,
+        arn: &str,
+        not_found: &str,
+        attempt: u32,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
+        let reason = format!(
+            "Bedrock no longer knows Provisioned Throughput {arn} ({not_found}): nothing serves the \
+             model and nothing is billed for it"
+        );
+        let mut update = RunUpdate::to(RunStatus::ProvisioningFailed).with_detail(reason.clone());
+        update.failure_reason = Some(reason);
+        let run = self
+            .write(&run, &[RunStatus::Provisioning], &update)
+            .await?;
+        Ok(self.output(
+            &run,
+            ProvisionOutcome::Failed,
+            Some(arn.to_string()),
+            attempt,
+        ))
     }
 
     async fn create(&self, run: &Run, name: &str) -> Result<String, StepError> {

@@ -2,17 +2,20 @@
 //! `distillery runs reconcile`).
 //!
 //! Invariant it keeps: nothing Distillery created in Bedrock is left without a live run that owns it,
-//! and the ledger does not contradict Bedrock. Three passes:
+//! and the ledger does not contradict Bedrock. Pass 0 (`stale_validation`) records `failed` the
+//! `received`/`validating` runs whose validator gave up (no update for
+//! `RECONCILE_STALE_VALIDATION_SECONDS`), so they can be retried. Then three passes:
 //!
 //! 1. **Ledger → Bedrock, jobs.** Every `training` run is polled exactly as the state machine polls it
 //!    ([`StatusPoller`]): a job that ended while nothing polled gets its true outcome recorded through
 //!    the normal transitions; a job past `MAX_JOB_DURATION_SECONDS` is stopped and the run recorded
 //!    `stopped`; a run whose earlier stop failed (`stop_failed`) is given up on again (`giveUp`), so the
 //!    stop is retried until it succeeds or the job ends on its own.
-//!    `provisioning` runs that record their throughput's ARN and were not updated within the quiet
-//!    period are advanced by the provisioner ([`ThroughputProvisioner`]), which only reads the
-//!    throughput and records `ready` / `provisioning_failed` (it never buys: a run without a recorded
-//!    ARN is left to its execution and reported when it goes quiet).
+//!    `provisioning` runs that record their throughput's ARN and were not updated within the
+//!    provisioning window (the state machine's whole provisioning loop) get the throughput's state
+//!    recorded through the provisioner's read-only path
+//!    ([`ThroughputProvisioner::record_throughput_state`]): `ready` / `provisioning_failed` (it never
+//!    buys: a run without a recorded ARN is reported).
 //! 2. **Bedrock → ledger, jobs.** Every `InProgress` job carrying the `distillery:run-id` tag whose run
 //!    does not own it (no such run; or the run is not `training`/`launching`, or records another job)
 //!    is stopped. A terminal run is never rewritten (terminal statuses are final): the stop is
@@ -29,7 +32,9 @@
 //! **Concurrency rule.** The reconciler runs beside live executions, so it never acts on something
 //! that can be an in-flight transition: a resource created, or a run updated, within
 //! `quiet_period_seconds` is left alone this time (the launcher creates the job and then records it;
-//! the provisioner buys and then records). Every ledger write is the poller's conditional write on
+//! the provisioner buys and then records). Pass 1 is exempt: it is a poll, which live executions are
+//! built to run beside, and a `training` run with a job ARN has no transition in flight. Every ledger
+//! write is the poller's conditional write on
 //! the status it read. Running it twice, or twice at once, repairs each thing at most once (a second
 //! stop is refused by Bedrock as already stopping; a second delete finds nothing).
 //!
@@ -38,11 +43,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::app::poll_status::{
-    decide, PollConfig, PollOutcome, PollStatusInput, StatusPoller, STOP_FAILED_REASON_PREFIX,
+    decide, job_status_str, stop_job, PollConfig, PollOutcome, PollStatusInput, StatusPoller,
+    StopAttempt, STOP_FAILED_REASON_PREFIX,
 };
-use crate::app::provision_throughput::{
-    ProvisionConfig, ProvisionOutcome, ProvisionThroughputInput, ThroughputProvisioner,
-};
+use crate::app::provision_throughput::{ProvisionConfig, ProvisionOutcome, ThroughputProvisioner};
 use crate::domain::errors::StepError;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::domain::tags::RUN_ID_TAG;
@@ -55,6 +59,9 @@ use crate::ports::{
 pub const RECONCILED_EVENT_TYPE: &str = "reconciled";
 /// The default quiet period: anything touched more recently may be an in-flight transition.
 pub const DEFAULT_QUIET_PERIOD_SECONDS: u64 = 600;
+/// The default time a `received`/`validating` run may go without an update before the reconciler
+/// records it `failed` (the validator's retries ran out, or its Lambda timed out).
+pub const DEFAULT_STALE_VALIDATION_SECONDS: u64 = 3600;
 /// How many `training` runs one pass looks at (newest first).
 pub const TRAINING_RUNS_PER_PASS: usize = 500;
 
@@ -71,12 +78,15 @@ pub struct ReconcileConfig {
     pub poll: PollConfig,
     pub provision: ProvisionConfig,
     pub quiet_period_seconds: u64,
+    /// `received`/`validating` runs not updated for this long are recorded `failed`.
+    pub stale_validation_seconds: u64,
     pub dry_run: bool,
 }
 
 impl ReconcileConfig {
-    /// The poller's settings ([`PollConfig::from_lookup`]) and `RECONCILE_QUIET_PERIOD_SECONDS`
-    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]).
+    /// The poller's settings ([`PollConfig::from_lookup`]), `RECONCILE_QUIET_PERIOD_SECONDS`
+    /// (default [`DEFAULT_QUIET_PERIOD_SECONDS`]) and `RECONCILE_STALE_VALIDATION_SECONDS` (default
+    /// [`DEFAULT_STALE_VALIDATION_SECONDS`]).
     pub fn from_lookup(
         limits: &crate::domain::catalog::Limits,
         lookup: impl Fn(&str) -> Option<String> + Clone,
@@ -84,14 +94,20 @@ impl ReconcileConfig {
     ) -> Result<Self, StepError> {
         let poll = PollConfig::from_lookup(limits, lookup.clone())?;
         let provision = ProvisionConfig::from_lookup(limits, lookup.clone())?;
-        let quiet_period_seconds = crate::config::Env::new(lookup).positive_u64(
+        let env = crate::config::Env::new(lookup);
+        let quiet_period_seconds = env.positive_u64(
             "RECONCILE_QUIET_PERIOD_SECONDS",
             DEFAULT_QUIET_PERIOD_SECONDS,
+        )?;
+        let stale_validation_seconds = env.positive_u64(
+            "RECONCILE_STALE_VALIDATION_SECONDS",
+            DEFAULT_STALE_VALIDATION_SECONDS,
         )?;
         Ok(ReconcileConfig {
             poll,
             provision,
             quiet_period_seconds,
+            stale_validation_seconds,
             dry_run,
         })
     }
@@ -133,6 +149,9 @@ pub struct Finding {
 #[serde(rename_all = "camelCase")]
 pub struct ReconcileReport {
     pub dry_run: bool,
+    /// `received`/`validating` runs looked at (pass 0).
+    #[serde(default)]
+    pub validation_runs_checked: usize,
     pub training_runs_checked: usize,
     pub provisioning_runs_checked: usize,
     pub jobs_checked: usize,
@@ -157,6 +176,7 @@ impl Reconciler<'_> {
             dry_run: self.config.dry_run,
             ..Default::default()
         };
+        self.stale_validations(&mut report).await?;
         self.training_runs(&mut report).await?;
         self.provisioning_runs(&mut report).await?;
         self.tagged_jobs(&mut report).await?;
@@ -269,8 +289,15 @@ impl Reconciler<'_> {
             .list_by_status(RunStatus::Provisioning, TRAINING_RUNS_PER_PASS)
             .await
             .map_err(|e| e.context("listing provisioning runs"))?;
+        // Checks while `Creating` write nothing, so a live execution's run can look idle for as
+        // long as its provisioning loop may last: leave it to its execution for that long.
+        let window = self
+            .config
+            .provision
+            .provisioning_window_seconds()
+            .max(self.config.quiet_period_seconds);
         for run in runs {
-            if self.quiet(run.updated_at) {
+            if (self.clock.now() - run.updated_at).num_seconds() < window as i64 {
                 continue;
             }
             report.provisioning_runs_checked += 1;
@@ -286,23 +313,25 @@ impl Reconciler<'_> {
                 continue;
             };
             if self.config.dry_run {
-                if let Ok(pt) = self.bedrock.get_provisioned_throughput(&arn).await {
-                    if matches!(
-                        pt.status,
-                        ThroughputStatus::InService | ThroughputStatus::Failed
-                    ) {
-                        report.findings.push(Finding {
-                            run_id: Some(run.run_id.clone()),
-                            resource_arn: Some(arn),
-                            problem: format!(
-                                "the ledger says provisioning; Bedrock says {:?}",
-                                pt.status
-                            ),
-                            action: Action::WouldRepair,
-                            detail: "would record its state".into(),
-                        });
+                let bedrock_says = match self.bedrock.get_provisioned_throughput(&arn).await {
+                    Ok(pt)
+                        if matches!(
+                            pt.status,
+                            ThroughputStatus::InService | ThroughputStatus::Failed
+                        ) =>
+                    {
+                        format!("{:?}", pt.status)
                     }
-                }
+                    Err(PortError::NotFound(_)) => "it does not exist".to_string(),
+                    _ => continue,
+                };
+                report.findings.push(Finding {
+                    run_id: Some(run.run_id.clone()),
+                    resource_arn: Some(arn),
+                    problem: format!("the ledger says provisioning; Bedrock says {bedrock_says}"),
+                    action: Action::WouldRepair,
+                    detail: "would record its state".into(),
+                });
                 continue;
             }
             let provisioner = ThroughputProvisioner {
@@ -310,11 +339,8 @@ impl Reconciler<'_> {
                 bedrock: self.bedrock,
                 config: self.config.provision.clone(),
             };
-            let input = ProvisionThroughputInput {
-                run_id: run.run_id.clone(),
-                attempt: 0,
-            };
-            match provisioner.provision(&input).await {
+            // Read-only: the reconciler records what Bedrock says and never buys.
+            match provisioner.record_throughput_state(&run.run_id).await {
                 Ok(o)
                     if matches!(
                         o.outcome,
@@ -392,16 +418,24 @@ impl Reconciler<'_> {
             let (action, detail) = if self.config.dry_run {
                 (Action::WouldRepair, "would stop the job".to_string())
             } else {
-                match self.bedrock.stop_job(&job.job_arn).await {
-                    Ok(()) => (
+                match stop_job(self.bedrock, &job.job_arn).await {
+                    StopAttempt::Stopping => (
                         Action::Repaired,
                         "stopped the job (StopModelCustomizationJob); tokens so far are billed"
                             .to_string(),
                     ),
-                    Err(PortError::Conflict(m)) | Err(PortError::Validation(m)) => {
-                        (Action::Repaired, format!("the job is already ending: {m}"))
-                    }
-                    Err(e) => (
+                    StopAttempt::Ended(ended) => (
+                        Action::Repaired,
+                        format!(
+                            "the job had already ended ({}); nothing to stop",
+                            job_status_str(ended.status)
+                        ),
+                    ),
+                    StopAttempt::Gone(m) => (
+                        Action::Repaired,
+                        format!("Bedrock no longer knows the job ({m}); nothing to stop"),
+                    ),
+                    StopAttempt::Failed(e) => (
                         Action::NeedsAttention,
                         format!("StopModelCustomizationJob failed: {e}; the next pass retries"),
                     ),
@@ -536,6 +570,8 @@ fn outcome_word(o: PollOutcome) -> &'static str {
 
 mod report;
 pub use report::{render_findings, summary_message};
+mod stale_validation;
+pub use stale_validation::stale_validation_reason;
 
 #[cfg(test)]
 mod tests;

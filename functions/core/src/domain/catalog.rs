@@ -215,6 +215,9 @@ pub struct ThroughputLimits {
     pub default_max_model_units: u32,
     /// Checked when the file is parsed: each is `None`, `OneMonth` or `SixMonths`.
     pub default_allowed_commitments: Vec<Commitment>,
+    /// How many times the state machine checks a throughput before it gives up on provisioning
+    /// (`CheckProvisioningBudget`; a test keeps the two equal).
+    pub provisioning_budget_checks: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

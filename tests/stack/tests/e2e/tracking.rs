@@ -369,3 +369,55 @@ async fn a_failed_stop_keeps_the_run_tracked_and_the_reconciler_retries_it() {
     assert_eq!(ok_stops[0]["request"]["jobIdentifier"], job_arn.as_str());
     assert!(!in_progress_jobs(&stack).await.contains(&job_arn));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn reconciler_fails_a_run_stranded_in_validation_and_names_it() {
+    let stack = stack().await;
+    let n = nanos();
+    let id = format!("run-stranded-{n}");
+    // The validator gave up two hours ago (retries ran out): the run was left `validating`.
+    let then = chrono::Utc::now() - chrono::Duration::hours(2);
+    let mut run = distillery_core::testing::sample_run(
+        stack.bucket(),
+        &format!("incoming/stranded-{n}.jsonl"),
+        &format!("etag-{n}"),
+        100,
+        then,
+    );
+    run.run_id = RunId(id.clone());
+    run.status = RunStatus::Validating;
+    stack.ledger.create(&run).await.unwrap();
+    stack.take_sns_deliveries().await.unwrap();
+
+    let report = stack
+        .invoke_json("status-poller", &json!({"reconcile": {}}))
+        .await
+        .expect("reconciler");
+    let stored = stack.run(&RunId(id.clone())).await.unwrap();
+    assert_eq!(stored.status, RunStatus::Failed, "{report}");
+    let reason = stored.failure_reason.clone().unwrap_or_default();
+    assert!(reason.starts_with("validation did not finish"), "{reason}");
+    assert!(
+        reason.contains(&format!("distillery runs retry {id}")),
+        "{reason}"
+    );
+    assert!(stored.can_be_retried());
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sns = stack.take_sns_deliveries().await.unwrap();
+    let summaries = sns_of_type(&sns, "reconciled");
+    assert_eq!(summaries.len(), 1, "{sns:?}");
+    assert!(
+        summaries[0].message.contains(&id),
+        "{}",
+        summaries[0].message
+    );
+
+    // Done once: the next pass does not name it again.
+    let again = stack
+        .invoke_json("status-poller", &json!({"reconcile": {}}))
+        .await
+        .unwrap();
+    assert!(!again.to_string().contains(&id), "{again}");
+}

@@ -654,3 +654,32 @@ async fn a_lost_race_on_a_training_run_keeps_polling_instead_of_failing() {
     let r = ledger.0.get(&o.run_id).await.unwrap().unwrap();
     assert!(r.training_detail.is_some());
 }
+
+#[tokio::test]
+async fn a_refused_stop_whose_re_read_fails_is_a_failed_stop() {
+    let bedrock = StopRefused(ScriptedBedrock::default());
+    *bedrock.0.jobs.lock().unwrap() = vec![
+        Ok(job(
+            JobStatus::InProgress,
+            "Completed",
+            "Completed",
+            "InProgress",
+        )),
+        Err(PortError::Transient("HTTP 503".into())),
+    ]
+    .into();
+    let ledger = ledger_with(run(RunStatus::Training, ServingMode::None)).await;
+    let clock = FixedClock::at(t0() + chrono::Duration::seconds(4000));
+    let poller = StatusPoller {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &clock,
+        config: config(),
+    };
+    let o = poller.poll(&input(3)).await.unwrap();
+    assert_eq!(o.outcome, PollOutcome::StopFailed);
+    let r = stored(&ledger, &o.run_id).await;
+    assert_eq!(r.status, RunStatus::Training);
+    let reason = r.failure_reason.unwrap();
+    assert!(reason.contains("re-reading the job failed"), "{reason}");
+}

@@ -15,6 +15,7 @@ fn config(max_units: u32) -> ProvisionConfig {
         },
         initial_wait_seconds: 30,
         max_wait_seconds: 300,
+        budget_checks: 200,
     }
 }
 
@@ -343,4 +344,120 @@ fn names_and_tokens_are_what_bedrock_accepts() {
     ] {
         assert!(v.get(k).is_some(), "missing {k}");
     }
+}
+
+/// A ledger where a rival (a duplicated execution, the reconciler) records `ready` just before this
+/// step does: the step's own write then loses the race.
+struct RivalWritesReadyFirst(InMemoryRunLedger, std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl RunLedger for RivalWritesReadyFirst {
+    async fn create(&self, run: &Run) -> Result<crate::ports::CreateOutcome, PortError> {
+        self.0.create(run).await
+    }
+    async fn get(&self, id: &RunId) -> Result<Option<Run>, PortError> {
+        self.0.get(id).await
+    }
+    async fn update(
+        &self,
+        id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError> {
+        if update.status == Some(RunStatus::Ready)
+            && !self.1.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.0.update(id, expected, update).await?;
+            return Err(PortError::Conflict("conditional write failed".into()));
+        }
+        self.0.update(id, expected, update).await
+    }
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.0.list_recent(limit).await
+    }
+    async fn list_by_status(&self, s: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.0.list_by_status(s, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_lost_race_answers_from_the_ledger_instead_of_failing() {
+    let ledger = RivalWritesReadyFirst(
+        ledger_with(completed(ServingMode::Provisioned)).await,
+        Default::default(),
+    );
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    bedrock.set_pt_status(ThroughputStatus::InService, None);
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService, "{o:?}");
+    assert!(o.provisioned_model_arn.is_some());
+    let r = ledger.0.get(&input(0).run_id).await.unwrap().unwrap();
+    assert_eq!(r.status, RunStatus::Ready);
+    assert_eq!(bedrock.count("create_pt"), 1);
+}
+
+#[tokio::test]
+async fn the_read_only_path_never_buys_and_records_a_throughput_gone_from_bedrock() {
+    let mut r = run(RunStatus::Provisioning, ServingMode::Provisioned);
+    r.custom_model_arn = Some(MODEL_ARN.into());
+    r.provisioned_model_arn =
+        Some("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/gone".into());
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        config: config(1),
+    };
+    let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Failed);
+    assert_eq!(
+        bedrock.count("create_pt"),
+        0,
+        "the read-only path never buys"
+    );
+    let stored = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(stored.status, RunStatus::ProvisioningFailed);
+    let reason = stored.failure_reason.unwrap();
+    assert!(
+        reason.contains("no longer knows Provisioned Throughput"),
+        "{reason}"
+    );
+
+    // A run with no ARN recorded is refused, not bought for.
+    let mut r = run(RunStatus::Provisioning, ServingMode::Provisioned);
+    r.run_id = RunId("run-no-arn".into());
+    r.custom_model_arn = Some(MODEL_ARN.into());
+    ledger.create(&r).await.unwrap();
+    let e = p.record_throughput_state(&r.run_id).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict);
+    assert_eq!(bedrock.count("create_pt"), 0);
+}
+
+#[test]
+fn the_provisioning_budget_is_the_state_machines() {
+    let limits = Limits::builtin();
+    let asl: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../../statemachine/distillery.asl.json"
+    ))
+    .unwrap();
+    let bound = &asl["States"]["CheckProvisioningBudget"]["Choices"][0]["NumericGreaterThanEquals"];
+    assert_eq!(
+        bound.as_u64(),
+        Some(limits.throughput.provisioning_budget_checks as u64),
+        "statemachine CheckProvisioningBudget and data/limits.json throughput.provisioningBudgetChecks disagree"
+    );
+    let c = ProvisionConfig::from_lookup(&limits, env(&[])).unwrap();
+    // 60, 120, 240, 480, then 900 for the rest of the 200 checks.
+    assert_eq!(
+        c.provisioning_window_seconds(),
+        60 + 120 + 240 + 480 + 196 * 900
+    );
 }

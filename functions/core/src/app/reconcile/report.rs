@@ -22,7 +22,8 @@ pub fn summary_message(report: &ReconcileReport) -> OutboundMessage {
         }
     );
     let mut body = format!(
-        "The reconciler compared the run ledger with Bedrock ({} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s) checked).\n\n",
+        "The reconciler compared the run ledger with Bedrock ({} received/validating run(s), {} training run(s), {} provisioning run(s), {} running job(s), {} Provisioned Throughput(s) checked).\n\n",
+        report.validation_runs_checked,
         report.training_runs_checked,
         report.provisioning_runs_checked,
         report.jobs_checked,

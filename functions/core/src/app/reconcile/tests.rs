@@ -38,6 +38,7 @@ fn config(dry_run: bool) -> ReconcileConfig {
         poll,
         provision: ProvisionConfig::from_lookup(&Limits::builtin(), |_| None).unwrap(),
         quiet_period_seconds: 600,
+        stale_validation_seconds: 3600,
         dry_run,
     }
 }
@@ -363,6 +364,14 @@ async fn a_provisioning_run_whose_throughput_came_up_is_recorded_ready() {
         None,
         &[(RUN_ID_TAG, "run-pt")],
     );
+    // Past the quiet period but inside the provisioning loop's window: its execution may still be
+    // checking (checks while Creating write nothing), so it is left alone.
+    let report = w.reconcile(false).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(w.status("run-pt").await, RunStatus::Provisioning);
+    assert_eq!(w.bedrock.count("get_pt"), 0);
+
+    w.clock.set(t0() + Duration::hours(60));
     let report = w.reconcile(false).await;
     assert_eq!(w.status("run-pt").await, RunStatus::Ready, "{report:?}");
     assert_eq!(report.findings.len(), 1, "{report:?}");
@@ -384,4 +393,186 @@ fn input_parses_with_defaults() {
         serde_json::from_str(include_str!("../../../../../events/reconcile.json")).unwrap();
     let i: ReconcileInput = serde_json::from_value(sample["reconcile"].clone()).unwrap();
     assert!(!i.dry_run);
+}
+
+#[tokio::test]
+async fn a_refused_stop_of_a_job_still_in_progress_is_not_recorded_stopped() {
+    let w = World::new(vec![run_in("run-long", RunStatus::Training, Some(JOB))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-long")],
+    );
+    w.clock.set(t0() + Duration::hours(25));
+    *w.bedrock.stop_error.lock().unwrap() =
+        Some(PortError::Conflict("the job cannot be stopped now".into()));
+    let report = w.reconcile(false).await;
+    // The job still trains: the run stays training, its reason says the stop failed.
+    assert_eq!(w.bedrock.job_status(JOB), Some(JobStatus::InProgress));
+    assert_eq!(w.status("run-long").await, RunStatus::Training);
+    let stored = w
+        .ledger
+        .get(&RunId("run-long".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = stored.failure_reason.unwrap();
+    assert!(reason.starts_with(STOP_FAILED_REASON_PREFIX), "{reason}");
+    assert!(reason.contains("still InProgress"), "{reason}");
+    assert_eq!(report.findings[0].action, Action::NeedsAttention);
+}
+
+#[tokio::test]
+async fn a_refused_stop_of_an_orphaned_job_still_in_progress_needs_attention() {
+    let w = World::new(vec![run_in("run-failed", RunStatus::Failed, Some(JOB2))]).await;
+    w.bedrock.add_job(
+        JOB,
+        JobStatus::InProgress,
+        t0(),
+        &[(RUN_ID_TAG, "run-failed")],
+    );
+    *w.bedrock.stop_error.lock().unwrap() = Some(PortError::Validation(
+        "the job cannot be stopped now".into(),
+    ));
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].action, Action::NeedsAttention);
+    assert!(
+        report.findings[0].detail.contains("still InProgress"),
+        "{}",
+        report.findings[0].detail
+    );
+}
+
+#[tokio::test]
+async fn a_stop_of_a_job_bedrock_no_longer_knows_records_the_runs_end_once() {
+    let mut r = run_in("run-gone", RunStatus::Training, Some(JOB));
+    r.failure_reason = Some(format!(
+        "{STOP_FAILED_REASON_PREFIX} the pipeline tried to stop job {JOB} (...) but StopModelCustomizationJob failed"
+    ));
+    // No such job in the account: GetModelCustomizationJob and the stop both answer NotFound.
+    let w = World::new(vec![r]).await;
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-gone").await, RunStatus::Failed, "{report:?}");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].action, Action::Repaired);
+    let stored = w
+        .ledger
+        .get(&RunId("run-gone".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = stored.failure_reason.unwrap();
+    assert!(reason.contains("Bedrock no longer knows job"), "{reason}");
+    // It does not recur.
+    let again = w.reconcile(false).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_run_stranded_in_validation_is_recorded_failed_and_can_be_retried() {
+    let w = World::new(vec![
+        run_in("run-stuck-validating", RunStatus::Validating, None),
+        run_in("run-stuck-received", RunStatus::Received, None),
+    ])
+    .await;
+    // Within RECONCILE_STALE_VALIDATION_SECONDS: the validator may still be at work.
+    w.clock.set(t0() + Duration::minutes(59));
+    let report = w.reconcile(false).await;
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.validation_runs_checked, 2);
+    assert_eq!(
+        w.status("run-stuck-validating").await,
+        RunStatus::Validating
+    );
+
+    w.clock.set(t0() + Duration::hours(2));
+    let dry = w.reconcile(true).await;
+    assert_eq!(dry.findings.len(), 2, "{dry:?}");
+    assert!(dry.findings.iter().all(|f| f.action == Action::WouldRepair));
+    assert_eq!(
+        w.status("run-stuck-validating").await,
+        RunStatus::Validating
+    );
+
+    let report = w.reconcile(false).await;
+    assert_eq!(report.findings.len(), 2, "{report:?}");
+    for id in ["run-stuck-validating", "run-stuck-received"] {
+        let stored = w.ledger.get(&RunId(id.into())).await.unwrap().unwrap();
+        assert_eq!(stored.status, RunStatus::Failed);
+        let reason = stored.failure_reason.clone().unwrap();
+        assert!(
+            reason.starts_with("validation did not finish (last update 2026-11-27T12:00:00Z)"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&format!("distillery runs retry {id}")),
+            "{reason}"
+        );
+        assert!(stored.can_be_retried(), "{id} must be retryable");
+    }
+    let msgs = w.published.0.lock().unwrap().clone();
+    let summary = msgs.last().unwrap();
+    assert!(
+        summary.body.contains("[repaired] run run-stuck-validating"),
+        "{}",
+        summary.body
+    );
+    assert!(
+        summary.subject.contains("2 repaired"),
+        "{}",
+        summary.subject
+    );
+
+    // Done once: the next pass finds nothing.
+    let again = w.reconcile(false).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+}
+
+#[test]
+fn stale_validation_setting_reads_its_variable() {
+    let limits = Limits::builtin();
+    let c = ReconcileConfig::from_lookup(&limits, |_| None, false).unwrap();
+    assert_eq!(c.stale_validation_seconds, DEFAULT_STALE_VALIDATION_SECONDS);
+    let c = ReconcileConfig::from_lookup(
+        &limits,
+        |k| (k == "RECONCILE_STALE_VALIDATION_SECONDS").then(|| "120".to_string()),
+        false,
+    )
+    .unwrap();
+    assert_eq!(c.stale_validation_seconds, 120);
+    let e = ReconcileConfig::from_lookup(
+        &limits,
+        |k| (k == "RECONCILE_STALE_VALIDATION_SECONDS").then(|| "soon".to_string()),
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("RECONCILE_STALE_VALIDATION_SECONDS"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
+async fn a_provisioning_run_whose_throughput_is_gone_is_recorded_and_nothing_is_bought() {
+    let mut r = run_in("run-pt-gone", RunStatus::Provisioning, Some(JOB));
+    r.settings.serving = crate::domain::settings::ServingMode::Provisioned;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into());
+    r.provisioned_model_arn = Some(PT.into());
+    let w = World::new(vec![r]).await;
+    w.clock.set(t0() + Duration::hours(60));
+    let dry = w.reconcile(true).await;
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    assert!(dry.findings[0].problem.contains("does not exist"));
+    assert_eq!(w.status("run-pt-gone").await, RunStatus::Provisioning);
+    let report = w.reconcile(false).await;
+    assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
+    assert_eq!(
+        w.status("run-pt-gone").await,
+        RunStatus::ProvisioningFailed,
+        "{report:?}"
+    );
+    assert_eq!(report.findings[0].action, Action::Repaired);
 }
