@@ -46,13 +46,20 @@ sam_build() {
   fi
   local start=$SECONDS
   (cd infra && sam build --template-file template.yaml --build-dir .aws-sam/build)
-  for fn in DatasetValidatorFunction JobLauncherFunction StatusPollerFunction ThroughputProvisionerFunction NotifierFunction; do
-    bin=infra/.aws-sam/build/$fn/bootstrap
+  # SAM builds functions that share their code once (StatusPollerFunction and ReconcilerFunction are
+  # one binary in two modes: both get StatusPollerFunction-Shared), so each function's artifact is
+  # the CodeUri the built template gives it.
+  local code_uris
+  code_uris=$(awk '/^  [A-Za-z0-9]+:$/ {name=$1; sub(":", "", name)} /^      CodeUri: / {print name, $2}' \
+    infra/.aws-sam/build/template.yaml)
+  for fn in DatasetValidatorFunction JobLauncherFunction StatusPollerFunction ReconcilerFunction ThroughputProvisionerFunction NotifierFunction; do
+    dir=$(awk -v fn="$fn" '$1 == fn {print $2}' <<<"$code_uris")
+    bin=infra/.aws-sam/build/${dir:-$fn}/bootstrap
     # ELF e_machine (bytes 18-19, little endian) is 183 for AArch64.
     python3 -c 'import sys; h=open(sys.argv[1],"rb").read(20); sys.exit(0 if h[:4]==b"\x7fELF" and int.from_bytes(h[18:20],"little")==183 else 1)' "$bin" \
       || { echo "$bin is missing or not an arm64 ELF executable" >&2; exit 1; }
   done
-  echo "sam build: five arm64 bootstraps in infra/.aws-sam/build ($((SECONDS - start)) s)"
+  echo "sam build: an arm64 bootstrap for each of the six functions in infra/.aws-sam/build ($((SECONDS - start)) s)"
 }
 
 build=${CHECK_INFRA_BUILD:-0}
