@@ -42,6 +42,10 @@ RESOURCE_STAR_OK = {
     # Bedrock List calls the reconciler makes (no resource types in the service authorization reference).
     "bedrock:ListModelCustomizationJobs",
     "bedrock:ListProvisionedModelThroughputs",
+    # The status poller resuming a waiting execution. The SendTask* actions take no resource ARN (the
+    # IAM policy editor: "Selected actions only support the all resources wildcard"); the task token
+    # is the capability.
+    "states:SendTaskSuccess",
     # X-Ray segments and sampling.
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -262,7 +266,7 @@ def main() -> int:
     roles = sum(1 for r in resources.values() if r.get("Type") == "AWS::IAM::Role")
     if not problems:
         print(f"check_template: IAM ok ({roles} roles after the SAM transform; no wildcard actions, "
-              "Resource \"*\" only for log delivery / X-Ray / Bedrock List calls)")
+              "Resource \"*\" only for log delivery / X-Ray / Bedrock List calls / SendTaskSuccess)")
 
     problems = snapshot_problems(resources, template.get("Mappings", {}))
     for p in problems:

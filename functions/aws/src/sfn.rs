@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_sfn::Client;
 
 use crate::sdk_error::port_error;
-use distillery_core::ports::{PipelineStarter, PortError};
+use distillery_core::ports::{PipelineStarter, PortError, TaskAnswer, TaskCallbacks};
 
 #[derive(Debug, Clone)]
 pub struct StepFunctionsStarter {
@@ -84,6 +84,56 @@ impl PipelineStarter for StepFunctionsStarter {
                     Some(k) => k(text_of(err)),
                     None => err,
                 })
+            }
+        }
+    }
+}
+
+/// AWS adapter for [`TaskCallbacks`]: `SendTaskSuccess` to the execution waiting on a task token
+/// (the status poller's event mode). The client reaches a local endpoint through
+/// `AWS_ENDPOINT_URL_SFN` on the local stack.
+#[derive(Debug, Clone)]
+pub struct StepFunctionsCallbacks {
+    client: Client,
+}
+
+impl StepFunctionsCallbacks {
+    pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: Client::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for StepFunctionsCallbacks {
+    async fn send_success(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<TaskAnswer, PortError> {
+        let result = self
+            .client
+            .send_task_success()
+            .task_token(task_token)
+            .output(output.to_string())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TaskAnswer::Delivered),
+            Err(e) => {
+                // A wait that already ended (timed out and re-entered with a new token, answered,
+                // or its execution stopped) is not a failure: nothing waits on this token now.
+                if let Some(se) = e.as_service_error() {
+                    if se.is_task_timed_out() || se.is_task_does_not_exist() {
+                        return Ok(TaskAnswer::Closed(se.to_string()));
+                    }
+                    if se.is_invalid_token() || se.is_invalid_output() {
+                        let err = port_error("SendTaskSuccess", e);
+                        return Err(PortError::Validation(text_of(err)));
+                    }
+                }
+                Err(port_error("SendTaskSuccess", e))
             }
         }
     }

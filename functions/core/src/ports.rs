@@ -356,6 +356,28 @@ pub trait PipelineStarter: Send + Sync {
     async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, PortError>;
 }
 
+/// What became of a task-token callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskAnswer {
+    /// The waiting state received the output and the execution moved on.
+    Delivered,
+    /// Nothing waits on that token any more (the wait timed out and was re-entered with a new
+    /// token, the task was already answered, or the execution ended). Harmless: whoever waits now
+    /// reads the run from the ledger.
+    Closed(String),
+}
+
+/// Completes a state machine's wait on a task token (Step Functions `SendTaskSuccess` in AWS).
+#[async_trait]
+pub trait TaskCallbacks: Send + Sync {
+    /// Resumes the state waiting on `task_token` with `output` as the task's result.
+    async fn send_success(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<TaskAnswer, PortError>;
+}
+
 /// The clock, so tests control time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> chrono::DateTime<chrono::Utc>;

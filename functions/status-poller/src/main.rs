@@ -1,6 +1,11 @@
-//! status-poller Lambda, two modes of one binary:
+//! status-poller Lambda, four entry points of one binary:
 //! - `{"runId","attempt",...}` → the job's status, recorded on the run, plus whether it is terminal
-//!   and how long to wait before the next poll (`distillery_core::app::poll_status`);
+//!   and how long to wait before the next poll (`distillery_core::app::poll_status`; polling mode);
+//! - `{"runId","taskToken"}` → an entry of the state machine's wait for the job's end (event mode,
+//!   `.waitForTaskToken`): records the token, polls once on a re-entry after a fallback timeout
+//!   (`distillery_core::app::track_job`);
+//! - a Bedrock `Model Customization Job State Change` event from the EventBridge rule → the status
+//!   recorded on the run and, on an end, the waiting execution resumed with `SendTaskSuccess`;
 //! - `{"reconcile": {"dryRun": false}}` → one reconciler pass (`distillery_core::app::reconcile`),
 //!   invoked by the EventBridge schedule. The SAM template deploys this mode as its own function
 //!   (`ReconcilerFunction`, same binary) so each mode gets only the permissions it needs: the poll
@@ -12,6 +17,7 @@
 use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_aws::lambda::{init_tracing, run_ledger_from_env, serve_step, StepFunction};
+use distillery_aws::sfn::StepFunctionsCallbacks;
 use distillery_aws::sns::SnsPublisher;
 use distillery_core::app::poll_status::{
     PollConfig, PollStatusInput, PollStatusOutput, StatusPoller,
@@ -19,24 +25,40 @@ use distillery_core::app::poll_status::{
 use distillery_core::app::reconcile::{
     ReconcileConfig, ReconcileInput, ReconcileReport, Reconciler,
 };
+use distillery_core::app::track_job::{
+    AwaitJobInput, AwaitJobOutput, JobEventOutput, JobStateChange, JobTracker,
+};
 use distillery_core::config::Env;
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::StepError;
 use distillery_core::ports::{MessagePublisher, SystemClock};
 use serde::{Deserialize, Serialize};
 
-/// The two inputs this binary serves: an object with a `reconcile` key is a reconciler pass,
-/// anything else must be a poll input (so a malformed poll input gets the poll input's own error).
+/// The inputs this binary serves, told apart by one key: `detail-type` (an EventBridge event),
+/// `reconcile`, `taskToken`; anything else must be a poll input (so a malformed poll input gets the
+/// poll input's own error).
 #[derive(Debug)]
 enum Request {
     Reconcile(ReconcileInput),
     Poll(PollStatusInput),
+    AwaitJob(AwaitJobInput),
+    JobEvent(Box<JobStateChange>),
 }
 
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut v = serde_json::Value::deserialize(d)?;
+        if JobStateChange::is_event_payload(&v) {
+            return JobStateChange::from_json(&v)
+                .map(|e| Request::JobEvent(Box::new(e)))
+                .map_err(|e| D::Error::custom(e.message));
+        }
+        if v.get("taskToken").is_some() {
+            return serde_json::from_value(v)
+                .map(Request::AwaitJob)
+                .map_err(D::Error::custom);
+        }
         match v.as_object_mut().and_then(|o| o.remove("reconcile")) {
             Some(r) => serde_json::from_value(r)
                 .map(Request::Reconcile)
@@ -53,15 +75,24 @@ impl<'de> Deserialize<'de> for Request {
 enum Response {
     Poll(PollStatusOutput),
     Reconcile(ReconcileReport),
+    AwaitJob(AwaitJobOutput),
+    JobEvent(JobEventOutput),
 }
 
 const STATUS_POLLER: StepFunction<Request> = StepFunction {
     name: "status-poller",
-    expected_shape: r#"{"runId": string, "attempt": number, "consecutiveErrors"?: number, "giveUp"?: boolean} or {"reconcile": {"dryRun"?: boolean}}"#,
+    expected_shape: r#"{"runId": string, "attempt": number, "consecutiveErrors"?: number, "giveUp"?: boolean} or {"runId": string, "taskToken": string} or a Bedrock "Model Customization Job State Change" event or {"reconcile": {"dryRun"?: boolean}}"#,
     span: |input| match input {
         Request::Poll(p) => {
             tracing::info_span!("poll_status", run_id = %p.run_id, attempt = p.attempt)
         }
+        Request::AwaitJob(a) => tracing::info_span!("await_job", run_id = %a.run_id),
+        Request::JobEvent(e) => tracing::info_span!(
+            "job_event",
+            event_id = %e.id,
+            job_name = %e.detail.job_name,
+            job_status = %e.detail.job_status
+        ),
         Request::Reconcile(_) => tracing::info_span!("reconcile"),
     },
 };
@@ -74,19 +105,38 @@ struct Service {
     config: PollConfig,
     /// `TOPIC_ARN`, for the reconciler's summary; unset in the poll-only function.
     publisher: Option<SnsPublisher>,
+    callbacks: StepFunctionsCallbacks,
 }
 
 impl Service {
+    fn poller(&self) -> StatusPoller<'_> {
+        StatusPoller {
+            ledger: &self.ledger,
+            bedrock: &self.bedrock,
+            clock: &SystemClock,
+            config: self.config.clone(),
+        }
+    }
+
+    fn tracker(&self) -> JobTracker<'_> {
+        JobTracker {
+            poller: self.poller(),
+            callbacks: &self.callbacks,
+        }
+    }
+
     async fn handle(&self, input: Request) -> Result<Response, StepError> {
         match input {
+            Request::AwaitJob(input) => {
+                let out = self.tracker().await_job(&input).await?;
+                tracing::info!(action = %out.action, entry = out.entry, fallback_poll = out.fallback_poll, "wait entered");
+                Ok(Response::AwaitJob(out))
+            }
+            Request::JobEvent(event) => {
+                Ok(Response::JobEvent(self.tracker().on_event(&event).await?))
+            }
             Request::Poll(input) => {
-                let poller = StatusPoller {
-                    ledger: &self.ledger,
-                    bedrock: &self.bedrock,
-                    clock: &SystemClock,
-                    config: self.config.clone(),
-                };
-                let out = poller.poll(&input).await?;
+                let out = self.poller().poll(&input).await?;
                 tracing::info!(outcome = ?out.outcome, job_status = %out.job_status, next_wait_seconds = out.next_wait_seconds, "polled");
                 Ok(Response::Poll(out))
             }
@@ -123,6 +173,7 @@ fn build(sdk: &aws_config::SdkConfig) -> Result<Service, StepError> {
         publisher: Env::process()
             .optional_string("TOPIC_ARN")
             .map(|t| SnsPublisher::from_conf(sdk, t)),
+        callbacks: StepFunctionsCallbacks::from_conf(sdk),
     })
 }
 
@@ -157,5 +208,17 @@ mod tests {
         assert!(matches!(r, Request::Poll(p) if p.attempt == 2));
         let e = serde_json::from_str::<Request>(r#"{"attempt":2}"#).unwrap_err();
         assert!(e.to_string().contains("runId"), "{e}");
+        let r: Request = serde_json::from_str(r#"{"runId":"run-1","taskToken":"AQ"}"#).unwrap();
+        assert!(matches!(r, Request::AwaitJob(a) if a.task_token == "AQ"));
+        let e = serde_json::from_str::<Request>(r#"{"taskToken":"AQ"}"#).unwrap_err();
+        assert!(e.to_string().contains("runId"), "{e}");
+        let sample = include_str!("../../../events/bedrock-job-state-change-completed.json");
+        let r: Request = serde_json::from_str(sample).unwrap();
+        assert!(matches!(r, Request::JobEvent(e) if e.detail.job_status == "Completed"));
+        let e = serde_json::from_str::<Request>(
+            r#"{"detail-type":"Batch Inference Job State Change","source":"aws.bedrock","detail":{"jobName":"j","jobArn":"a","jobStatus":"Completed"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("'detail-type'"), "{e}");
     }
 }

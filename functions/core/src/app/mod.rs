@@ -7,4 +7,5 @@ pub mod poll_status;
 pub mod provision_throughput;
 pub mod reconcile;
 pub mod submit_run;
+pub mod track_job;
 pub mod validate_dataset;

@@ -159,7 +159,7 @@ impl StatusPoller<'_> {
 
     /// Carries out a decision: stops the job when asked (falling back to `stop_failed` when the stop
     /// fails), writes the ledger, and answers the state machine.
-    async fn carry_out(
+    pub(crate) async fn carry_out(
         &self,
         run: &Run,
         job_arn: &str,
@@ -324,7 +324,7 @@ impl StatusPoller<'_> {
             .await
     }
 
-    async fn load_run(&self, run_id: &RunId) -> Result<Run, StepError> {
+    pub(crate) async fn load_run(&self, run_id: &RunId) -> Result<Run, StepError> {
         self.ledger
             .get(run_id)
             .await?

@@ -107,6 +107,19 @@ pub fn job_name(run_id: &RunId, dataset_name: &str) -> String {
     compose("distill-", dataset_name, "", run_id)
 }
 
+/// The run a job name was made for by [`job_name`]: `distill-<dataset>-<20 hex>` belongs to
+/// `run-<20 hex>`. `None` for a name Distillery did not make (or made for a run id of an unusual
+/// shape, whose hex is a hash): the caller then treats the job as not ours.
+pub fn run_id_for_job_name(job_name: &str) -> Option<RunId> {
+    let rest = job_name.strip_prefix("distill-")?;
+    let (_, hex) = rest.rsplit_once('-')?;
+    (hex.len() == 20
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
+    .then(|| RunId(format!("run-{hex}")))
+}
+
 /// `<dataset>-distilled-<run hex>`.
 pub fn custom_model_name(run_id: &RunId, dataset_name: &str) -> String {
     compose("", dataset_name, "distilled-", run_id)
@@ -207,6 +220,25 @@ pub fn check_s3_uri(uri: &str) -> Result<(), S3UriError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_job_name_leads_back_to_its_run_and_other_names_to_none() {
+        let id = RunId("run-0123456789abcdef0123".into());
+        assert_eq!(
+            run_id_for_job_name(&job_name(&id, "support-chats")),
+            Some(id.clone())
+        );
+        assert_eq!(run_id_for_job_name(&job_name(&id, "a-b-c")), Some(id));
+        for other in [
+            "distill-x-0123456789ABCDEF0123",
+            "distill-0123456789abcdef0123",
+            "distill-x-0123456789abcdef012",
+            "my-job-0123456789abcdef0123",
+            "",
+        ] {
+            assert_eq!(run_id_for_job_name(other), None, "{other}");
+        }
+    }
 
     fn rid() -> RunId {
         RunId::for_object("bucket", "incoming/x.jsonl", "etag")

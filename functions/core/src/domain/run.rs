@@ -360,6 +360,28 @@ pub struct Run {
     /// 1 for a first run, n + 1 for a retry of attempt n.
     #[serde(default = "first_attempt")]
     pub attempt: u32,
+    /// The state machine's current wait for this run's job to end (event tracking): the task token
+    /// a Bedrock job state-change event completes. Stored with the rest of the run, so it is
+    /// encrypted at rest like the whole ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_wait: Option<JobWait>,
+}
+
+/// One wait of the state machine for the end of a run's job (`WaitForJobEvent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobWait {
+    /// Step Functions' task token of the waiting state; `SendTaskSuccess` with it resumes the
+    /// execution.
+    pub task_token: String,
+    /// When the current wait began.
+    pub since: DateTime<Utc>,
+    /// How many times the execution has entered the wait (each entry after the first follows a
+    /// fallback timeout with no event, and polls Bedrock once).
+    pub entries: u32,
+    /// Fallback polls in a row that could not read the job (carried like the poll loop's count).
+    #[serde(default)]
+    pub consecutive_errors: u32,
 }
 
 fn first_attempt() -> u32 {
@@ -492,6 +514,7 @@ impl Run {
             owner_execution: None,
             retry_of: None,
             attempt: 1,
+            job_wait: None,
         }
     }
 
@@ -528,6 +551,7 @@ pub struct RunUpdate {
     pub launched_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub delivery: Option<DeliveryRecord>,
+    pub job_wait: Option<JobWait>,
 }
 
 impl RunUpdate {
@@ -570,7 +594,8 @@ impl RunUpdate {
             failure_reason,
             snapshot,
             launched_at,
-            finished_at
+            finished_at,
+            job_wait
         );
         if let Some(d) = &self.delivery {
             run.deliveries.push(d.clone());

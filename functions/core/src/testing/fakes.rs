@@ -189,3 +189,52 @@ impl CustomizationService for ScriptedBedrock {
         Ok(())
     }
 }
+
+/// Task-token callbacks that record what was sent; tokens named in `closed` answer
+/// [`TaskAnswer::Closed`] as Step Functions does for a wait that already ended.
+#[derive(Default)]
+pub struct RecordingCallbacks {
+    sent: Mutex<Vec<(String, serde_json::Value)>>,
+    closed: Mutex<Vec<String>>,
+}
+
+impl RecordingCallbacks {
+    /// Every `send_success` so far: (token, output).
+    pub fn sent(&self) -> Vec<(String, serde_json::Value)> {
+        self.sent.lock().expect("callbacks lock").clone()
+    }
+
+    /// From now on, `token` is closed.
+    pub fn close(&self, token: &str) {
+        self.closed
+            .lock()
+            .expect("callbacks lock")
+            .push(token.to_string());
+    }
+}
+
+#[async_trait]
+impl crate::ports::TaskCallbacks for RecordingCallbacks {
+    async fn send_success(
+        &self,
+        task_token: &str,
+        output: &serde_json::Value,
+    ) -> Result<crate::ports::TaskAnswer, PortError> {
+        self.sent
+            .lock()
+            .expect("callbacks lock")
+            .push((task_token.to_string(), output.clone()));
+        if self
+            .closed
+            .lock()
+            .expect("callbacks lock")
+            .iter()
+            .any(|t| t == task_token)
+        {
+            return Ok(crate::ports::TaskAnswer::Closed(format!(
+                "task {task_token} already closed"
+            )));
+        }
+        Ok(crate::ports::TaskAnswer::Delivered)
+    }
+}

@@ -94,6 +94,12 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
         launched_at: Some(t),
         finished_at: Some(t + Duration::seconds(1)),
         delivery: Some(delivery("training", "slack", true, None)),
+        job_wait: Some(crate::domain::run::JobWait {
+            task_token: "AQ-token".into(),
+            since: t,
+            entries: 2,
+            consecutive_errors: 1,
+        }),
     };
     let r = update_ok(ledger, id, &[RunStatus::Launching], &full).await;
     let mut want = run.clone();
