@@ -5,6 +5,7 @@
 //! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
 
 mod aws;
+mod follow;
 mod reconcile;
 mod runs;
 mod submit;

@@ -1,4 +1,4 @@
-//! `distillery runs list|show`: read the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
+//! `distillery runs list|show|stop|retry|reconcile`: read (and act on) the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
 //! talks to a local emulator (moto), so the same commands work against the local stack.
 
 use std::process::ExitCode;
@@ -44,11 +44,31 @@ enum RunsCommand {
         format: Format,
     },
     /// One run with its history and notification deliveries (exit 1 if there is no such run).
+    /// With --watch, follow it live instead: a line (status, sub-statuses, time since launch) each
+    /// time it changes, until it ends (exit 0 completed/ready, 3 any other end).
     #[command(after_help = crate::aws::RUNS_HELP)]
     Show {
         /// The run id, as `runs list` or a notification gives it.
         run_id: String,
         /// `text`: a summary for people; `json`: the run record, as stored.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Follow the run until it ends, printing each change.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: seconds between two reads of the ledger.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+    },
+    /// Stop a run in training: StopModelCustomizationJob on its job (tokens used so far are billed;
+    /// no model is produced). The run becomes 'stopped' when Bedrock reports the job stopped, and
+    /// that is announced once, like any job end. Exit 2 for a run that is not training, 1 if there
+    /// is no such run.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Stop {
+        /// The run id, as `runs list` or a notification gives it.
+        run_id: String,
+        /// `text`: one line for people; `json`: the stop request as one JSON object.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -130,7 +150,19 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
                 }
             }
-            RunsCommand::Show { run_id, format } => {
+            RunsCommand::Show {
+                run_id,
+                watch: true,
+                interval,
+                ..
+            } => {
+                crate::follow::watch(&ledger, &run_id, std::time::Duration::from_secs(interval))
+                    .await
+            }
+            RunsCommand::Stop { run_id, format } => {
+                crate::follow::stop(&sdk, &ledger, &run_id, format).await
+            }
+            RunsCommand::Show { run_id, format, .. } => {
                 match ledger.get(&RunId(run_id.clone())).await {
                     Ok(Some(run)) => {
                         print!("{}", render_show(&run, format));

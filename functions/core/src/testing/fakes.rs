@@ -61,6 +61,8 @@ pub struct ScriptedBedrock {
     pub job_lookups: Mutex<Vec<String>>,
     pub pts: Mutex<HashMap<String, ThroughputState>>,
     pub pt_requests: Mutex<Vec<ThroughputRequest>>,
+    /// Errors the next `stop_job` calls return, first queued first returned.
+    pub stop_job_errors: Mutex<VecDeque<PortError>>,
 }
 
 impl ScriptedBedrock {
@@ -74,6 +76,10 @@ impl ScriptedBedrock {
     /// The next `create_distillation_job` call (after any already queued errors) fails with `e`.
     pub fn fail_next_create(&self, e: PortError) {
         lock(&self.create_job_errors).push_back(e);
+    }
+
+    pub fn fail_next_stop(&self, e: PortError) {
+        lock(&self.stop_job_errors).push_back(e);
     }
 
     /// Every call so far, by operation name.
@@ -151,7 +157,10 @@ impl CustomizationService for ScriptedBedrock {
 
     async fn stop_job(&self, _job: &str) -> Result<(), PortError> {
         self.log("stop_job");
-        Ok(())
+        match lock(&self.stop_job_errors).pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     async fn create_provisioned_throughput(
