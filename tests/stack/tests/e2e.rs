@@ -788,3 +788,7 @@ mod identity;
 // Trained bytes = validated bytes: the per-run snapshot (tests/stack/tests/e2e/snapshot.rs).
 #[path = "e2e/snapshot.rs"]
 mod snapshot;
+
+// Event-driven completion and `runs stop` (issue 11): tests/stack/tests/e2e/events.rs.
+#[path = "e2e/events.rs"]
+mod events;
