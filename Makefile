@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench demo demo-soak e2e clean
+.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench bench-orchestration demo demo-soak e2e clean
 .PHONY: build-sam deploy check-infra
 
 help: ## List the targets
@@ -54,6 +54,9 @@ demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on th
 
 bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 	scripts/bench-validate.sh
+
+bench-orchestration: ## Event-driven vs polling job tracking: a time-scaled 24-hour job each (SCALE=0.001); target/bench/orchestration.json
+	scripts/bench-orchestration.sh
 
 build-sam: bootstrap ## sam build: the five Lambdas for arm64 (release, cargo-lambda) into infra/.aws-sam
 	scripts/check-infra.sh --build-only
