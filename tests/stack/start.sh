@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the local stack on free 127.0.0.1 ports and records it in $DISTILLERY_STACK_DIR
 # (default .local/stack): moto server (S3, DynamoDB, SNS, SQS, EventBridge, Secrets Manager), the
-# Bedrock simulator, the Slack webhook sink, and `cargo lambda watch` serving the five real Lambda
+# Bedrock simulator, the Slack webhook sink, sfn-local (the Step Functions task-token endpoint the
+# Lambdas reach through AWS_ENDPOINT_URL_SFN and the ASL runner waits on), and `cargo lambda watch`
+# serving the five real Lambda
 # binaries. Each process runs in its own session; its PID (= process group id) goes in <name>.pid so
 # stop.sh stops exactly what this script started. Logs: <name>.log. Description: stack.json.
 #
@@ -72,7 +74,7 @@ wait_http() {
 
 FUNCTIONS=(dataset-validator job-launcher status-poller throughput-provisioner notifier)
 
-log "building the simulator, the sink, the harness and the five Lambdas"
+log "building the simulator, the sink, sfn-local, the harness and the five Lambdas"
 pkgs=(-p bedrock-sim -p distillery-test-support -p distillery-local-stack)
 for f in "${FUNCTIONS[@]}"; do pkgs+=(-p "$f"); done
 cargo build --quiet "${pkgs[@]}" --bins
@@ -95,6 +97,12 @@ SINK_URL=$(listening_url slack-sink)
 wait_http "$SINK_URL/" slack-sink
 log "slack-sink  $SINK_URL"
 
+# One server for every execution of this stack: tokens are registered by the runner per state entry.
+start_bg sfn-local "$ROOT/target/debug/sfn-local" --port 0
+SFN_URL=$(listening_url sfn-local)
+wait_http "$SFN_URL/" sfn-local
+log "sfn-local   $SFN_URL"
+
 "$ROOT/target/debug/stack-setup" --moto "$MOTO_URL" \
   --slack-webhook-url "$SINK_URL/services/T0LOCAL00/B0LOCAL00/localSinkToken000000000000" \
   --out "$STATE/resources.json" >/dev/null
@@ -104,6 +112,7 @@ res() { jq -r ".$1" "$STATE/resources.json"; }
 cat >"$STATE/lambda.env" <<ENV
 AWS_ENDPOINT_URL=$MOTO_URL
 AWS_ENDPOINT_URL_BEDROCK=$SIM_URL
+AWS_ENDPOINT_URL_SFN=$SFN_URL
 AWS_ACCESS_KEY_ID=testing
 AWS_SECRET_ACCESS_KEY=testing
 AWS_REGION=us-east-1
@@ -153,8 +162,9 @@ done
 log "functions   ${FUNCTIONS[*]} answering"
 
 jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg lambda "$LAMBDA_URL" \
+  --arg sfn "$SFN_URL" \
   --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
-    motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda,
+    motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda, sfnUrl: $sfn,
     resources: $res[0],
     lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=(?<value>.*)$")) | from_entries)
   }' >"$STATE/stack.json"

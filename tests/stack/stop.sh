@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops what tests/stack/start.sh started, by the PIDs it recorded (each is a process group leader,
+# Stops what tests/stack/start.sh started (moto, bedrock-sim, slack-sink, sfn-local, lambda), by the
+# PIDs it recorded (each is a process group leader,
 # so a server's children, such as the Lambda processes cargo lambda watch spawns, stop with it), then
 # removes the stack's address and settings files.
 set -uo pipefail

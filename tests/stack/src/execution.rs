@@ -2,6 +2,7 @@
 //! aws-local-stepfunctions on Node 22) started with an input, its events read back as they happen,
 //! and what a test can do with them (states entered, retries, a state's output, the run id).
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,7 +23,7 @@ pub type BetweenSteps<'a> = Box<
 pub const NOTIFY_TASK: &str = "Notify";
 
 /// One execution of the state machine, as the runner reported it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Execution {
     /// `SUCCEEDED` or `FAILED`.
     pub status: String,
@@ -31,6 +32,12 @@ pub struct Execution {
     pub cause: Option<String>,
     /// aws-local-stepfunctions' event log, in order.
     pub events: Vec<Value>,
+    /// State transitions as Step Functions bills them: one per state entered, plus one per retry.
+    pub transitions: u64,
+    /// [`Self::transitions`] per state name.
+    pub transitions_by_state: BTreeMap<String, u64>,
+    /// `(state, token)` of every task token the runner minted for a waitForTaskToken state, in order.
+    pub task_tokens: Vec<(String, String)>,
 }
 
 impl Execution {
@@ -96,7 +103,71 @@ impl Execution {
     }
 }
 
+/// One execution to run, with its options: `stack.execution(&input).substitution("A", "b").run()`.
+/// The stack-wide substitutions ([`Stack::default_substitutions`]) apply unless overridden here.
+pub struct ExecutionRequest<'s> {
+    stack: &'s Stack,
+    input: Value,
+    name: Option<String>,
+    substitutions: BTreeMap<String, String>,
+    runner_args: Vec<String>,
+}
+
+impl<'s> ExecutionRequest<'s> {
+    /// The execution's name (see [`Stack::run_execution_named`]).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Fills `${name}` in the definition with `value` for this execution (the runner's
+    /// `--substitution`), e.g. `.substitution("JobTrackingMode", "polling")`.
+    pub fn substitution(mut self, name: &str, value: impl ToString) -> Self {
+        self.substitutions
+            .insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Extra runner options (see run-execution.mjs), e.g. `["--time-scale", "0.1"]`.
+    pub fn runner_args(mut self, args: &[&str]) -> Self {
+        self.runner_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// The runner's `--time-scale`: Wait states and callback timeouts last `scale` times as long.
+    pub fn time_scale(self, scale: f64) -> Self {
+        self.runner_args(&["--time-scale", &scale.to_string()])
+    }
+
+    pub async fn run(self) -> Result<Execution> {
+        let args: Vec<&str> = self.runner_args.iter().map(String::as_str).collect();
+        Ok(self
+            .stack
+            .execute(
+                &self.input,
+                self.name.as_deref(),
+                &args,
+                &self.substitutions,
+                None,
+            )
+            .await?
+            .0)
+    }
+}
+
 impl Stack {
+    /// An execution of `statemachine/distillery.asl.json` with `input`, to configure and then
+    /// [`ExecutionRequest::run`].
+    pub fn execution(&self, input: &Value) -> ExecutionRequest<'_> {
+        ExecutionRequest {
+            stack: self,
+            input: input.clone(),
+            name: None,
+            substitutions: BTreeMap::new(),
+            runner_args: Vec::new(),
+        }
+    }
+
     /// Runs one execution of `statemachine/distillery.asl.json` with `input`.
     pub async fn run_execution(&self, input: &Value) -> Result<Execution> {
         self.run_execution_named(input, None).await
@@ -121,7 +192,10 @@ impl Stack {
         name: Option<&str>,
         runner_args: &[&str],
     ) -> Result<Execution> {
-        Ok(self.execute(input, name, runner_args, None).await?.0)
+        Ok(self
+            .execute(input, name, runner_args, &BTreeMap::new(), None)
+            .await?
+            .0)
     }
 
     /// Runs one execution, holding the first invocation of the Task state `state` until `between`
@@ -133,7 +207,8 @@ impl Stack {
         state: &str,
         between: BetweenSteps<'_>,
     ) -> Result<(Execution, bool)> {
-        self.execute(input, None, &[], Some((state, between))).await
+        self.execute(input, None, &[], &BTreeMap::new(), Some((state, between)))
+            .await
     }
 
     async fn execute(
@@ -141,6 +216,7 @@ impl Stack {
         input: &Value,
         name: Option<&str>,
         runner_args: &[&str],
+        substitutions: &BTreeMap<String, String>,
         pause: Option<(&str, BetweenSteps<'_>)>,
     ) -> Result<(Execution, bool)> {
         let node = self.root.join("node_modules/.bin/node");
@@ -159,8 +235,17 @@ impl Stack {
             .arg(&self.info.lambda_invoke_url)
             .arg("--retry-delay-scale")
             .arg(std::env::var("DISTILLERY_RETRY_DELAY_SCALE").unwrap_or_else(|_| "0.01".into()))
-            .args(name.map(|n| ["--execution-name", n]).into_iter().flatten())
-            .args(runner_args);
+            .args(name.map(|n| ["--execution-name", n]).into_iter().flatten());
+        if !self.info.sfn_url.is_empty() {
+            cmd.arg("--sfn-url").arg(&self.info.sfn_url);
+        }
+        // The stack-wide defaults, overridden by this execution's own.
+        let mut all = self.default_substitutions.clone();
+        all.extend(substitutions.clone());
+        for (k, v) in &all {
+            cmd.arg("--substitution").arg(format!("{k}={v}"));
+        }
+        cmd.args(runner_args);
         let resume_file = state_dir().join(format!(
             "resume-{}-{}",
             std::process::id(),
@@ -197,6 +282,7 @@ impl Stack {
         let stdout = child.stdout.take().context("runner stdout")?;
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut events = Vec::new();
+        let mut task_tokens = Vec::new();
         let mut result = None;
         let mut paused = false;
         while let Some(line) = lines.next_line().await? {
@@ -208,6 +294,10 @@ impl Stack {
             match v["kind"].as_str() {
                 Some("event") => events.push(v),
                 Some("result") => result = Some(v),
+                Some("taskToken") => task_tokens.push((
+                    v["state"].as_str().unwrap_or_default().to_string(),
+                    v["taskToken"].as_str().unwrap_or_default().to_string(),
+                )),
                 Some("paused") => {
                     paused = true;
                     let acted = match between.take() {
@@ -237,6 +327,16 @@ impl Stack {
             error: result["error"].as_str().map(str::to_string),
             cause: result["cause"].as_str().map(str::to_string),
             events,
+            transitions: result["transitions"].as_u64().unwrap_or_default(),
+            transitions_by_state: result["transitionsByState"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            task_tokens,
         };
         Ok((execution, paused))
     }

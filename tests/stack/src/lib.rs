@@ -1,6 +1,7 @@
 //! The local stack's harness, shared by the demo and the end-to-end tests.
 //!
-//! `tests/stack/start.sh` starts moto, the Bedrock simulator, the Slack sink and `cargo lambda watch`
+//! `tests/stack/start.sh` starts moto, the Bedrock simulator, the Slack sink, sfn-local (Step
+//! Functions' task-token endpoint) and `cargo lambda watch`
 //! (serving the five real Lambda binaries) on free 127.0.0.1 ports and records them in
 //! `.local/stack/stack.json`. [`Stack::connect`] reads that file. An upload goes the way it goes in
 //! AWS: a real PutObject to the moto bucket, S3 → EventBridge → the rule's SQS target; the harness
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod execution;
-pub use execution::{BetweenSteps, Execution, NOTIFY_TASK};
+pub use execution::{BetweenSteps, Execution, ExecutionRequest, NOTIFY_TASK};
 
 /// Names of the resources `stack-setup` creates (the SAM template's, with a local flavour).
 pub struct ResourceNames {
@@ -66,6 +67,9 @@ pub struct StackInfo {
     pub bedrock_sim_url: String,
     pub slack_sink_url: String,
     pub lambda_invoke_url: String,
+    /// sfn-local, the Step Functions task-token endpoint (empty for a stack.json written before it).
+    #[serde(default)]
+    pub sfn_url: String,
     pub resources: Resources,
     /// Lambda environment given to `cargo lambda watch`, for the record.
     #[serde(default)]
@@ -102,8 +106,40 @@ pub struct Stack {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub ledger: DynamoRunLedger,
+    /// `${Name}` values every execution gets (the runner's `--substitution`); see
+    /// [`default_substitutions`]. An execution can override them ([`ExecutionRequest::substitution`]).
+    pub default_substitutions: BTreeMap<String, String>,
     http: reqwest::Client,
     root: PathBuf,
+}
+
+/// The definition substitutions the deployed stack would give the state machine, for the local
+/// stack: job tracking by Bedrock's EventBridge events, with a fallback poll after
+/// `$JOB_EVENT_FALLBACK_SECONDS` (default 5). A definition that uses neither ignores them.
+pub fn default_substitutions() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("JobTrackingMode".to_string(), "events".to_string()),
+        (
+            "JobEventFallbackSeconds".to_string(),
+            std::env::var("JOB_EVENT_FALLBACK_SECONDS").unwrap_or_else(|_| "5".to_string()),
+        ),
+    ])
+}
+
+/// One call sfn-local received (`GET /local/calls`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfnCall {
+    /// `SendTaskSuccess`, `SendTaskFailure` or `SendTaskHeartbeat`.
+    pub op: String,
+    pub task_token: Option<String>,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    /// RFC 3339.
+    pub time: String,
+    /// `ok`, or the error code sfn-local answered (`TaskTimedOut`, ...).
+    pub result: String,
 }
 
 impl Stack {
@@ -134,6 +170,7 @@ impl Stack {
             s3,
             sqs,
             ledger,
+            default_substitutions: default_substitutions(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
@@ -323,6 +360,17 @@ impl Stack {
             Value::Array(a) => a,
             other => other["calls"].as_array().cloned().unwrap_or_default(),
         })
+    }
+
+    /// Every Step Functions call sfn-local received, oldest first (`GET /local/calls`).
+    pub async fn sfn_calls(&self) -> Result<Vec<SfnCall>> {
+        if self.info.sfn_url.is_empty() {
+            bail!("this stack has no sfn-local (restart it with tests/stack/start.sh)");
+        }
+        let v = self
+            .get_json(&format!("{}/local/calls", self.info.sfn_url))
+            .await?;
+        serde_json::from_value(v).context("sfn-local's /local/calls")
     }
 
     /// Invokes one Lambda directly (as the Lambda Invoke API does: `POST .../invocations` with `body`

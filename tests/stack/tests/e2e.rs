@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 #[path = "e2e/tracking.rs"]
 mod tracking;
 
+// Issue 11's local Step Functions side: sfn-local in the stack, reachable as the Lambdas reach it.
+#[path = "e2e/sfn_local.rs"]
+mod sfn_local;
+
 const NEEDS_STACK: &str = "needs the local stack: run `make e2e`";
 
 fn sample_dataset() -> Vec<u8> {

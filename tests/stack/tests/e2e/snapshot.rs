@@ -28,6 +28,7 @@ fn run_id_so_far(events: &[Value]) -> RunId {
         error: None,
         cause: None,
         events: events.to_vec(),
+        ..Default::default()
     };
     run_id(&partial)
 }
