@@ -440,6 +440,39 @@ impl Stack {
         distillery_aws::bedrock::BedrockCustomizationService::from_conf(&cfg)
     }
 
+    /// Runs the operator CLI (`target/debug/distillery`, built first if missing) against this stack:
+    /// the Lambdas' endpoints, credentials, Region and table.
+    pub async fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        let bin = self.root.join("target/debug/distillery");
+        if !bin.exists() {
+            let built = tokio::process::Command::new("cargo")
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "distillery-cli",
+                    "--bin",
+                    "distillery",
+                ])
+                .current_dir(&self.root)
+                .status()
+                .await
+                .context("cargo build -p distillery-cli")?;
+            anyhow::ensure!(built.success(), "building the CLI failed");
+        }
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(args)
+            .env("AWS_ENDPOINT_URL", &self.info.moto_url)
+            .env("AWS_ENDPOINT_URL_BEDROCK", &self.info.bedrock_sim_url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("TABLE_NAME", &self.info.resources.table_name);
+        cmd.output()
+            .await
+            .with_context(|| format!("running {}", bin.display()))
+    }
+
     /// [`Self::invoke`] with a JSON payload, for a call that must succeed: the function's answer, or
     /// its `errorType: errorMessage` as the error.
     pub async fn invoke_json(&self, function: &str, payload: &Value) -> Result<Value> {

@@ -396,6 +396,23 @@ fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
                             ))
                         }
                     }
+                    "WaitForJobEvent" => {
+                        // The task's result is what the job state-change event's handler sent.
+                        let p = &out["poll"];
+                        let model = p["outputModelArn"]
+                            .as_str()
+                            .map(|a| format!("\n{:>28}custom model ARN {a}", ""))
+                            .unwrap_or_default();
+                        let why = p["failureMessage"]
+                            .as_str()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default();
+                        Some(format!(
+                            "WaitForJobEvent: job {} ({}){why}, reported by Bedrock's job state-change event{model}",
+                            p["jobStatus"].as_str().unwrap_or("?"),
+                            p["outcome"].as_str().unwrap_or("?")
+                        ))
+                    }
                     "ProvisionThroughput" => {
                         let p = &out["provision"];
                         Some(format!(

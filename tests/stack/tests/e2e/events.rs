@@ -69,20 +69,32 @@ async fn a_job_end_reaches_the_state_machine_by_event_with_no_poll_after_launch(
     let run = stack.run(&run_id(&ex)).await.unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     let job_arn = run.job_arn.clone().unwrap();
-    assert_eq!(gets_of(&stack, &job_arn).await, 0, "no GetModelCustomizationJob after launch");
+    assert_eq!(
+        gets_of(&stack, &job_arn).await,
+        0,
+        "no GetModelCustomizationJob after launch"
+    );
     assert!(run.custom_model_arn.is_some());
 
     // The wait's token was recorded on the run, and exactly that token was answered.
-    let token = run.job_wait.as_ref().expect("jobWait on the run").task_token.clone();
+    let token = run
+        .job_wait
+        .as_ref()
+        .expect("jobWait on the run")
+        .task_token
+        .clone();
     let successes: Vec<_> = stack
         .sfn_calls()
         .await
         .unwrap()
         .into_iter()
-        .filter(|c| c.op == "SendTaskSuccess" && c.token == token)
+        .filter(|c| c.op == "SendTaskSuccess" && c.task_token.as_deref() == Some(token.as_str()))
         .collect();
     assert_eq!(successes.len(), 1, "{successes:?}");
-    assert_eq!(ex.output_of("WaitForJobEvent").unwrap()["outcome"], "completed");
+    assert_eq!(
+        ex.output_of("WaitForJobEvent").unwrap()["outcome"],
+        "completed"
+    );
     let msgs = sns_for(&stack, &run.run_id).await;
     assert_eq!(milestones(&msgs), ["launched", "completed"]);
 }
@@ -93,8 +105,10 @@ async fn a_failed_job_is_reported_by_event_with_bedrocks_message() {
     let stack = stack().await;
     let key = unique_key("event-failed");
     stack
-        .bedrock_faults(&json!({"kind": "failJob", "nameContains": dataset_slug(&key), "phase": "training",
-            "message": "Training failed: the student ran out of memory at step 12"}))
+        .bedrock_faults(
+            &json!({"kind": "failJob", "nameContains": dataset_slug(&key), "phase": "training",
+            "message": "Training failed: the student ran out of memory at step 12"}),
+        )
         .await
         .unwrap();
     let input = stack
@@ -115,7 +129,11 @@ async fn a_failed_job_is_reported_by_event_with_bedrocks_message() {
     assert_eq!(gets_of(&stack, run.job_arn.as_deref().unwrap()).await, 0);
     let msgs = sns_for(&stack, &run.run_id).await;
     assert_eq!(milestones(&msgs), ["launched", "failed"]);
-    assert!(msgs[1].message.contains("ran out of memory at step 12"), "{}", msgs[1].message);
+    assert!(
+        msgs[1].message.contains("ran out of memory at step 12"),
+        "{}",
+        msgs[1].message
+    );
 }
 
 #[tokio::test]
@@ -194,7 +212,10 @@ async fn duplicate_and_out_of_order_events_change_nothing_and_announce_once() {
         if late {
             break;
         }
-        assert!(Instant::now() < deadline, "the delayed event was never published: {events:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the delayed event was never published: {events:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let events = sim_events(&stack, &slug).await;
@@ -207,9 +228,16 @@ async fn duplicate_and_out_of_order_events_change_nothing_and_announce_once() {
 
     let now = stack.run(&id).await.unwrap();
     assert_eq!(now.status, RunStatus::Completed);
-    assert_eq!(now.history, after_end.history, "late and duplicate events wrote nothing");
+    assert_eq!(
+        now.history, after_end.history,
+        "late and duplicate events wrote nothing"
+    );
     let msgs = sns_for(&stack, &id).await;
-    assert_eq!(milestones(&msgs), ["launched", "completed"], "announced once");
+    assert_eq!(
+        milestones(&msgs),
+        ["launched", "completed"],
+        "announced once"
+    );
 }
 
 /// Waits until the run of the execution that `input` starts is `training`, then returns it.
@@ -218,14 +246,11 @@ async fn training_run(stack: &Stack, key: &str) -> Run {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let runs = ledger.list_recent(50).await.unwrap();
-        if let Some(r) = runs
-            .into_iter()
-            .find(|r| {
-                r.dataset.s3_uri().ends_with(key)
-                    && r.status == RunStatus::Training
-                    && r.job_wait.is_some()
-            })
-        {
+        if let Some(r) = runs.into_iter().find(|r| {
+            r.dataset.s3_uri().ends_with(key)
+                && r.status == RunStatus::Training
+                && r.job_wait.is_some()
+        }) {
             return r;
         }
         assert!(Instant::now() < deadline, "no training run for {key}");
@@ -267,10 +292,10 @@ async fn runs_stop_during_training_ends_the_run_stopped_through_the_event_and_an
     let after = stack.run(&run.run_id).await.unwrap();
     assert_eq!(after.status, RunStatus::Stopped);
     assert!(
-        after
-            .history
-            .iter()
-            .any(|h| h.detail.as_deref().is_some_and(|d| d.contains("requested by"))),
+        after.history.iter().any(|h| h
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("requested by"))),
         "the stop request is noted: {:?}",
         after.history
     );
@@ -279,7 +304,10 @@ async fn runs_stop_during_training_ends_the_run_stopped_through_the_event_and_an
     assert_eq!(milestones(&msgs), ["launched", "stopped"], "announced once");
 
     // A second stop of the ended run is refused with its state.
-    let again = stack.cli(&["runs", "stop", run.run_id.as_str()]).await.unwrap();
+    let again = stack
+        .cli(&["runs", "stop", run.run_id.as_str()])
+        .await
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&again.stderr).to_string();
     assert!(stderr.contains("is stopped"), "{stderr}");

@@ -47,6 +47,20 @@ fn sns_of_type(msgs: &[SnsDelivery], event_type: &str) -> Vec<SnsDelivery> {
         .collect()
 }
 
+/// Uploads the sample dataset under `key` and runs the execution in polling mode (these tests are
+/// about the poll loop; events mode reaches the same poller through its fallback poll).
+async fn upload_and_poll(stack: &Stack, key: &str) -> anyhow::Result<(Value, Execution)> {
+    let event = stack
+        .upload_and_receive(key, sample_dataset(), &[("distillery-serving", "none")])
+        .await?;
+    let ex = stack
+        .execution(&event)
+        .substitution("JobTrackingMode", "polling")
+        .run()
+        .await?;
+    Ok((event, ex))
+}
+
 async fn in_progress_jobs(stack: &Stack) -> Vec<String> {
     stack
         .bedrock()
@@ -71,10 +85,7 @@ async fn throttled_polling_storm_keeps_tracking_and_ends_with_the_jobs_true_outc
         .await
         .unwrap();
     let key = unique_key("support-tickets");
-    let (_, ex) = stack
-        .upload_and_run(&key, sample_dataset(), &[("distillery-serving", "none")])
-        .await
-        .expect(NEEDS_STACK);
+    let (_, ex) = upload_and_poll(&stack, &key).await.expect(NEEDS_STACK);
     assert!(ex.succeeded(), "{}", explain(&ex));
     let id = run_id(&ex);
     let run = stack.run(&id).await.unwrap();
@@ -127,10 +138,7 @@ async fn persistent_access_denied_stops_the_job_and_the_run_and_message_say_so()
         .await
         .unwrap();
     let key = unique_key("support-tickets");
-    let (_, ex) = stack
-        .upload_and_run(&key, sample_dataset(), &[("distillery-serving", "none")])
-        .await
-        .expect(NEEDS_STACK);
+    let (_, ex) = upload_and_poll(&stack, &key).await.expect(NEEDS_STACK);
     assert_eq!(ex.error.as_deref(), Some("JobStopped"), "{}", explain(&ex));
     let id = run_id(&ex);
     let run = stack.run(&id).await.unwrap();
@@ -319,10 +327,7 @@ async fn a_failed_stop_keeps_the_run_tracked_and_the_reconciler_retries_it() {
         .await
         .unwrap();
     let key = unique_key("support-tickets");
-    let (_, ex) = stack
-        .upload_and_run(&key, sample_dataset(), &[("distillery-serving", "none")])
-        .await
-        .expect(NEEDS_STACK);
+    let (_, ex) = upload_and_poll(&stack, &key).await.expect(NEEDS_STACK);
     assert_eq!(
         ex.error.as_deref(),
         Some("JobStopFailed"),
