@@ -333,8 +333,10 @@ async fn the_maximum_job_duration_is_still_enforced_in_event_mode() {
     let age = async {
         let run = training_run(&stack, &key).await;
         // The job "started" two hours ago: past the stack's MAX_JOB_DURATION_SECONDS (300 locally).
-        let mut update = RunUpdate::default();
-        update.launched_at = Some(chrono::Utc::now() - chrono::Duration::hours(2));
+        let update = RunUpdate {
+            launched_at: Some(chrono::Utc::now() - chrono::Duration::hours(2)),
+            ..Default::default()
+        };
         stack
             .ledger
             .update(&run.run_id, &[RunStatus::Training], &update)
