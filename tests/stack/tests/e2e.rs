@@ -788,3 +788,8 @@ mod identity;
 // Trained bytes = validated bytes: the per-run snapshot (tests/stack/tests/e2e/snapshot.rs).
 #[path = "e2e/snapshot.rs"]
 mod snapshot;
+
+// Bedrock's job state-change events: simulator → EventBridge → rule queue → relay → status-poller
+// (issue 11; tests/stack/tests/e2e/job_events.rs).
+#[path = "e2e/job_events.rs"]
+mod job_events;
