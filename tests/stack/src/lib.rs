@@ -535,3 +535,49 @@ impl Stack {
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distillery_core::domain::naming;
+
+    /// The job-event rule matches Bedrock's documented event and the job names the launcher makes, and
+    /// nothing it should not: a check of the pattern file itself (moto's matching is checked in e2e).
+    #[test]
+    fn the_job_event_pattern_selects_our_jobs_state_changes() {
+        let pattern: Value = serde_json::from_str(JOB_EVENT_PATTERN).expect("pattern JSON");
+        assert_eq!(pattern["source"], serde_json::json!(["aws.bedrock"]));
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../../events/bedrock-job-state-change-sample.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            pattern["detail-type"],
+            serde_json::json!([sample["detail-type"]])
+        );
+        let prefix = pattern["detail"]["jobName"][0]["prefix"]
+            .as_str()
+            .expect("a prefix on detail.jobName");
+        let run = RunId::for_object(
+            "distillery-datasets",
+            "incoming/support-tickets.jsonl",
+            "\"e\"",
+        );
+        assert!(naming::job_name(&run, "support-tickets").starts_with(prefix));
+        for fixture in [
+            include_str!("../../../events/bedrock-job-state-change-completed.json"),
+            include_str!("../../../events/bedrock-job-state-change-failed.json"),
+        ] {
+            let event: Value = serde_json::from_str(fixture).unwrap();
+            assert!(event["detail"]["jobName"]
+                .as_str()
+                .unwrap()
+                .starts_with(prefix));
+        }
+        // The documented sample's job is not one of ours.
+        assert!(!sample["detail"]["jobName"]
+            .as_str()
+            .unwrap()
+            .starts_with(prefix));
+    }
+}
