@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Starts the local stack on free 127.0.0.1 ports and records it in $DISTILLERY_STACK_DIR
 # (default .local/stack): moto server (S3, DynamoDB, SNS, SQS, EventBridge, Secrets Manager), the
-# Bedrock simulator, the Slack webhook sink, sfn-local (the Step Functions task-token endpoint the
-# Lambdas reach through AWS_ENDPOINT_URL_SFN and the ASL runner waits on), and `cargo lambda watch`
-# serving the five real Lambda
-# binaries. Each process runs in its own session; its PID (= process group id) goes in <name>.pid so
+# Bedrock simulator (publishing its job state-change events to moto's EventBridge), the Slack webhook
+# sink, sfn-local (the Step Functions task-token endpoint the Lambdas reach through
+# AWS_ENDPOINT_URL_SFN and the ASL runner waits on), `cargo lambda watch` serving the five real Lambda
+# binaries, and job-event-relay (the job-event rule's SQS queue -> the status-poller Lambda, as a rule
+# with a Lambda target delivers). Each process runs in its own session; its PID (= process group id)
+# goes in <name>.pid so
 # stop.sh stops exactly what this script started. Logs: <name>.log. Description: stack.json.
 #
 # Tunables (environment): BEDROCK_SIM_PHASE_MS, BEDROCK_SIM_PT_MS (simulated durations),
@@ -28,7 +30,7 @@ done
 # A previous start's files must never be read as this start's: its address files (*.out) above all,
 # which a new process only truncates some time after it is launched.
 rm -f "$STATE"/*.out "$STATE"/*.log "$STATE"/warmup-*.json "$STATE/lambda.env" \
-  "$STATE/resources.json" "$STATE/stack.json"
+  "$STATE/resources.json" "$STATE/stack.json" "$STATE/job-event-relay.jsonl"
 
 on_error() {
   log "start failed; stopping what was started (logs kept in $STATE)"
@@ -86,8 +88,11 @@ start_bg moto "$ROOT/.venv/bin/python" "$ROOT/tests/support/moto_server.py" 127.
 wait_http "$MOTO_URL/moto-api/" moto
 log "moto        $MOTO_URL"
 
+# --events-url: each job status change is published as Bedrock's state-change event (PutEvents, default
+# bus); the job-event rule stack-setup creates routes Distillery's to the relay's queue.
 start_bg bedrock-sim "$ROOT/target/debug/bedrock-sim" --port 0 \
-  --phase-ms "${BEDROCK_SIM_PHASE_MS:-1000}" --pt-ms "${BEDROCK_SIM_PT_MS:-1000}" --stop-ms 300
+  --phase-ms "${BEDROCK_SIM_PHASE_MS:-1000}" --pt-ms "${BEDROCK_SIM_PT_MS:-1000}" --stop-ms 300 \
+  --events-url "$MOTO_URL"
 SIM_URL=$(listening_url bedrock-sim)
 wait_http "$SIM_URL/" bedrock-sim
 log "bedrock-sim $SIM_URL"
@@ -161,10 +166,24 @@ for f in "${FUNCTIONS[@]}"; do
 done
 log "functions   ${FUNCTIONS[*]} answering"
 
+# After the warm-up, so no event waits on a function's first start.
+RELAY_LOG="$STATE/job-event-relay.jsonl"
+start_bg job-event-relay "$ROOT/target/debug/job-event-relay" --moto "$MOTO_URL" \
+  --queue-url "$(res jobEventsQueueUrl)" --lambda-url "$LAMBDA_URL" --function status-poller \
+  --record "$RELAY_LOG"
+deadline=$((SECONDS + 30))
+until [[ $(head -n1 "$STATE/job-event-relay.out" 2>/dev/null) == relaying* ]]; do
+  kill -0 "$(cat "$STATE/job-event-relay.pid")" 2>/dev/null || { log "job-event-relay exited: $(tail -n5 "$STATE/job-event-relay.log")"; false; }
+  [ $SECONDS -lt $deadline ] || { log "job-event-relay did not start (see $STATE/job-event-relay.log)"; false; }
+  sleep 0.1
+done
+log "relay       $(res jobEventsQueueUrl) -> status-poller (deliveries: $RELAY_LOG)"
+
 jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg lambda "$LAMBDA_URL" \
-  --arg sfn "$SFN_URL" \
+  --arg sfn "$SFN_URL" --arg relaylog "$RELAY_LOG" \
   --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
     motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda, sfnUrl: $sfn,
+    jobEventRelayLog: $relaylog,
     resources: $res[0],
     lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=(?<value>.*)$")) | from_entries)
   }' >"$STATE/stack.json"

@@ -2,7 +2,7 @@
 # Stops what tests/stack/start.sh started (moto, bedrock-sim, slack-sink, sfn-local, lambda), by the
 # PIDs it recorded (each is a process group leader,
 # so a server's children, such as the Lambda processes cargo lambda watch spawns, stop with it), then
-# removes the stack's address and settings files.
+# removes the stack's address and settings files. (job-event-relay is one of them: job-event-relay.pid.)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STATE=${DISTILLERY_STACK_DIR:-$PWD/.local/stack}

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::jobs::JobStatus;
 use crate::wire::{ApiError, ErrorKind, Operation};
 
 /// Which training phase a failing job fails in.
@@ -97,6 +98,47 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Job state-change events are not published (Bedrock delivers them best effort): the next
+    /// `count` matching events, or, without `count`, every matching event until cleared. Matching:
+    /// job name contains `nameContains`, and `jobStatus` equals the event's, when given.
+    DropEvents {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_status: Option<String>,
+    },
+    /// Matching job state-change events are published twice (same content, two EventBridge ids).
+    /// `count`, `nameContains`, `jobStatus` as for `dropEvents`.
+    DuplicateEvents {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_status: Option<String>,
+    },
+    /// Matching job state-change events are held back `delayMs` before publishing, so later events
+    /// (of the same job or others) overtake them: out-of-order delivery. `count`, `nameContains`,
+    /// `jobStatus` as for `dropEvents`.
+    DelayEvents {
+        delay_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_status: Option<String>,
+    },
+}
+
+/// What the event faults do to one job state-change event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventEffect {
+    pub drop: bool,
+    pub duplicate: bool,
+    pub delay_ms: Option<u64>,
 }
 
 pub const DEFAULT_JOB_FAILURE: &str =
@@ -112,6 +154,21 @@ impl Fault {
                 ..
             } if !op.declares_quota_error() => Err(format!(
                 "{op} does not declare ServiceQuotaExceededException in the Bedrock API model"
+            )),
+            Fault::DropEvents {
+                job_status: Some(s),
+                ..
+            }
+            | Fault::DuplicateEvents {
+                job_status: Some(s),
+                ..
+            }
+            | Fault::DelayEvents {
+                job_status: Some(s),
+                ..
+            } if !JobStatus::NAMES.contains(&s.as_str()) => Err(format!(
+                "jobStatus '{s}' is not a job status (one of {})",
+                JobStatus::NAMES.join(", ")
             )),
             _ => Ok(()),
         }
@@ -142,6 +199,10 @@ impl Fault {
                 (None, Some(_)) => None,
                 (None, None) => Some(1),
             },
+            // Without a count, an event fault lasts until cleared ("drop all events").
+            Fault::DropEvents { count, .. }
+            | Fault::DuplicateEvents { count, .. }
+            | Fault::DelayEvents { count, .. } => *count,
         }
     }
 
@@ -171,6 +232,36 @@ impl Fault {
                     (None, false) => Some(0),
                 }
             }
+            Fault::DropEvents { count, .. }
+            | Fault::DuplicateEvents { count, .. }
+            | Fault::DelayEvents { count, .. } => *count = count.map(|c| c.saturating_sub(1)),
+        }
+    }
+
+    /// Whether an event fault applies to the event for `job_name` reaching `status`.
+    fn matches_event(&self, job_name: &str, status: &str) -> bool {
+        match self {
+            Fault::DropEvents {
+                name_contains,
+                job_status,
+                ..
+            }
+            | Fault::DuplicateEvents {
+                name_contains,
+                job_status,
+                ..
+            }
+            | Fault::DelayEvents {
+                name_contains,
+                job_status,
+                ..
+            } => {
+                name_contains
+                    .as_deref()
+                    .is_none_or(|n| job_name.contains(n))
+                    && job_status.as_deref().is_none_or(|s| s == status)
+            }
+            _ => false,
         }
     }
 }
@@ -269,6 +360,30 @@ impl FaultBook {
         .is_some()
     }
 
+    /// What the event faults do to the state-change event for `job_name` reaching `status` (each
+    /// kind that applies is used up once; a dropped event uses up no duplicate or delay fault).
+    pub fn take_event_faults(&mut self, job_name: &str, status: &str) -> EventEffect {
+        let mut effect = EventEffect::default();
+        if self
+            .take(|f| matches!(f, Fault::DropEvents { .. }) && f.matches_event(job_name, status))
+            .is_some()
+        {
+            effect.drop = true;
+            return effect;
+        }
+        effect.duplicate = self
+            .take(|f| {
+                matches!(f, Fault::DuplicateEvents { .. }) && f.matches_event(job_name, status)
+            })
+            .is_some();
+        if let Some(Fault::DelayEvents { delay_ms, .. }) = self
+            .take(|f| matches!(f, Fault::DelayEvents { .. }) && f.matches_event(job_name, status))
+        {
+            effect.delay_ms = Some(delay_ms);
+        }
+        effect
+    }
+
     /// The failure message for a new Provisioned Throughput, if a FailThroughput fault applies.
     pub fn take_throughput_failure(&mut self, name: &str) -> Option<String> {
         match self.take(|f| match f {
@@ -353,6 +468,57 @@ mod tests {
             Phase::DataProcessing
         );
         assert!(book.take_job_failure("bad-2").is_some());
+    }
+
+    #[test]
+    fn event_faults_count_down_or_last_until_cleared() {
+        let mut book = FaultBook::default();
+        book.add(Fault::DropEvents {
+            count: Some(1),
+            name_contains: None,
+            job_status: Some("Completed".into()),
+        })
+        .unwrap();
+        assert!(!book.take_event_faults("j", "InProgress").drop);
+        assert!(book.take_event_faults("j", "Completed").drop);
+        assert!(!book.take_event_faults("k", "Completed").drop);
+        book.add(Fault::DropEvents {
+            count: None,
+            name_contains: None,
+            job_status: None,
+        })
+        .unwrap();
+        for _ in 0..5 {
+            assert!(book.take_event_faults("j", "InProgress").drop);
+        }
+        book.clear();
+        book.add(Fault::DuplicateEvents {
+            count: Some(2),
+            name_contains: Some("dup".into()),
+            job_status: None,
+        })
+        .unwrap();
+        assert!(!book.take_event_faults("other", "InProgress").duplicate);
+        assert!(book.take_event_faults("dup-1", "InProgress").duplicate);
+        assert!(book.take_event_faults("dup-1", "Completed").duplicate);
+        assert!(!book.take_event_faults("dup-1", "Completed").duplicate);
+        assert!(book
+            .add(Fault::DelayEvents {
+                delay_ms: 5,
+                count: None,
+                name_contains: None,
+                job_status: Some("Done".into())
+            })
+            .is_err());
+        let f: Fault = serde_json::from_str(
+            r#"{"kind":"delayEvents","delayMs":300,"jobStatus":"InProgress"}"#,
+        )
+        .unwrap();
+        book.add(f).unwrap();
+        assert_eq!(
+            book.take_event_faults("j", "InProgress").delay_ms,
+            Some(300)
+        );
     }
 
     #[test]

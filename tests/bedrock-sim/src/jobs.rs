@@ -113,6 +113,8 @@ pub struct Job {
     pub stop_at_ms: Option<u64>,
     /// Never finishes on its own: stays in training until stopped (fault `hangJob`).
     pub hangs: bool,
+    /// How many of its status changes ([`Job::status_changes`]) already have a state-change event.
+    pub announced: usize,
 }
 
 /// A job's state at one moment.
@@ -195,6 +197,21 @@ impl Job {
             last_modified_ms: phases.iter().map(|(_, t)| *t).max().unwrap_or(0),
             end_ms: terminal.then_some(natural_end),
         }
+    }
+
+    /// Every status the job has had up to `elapsed_ms`, with the offset (ms after creation) it began
+    /// at: InProgress at 0, then Stopping and Stopped, or Completed or Failed. Each is one state-change
+    /// event; statuses only ever move forward along this list.
+    pub fn status_changes(&self, elapsed_ms: u64) -> Vec<(JobStatus, u64)> {
+        let view = self.view(elapsed_ms);
+        let mut out = vec![(JobStatus::InProgress, 0)];
+        if let Some(stop_at) = self.stop_at_ms.filter(|s| elapsed_ms >= *s) {
+            out.push((JobStatus::Stopping, stop_at));
+        }
+        if view.status.is_terminal() {
+            out.push((view.status, view.end_ms.unwrap_or(elapsed_ms)));
+        }
+        out
     }
 
     fn at(&self, offset_ms: u64) -> String {
@@ -330,6 +347,7 @@ mod tests {
             failure,
             stop_at_ms: None,
             hangs: false,
+            announced: 0,
         }
     }
 
@@ -387,5 +405,28 @@ mod tests {
         assert_eq!(v.status, JobStatus::Stopped);
         assert_eq!(subs(&v), [Completed, Stopped, NotStarted]);
         assert_eq!(v.end_ms, Some(170));
+    }
+
+    #[test]
+    fn status_changes_list_each_status_once_in_order() {
+        use JobStatus::*;
+        let j = job(None);
+        assert_eq!(j.status_changes(10), vec![(InProgress, 0)]);
+        assert_eq!(
+            j.status_changes(5000),
+            vec![(InProgress, 0), (Completed, 300)]
+        );
+        let f = job(Some((Phase::Validation, "x".into())));
+        assert_eq!(f.status_changes(100), vec![(InProgress, 0), (Failed, 100)]);
+        let mut s = job(None);
+        s.stop_at_ms = Some(120);
+        assert_eq!(
+            s.status_changes(130),
+            vec![(InProgress, 0), (Stopping, 120)]
+        );
+        assert_eq!(
+            s.status_changes(400),
+            vec![(InProgress, 0), (Stopping, 120), (Stopped, 170)]
+        );
     }
 }

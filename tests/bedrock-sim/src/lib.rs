@@ -11,6 +11,7 @@
 //! ```
 
 mod calls;
+mod events;
 mod faults;
 mod jobs;
 mod server;
@@ -24,6 +25,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use calls::CallRecord;
+pub use events::{EventRecord, Outcome, DETAIL_FIELDS, DETAIL_TYPE, ENVELOPE_FIELDS, SOURCE};
 pub use faults::{Fault, Phase};
 pub use jobs::Timing;
 pub use sim::SimConfig;
@@ -50,7 +52,9 @@ async fn serve_state(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::select! {
-        r = axum::serve(listener, server::router(state)) => r,
+        r = axum::serve(listener, server::router(state.clone())) => r,
+        // Never ends on its own: publishes job state-change events while the server runs.
+        () = events::run_publisher(state) => Ok(()),
         () = shutdown => Ok(()),
     }
 }
@@ -225,12 +229,45 @@ impl SimHandle {
         lock(&self.state).calls.clear();
     }
 
+    /// Every job state-change event so far (published, dropped, failed or unsent), oldest first.
+    pub fn events(&self) -> Vec<EventRecord> {
+        lock(&self.state).events.clone()
+    }
+
+    /// The state-change events of one job.
+    pub fn events_of(&self, job_name: &str) -> Vec<EventRecord> {
+        lock(&self.state)
+            .events
+            .iter()
+            .filter(|e| e.job_name == job_name)
+            .cloned()
+            .collect()
+    }
+
+    /// The next `n` job state-change events are dropped (not published).
+    pub fn drop_next_events(&self, n: u32) {
+        self.inject(Fault::DropEvents {
+            count: Some(n),
+            name_contains: None,
+            job_status: None,
+        });
+    }
+
+    /// Every job state-change event is dropped until the faults are cleared.
+    pub fn drop_all_events(&self) {
+        self.inject(Fault::DropEvents {
+            count: None,
+            name_contains: None,
+            job_status: None,
+        });
+    }
+
     /// Changes durations for jobs and Provisioned Throughputs created from now on.
     pub fn set_timing(&self, timing: Timing) {
         lock(&self.state).config.timing = timing;
     }
 
-    /// Forgets all jobs, Provisioned Throughputs, faults and calls.
+    /// Forgets all jobs, Provisioned Throughputs, faults, calls and events.
     pub fn reset(&self) {
         lock(&self.state).reset();
     }

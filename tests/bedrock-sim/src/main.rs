@@ -36,6 +36,10 @@ struct Args {
     /// in this simulator produced.
     #[arg(long)]
     lenient_model_ids: bool,
+    /// EventBridge endpoint (moto's URL) to publish each job state-change event to (PutEvents, default
+    /// bus, source aws.bedrock). Off when absent: events are only logged (GET /_sim/events).
+    #[arg(long, env = "BEDROCK_SIM_EVENTS_URL")]
+    events_url: Option<String>,
     /// Supported pairs file (default: DISTILLERY_MODEL_PAIRS_FILE, else the built-in
     /// functions/core/data/model-pairs.json).
     #[arg(long)]
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_progress_jobs: args.max_in_progress_jobs,
         strict_model_ids: !args.lenient_model_ids,
         port: args.port,
+        events_url: args.events_url,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await

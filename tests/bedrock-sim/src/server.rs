@@ -41,6 +41,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(list_faults).post(add_faults).delete(clear_faults),
         )
         .route("/_sim/calls", get(list_calls).delete(clear_calls))
+        .route("/_sim/events", get(list_events).delete(clear_events))
         .route("/_sim/reset", post(reset))
         .route(
             "/_sim/timing",
@@ -242,7 +243,7 @@ async fn add_faults(State(s): State<Shared>, body: Bytes) -> Response {
         Ok(OneOrMany::Many(v)) => v,
         Err(e) => {
             return ApiError::validation(format!(
-                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"failThroughput\", ...}}): {e}"
+                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"hangJob\"|\"failThroughput\"|\"dropEvents\"|\"duplicateEvents\"|\"delayEvents\", ...}}): {e}"
             ))
             .into_response()
         }
@@ -289,6 +290,36 @@ async fn clear_calls(State(s): State<Shared>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventsQuery {
+    job_name: Option<String>,
+    job_status: Option<String>,
+    outcome: Option<String>,
+}
+
+/// The job state-change events, oldest first: `{"events": [EventRecord...]}`, optionally filtered.
+async fn list_events(State(s): State<Shared>, Query(q): Query<EventsQuery>) -> Json<Value> {
+    let sim = lock(&s);
+    let events: Vec<_> = sim
+        .events
+        .iter()
+        .filter(|e| q.job_name.as_deref().is_none_or(|n| e.job_name == n))
+        .filter(|e| q.job_status.as_deref().is_none_or(|st| e.job_status == st))
+        .filter(|e| {
+            q.outcome
+                .as_deref()
+                .is_none_or(|o| json!(e.outcome).as_str() == Some(o))
+        })
+        .collect();
+    Json(json!({ "events": events }))
+}
+
+async fn clear_events(State(s): State<Shared>) -> StatusCode {
+    lock(&s).events.clear();
+    StatusCode::NO_CONTENT
+}
+
 async fn reset(State(s): State<Shared>) -> StatusCode {
     lock(&s).reset();
     StatusCode::NO_CONTENT
@@ -331,6 +362,7 @@ async fn health(State(s): State<Shared>) -> Json<Value> {
         "region": sim.config.region,
         "accountId": sim.config.account_id,
         "timing": sim.config.timing,
+        "eventsUrl": sim.config.events_url,
         "operations": Operation::ALL.iter().map(|o| o.name()).collect::<Vec<_>>(),
     }))
 }

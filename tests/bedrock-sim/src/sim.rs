@@ -10,6 +10,7 @@ use distillery_core::domain::catalog::ModelCatalog;
 use serde_json::{json, Map, Value};
 
 use crate::calls::CallRecord;
+use crate::events::{self, EventRecord, Outcome, Pending};
 use crate::faults::FaultBook;
 use crate::jobs::{Job, Timing};
 use crate::throughput::Throughput;
@@ -32,6 +33,9 @@ pub struct SimConfig {
     pub strict_model_ids: bool,
     /// Port to bind on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// EventBridge endpoint (e.g. moto's URL) that receives each job state-change event through
+    /// PutEvents on the default bus. None: events are built and logged (`/_sim/events`), not sent.
+    pub events_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -44,6 +48,7 @@ impl Default for SimConfig {
             max_in_progress_jobs: None,
             strict_model_ids: true,
             port: 0,
+            events_url: None,
         }
     }
 }
@@ -82,6 +87,11 @@ pub struct Sim {
     pub faults: FaultBook,
     pub calls: Vec<CallRecord>,
     seq: u64,
+    /// Job state-change events sent, dropped or failed, in the order they were acted on.
+    pub events: Vec<EventRecord>,
+    /// Events detected but not yet due (held back by a `delayEvents` fault).
+    outbox: Vec<Pending>,
+    event_seq: u64,
 }
 
 /// The model id inside a Bedrock model ARN (`...:foundation-model/<id>`), or the id itself.
@@ -166,6 +176,9 @@ impl Sim {
             faults: FaultBook::default(),
             calls: Vec::new(),
             seq: 0,
+            events: Vec::new(),
+            outbox: Vec::new(),
+            event_seq: 0,
         }
     }
 
@@ -176,6 +189,74 @@ impl Sim {
         self.faults.clear();
         self.calls.clear();
         self.seq = 0;
+        self.events.clear();
+        self.outbox.clear();
+        self.event_seq = 0;
+    }
+
+    /// Finds every job status change not yet announced, applies the event faults to it, and returns
+    /// the events due for publishing at `now` (oldest first). Dropped events are logged here.
+    pub(crate) fn take_due_events(&mut self, now: DateTime<Utc>) -> Vec<Pending> {
+        let account = self.config.account_id.clone();
+        let default_region = self.config.region.clone();
+        let mut found = Vec::new();
+        for job in &mut self.jobs {
+            let changes = job.status_changes(job.elapsed_ms(now));
+            for &(status, at_ms) in changes.iter().skip(job.announced) {
+                found.push(Pending {
+                    due: now,
+                    copies: 1,
+                    delayed_ms: 0,
+                    job_name: job.name.clone(),
+                    job_arn: job.arn.clone(),
+                    status,
+                    status_time: job.created_at + chrono::Duration::milliseconds(at_ms as i64),
+                    account: account.clone(),
+                    region: events::region_of(&job.arn)
+                        .unwrap_or(&default_region)
+                        .to_string(),
+                    detail: events::detail(job, status, at_ms),
+                });
+            }
+            job.announced = job.announced.max(changes.len());
+        }
+        // Changes of different jobs in the order they happened.
+        found.sort_by_key(|p| p.status_time);
+        for mut event in found {
+            let effect = self
+                .faults
+                .take_event_faults(&event.job_name, event.status.as_str());
+            if effect.drop {
+                self.log_event(&event, 1, Outcome::Dropped, None, None);
+                continue;
+            }
+            if effect.duplicate {
+                event.copies = 2;
+            }
+            if let Some(ms) = effect.delay_ms {
+                event.delayed_ms = ms;
+                event.due = now + chrono::Duration::milliseconds(ms as i64);
+            }
+            self.outbox.push(event);
+        }
+        let (mut due, later): (Vec<_>, Vec<_>) = self.outbox.drain(..).partition(|p| p.due <= now);
+        self.outbox = later;
+        due.sort_by_key(|p| p.due);
+        due
+    }
+
+    /// Appends one event to the event log.
+    pub(crate) fn log_event(
+        &mut self,
+        event: &Pending,
+        copy: u32,
+        outcome: Outcome,
+        event_id: Option<String>,
+        error: Option<String>,
+    ) {
+        self.event_seq += 1;
+        self.events
+            .push(event.record(self.event_seq, copy, outcome, event_id, error));
     }
 
     /// Answers one API call: injected fault, or the operation itself; then logs it.

@@ -31,6 +31,11 @@ pub struct ResourceNames {
     pub notifications_queue: &'static str,
     pub slack_secret: &'static str,
     pub table: &'static str,
+    /// The SQS queue standing in for the status-poller Lambda as the job-event rule's target (moto's
+    /// EventBridge cannot target Lambda); `job-event-relay` invokes the Lambda with each message.
+    pub job_events_queue: &'static str,
+    /// The EventBridge rule on the default bus matching Bedrock's job state-change events.
+    pub job_event_rule: &'static str,
 }
 
 pub const RESOURCE_NAMES: ResourceNames = ResourceNames {
@@ -41,7 +46,14 @@ pub const RESOURCE_NAMES: ResourceNames = ResourceNames {
     notifications_queue: "distillery-notifications-inbox",
     slack_secret: "distillery/slack-webhook",
     table: "distillery-runs",
+    job_events_queue: "distillery-job-events",
+    job_event_rule: "distillery-job-state-change",
 };
+
+/// The job-event rule's pattern (`events/bedrock-job-event-pattern.json`): Bedrock's "Model
+/// Customization Job State Change" events of jobs named `distill-…`. One data file, so the SAM
+/// template's rule can be checked against the one the local stack runs.
+pub const JOB_EVENT_PATTERN: &str = include_str!("../../../events/bedrock-job-event-pattern.json");
 
 /// What `stack-setup` created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +69,11 @@ pub struct Resources {
     pub notifications_queue_url: String,
     pub slack_secret_arn: String,
     pub table_name: String,
+    /// The job-event rule's SQS target (see [`ResourceNames::job_events_queue`]).
+    #[serde(default)]
+    pub job_events_queue_url: String,
+    #[serde(default)]
+    pub job_event_rule: String,
 }
 
 /// `.local/stack/stack.json`, written by `start.sh`.
@@ -74,6 +91,37 @@ pub struct StackInfo {
     /// Lambda environment given to `cargo lambda watch`, for the record.
     #[serde(default)]
     pub lambda_env: BTreeMap<String, String>,
+    /// JSON lines, one per delivery `job-event-relay` made (see [`RelayDelivery`]).
+    #[serde(default)]
+    pub job_event_relay_log: Option<String>,
+}
+
+/// One line of `job-event-relay`'s delivery log: one attempt to hand one job state-change event from
+/// the rule's queue to the status-poller Lambda.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayDelivery {
+    /// When the attempt ended (RFC 3339).
+    pub time: String,
+    /// The EventBridge event's `id`.
+    pub event_id: String,
+    pub job_name: String,
+    pub job_status: String,
+    /// The event's `time` (when the job reached the status).
+    pub event_time: String,
+    /// SQS's ApproximateReceiveCount for this attempt (1 = first delivery).
+    pub receive_count: u32,
+    /// How long the Invoke call took.
+    pub invoke_ms: u64,
+    /// From the event's `time` to the end of the attempt (whole-second `time`, so ±1 s).
+    pub event_age_ms: i64,
+    /// `delivered` (deleted), `retrying` (function or invoke error; left for redelivery), or
+    /// `gaveUp` (failed on the last allowed receive; deleted).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 /// The repository root (this crate lives in `tests/stack`).
@@ -413,6 +461,32 @@ impl Stack {
         })
     }
 
+    /// The simulator's job state-change events (`GET /_sim/events`), oldest first.
+    pub async fn bedrock_events(&self) -> Result<Vec<Value>> {
+        let v: Value = self
+            .get_json(&format!("{}/_sim/events", self.info.bedrock_sim_url))
+            .await?;
+        Ok(v["events"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// What `job-event-relay` has delivered so far (its JSON-lines log), oldest first.
+    pub fn relay_deliveries(&self) -> Result<Vec<RelayDelivery>> {
+        let path = self
+            .info
+            .job_event_relay_log
+            .clone()
+            .context("stack.json names no job-event-relay log (is the relay running?)")?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("reading {path}")),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("{path}: {l}")))
+            .collect()
+    }
+
     /// Arms simulator faults (`POST /_sim/faults`).
     pub async fn bedrock_faults(&self, faults: &Value) -> Result<()> {
         self.post_json(
@@ -541,4 +615,50 @@ impl Stack {
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use distillery_core::domain::naming;
+
+    /// The job-event rule matches Bedrock's documented event and the job names the launcher makes, and
+    /// nothing it should not: a check of the pattern file itself (moto's matching is checked in e2e).
+    #[test]
+    fn the_job_event_pattern_selects_our_jobs_state_changes() {
+        let pattern: Value = serde_json::from_str(JOB_EVENT_PATTERN).expect("pattern JSON");
+        assert_eq!(pattern["source"], serde_json::json!(["aws.bedrock"]));
+        let sample: Value = serde_json::from_str(include_str!(
+            "../../../events/bedrock-job-state-change-sample.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            pattern["detail-type"],
+            serde_json::json!([sample["detail-type"]])
+        );
+        let prefix = pattern["detail"]["jobName"][0]["prefix"]
+            .as_str()
+            .expect("a prefix on detail.jobName");
+        let run = RunId::for_object(
+            "distillery-datasets",
+            "incoming/support-tickets.jsonl",
+            "\"e\"",
+        );
+        assert!(naming::job_name(&run, "support-tickets").starts_with(prefix));
+        for fixture in [
+            include_str!("../../../events/bedrock-job-state-change-completed.json"),
+            include_str!("../../../events/bedrock-job-state-change-failed.json"),
+        ] {
+            let event: Value = serde_json::from_str(fixture).unwrap();
+            assert!(event["detail"]["jobName"]
+                .as_str()
+                .unwrap()
+                .starts_with(prefix));
+        }
+        // The documented sample's job is not one of ours.
+        assert!(!sample["detail"]["jobName"]
+            .as_str()
+            .unwrap()
+            .starts_with(prefix));
+    }
 }

@@ -795,3 +795,8 @@ mod snapshot;
 // Event-driven completion and `runs stop` (issue 11): tests/stack/tests/e2e/events.rs.
 #[path = "e2e/events.rs"]
 mod events;
+
+// Bedrock's job state-change events: simulator → EventBridge → rule queue → relay → status-poller
+// (issue 11; tests/stack/tests/e2e/job_events.rs).
+#[path = "e2e/job_events.rs"]
+mod job_events;

@@ -263,6 +263,7 @@ impl Sim {
             timing: self.config.timing,
             stop_at_ms: None,
             hangs: self.faults.take_job_hang(job_name),
+            announced: 0,
             request: body,
             arn: arn.clone(),
         };

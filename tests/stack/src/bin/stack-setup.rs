@@ -2,7 +2,9 @@
 //! them in AWS: the dataset bucket with EventBridge notifications on, the upload rule (S3 Object
 //! Created, bucket, key prefix and suffix) with an SQS target standing in for Step Functions, the run
 //! ledger table (schema from `distillery_aws::dynamodb::create_table`), the SNS topic with
-//! an SQS subscription to read what was announced, and the Slack webhook secret.
+//! an SQS subscription to read what was announced, the Slack webhook secret, and the rule for Bedrock's
+//! job state-change events (pattern from `events/bedrock-job-event-pattern.json`) with an SQS target
+//! standing in for the status-poller Lambda (`job-event-relay` invokes the Lambda from it).
 //!
 //! Prints the resources as JSON (also written to `--out`), and writes the Lambda environment file
 //! that `cargo lambda watch --env-file` reads.
@@ -131,6 +133,36 @@ async fn main() -> Result<()> {
         .arn
         .context("CreateSecret returned no ARN")?;
 
+    // Bedrock's job state-change events (issue 11): the rule on the default bus, with the queue
+    // standing in for its status-poller Lambda target; job-event-relay invokes the Lambda from it.
+    let job_events_url = create_queue(&sqs, names.job_events_queue).await?;
+    let job_events_arn = queue_arn(&sqs, &job_events_url).await?;
+    let job_pattern: serde_json::Value =
+        serde_json::from_str(distillery_local_stack::JOB_EVENT_PATTERN)
+            .context("events/bedrock-job-event-pattern.json is not JSON")?;
+    events
+        .put_rule()
+        .name(names.job_event_rule)
+        .description("Bedrock model customization job state changes of Distillery's jobs")
+        .event_pattern(job_pattern.to_string())
+        .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+        .send()
+        .await
+        .context("PutRule (job state-change events)")?;
+    events
+        .put_targets()
+        .rule(names.job_event_rule)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("status-poller")
+                .arn(&job_events_arn)
+                .build()
+                .context("target")?,
+        )
+        .send()
+        .await
+        .context("PutTargets (job state-change events)")?;
+
     distillery_aws::dynamodb::create_table(&dynamodb, names.table)
         .await
         .context("creating the run ledger table")?;
@@ -146,6 +178,8 @@ async fn main() -> Result<()> {
         notifications_queue_url: inbox_url,
         slack_secret_arn: secret_arn,
         table_name: names.table.to_string(),
+        job_events_queue_url: job_events_url,
+        job_event_rule: names.job_event_rule.to_string(),
     };
     let json = serde_json::to_string_pretty(&resources)?;
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;

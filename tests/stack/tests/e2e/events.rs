@@ -22,14 +22,12 @@ async fn gets_of(stack: &Stack, job_arn: &str) -> usize {
 
 /// The simulator's event log for jobs whose name contains `needle`.
 async fn sim_events(stack: &Stack, needle: &str) -> Vec<Value> {
-    let url = format!("{}/_sim/events", stack.info.bedrock_sim_url);
-    let body: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-    body["events"]
-        .as_array()
+    stack
+        .bedrock_events()
+        .await
         .unwrap()
-        .iter()
+        .into_iter()
         .filter(|e| e["jobName"].as_str().is_some_and(|n| n.contains(needle)))
-        .cloned()
         .collect()
 }
 
