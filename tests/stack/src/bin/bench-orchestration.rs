@@ -144,7 +144,9 @@ async fn measure(stack: &Stack, scale: f64, mode: &str, drop_events: bool) -> Re
     let gets = calls
         .iter()
         .filter(|c| {
-            c["operation"] == "GetModelCustomizationJob" && c["resourceArn"] == job_arn.as_str()
+            c["operation"] == "GetModelCustomizationJob"
+                && (c["request"]["jobIdentifier"] == job_arn.as_str()
+                    || c["resourceArn"] == job_arn.as_str())
         })
         .count();
     let waits = ex

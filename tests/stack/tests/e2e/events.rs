@@ -16,7 +16,7 @@ async fn gets_of(stack: &Stack, job_arn: &str) -> usize {
     calls_of(&calls, "GetModelCustomizationJob")
         .0
         .iter()
-        .filter(|c| c["resourceArn"] == job_arn)
+        .filter(|c| c["request"]["jobIdentifier"] == job_arn || c["resourceArn"] == job_arn)
         .count()
 }
 
@@ -89,10 +89,8 @@ async fn a_job_end_reaches_the_state_machine_by_event_with_no_poll_after_launch(
         .filter(|c| c.op == "SendTaskSuccess" && c.task_token.as_deref() == Some(token.as_str()))
         .collect();
     assert_eq!(successes.len(), 1, "{successes:?}");
-    assert_eq!(
-        ex.output_of("WaitForJobEvent").unwrap()["outcome"],
-        "completed"
-    );
+    let waited = ex.output_of("WaitForJobEvent").unwrap();
+    assert_eq!(waited["poll"]["outcome"], "completed", "{waited:#}");
     let msgs = sns_for(&stack, &run.run_id).await;
     assert_eq!(milestones(&msgs), ["launched", "completed"]);
 }

@@ -48,8 +48,10 @@ fn sns_of_type(msgs: &[SnsDelivery], event_type: &str) -> Vec<SnsDelivery> {
 }
 
 /// Uploads the sample dataset under `key` and runs the execution in polling mode (these tests are
-/// about the poll loop; events mode reaches the same poller through its fallback poll).
+/// about the poll loop; events mode reaches the same poller through its fallback poll). Job events
+/// are dropped, as a stack deployed with `JobTracking=polling` has no job-event rule.
 async fn upload_and_poll(stack: &Stack, key: &str) -> anyhow::Result<(Value, Execution)> {
+    stack.bedrock_faults(&json!({"kind": "dropEvents"})).await?;
     let event = stack
         .upload_and_receive(key, sample_dataset(), &[("distillery-serving", "none")])
         .await?;
