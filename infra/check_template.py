@@ -247,6 +247,28 @@ def ledger_schema_from_template(resources: dict) -> dict:
     }
 
 
+JOB_EVENT_PATTERN = ROOT / "events" / "bedrock-job-event-pattern.json"
+
+
+def job_event_problems(resources: dict) -> list[str]:
+    """The template's job-event rule must route exactly what the local stack's rule routes
+    (events/bedrock-job-event-pattern.json, which stack-setup loads), to the status poller."""
+    rule = resources.get("JobEventRule")
+    if rule is None:
+        return ["no JobEventRule resource"]
+    problems = []
+    want = json.loads(JOB_EVENT_PATTERN.read_text())
+    got = rule["Properties"].get("EventPattern")
+    if got != want:
+        problems.append(f"JobEventRule EventPattern {got!r} differs from "
+                        f"{JOB_EVENT_PATTERN.relative_to(ROOT)} {want!r}")
+    targets = rule["Properties"].get("Targets", [])
+    arns = [json.dumps(t.get("Arn")) for t in targets]
+    if not any("StatusPollerFunction" in a for a in arns):
+        problems.append(f"JobEventRule does not target StatusPollerFunction (targets {arns})")
+    return problems
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Distillery template checks beyond cfn-lint and checkov")
     ap.add_argument("--transformed", type=Path, help="write the SAM-transformed template (JSON) here")
@@ -275,6 +297,14 @@ def main() -> int:
     if not problems:
         print("check_template: snapshots ok (only the validator writes runs/, nobody deletes there; "
               "Bedrock's role reads no upload)")
+
+    problems = job_event_problems(resources)
+    for p in problems:
+        print(f"check_template: job events: {p}", file=sys.stderr)
+    failed |= bool(problems)
+    if not problems:
+        print("check_template: job-event rule matches events/bedrock-job-event-pattern.json and "
+              "targets the status poller")
 
     rust = ledger_schema_from_rust()
     if rust is None:
