@@ -271,19 +271,34 @@ async fn runs_stop_during_training_ends_the_run_stopped_through_the_event_and_an
         .execution(&input)
         .substitution("JobEventFallbackSeconds", 120)
         .run();
-    let stop = async {
+    let stop_and_watch = async {
         let run = training_run(&stack, &key).await;
-        let out = stack
-            .cli(&["runs", "stop", run.run_id.as_str()])
-            .await
-            .unwrap();
+        let id = run.run_id.as_str().to_string();
+        // Someone follows the run live while someone else stops it.
+        let watch_args = ["runs", "show", id.as_str(), "--watch", "--interval", "1"];
+        let watch = stack.cli(&watch_args);
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            stack.cli(&["runs", "stop", &id]).await.unwrap()
+        };
+        let (watched, out) = tokio::join!(watch, stop);
         assert!(out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         assert!(stdout.contains("stopping job"), "{stdout}");
-        run
+        (run, watched.unwrap())
     };
-    let (ex, run) = tokio::join!(execution, stop);
+    let (ex, (run, watched)) = tokio::join!(execution, stop_and_watch);
     let ex = ex.unwrap();
+    // --watch printed the run training, then stopped, and ended with 3 (an end other than completed).
+    let lines = String::from_utf8_lossy(&watched.stdout).to_string();
+    assert_eq!(watched.status.code(), Some(3), "{lines}");
+    let statuses: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(statuses.first(), Some(&"training"), "{lines}");
+    assert_eq!(statuses.last(), Some(&"stopped"), "{lines}");
+    assert!(lines.contains("since launch"), "{lines}");
     assert_eq!(ex.error.as_deref(), Some("JobStopped"), "{}", explain(&ex));
     let after = stack.run(&run.run_id).await.unwrap();
     assert_eq!(after.status, RunStatus::Stopped);
