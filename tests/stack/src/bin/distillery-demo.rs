@@ -382,14 +382,7 @@ fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
                             };
                             folded = 0;
                             last_poll = Some(status.clone());
-                            let model = p["outputModelArn"]
-                                .as_str()
-                                .map(|a| format!("\n{:>28}custom model ARN {a}", ""))
-                                .unwrap_or_default();
-                            let why = p["failureMessage"]
-                                .as_str()
-                                .map(|m| format!(": {m}"))
-                                .unwrap_or_default();
+                            let (why, model) = job_answer_details(p);
                             Some(format!(
                                 "PollStatus: job {status}{why}, next wait {}s{again}{model}",
                                 p["nextWaitSeconds"]
@@ -399,14 +392,7 @@ fn print_steps(t0: chrono::DateTime<chrono::Utc>, ex: &Execution) {
                     "WaitForJobEvent" => {
                         // The task's result is what the job state-change event's handler sent.
                         let p = &out["poll"];
-                        let model = p["outputModelArn"]
-                            .as_str()
-                            .map(|a| format!("\n{:>28}custom model ARN {a}", ""))
-                            .unwrap_or_default();
-                        let why = p["failureMessage"]
-                            .as_str()
-                            .map(|m| format!(": {m}"))
-                            .unwrap_or_default();
+                        let (why, model) = job_answer_details(p);
                         Some(format!(
                             "WaitForJobEvent: job {} ({}){why}, reported by Bedrock's job state-change event{model}",
                             p["jobStatus"].as_str().unwrap_or("?"),
@@ -503,4 +489,18 @@ fn block_texts(b: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// The failure message (`: …`) and the custom model line of a poll answer (PollStatus, or the event
+/// that ended WaitForJobEvent), each empty when absent.
+fn job_answer_details(poll: &Value) -> (String, String) {
+    let why = poll["failureMessage"]
+        .as_str()
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    let model = poll["outputModelArn"]
+        .as_str()
+        .map(|a| format!("\n{:>28}custom model ARN {a}", ""))
+        .unwrap_or_default();
+    (why, model)
 }

@@ -236,6 +236,19 @@ async fn duplicate_and_out_of_order_events_change_nothing_and_announce_once() {
     );
 }
 
+/// Uploads the sample under `key` with the simulator told to keep the next job training until it is
+/// stopped; returns the execution input.
+async fn upload_hung_job(stack: &Stack, key: &str) -> Value {
+    stack
+        .bedrock_faults(&json!({"kind": "hangJob", "count": 1}))
+        .await
+        .unwrap();
+    stack
+        .upload_and_receive(key, sample_dataset(), &[])
+        .await
+        .expect(NEEDS_STACK)
+}
+
 /// Waits until the run of the execution that `input` starts is `training`, then returns it.
 async fn training_run(stack: &Stack, key: &str) -> Run {
     let ledger = &stack.ledger;
@@ -259,14 +272,7 @@ async fn training_run(stack: &Stack, key: &str) -> Run {
 async fn runs_stop_during_training_ends_the_run_stopped_through_the_event_and_announces_it_once() {
     let stack = stack().await;
     let key = unique_key("event-stop");
-    stack
-        .bedrock_faults(&json!({"kind": "hangJob", "count": 1}))
-        .await
-        .unwrap();
-    let input = stack
-        .upload_and_receive(&key, sample_dataset(), &[])
-        .await
-        .expect(NEEDS_STACK);
+    let input = upload_hung_job(&stack, &key).await;
     let execution = stack
         .execution(&input)
         .substitution("JobEventFallbackSeconds", 120)
@@ -329,14 +335,7 @@ async fn runs_stop_during_training_ends_the_run_stopped_through_the_event_and_an
 async fn the_maximum_job_duration_is_still_enforced_in_event_mode() {
     let stack = stack().await;
     let key = unique_key("event-max-duration");
-    stack
-        .bedrock_faults(&json!({"kind": "hangJob", "count": 1}))
-        .await
-        .unwrap();
-    let input = stack
-        .upload_and_receive(&key, sample_dataset(), &[])
-        .await
-        .expect(NEEDS_STACK);
+    let input = upload_hung_job(&stack, &key).await;
     let execution = stack
         .execution(&input)
         .substitution("JobEventFallbackSeconds", 2)
