@@ -62,8 +62,9 @@ enum RunsCommand {
     },
     /// Stop a run in training: StopModelCustomizationJob on its job (tokens used so far are billed;
     /// no model is produced). The run becomes 'stopped' when Bedrock reports the job stopped, and
-    /// that is announced once, like any job end. Exit 2 for a run that is not training, 1 if there
-    /// is no such run.
+    /// its execution announces that once, like any job end (if the execution has already ended,
+    /// the reconciler records the end and reports it in its summary). Exit 2 for a run that is not
+    /// training, 1 if there is no such run.
     #[command(after_help = crate::aws::RUNS_HELP)]
     Stop {
         /// The run id, as `runs list` or a notification gives it.

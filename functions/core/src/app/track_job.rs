@@ -31,7 +31,7 @@ use crate::app::poll_status::{
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming::run_id_for_job_name;
 use crate::domain::run::{JobWait, Run, RunId, RunStatus, RunUpdate};
-use crate::ports::{JobState, PortError, TaskAnswer, TaskCallbacks};
+use crate::ports::{JobState, JobStatus, PortError, TaskAnswer, TaskCallbacks};
 
 /// Input of the wait's Lambda: `{"runId", "taskToken"}` (`$$.Task.Token`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,10 +167,17 @@ impl JobTracker<'_> {
                         self.answer(&run.run_id, &input.task_token, &out).await?;
                         Ok(answered(out.outcome, previous.is_some()))
                     }
-                    None => Err(StepError::new(
-                        ErrorType::Conflict,
-                        format!("run {} changed while its wait began: {m}", run.run_id),
+                    // Still training: the write lost to other writers (an event, a `runs stop`
+                    // note) too many times. The job is paid for, so this must not reach the
+                    // state machine's failure path: the step's Retry enters the wait again.
+                    None if fresh.status == RunStatus::Training => Err(StepError::new(
+                        ErrorType::Transient,
+                        format!(
+                            "run {} kept changing while its wait began ({m}); try again",
+                            run.run_id
+                        ),
                     )),
+                    None => Err(fresh.refuse("wait for its job")),
                 }
             }
             Err(e) => Err(e.into()),
@@ -223,7 +230,24 @@ impl JobTracker<'_> {
         }
 
         let answer = if run.status == RunStatus::Training {
-            let job = job_state_from_event(&run, detail, status);
+            let mut job = job_state_from_event(&run, detail, status);
+            // Events are best effort and may lack a field; a completed run must name its model
+            // (it can never be rewritten), so ask Bedrock once rather than record it without one.
+            if status == JobStatus::Completed && job.output_model_arn.is_none() {
+                match self.poller.bedrock.get_job(&detail.job_arn).await {
+                    Ok(read) if read.status == JobStatus::Completed => job = read,
+                    Ok(read) => {
+                        tracing::warn!(run_id = %run_id, bedrock_status = ?read.status, "a Completed event without a model ARN, and Bedrock disagrees; recording what Bedrock says");
+                        job = read;
+                    }
+                    Err(e) => {
+                        return Err(StepError::from(e).context(format!(
+                            "a Completed event for job {} carried no outputModelArn and                              GetModelCustomizationJob failed",
+                            detail.job_arn
+                        )))
+                    }
+                }
+            }
             let decision = decide(&run, &job, self.poller.clock.now(), &self.poller.config);
             let changes = decision.update.is_some();
             let poll = PollStatusInput {
@@ -242,8 +266,21 @@ impl JobTracker<'_> {
                     job_status_str(status),
                 )
                 .await?;
-            output.action = if changes { "recorded" } else { "unchanged" }.into();
             output.outcome = Some(out.outcome);
+            // The event says the job ended but the write did not land (it lost to concurrent
+            // writers and the run is still `training`): fail the delivery so it comes again, rather
+            // than leave the end to the fallback poll.
+            if !out.terminal && is_end(job.status) {
+                return Err(StepError::new(
+                    ErrorType::Transient,
+                    format!(
+                        "run {run_id}: the {} event could not be recorded yet ({}); deliver it again",
+                        detail.job_status,
+                        out.poll_error.as_deref().unwrap_or("the run changed meanwhile")
+                    ),
+                ));
+            }
+            output.action = if changes { "recorded" } else { "unchanged" }.into();
             out.terminal.then_some(out)
         } else {
             // Already ended (a duplicate or late event): resend the recorded outcome, in case the
@@ -306,13 +343,16 @@ impl JobTracker<'_> {
     }
 }
 
+fn is_end(status: JobStatus) -> bool {
+    matches!(
+        status,
+        JobStatus::Completed | JobStatus::Failed | JobStatus::Stopped
+    )
+}
+
 /// The job as the event describes it. Events carry no sub-statuses, so the run's recorded ones are
 /// kept (an event never erases what a poll saw).
-fn job_state_from_event(
-    run: &Run,
-    detail: &JobStateChangeDetail,
-    status: crate::ports::JobStatus,
-) -> JobState {
+fn job_state_from_event(run: &Run, detail: &JobStateChangeDetail, status: JobStatus) -> JobState {
     let known = run.training_detail.clone().unwrap_or_default();
     JobState {
         job_arn: detail.job_arn.clone(),

@@ -283,3 +283,119 @@ async fn a_wait_on_a_run_without_a_job_is_a_conflict() {
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::Conflict);
 }
+
+/// The in-memory ledger, except that the next `conflicts` updates lose a race (as the DynamoDB
+/// adapter reports a run that kept changing under its attempts).
+struct ContendedLedger {
+    inner: crate::testing::memory::InMemoryRunLedger,
+    conflicts: std::sync::Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl RunLedger for ContendedLedger {
+    async fn create(&self, run: &Run) -> Result<crate::ports::CreateOutcome, PortError> {
+        self.inner.create(run).await
+    }
+    async fn get(&self, run_id: &RunId) -> Result<Option<Run>, PortError> {
+        self.inner.get(run_id).await
+    }
+    async fn update(
+        &self,
+        run_id: &RunId,
+        expected: &[RunStatus],
+        update: &RunUpdate,
+    ) -> Result<Run, PortError> {
+        {
+            let mut left = self.conflicts.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(PortError::Conflict(format!(
+                    "run {run_id} kept changing under 10 update attempts"
+                )));
+            }
+        }
+        self.inner.update(run_id, expected, update).await
+    }
+    async fn list_recent(&self, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.inner.list_recent(limit).await
+    }
+    async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
+        self.inner.list_by_status(status, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_keeps_losing_races_while_training_is_retried_never_a_failure() {
+    let ledger = ContendedLedger {
+        inner: ledger_with(training_run()).await,
+        conflicts: std::sync::Mutex::new(1),
+    };
+    let bedrock = ScriptedBedrock::with_jobs(vec![]);
+    let clock = FixedClock::at(t0() + chrono::Duration::minutes(5));
+    let callbacks = RecordingCallbacks::default();
+    let tracker = JobTracker {
+        poller: StatusPoller {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &clock,
+            config: config(),
+        },
+        callbacks: &callbacks,
+    };
+    // The wait's token write loses: Transient (the step retries), not Conflict (the failure path).
+    let e = tracker
+        .await_job(&await_input("token-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Transient, "{}", e.message);
+    tracker.await_job(&await_input("token-2")).await.unwrap();
+
+    // The end event's write loses: the delivery fails so EventBridge delivers it again.
+    *ledger.conflicts.lock().unwrap() = 1;
+    let e = tracker.on_event(&event("Completed")).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Transient, "{}", e.message);
+    assert!(callbacks.sent().is_empty());
+    let again = tracker.on_event(&event("Completed")).await.unwrap();
+    assert_eq!(again.task.as_deref(), Some("delivered"));
+    assert_eq!(callbacks.sent()[0].0, "token-2");
+}
+
+#[tokio::test]
+async fn a_completed_event_without_the_model_asks_bedrock_once() {
+    let mut done = job(JobStatus::Completed, "Completed", "Completed", "Completed");
+    done.output_model_arn =
+        Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/from-get".into());
+    let w = World::new(vec![done]).await;
+    let t = w.tracker();
+    t.await_job(&await_input("token-1")).await.unwrap();
+    let mut bare = event("Completed");
+    bare.detail.output_model_arn = None;
+    bare.detail.output_model_name = None;
+    t.on_event(&bare).await.unwrap();
+    assert_eq!(w.bedrock.count("get_job"), 1);
+    let r = w.run().await;
+    assert_eq!(r.status, RunStatus::Completed);
+    assert_eq!(
+        r.custom_model_arn.as_deref(),
+        Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/from-get")
+    );
+}
+
+#[tokio::test]
+async fn stopping_then_stopped_while_training_records_only_the_end() {
+    let w = World::new(vec![]).await;
+    let t = w.tracker();
+    t.await_job(&await_input("token-1")).await.unwrap();
+    let before = w.run().await;
+    let e = t.on_event(&event("Stopping")).await.unwrap();
+    assert_eq!(
+        (e.action.as_str(), e.outcome),
+        ("unchanged", Some(PollOutcome::Running))
+    );
+    assert_eq!(w.run().await.history, before.history);
+    assert!(w.callbacks.sent().is_empty());
+    let e = t.on_event(&event("Stopped")).await.unwrap();
+    assert_eq!(e.action, "recorded");
+    assert_eq!(w.run().await.status, RunStatus::Stopped);
+    assert_eq!(w.callbacks.sent()[0].1["outcome"], "stopped");
+}
