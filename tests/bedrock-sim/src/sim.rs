@@ -1,5 +1,6 @@
 //! The simulator's state and the semantics of each operation, independent of HTTP.
 
+mod deployment_calls;
 mod job_calls;
 mod list_query;
 mod throughput_calls;
@@ -10,6 +11,7 @@ use distillery_core::domain::catalog::ModelCatalog;
 use serde_json::{json, Map, Value};
 
 use crate::calls::CallRecord;
+use crate::deployment::Deployment;
 use crate::events::{self, EventRecord, Outcome, Pending};
 use crate::faults::FaultBook;
 use crate::jobs::{Job, Timing};
@@ -33,6 +35,9 @@ pub struct SimConfig {
     pub strict_model_ids: bool,
     /// Port to bind on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// How long a custom model deployment stays Creating, in milliseconds; None = as long as a
+    /// Provisioned Throughput (`timing.pt_ms`). Kept out of [`Timing`] so its literals stay valid.
+    pub deployment_ms: Option<u64>,
     /// EventBridge endpoint (e.g. moto's URL) that receives each job state-change event through
     /// PutEvents on the default bus. None: events are built and logged (`/_sim/events`), not sent.
     pub events_url: Option<String>,
@@ -48,6 +53,7 @@ impl Default for SimConfig {
             max_in_progress_jobs: None,
             strict_model_ids: true,
             port: 0,
+            deployment_ms: None,
             events_url: None,
         }
     }
@@ -84,6 +90,7 @@ pub struct Sim {
     pub config: SimConfig,
     jobs: Vec<Job>,
     throughputs: Vec<Throughput>,
+    deployments: Vec<Deployment>,
     pub faults: FaultBook,
     pub calls: Vec<CallRecord>,
     seq: u64,
@@ -131,6 +138,9 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
         let key = match req.op {
             Operation::GetProvisionedModelThroughput
             | Operation::DeleteProvisionedModelThroughput => "provisionedModelId",
+            Operation::GetCustomModelDeployment | Operation::DeleteCustomModelDeployment => {
+                "customModelDeploymentIdentifier"
+            }
             _ => "jobIdentifier",
         };
         out.insert(key.into(), json!(id));
@@ -150,6 +160,8 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             "modelUnits",
             "commitmentDuration",
             "resourceARN",
+            "modelDeploymentName",
+            "modelArn",
         ] {
             if let Some(v) = body.get(key) {
                 out.insert(key.into(), v.clone());
@@ -173,6 +185,7 @@ impl Sim {
             config,
             jobs: Vec::new(),
             throughputs: Vec::new(),
+            deployments: Vec::new(),
             faults: FaultBook::default(),
             calls: Vec::new(),
             seq: 0,
@@ -182,10 +195,11 @@ impl Sim {
         }
     }
 
-    /// Forgets all jobs, Provisioned Throughputs, faults and calls.
+    /// Forgets all jobs, Provisioned Throughputs, deployments, faults and calls.
     pub fn reset(&mut self) {
         self.jobs.clear();
         self.throughputs.clear();
+        self.deployments.clear();
         self.faults.clear();
         self.calls.clear();
         self.seq = 0;
@@ -334,12 +348,19 @@ impl Sim {
                 let body = parse_body(&req.body)?;
                 self.list_tags(body, now)
             }
+            Operation::CreateCustomModelDeployment => {
+                let body = parse_body(&req.body)?;
+                self.create_deployment(&req.region, body, now)
+            }
+            Operation::GetCustomModelDeployment => self.get_deployment(id, now),
+            Operation::ListCustomModelDeployments => self.list_deployments(&req.query, now),
+            Operation::DeleteCustomModelDeployment => self.delete_deployment(id),
         }
     }
 
     /// ListTagsForResource: the tags given when the resource was created (`jobTags` for a job,
     /// `customModelTags` for the custom model a Completed job produced, `tags` for a Provisioned
-    /// Throughput), as `{"tags":[{"key","value"}]}`.
+    /// Throughput or a custom model deployment), as `{"tags":[{"key","value"}]}`.
     fn list_tags(
         &self,
         body: Map<String, Value>,
@@ -376,6 +397,8 @@ impl Sim {
             given(&j.request, "customModelTags")
         } else if let Some(p) = self.throughputs.iter().find(|p| p.arn == arn) {
             given(&p.request, "tags")
+        } else if let Some(d) = self.deployments.iter().find(|d| d.arn == arn) {
+            given(&d.request, "tags")
         } else {
             return Err(ApiError::not_found(format!(
                 "The resource '{arn}' was not found"

@@ -20,10 +20,14 @@ pub enum Operation {
     DeleteProvisionedModelThroughput,
     ListProvisionedModelThroughputs,
     ListTagsForResource,
+    CreateCustomModelDeployment,
+    GetCustomModelDeployment,
+    ListCustomModelDeployments,
+    DeleteCustomModelDeployment,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 13] = [
         Operation::CreateModelCustomizationJob,
         Operation::GetModelCustomizationJob,
         Operation::ListModelCustomizationJobs,
@@ -33,6 +37,10 @@ impl Operation {
         Operation::DeleteProvisionedModelThroughput,
         Operation::ListProvisionedModelThroughputs,
         Operation::ListTagsForResource,
+        Operation::CreateCustomModelDeployment,
+        Operation::GetCustomModelDeployment,
+        Operation::ListCustomModelDeployments,
+        Operation::DeleteCustomModelDeployment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +54,10 @@ impl Operation {
             Operation::DeleteProvisionedModelThroughput => "DeleteProvisionedModelThroughput",
             Operation::ListProvisionedModelThroughputs => "ListProvisionedModelThroughputs",
             Operation::ListTagsForResource => "ListTagsForResource",
+            Operation::CreateCustomModelDeployment => "CreateCustomModelDeployment",
+            Operation::GetCustomModelDeployment => "GetCustomModelDeployment",
+            Operation::ListCustomModelDeployments => "ListCustomModelDeployments",
+            Operation::DeleteCustomModelDeployment => "DeleteCustomModelDeployment",
         }
     }
 
@@ -54,7 +66,9 @@ impl Operation {
     pub fn declares_quota_error(self) -> bool {
         matches!(
             self,
-            Operation::CreateModelCustomizationJob | Operation::CreateProvisionedModelThroughput
+            Operation::CreateModelCustomizationJob
+                | Operation::CreateProvisionedModelThroughput
+                | Operation::CreateCustomModelDeployment
         )
     }
 }
