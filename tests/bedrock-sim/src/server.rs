@@ -36,6 +36,8 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/provisioned-model-throughputs", get(list_pts))
         .route("/listTagsForResource", post(list_tags))
+        .route("/tagResource", post(tag_resource))
+        .route("/untagResource", post(untag_resource))
         .route(
             "/model-customization/custom-model-deployments",
             post(create_deployment).get(list_deployments),
@@ -145,6 +147,14 @@ async fn list_tags(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         vec![],
         body,
     )
+}
+
+async fn tag_resource(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&s, Operation::TagResource, &headers, None, vec![], body)
+}
+
+async fn untag_resource(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&s, Operation::UntagResource, &headers, None, vec![], body)
 }
 
 async fn get_job(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {

@@ -3,7 +3,10 @@
 mod deployment_calls;
 mod job_calls;
 mod list_query;
+mod tag_calls;
 mod throughput_calls;
+
+use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -91,6 +94,9 @@ pub struct Sim {
     jobs: Vec<Job>,
     throughputs: Vec<Throughput>,
     deployments: Vec<Deployment>,
+    /// A resource's whole tag list once TagResource or UntagResource changed it (by ARN); until then
+    /// its tags are the ones its create request gave.
+    tag_overrides: HashMap<String, Vec<(String, String)>>,
     pub faults: FaultBook,
     pub calls: Vec<CallRecord>,
     seq: u64,
@@ -186,6 +192,7 @@ impl Sim {
             jobs: Vec::new(),
             throughputs: Vec::new(),
             deployments: Vec::new(),
+            tag_overrides: HashMap::new(),
             faults: FaultBook::default(),
             calls: Vec::new(),
             seq: 0,
@@ -200,6 +207,7 @@ impl Sim {
         self.jobs.clear();
         self.throughputs.clear();
         self.deployments.clear();
+        self.tag_overrides.clear();
         self.faults.clear();
         self.calls.clear();
         self.seq = 0;
@@ -348,6 +356,14 @@ impl Sim {
                 let body = parse_body(&req.body)?;
                 self.list_tags(body, now)
             }
+            Operation::TagResource => {
+                let body = parse_body(&req.body)?;
+                self.tag_resource(body, now)
+            }
+            Operation::UntagResource => {
+                let body = parse_body(&req.body)?;
+                self.untag_resource(body, now)
+            }
             Operation::CreateCustomModelDeployment => {
                 let body = parse_body(&req.body)?;
                 self.create_deployment(&req.region, body, now)
@@ -356,54 +372,5 @@ impl Sim {
             Operation::ListCustomModelDeployments => self.list_deployments(&req.query, now),
             Operation::DeleteCustomModelDeployment => self.delete_deployment(id),
         }
-    }
-
-    /// ListTagsForResource: the tags given when the resource was created (`jobTags` for a job,
-    /// `customModelTags` for the custom model a Completed job produced, `tags` for a Provisioned
-    /// Throughput or a custom model deployment), as `{"tags":[{"key","value"}]}`.
-    fn list_tags(
-        &self,
-        body: Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<ApiSuccess, ApiError> {
-        let arn = match body.get("resourceARN") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => {
-                return Err(ApiError::new(
-                    ErrorKind::Serialization,
-                    "resourceARN must be a string",
-                ))
-            }
-            None => {
-                return Err(ApiError::validation(
-                    "1 validation error detected: Value null at 'resourceARN' failed to satisfy constraint: Member must not be null",
-                ))
-            }
-        };
-        if !(20..=1011).contains(&arn.chars().count()) {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{arn}' at 'resourceARN' failed to satisfy constraint: Member must have length between 20 and 1011"
-            )));
-        }
-        let given = |request: &Map<String, Value>, key: &str| {
-            request.get(key).cloned().unwrap_or_else(|| json!([]))
-        };
-        let tags = if let Some(j) = self.jobs.iter().find(|j| j.arn == arn) {
-            given(&j.request, "jobTags")
-        } else if let Some(j) = self.jobs.iter().find(|j| {
-            j.custom_model_arn == arn
-                && j.view(j.elapsed_ms(now)).status == crate::jobs::JobStatus::Completed
-        }) {
-            given(&j.request, "customModelTags")
-        } else if let Some(p) = self.throughputs.iter().find(|p| p.arn == arn) {
-            given(&p.request, "tags")
-        } else if let Some(d) = self.deployments.iter().find(|d| d.arn == arn) {
-            given(&d.request, "tags")
-        } else {
-            return Err(ApiError::not_found(format!(
-                "The resource '{arn}' was not found"
-            )));
-        };
-        Ok(ApiSuccess::ok(json!({ "tags": tags })))
     }
 }

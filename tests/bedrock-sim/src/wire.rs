@@ -20,6 +20,8 @@ pub enum Operation {
     DeleteProvisionedModelThroughput,
     ListProvisionedModelThroughputs,
     ListTagsForResource,
+    TagResource,
+    UntagResource,
     CreateCustomModelDeployment,
     GetCustomModelDeployment,
     ListCustomModelDeployments,
@@ -27,7 +29,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 13] = [
+    pub const ALL: [Operation; 15] = [
         Operation::CreateModelCustomizationJob,
         Operation::GetModelCustomizationJob,
         Operation::ListModelCustomizationJobs,
@@ -37,6 +39,8 @@ impl Operation {
         Operation::DeleteProvisionedModelThroughput,
         Operation::ListProvisionedModelThroughputs,
         Operation::ListTagsForResource,
+        Operation::TagResource,
+        Operation::UntagResource,
         Operation::CreateCustomModelDeployment,
         Operation::GetCustomModelDeployment,
         Operation::ListCustomModelDeployments,
@@ -54,6 +58,8 @@ impl Operation {
             Operation::DeleteProvisionedModelThroughput => "DeleteProvisionedModelThroughput",
             Operation::ListProvisionedModelThroughputs => "ListProvisionedModelThroughputs",
             Operation::ListTagsForResource => "ListTagsForResource",
+            Operation::TagResource => "TagResource",
+            Operation::UntagResource => "UntagResource",
             Operation::CreateCustomModelDeployment => "CreateCustomModelDeployment",
             Operation::GetCustomModelDeployment => "GetCustomModelDeployment",
             Operation::ListCustomModelDeployments => "ListCustomModelDeployments",

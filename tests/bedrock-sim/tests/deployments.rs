@@ -401,3 +401,127 @@ async fn faults_fail_throttle_and_break_deployment_calls() {
     }));
     assert!(refused.is_err());
 }
+
+#[tokio::test]
+async fn tag_and_untag_resource_change_a_deployments_tags() {
+    let sim = sim(20);
+    let client = client(&sim).await;
+    let model_arn = completed_model(&client, "dep-tags").await;
+    let arn = client
+        .create_custom_model_deployment()
+        .model_deployment_name("tagged")
+        .model_arn(&model_arn)
+        .tags(
+            Tag::builder()
+                .key("owner")
+                .value("distillery")
+                .build()
+                .unwrap(),
+        )
+        .tags(
+            Tag::builder()
+                .key("expires-at")
+                .value("2026-12-01T00:00:00Z")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .custom_model_deployment_arn()
+        .to_string();
+    let tags_now = || async {
+        let mut t: Vec<(String, String)> = client
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect();
+        t.sort();
+        t
+    };
+    client
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags(
+            Tag::builder()
+                .key("expires-at")
+                .value("2026-12-02T00:00:00Z")
+                .build()
+                .unwrap(),
+        )
+        .tags(Tag::builder().key("run").value("run-1").build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_now().await,
+        vec![
+            ("expires-at".into(), "2026-12-02T00:00:00Z".into()),
+            ("owner".into(), "distillery".into()),
+            ("run".into(), "run-1".into()),
+        ]
+    );
+    client
+        .untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("owner")
+        .tag_keys("not-there")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags_now().await.len(), 2);
+
+    // An unknown resource is not found; 2 + 200 tags are more than Bedrock allows.
+    let e = client
+        .tag_resource()
+        .resource_arn("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/000000000000")
+        .tags(Tag::builder().key("k").value("v").build().unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e
+        .as_service_error()
+        .unwrap()
+        .is_resource_not_found_exception());
+    let too_many: Vec<Tag> = (0..200)
+        .map(|i| {
+            Tag::builder()
+                .key(format!("k{i}"))
+                .value("v")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let e = client
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(too_many))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e.as_service_error().unwrap().is_too_many_tags_exception());
+    assert_eq!(sim.calls_of(Operation::TagResource).len(), 3);
+    assert_eq!(sim.calls_of(Operation::UntagResource).len(), 1);
+
+    client
+        .delete_custom_model_deployment()
+        .custom_model_deployment_identifier(&arn)
+        .send()
+        .await
+        .unwrap();
+    let e = client
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(e
+        .as_service_error()
+        .unwrap()
+        .is_resource_not_found_exception());
+}
