@@ -1,22 +1,24 @@
 //! AWS adapter for [`CustomizationService`]: Bedrock's model customization control plane
-//! (distillation jobs and Provisioned Throughput) through `aws-sdk-bedrock`.
+//! (distillation jobs, Provisioned Throughput and custom model deployments) through `aws-sdk-bedrock`.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_bedrock::types::{
-    CommitmentDuration, CustomizationConfig, CustomizationType, DistillationConfig,
-    InvocationLogSource, InvocationLogsConfig, JobStatusDetails, ModelCustomizationJobStatus,
-    OutputDataConfig, ProvisionedModelStatus, RequestMetadataBaseFilters, RequestMetadataFilters,
-    Tag, TeacherModelConfig, TrainingDataConfig,
+    CommitmentDuration, CustomModelDeploymentStatus, CustomizationConfig, CustomizationType,
+    DistillationConfig, InvocationLogSource, InvocationLogsConfig, JobStatusDetails,
+    ModelCustomizationJobStatus, OutputDataConfig, ProvisionedModelStatus,
+    RequestMetadataBaseFilters, RequestMetadataFilters, Tag, TeacherModelConfig,
+    TrainingDataConfig,
 };
 use aws_sdk_bedrock::Client;
 
 use crate::sdk_error::port_error;
 use distillery_core::domain::settings::Commitment;
 use distillery_core::ports::{
-    CustomizationService, DistillationJobRequest, JobState, JobStatus, JobSummary, PortError,
-    ThroughputRequest, ThroughputState, ThroughputStatus, ThroughputSummary, TrainingData,
+    CustomizationService, DeploymentRequest, DeploymentState, DeploymentStatus,
+    DistillationJobRequest, JobState, JobStatus, JobSummary, PortError, ThroughputRequest,
+    ThroughputState, ThroughputStatus, ThroughputSummary, TrainingData,
 };
 
 /// Page size for the List calls (Bedrock allows 1–1000).
@@ -187,6 +189,22 @@ fn throughput_status(s: &ProvisionedModelStatus) -> Result<ThroughputStatus, Por
     })
 }
 
+fn deployment_status(
+    s: &CustomModelDeploymentStatus,
+    op: &str,
+) -> Result<DeploymentStatus, PortError> {
+    Ok(match s {
+        CustomModelDeploymentStatus::Creating => DeploymentStatus::Creating,
+        CustomModelDeploymentStatus::Active => DeploymentStatus::Active,
+        CustomModelDeploymentStatus::Failed => DeploymentStatus::Failed,
+        other => {
+            return Err(PortError::Other(format!(
+                "{op} returned an unknown status {other:?}"
+            )))
+        }
+    })
+}
+
 #[async_trait]
 impl CustomizationService for BedrockCustomizationService {
     async fn create_distillation_job(
@@ -330,6 +348,89 @@ impl CustomizationService for BedrockCustomizationService {
             .await
             .map_err(|e| port_error(&format!("DeleteProvisionedModelThroughput {id}"), e))?;
         Ok(())
+    }
+
+    async fn create_custom_model_deployment(
+        &self,
+        req: &DeploymentRequest,
+    ) -> Result<String, PortError> {
+        let out = self
+            .client
+            .create_custom_model_deployment()
+            .model_deployment_name(&req.deployment_name)
+            .model_arn(&req.model_arn)
+            .set_description(req.description.clone())
+            .client_request_token(&req.client_request_token)
+            .set_tags(Some(tags(&req.tags)?).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(|e| {
+                port_error(
+                    &format!("CreateCustomModelDeployment {}", req.deployment_name),
+                    e,
+                )
+            })?;
+        Ok(out.custom_model_deployment_arn().to_string())
+    }
+
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError> {
+        let out = self
+            .client
+            .get_custom_model_deployment()
+            .custom_model_deployment_identifier(id)
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("GetCustomModelDeployment {id}"), e))?;
+        Ok(DeploymentState {
+            deployment_arn: out.custom_model_deployment_arn().to_string(),
+            deployment_name: out.model_deployment_name().to_string(),
+            model_arn: out.model_arn().to_string(),
+            status: deployment_status(out.status(), "GetCustomModelDeployment")?,
+            failure_message: out.failure_message().map(str::to_string),
+            created_at: Some(utc(out.created_at())),
+        })
+    }
+
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError> {
+        self.client
+            .delete_custom_model_deployment()
+            .custom_model_deployment_identifier(id)
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("DeleteCustomModelDeployment {id}"), e))?;
+        Ok(())
+    }
+
+    async fn list_custom_model_deployments(&self) -> Result<Vec<DeploymentState>, PortError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let page = self
+                .client
+                .list_custom_model_deployments()
+                .max_results(LIST_PAGE_SIZE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| port_error("ListCustomModelDeployments", e))?;
+            for d in page.model_deployment_summaries() {
+                out.push(DeploymentState {
+                    deployment_arn: d.custom_model_deployment_arn().to_string(),
+                    deployment_name: d.custom_model_deployment_name().to_string(),
+                    model_arn: d.model_arn().to_string(),
+                    status: deployment_status(d.status(), "ListCustomModelDeployments")?,
+                    failure_message: d.failure_message().map(str::to_string),
+                    created_at: Some(utc(d.created_at())),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(PortError::Other(format!(
+            "ListCustomModelDeployments still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
+        )))
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<JobSummary>, PortError> {

@@ -272,6 +272,43 @@ pub struct ThroughputSummary {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// What `CreateCustomModelDeployment` needs: an on-demand deployment of a custom model (pay per
+/// token, nothing when idle); its ARN is the `modelId` for Converse/InvokeModel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRequest {
+    /// 1–63 chars of `([0-9a-zA-Z][_-]?)+`, unique in the account and Region
+    /// (`naming::deployment_name`).
+    pub deployment_name: String,
+    /// The custom model ARN (a completed job's output model).
+    pub model_arn: String,
+    pub description: Option<String>,
+    /// Makes a retried create the same create (`naming::deployment_client_request_token`).
+    pub client_request_token: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A custom model deployment's status, as Bedrock spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentStatus {
+    Creating,
+    Active,
+    Failed,
+}
+
+/// A custom model deployment as GetCustomModelDeployment (or one ListCustomModelDeployments entry)
+/// describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentState {
+    pub deployment_arn: String,
+    pub deployment_name: String,
+    /// The custom model it serves.
+    pub model_arn: String,
+    pub status: DeploymentStatus,
+    /// Why it failed, when `status` is Failed.
+    pub failure_message: Option<String>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// The Bedrock model customization control plane.
 #[async_trait]
 pub trait CustomizationService: Send + Sync {
@@ -291,6 +328,18 @@ pub trait CustomizationService: Send + Sync {
     /// `id` is a name or an ARN.
     async fn get_provisioned_throughput(&self, id: &str) -> Result<ThroughputState, PortError>;
     async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError>;
+    /// CreateCustomModelDeployment; returns the deployment ARN. The same request with the same
+    /// client request token returns the same ARN; a name already used by another deployment is
+    /// refused (Bedrock answers ValidationException: `PortError::Validation`).
+    async fn create_custom_model_deployment(
+        &self,
+        req: &DeploymentRequest,
+    ) -> Result<String, PortError>;
+    /// `id` is a name or an ARN; a deployment that does not exist (or was deleted) is
+    /// `PortError::NotFound`.
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError>;
+    /// `id` is a name or an ARN.
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError>;
 
     // The reconciler's view of Bedrock. Default bodies refuse, so a test double that never lists
     // need not implement them; the AWS adapter and `testing::fakes::ScriptedBedrock` do.
@@ -307,6 +356,12 @@ pub trait CustomizationService: Send + Sync {
         Err(PortError::Other(
             "ListProvisionedModelThroughputs is not implemented by this CustomizationService"
                 .into(),
+        ))
+    }
+    /// ListCustomModelDeployments, every page.
+    async fn list_custom_model_deployments(&self) -> Result<Vec<DeploymentState>, PortError> {
+        Err(PortError::Other(
+            "ListCustomModelDeployments is not implemented by this CustomizationService".into(),
         ))
     }
     /// ListTagsForResource: the resource's tags as a map.

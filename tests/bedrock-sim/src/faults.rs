@@ -98,6 +98,16 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// Custom model deployments created from now on end Failed (after Creating) with `message`: the
+    /// next `count`, or those whose name contains `nameContains`.
+    FailDeployment {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name_contains: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// Job state-change events are not published (Bedrock delivers them best effort): the next
     /// `count` matching events, or, without `count`, every matching event until cleared. Matching:
     /// job name contains `nameContains`, and `jobStatus` equals the event's, when given.
@@ -144,6 +154,8 @@ pub struct EventEffect {
 pub const DEFAULT_JOB_FAILURE: &str =
     "Internal error occurred during training. Please retry the job (injected by bedrock-sim).";
 pub const DEFAULT_PT_FAILURE: &str = "Failed to provision model units (injected by bedrock-sim).";
+pub const DEFAULT_DEPLOYMENT_FAILURE: &str =
+    "The custom model deployment failed to start (injected by bedrock-sim).";
 
 impl Fault {
     /// Rejects faults that could not happen on the real API.
@@ -191,6 +203,11 @@ impl Fault {
                 name_contains,
                 ..
             }
+            | Fault::FailDeployment {
+                count,
+                name_contains,
+                ..
+            }
             | Fault::HangJob {
                 count,
                 name_contains,
@@ -218,6 +235,11 @@ impl Fault {
                 ..
             }
             | Fault::FailThroughput {
+                count,
+                name_contains,
+                ..
+            }
+            | Fault::FailDeployment {
                 count,
                 name_contains,
                 ..
@@ -398,6 +420,21 @@ impl FaultBook {
             _ => None,
         }
     }
+
+    /// The failure message for a new custom model deployment, if a FailDeployment fault applies.
+    pub fn take_deployment_failure(&mut self, name: &str) -> Option<String> {
+        match self.take(|f| match f {
+            Fault::FailDeployment { name_contains, .. } => {
+                name_contains.as_deref().is_none_or(|n| name.contains(n))
+            }
+            _ => false,
+        })? {
+            Fault::FailDeployment { message, .. } => {
+                Some(message.unwrap_or_else(|| DEFAULT_DEPLOYMENT_FAILURE.to_string()))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -519,6 +556,43 @@ mod tests {
             book.take_event_faults("j", "InProgress").delay_ms,
             Some(300)
         );
+    }
+
+    #[test]
+    fn deployment_failures_count_down_or_match_names() {
+        let mut book = FaultBook::default();
+        let f: Fault = serde_json::from_str(
+            r#"{"kind":"failDeployment","nameContains":"-od-","message":"no capacity"}"#,
+        )
+        .unwrap();
+        book.add(f).unwrap();
+        assert!(book.take_deployment_failure("other").is_none());
+        assert_eq!(
+            book.take_deployment_failure("a-od-1").as_deref(),
+            Some("no capacity")
+        );
+        assert!(book.take_deployment_failure("b-od-2").is_some());
+        book.clear();
+        book.add(Fault::FailDeployment {
+            count: None,
+            name_contains: None,
+            message: None,
+        })
+        .unwrap();
+        assert_eq!(
+            book.take_deployment_failure("x").as_deref(),
+            Some(DEFAULT_DEPLOYMENT_FAILURE)
+        );
+        assert!(book.take_deployment_failure("y").is_none());
+        // Deployments are not jobs: a job failure fault never fails a deployment.
+        book.add(Fault::FailJob {
+            count: Some(1),
+            name_contains: None,
+            message: None,
+            phase: Phase::Training,
+        })
+        .unwrap();
+        assert!(book.take_deployment_failure("z").is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A local Amazon Bedrock control-plane simulator for tests and the demo.
 //!
-//! It speaks Bedrock's restJson1 wire format for the model customization job and Provisioned Throughput
-//! operations the pipeline calls, enforces the API's constraints, runs jobs through a time-scaled
+//! It speaks Bedrock's restJson1 wire format for the model customization job, Provisioned Throughput
+//! and custom model deployment operations the pipeline calls, enforces the API's constraints, runs jobs through a time-scaled
 //! lifecycle, and injects faults on request. See `docs/bedrock-sim.md`.
 //!
 //! ```no_run
@@ -11,6 +11,7 @@
 //! ```
 
 mod calls;
+mod deployment;
 mod events;
 mod faults;
 mod jobs;
@@ -132,6 +133,21 @@ impl SimHandle {
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The next `n` custom model deployments created end Failed with `message`.
+    pub fn fail_next_deployments(&self, n: u32, message: &str) {
+        self.inject(Fault::FailDeployment {
+            count: Some(n),
+            name_contains: None,
+            message: Some(message.into()),
+        });
+    }
+
+    /// Custom model deployments created from now on stay Creating for `ms` (None: as long as a
+    /// Provisioned Throughput).
+    pub fn set_deployment_ms(&self, ms: Option<u64>) {
+        lock(&self.state).config.deployment_ms = ms;
     }
 
     /// Adds a fault (see [`Fault`]). Panics on a fault the real API could not produce.
@@ -267,7 +283,7 @@ impl SimHandle {
         lock(&self.state).config.timing = timing;
     }
 
-    /// Forgets all jobs, Provisioned Throughputs, faults, calls and events.
+    /// Forgets all jobs, Provisioned Throughputs, deployments, faults, calls and events.
     pub fn reset(&self) {
         lock(&self.state).reset();
     }

@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 use distillery_core::domain::catalog::ModelCatalog;
 
-/// Serves Bedrock's model customization and Provisioned Throughput APIs on 127.0.0.1.
+/// Serves Bedrock's model customization, Provisioned Throughput and custom model deployment APIs on
+/// 127.0.0.1.
 /// Prints `listening on http://127.0.0.1:PORT` on stdout once ready; logs go to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "bedrock-sim", version)]
@@ -23,6 +24,9 @@ struct Args {
     /// Duration of a Provisioned Throughput's Creating status, in milliseconds.
     #[arg(long, default_value_t = 1000, env = "BEDROCK_SIM_PT_MS")]
     pt_ms: u64,
+    /// Duration of a custom model deployment's Creating status, in milliseconds (default: --pt-ms).
+    #[arg(long, env = "BEDROCK_SIM_DEPLOYMENT_MS")]
+    deployment_ms: Option<u64>,
     /// Region for ARNs when a request is not SigV4-signed.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         max_in_progress_jobs: args.max_in_progress_jobs,
         strict_model_ids: !args.lenient_model_ids,
         port: args.port,
+        deployment_ms: args.deployment_ms,
         events_url: args.events_url,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

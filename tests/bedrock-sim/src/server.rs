@@ -36,6 +36,16 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/provisioned-model-throughputs", get(list_pts))
         .route("/listTagsForResource", post(list_tags))
+        .route("/tagResource", post(tag_resource))
+        .route("/untagResource", post(untag_resource))
+        .route(
+            "/model-customization/custom-model-deployments",
+            post(create_deployment).get(list_deployments),
+        )
+        .route(
+            "/model-customization/custom-model-deployments/{id}",
+            get(get_deployment).delete(delete_deployment),
+        )
         .route(
             "/_sim/faults",
             get(list_faults).post(add_faults).delete(clear_faults),
@@ -139,6 +149,14 @@ async fn list_tags(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     )
 }
 
+async fn tag_resource(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&s, Operation::TagResource, &headers, None, vec![], body)
+}
+
+async fn untag_resource(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(&s, Operation::UntagResource, &headers, None, vec![], body)
+}
+
 async fn get_job(State(s): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     run(
         &s,
@@ -213,6 +231,62 @@ async fn list_pts(
     )
 }
 
+async fn create_deployment(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    run(
+        &s,
+        Operation::CreateCustomModelDeployment,
+        &headers,
+        None,
+        vec![],
+        body,
+    )
+}
+
+async fn list_deployments(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<Params>,
+) -> Response {
+    run(
+        &s,
+        Operation::ListCustomModelDeployments,
+        &headers,
+        None,
+        q,
+        Bytes::new(),
+    )
+}
+
+async fn get_deployment(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    run(
+        &s,
+        Operation::GetCustomModelDeployment,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
+async fn delete_deployment(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    run(
+        &s,
+        Operation::DeleteCustomModelDeployment,
+        &headers,
+        Some(id),
+        vec![],
+        Bytes::new(),
+    )
+}
+
 async fn unknown(State(s): State<Shared>, method: Method, uri: Uri) -> Response {
     let err = ApiError::new(
         ErrorKind::UnknownOperation,
@@ -243,7 +317,7 @@ async fn add_faults(State(s): State<Shared>, body: Bytes) -> Response {
         Ok(OneOrMany::Many(v)) => v,
         Err(e) => {
             return ApiError::validation(format!(
-                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"hangJob\"|\"failThroughput\"|\"dropEvents\"|\"duplicateEvents\"|\"delayEvents\", ...}}): {e}"
+                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"hangJob\"|\"failThroughput\"|\"failDeployment\"|\"dropEvents\"|\"duplicateEvents\"|\"delayEvents\", ...}}): {e}"
             ))
             .into_response()
         }
@@ -331,10 +405,18 @@ struct TimingUpdate {
     phase_ms: Option<u64>,
     stop_ms: Option<u64>,
     pt_ms: Option<u64>,
+    deployment_ms: Option<u64>,
+}
+
+/// The timing with the effective deployment duration beside it (`deploymentMs`).
+fn timing_json(sim: &Sim) -> Value {
+    let mut t = json!(sim.config.timing);
+    t["deploymentMs"] = json!(sim.config.deployment_ms.unwrap_or(sim.config.timing.pt_ms));
+    t
 }
 
 async fn get_timing(State(s): State<Shared>) -> Json<Value> {
-    Json(json!(lock(&s).config.timing))
+    Json(timing_json(&lock(&s)))
 }
 
 async fn set_timing(State(s): State<Shared>, body: Bytes) -> Response {
@@ -342,7 +424,7 @@ async fn set_timing(State(s): State<Shared>, body: Bytes) -> Response {
         Ok(u) => u,
         Err(e) => {
             return ApiError::validation(format!(
-                "body must be {{\"phaseMs\", \"stopMs\", \"ptMs\"}} (each optional): {e}"
+                "body must be {{\"phaseMs\", \"stopMs\", \"ptMs\", \"deploymentMs\"}} (each optional): {e}"
             ))
             .into_response()
         }
@@ -352,7 +434,10 @@ async fn set_timing(State(s): State<Shared>, body: Bytes) -> Response {
     t.phase_ms = update.phase_ms.unwrap_or(t.phase_ms);
     t.stop_ms = update.stop_ms.unwrap_or(t.stop_ms);
     t.pt_ms = update.pt_ms.unwrap_or(t.pt_ms);
-    Json(json!(sim.config.timing)).into_response()
+    if update.deployment_ms.is_some() {
+        sim.config.deployment_ms = update.deployment_ms;
+    }
+    Json(timing_json(&sim)).into_response()
 }
 
 async fn health(State(s): State<Shared>) -> Json<Value> {
@@ -361,7 +446,7 @@ async fn health(State(s): State<Shared>) -> Json<Value> {
         "status": "ok",
         "region": sim.config.region,
         "accountId": sim.config.account_id,
-        "timing": sim.config.timing,
+        "timing": timing_json(&sim),
         "eventsUrl": sim.config.events_url,
         "operations": Operation::ALL.iter().map(|o| o.name()).collect::<Vec<_>>(),
     }))

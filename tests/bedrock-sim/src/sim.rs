@@ -1,8 +1,12 @@
 //! The simulator's state and the semantics of each operation, independent of HTTP.
 
+mod deployment_calls;
 mod job_calls;
 mod list_query;
+mod tag_calls;
 mod throughput_calls;
+
+use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -10,6 +14,7 @@ use distillery_core::domain::catalog::ModelCatalog;
 use serde_json::{json, Map, Value};
 
 use crate::calls::CallRecord;
+use crate::deployment::Deployment;
 use crate::events::{self, EventRecord, Outcome, Pending};
 use crate::faults::FaultBook;
 use crate::jobs::{Job, Timing};
@@ -33,6 +38,9 @@ pub struct SimConfig {
     pub strict_model_ids: bool,
     /// Port to bind on 127.0.0.1; 0 picks a free one.
     pub port: u16,
+    /// How long a custom model deployment stays Creating, in milliseconds; None = as long as a
+    /// Provisioned Throughput (`timing.pt_ms`). Kept out of [`Timing`] so its literals stay valid.
+    pub deployment_ms: Option<u64>,
     /// EventBridge endpoint (e.g. moto's URL) that receives each job state-change event through
     /// PutEvents on the default bus. None: events are built and logged (`/_sim/events`), not sent.
     pub events_url: Option<String>,
@@ -48,6 +56,7 @@ impl Default for SimConfig {
             max_in_progress_jobs: None,
             strict_model_ids: true,
             port: 0,
+            deployment_ms: None,
             events_url: None,
         }
     }
@@ -84,6 +93,10 @@ pub struct Sim {
     pub config: SimConfig,
     jobs: Vec<Job>,
     throughputs: Vec<Throughput>,
+    deployments: Vec<Deployment>,
+    /// A resource's whole tag list once TagResource or UntagResource changed it (by ARN); until then
+    /// its tags are the ones its create request gave.
+    tag_overrides: HashMap<String, Vec<(String, String)>>,
     pub faults: FaultBook,
     pub calls: Vec<CallRecord>,
     seq: u64,
@@ -131,6 +144,9 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
         let key = match req.op {
             Operation::GetProvisionedModelThroughput
             | Operation::DeleteProvisionedModelThroughput => "provisionedModelId",
+            Operation::GetCustomModelDeployment | Operation::DeleteCustomModelDeployment => {
+                "customModelDeploymentIdentifier"
+            }
             _ => "jobIdentifier",
         };
         out.insert(key.into(), json!(id));
@@ -150,6 +166,8 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             "modelUnits",
             "commitmentDuration",
             "resourceARN",
+            "modelDeploymentName",
+            "modelArn",
         ] {
             if let Some(v) = body.get(key) {
                 out.insert(key.into(), v.clone());
@@ -173,6 +191,8 @@ impl Sim {
             config,
             jobs: Vec::new(),
             throughputs: Vec::new(),
+            deployments: Vec::new(),
+            tag_overrides: HashMap::new(),
             faults: FaultBook::default(),
             calls: Vec::new(),
             seq: 0,
@@ -182,10 +202,12 @@ impl Sim {
         }
     }
 
-    /// Forgets all jobs, Provisioned Throughputs, faults and calls.
+    /// Forgets all jobs, Provisioned Throughputs, deployments, faults and calls.
     pub fn reset(&mut self) {
         self.jobs.clear();
         self.throughputs.clear();
+        self.deployments.clear();
+        self.tag_overrides.clear();
         self.faults.clear();
         self.calls.clear();
         self.seq = 0;
@@ -334,53 +356,21 @@ impl Sim {
                 let body = parse_body(&req.body)?;
                 self.list_tags(body, now)
             }
-        }
-    }
-
-    /// ListTagsForResource: the tags given when the resource was created (`jobTags` for a job,
-    /// `customModelTags` for the custom model a Completed job produced, `tags` for a Provisioned
-    /// Throughput), as `{"tags":[{"key","value"}]}`.
-    fn list_tags(
-        &self,
-        body: Map<String, Value>,
-        now: DateTime<Utc>,
-    ) -> Result<ApiSuccess, ApiError> {
-        let arn = match body.get("resourceARN") {
-            Some(Value::String(s)) => s.as_str(),
-            Some(_) => {
-                return Err(ApiError::new(
-                    ErrorKind::Serialization,
-                    "resourceARN must be a string",
-                ))
+            Operation::TagResource => {
+                let body = parse_body(&req.body)?;
+                self.tag_resource(body, now)
             }
-            None => {
-                return Err(ApiError::validation(
-                    "1 validation error detected: Value null at 'resourceARN' failed to satisfy constraint: Member must not be null",
-                ))
+            Operation::UntagResource => {
+                let body = parse_body(&req.body)?;
+                self.untag_resource(body, now)
             }
-        };
-        if !(20..=1011).contains(&arn.chars().count()) {
-            return Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{arn}' at 'resourceARN' failed to satisfy constraint: Member must have length between 20 and 1011"
-            )));
+            Operation::CreateCustomModelDeployment => {
+                let body = parse_body(&req.body)?;
+                self.create_deployment(&req.region, body, now)
+            }
+            Operation::GetCustomModelDeployment => self.get_deployment(id, now),
+            Operation::ListCustomModelDeployments => self.list_deployments(&req.query, now),
+            Operation::DeleteCustomModelDeployment => self.delete_deployment(id),
         }
-        let given = |request: &Map<String, Value>, key: &str| {
-            request.get(key).cloned().unwrap_or_else(|| json!([]))
-        };
-        let tags = if let Some(j) = self.jobs.iter().find(|j| j.arn == arn) {
-            given(&j.request, "jobTags")
-        } else if let Some(j) = self.jobs.iter().find(|j| {
-            j.custom_model_arn == arn
-                && j.view(j.elapsed_ms(now)).status == crate::jobs::JobStatus::Completed
-        }) {
-            given(&j.request, "customModelTags")
-        } else if let Some(p) = self.throughputs.iter().find(|p| p.arn == arn) {
-            given(&p.request, "tags")
-        } else {
-            return Err(ApiError::not_found(format!(
-                "The resource '{arn}' was not found"
-            )));
-        };
-        Ok(ApiSuccess::ok(json!({ "tags": tags })))
     }
 }

@@ -52,6 +52,16 @@ pattern!(
     r"(([0-9a-zA-Z][_-]?)+)|(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:provisioned-model/[a-z0-9]{12})"
 );
 
+pattern!(MODEL_DEPLOYMENT_NAME, r"([0-9a-zA-Z][_-]?){1,63}");
+pattern!(
+    CUSTOM_MODEL_ARN,
+    r"arn:aws(|-us-gov|-cn|-iso|-iso-b):bedrock:[a-z0-9-]{1,20}:[0-9]{12}:custom-model/(imported|[a-z0-9-]{1,63}[.]{1}[a-z0-9-]{1,63}([a-z0-9-]{1,63}[.]){0,2}[a-z0-9-]{1,63}([:][a-z0-9-]{1,63}){0,2})/[a-z0-9]{12}"
+);
+pattern!(
+    CUSTOM_MODEL_DEPLOYMENT_IDENTIFIER,
+    r"(arn:aws(|-us-gov|-cn|-iso|-iso-b):bedrock:[a-z0-9-]{1,20}:[0-9]{12}:custom-model-deployment/[a-z0-9]{12})|^([0-9a-zA-Z][_-]?){1,63}"
+);
+
 /// Collects every constraint violation of one request, like AWS does, before answering.
 #[derive(Default)]
 pub struct Violations(Vec<String>);
@@ -262,6 +272,23 @@ mod tests {
             "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-lite-v1:0:300k/abcdef012345"
         ));
         assert!(!JOB_IDENTIFIER.is_match("arn:aws:s3:::bucket"));
+    }
+
+    #[test]
+    fn deployment_patterns() {
+        assert!(MODEL_DEPLOYMENT_NAME.is_match("support-od-0123456789abcdef0123"));
+        assert!(!MODEL_DEPLOYMENT_NAME.is_match("dots.not.allowed"));
+        assert!(CUSTOM_MODEL_ARN.is_match(
+            "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-lite-v1:0:300k/abcdef012345"
+        ));
+        assert!(!CUSTOM_MODEL_ARN
+            .is_match("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0"));
+        assert!(CUSTOM_MODEL_DEPLOYMENT_IDENTIFIER.is_match("my-deployment"));
+        assert!(CUSTOM_MODEL_DEPLOYMENT_IDENTIFIER.is_match(
+            "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/abcdef012345"
+        ));
+        assert!(!CUSTOM_MODEL_DEPLOYMENT_IDENTIFIER
+            .is_match("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdef012345"));
     }
 
     #[test]

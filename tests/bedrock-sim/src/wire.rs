@@ -20,10 +20,16 @@ pub enum Operation {
     DeleteProvisionedModelThroughput,
     ListProvisionedModelThroughputs,
     ListTagsForResource,
+    TagResource,
+    UntagResource,
+    CreateCustomModelDeployment,
+    GetCustomModelDeployment,
+    ListCustomModelDeployments,
+    DeleteCustomModelDeployment,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 9] = [
+    pub const ALL: [Operation; 15] = [
         Operation::CreateModelCustomizationJob,
         Operation::GetModelCustomizationJob,
         Operation::ListModelCustomizationJobs,
@@ -33,6 +39,12 @@ impl Operation {
         Operation::DeleteProvisionedModelThroughput,
         Operation::ListProvisionedModelThroughputs,
         Operation::ListTagsForResource,
+        Operation::TagResource,
+        Operation::UntagResource,
+        Operation::CreateCustomModelDeployment,
+        Operation::GetCustomModelDeployment,
+        Operation::ListCustomModelDeployments,
+        Operation::DeleteCustomModelDeployment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +58,12 @@ impl Operation {
             Operation::DeleteProvisionedModelThroughput => "DeleteProvisionedModelThroughput",
             Operation::ListProvisionedModelThroughputs => "ListProvisionedModelThroughputs",
             Operation::ListTagsForResource => "ListTagsForResource",
+            Operation::TagResource => "TagResource",
+            Operation::UntagResource => "UntagResource",
+            Operation::CreateCustomModelDeployment => "CreateCustomModelDeployment",
+            Operation::GetCustomModelDeployment => "GetCustomModelDeployment",
+            Operation::ListCustomModelDeployments => "ListCustomModelDeployments",
+            Operation::DeleteCustomModelDeployment => "DeleteCustomModelDeployment",
         }
     }
 
@@ -54,7 +72,9 @@ impl Operation {
     pub fn declares_quota_error(self) -> bool {
         matches!(
             self,
-            Operation::CreateModelCustomizationJob | Operation::CreateProvisionedModelThroughput
+            Operation::CreateModelCustomizationJob
+                | Operation::CreateProvisionedModelThroughput
+                | Operation::CreateCustomModelDeployment
         )
     }
 }

@@ -26,6 +26,9 @@ pub static CUSTOM_MODEL_NAME_RE: LazyLock<Regex> =
 /// `provisionedModelName`: `([0-9a-zA-Z][_-]?)+`, 1–63 chars.
 pub static PROVISIONED_MODEL_NAME_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^([0-9a-zA-Z][_-]?)+$").expect("regex"));
+/// `modelDeploymentName` (CreateCustomModelDeployment): `([0-9a-zA-Z][_-]?){1,63}`.
+pub static MODEL_DEPLOYMENT_NAME_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([0-9a-zA-Z][_-]?)+$").expect("regex"));
 /// `clientRequestToken`: `[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?`.
 pub static CLIENT_REQUEST_TOKEN_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?$").expect("regex"));
@@ -128,6 +131,18 @@ pub fn custom_model_name(run_id: &RunId, dataset_name: &str) -> String {
 /// `<dataset>-pt-<run hex>`.
 pub fn provisioned_model_name(run_id: &RunId, dataset_name: &str) -> String {
     compose("", dataset_name, "pt-", run_id)
+}
+
+/// `<dataset>-od-<run hex>`: the run's on-demand custom model deployment. Deterministic, so a retried
+/// step finds (GetCustomModelDeployment by name) the deployment an earlier attempt created.
+pub fn deployment_name(run_id: &RunId, dataset_name: &str) -> String {
+    compose("", dataset_name, "od-", run_id)
+}
+
+/// The `clientRequestToken` of the run's CreateCustomModelDeployment: a retried create is the same
+/// create to Bedrock, never a second deployment.
+pub fn deployment_client_request_token(run_id: &RunId) -> String {
+    client_request_token(run_id, "custom-model-deployment")
 }
 
 /// A `clientRequestToken` for one purpose of one run (e.g. `create-job`), so a retried call is the
@@ -284,6 +299,18 @@ mod tests {
             "support-pt-0123456789abcdef0123"
         );
         assert_eq!(
+            deployment_name(&id, "Support Tickets"),
+            "support-tickets-od-0123456789abcdef0123"
+        );
+        assert_eq!(
+            deployment_client_request_token(&id),
+            "run-0123456789abcdef0123-custom-model-deployment"
+        );
+        assert_ne!(
+            deployment_client_request_token(&id),
+            client_request_token(&id, "provisioned-throughput")
+        );
+        assert_eq!(
             client_request_token(&id, "create-job"),
             "run-0123456789abcdef0123-create-job"
         );
@@ -295,6 +322,25 @@ mod tests {
         let name = job_name(&rid(), &long);
         assert_eq!(name.len(), MAX_NAME_LEN);
         assert!(name.ends_with(&run_suffix(&rid())));
+        let name = deployment_name(&rid(), &long);
+        assert_eq!(name.len(), MAX_NAME_LEN);
+        assert!(
+            name.ends_with(&format!("-od-{}", run_suffix(&rid()))),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn deployment_names_are_deterministic_and_differ_per_run() {
+        let a = RunId("run-0123456789abcdef0123".into());
+        let b = RunId("run-0123456789abcdef0124".into());
+        assert_eq!(deployment_name(&a, "x"), deployment_name(&a, "x"));
+        assert_ne!(deployment_name(&a, "x"), deployment_name(&b, "x"));
+        assert_ne!(deployment_name(&a, "x"), provisioned_model_name(&a, "x"));
+        assert_eq!(
+            deployment_name(&a, "%%%"),
+            "dataset-od-0123456789abcdef0123"
+        );
     }
 
     #[test]
@@ -322,6 +368,10 @@ mod tests {
             prop_assert!(m.len() <= MAX_NAME_LEN && CUSTOM_MODEL_NAME_RE.is_match(&m), "{}", m);
             let p = provisioned_model_name(&id, &dataset);
             prop_assert!(p.len() <= MAX_NAME_LEN && PROVISIONED_MODEL_NAME_RE.is_match(&p), "{}", p);
+            let d = deployment_name(&id, &dataset);
+            prop_assert!(d.len() <= MAX_NAME_LEN && MODEL_DEPLOYMENT_NAME_RE.is_match(&d), "{}", d);
+            let dt = deployment_client_request_token(&id);
+            prop_assert!(dt.len() <= MAX_TOKEN_LEN && CLIENT_REQUEST_TOKEN_RE.is_match(&dt), "{}", dt);
             let t = client_request_token(&id, &purpose);
             prop_assert!(t.len() <= MAX_TOKEN_LEN && CLIENT_REQUEST_TOKEN_RE.is_match(&t), "{}", t);
         }

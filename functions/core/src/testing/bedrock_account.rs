@@ -1,5 +1,5 @@
-//! A stateful in-memory Bedrock account for the reconciler's tests: jobs and Provisioned Throughputs
-//! keyed by ARN, with tags, that the tests set up directly (including "orphans" no run owns). Stop
+//! A stateful in-memory Bedrock account for the reconciler's tests: jobs, Provisioned Throughputs and
+//! custom model deployments keyed by ARN, with tags, that the tests set up directly (including "orphans" no run owns). Stop
 //! and delete change the state the way Bedrock does; every call is logged.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::ports::{
-    CustomizationService, DistillationJobRequest, JobState, JobStatus, JobSummary, PortError,
-    ThroughputRequest, ThroughputState, ThroughputStatus, ThroughputSummary,
+    CustomizationService, DeploymentRequest, DeploymentState, DeploymentStatus,
+    DistillationJobRequest, JobState, JobStatus, JobSummary, PortError, ThroughputRequest,
+    ThroughputState, ThroughputStatus, ThroughputSummary,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -30,10 +31,17 @@ pub struct AccountThroughput {
     pub tags: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone)]
+pub struct AccountDeployment {
+    pub state: DeploymentState,
+    pub tags: BTreeMap<String, String>,
+}
+
 #[derive(Default)]
 pub struct BedrockAccount {
     pub jobs: Mutex<BTreeMap<String, AccountJob>>,
     pub throughputs: Mutex<BTreeMap<String, AccountThroughput>>,
+    pub deployments: Mutex<BTreeMap<String, AccountDeployment>>,
     pub calls: Mutex<Vec<String>>,
     /// When set, StopModelCustomizationJob fails with this error.
     pub stop_error: Mutex<Option<PortError>>,
@@ -97,6 +105,37 @@ impl BedrockAccount {
                     .collect(),
             },
         );
+    }
+
+    /// Adds a custom model deployment with `status`, created at `created_at`, tagged `tags`.
+    pub fn add_deployment(
+        &self,
+        arn: &str,
+        status: DeploymentStatus,
+        created_at: DateTime<Utc>,
+        tags: &[(&str, &str)],
+    ) {
+        lock(&self.deployments).insert(
+            arn.into(),
+            AccountDeployment {
+                state: DeploymentState {
+                    deployment_arn: arn.into(),
+                    deployment_name: arn.rsplit('/').next().unwrap_or(arn).into(),
+                    model_arn: "arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into(),
+                    status,
+                    failure_message: None,
+                    created_at: Some(created_at),
+                },
+                tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+    }
+
+    pub fn has_deployment(&self, arn: &str) -> bool {
+        lock(&self.deployments).contains_key(arn)
     }
 
     pub fn job_status(&self, arn: &str) -> Option<JobStatus> {
@@ -186,6 +225,45 @@ impl CustomizationService for BedrockAccount {
             .ok_or_else(|| PortError::NotFound(format!("no provisioned model {id}")))
     }
 
+    async fn create_custom_model_deployment(
+        &self,
+        _req: &DeploymentRequest,
+    ) -> Result<String, PortError> {
+        self.log("create_deployment");
+        Err(PortError::Other(
+            "BedrockAccount does not create deployments".into(),
+        ))
+    }
+
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError> {
+        self.log("get_deployment");
+        lock(&self.deployments)
+            .values()
+            .find(|d| d.state.deployment_arn == id || d.state.deployment_name == id)
+            .map(|d| d.state.clone())
+            .ok_or_else(|| PortError::NotFound(format!("no custom model deployment {id}")))
+    }
+
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError> {
+        self.log("delete_deployment");
+        let mut deployments = lock(&self.deployments);
+        let arn = deployments
+            .values()
+            .find(|d| d.state.deployment_arn == id || d.state.deployment_name == id)
+            .map(|d| d.state.deployment_arn.clone())
+            .ok_or_else(|| PortError::NotFound(format!("no custom model deployment {id}")))?;
+        deployments.remove(&arn);
+        Ok(())
+    }
+
+    async fn list_custom_model_deployments(&self) -> Result<Vec<DeploymentState>, PortError> {
+        self.log("list_deployments");
+        Ok(lock(&self.deployments)
+            .values()
+            .map(|d| d.state.clone())
+            .collect())
+    }
+
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<JobSummary>, PortError> {
         self.log("list_jobs");
         Ok(lock(&self.jobs)
@@ -216,6 +294,9 @@ impl CustomizationService for BedrockAccount {
         }
         if let Some(p) = lock(&self.throughputs).get(arn) {
             return Ok(p.tags.clone());
+        }
+        if let Some(d) = lock(&self.deployments).get(arn) {
+            return Ok(d.tags.clone());
         }
         Err(PortError::NotFound(format!("no resource {arn}")))
     }

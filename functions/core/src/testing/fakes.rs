@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::ports::{
-    Clock, CustomizationService, DistillationJobRequest, JobState, PortError, ThroughputRequest,
-    ThroughputState, ThroughputStatus,
+    Clock, CustomizationService, DeploymentRequest, DeploymentState, DeploymentStatus,
+    DistillationJobRequest, JobState, PortError, ThroughputRequest, ThroughputState,
+    ThroughputStatus,
 };
 
 /// Locks a fake's state; a panic in another test thread must not poison every later assertion.
@@ -44,12 +45,16 @@ impl Clock for FixedClock {
 }
 
 /// A scripted Bedrock. Every call is logged by operation name (`create_job`, `get_job`,
-/// `stop_job`, `create_pt`, `get_pt`, `delete_pt`).
+/// `stop_job`, `create_pt`, `get_pt`, `delete_pt`, `create_deployment`, `get_deployment`,
+/// `delete_deployment`, `list_deployments`).
 /// - `create_distillation_job` records the request and returns one ARN per client request token (as
 ///   Bedrock's idempotency does), or the next queued error of `create_job_errors`.
 /// - `get_job` answers from the `jobs` queue (the last answer repeats; `NotFound` when empty).
 /// - Provisioned Throughputs are created in `Creating` and kept by name and by ARN;
 ///   [`ScriptedBedrock::set_pt_status`] moves them all.
+/// - Custom model deployments likewise (one ARN per client request token, as Bedrock's idempotency
+///   does; another token for a name in use is `Validation`, as Bedrock answers);
+///   [`ScriptedBedrock::set_deployment_status`] moves them all, delete removes one.
 #[derive(Default)]
 pub struct ScriptedBedrock {
     pub calls: Mutex<Vec<String>>,
@@ -63,6 +68,11 @@ pub struct ScriptedBedrock {
     pub pt_requests: Mutex<Vec<ThroughputRequest>>,
     /// Errors the next `stop_job` calls return, first queued first returned.
     pub stop_job_errors: Mutex<VecDeque<PortError>>,
+    /// Live deployments by ARN.
+    pub deployments: Mutex<HashMap<String, DeploymentState>>,
+    pub deployment_requests: Mutex<Vec<DeploymentRequest>>,
+    /// Errors the next `create_custom_model_deployment` calls return, first queued first returned.
+    pub create_deployment_errors: Mutex<VecDeque<PortError>>,
 }
 
 impl ScriptedBedrock {
@@ -120,9 +130,47 @@ impl ScriptedBedrock {
         }
     }
 
+    /// Every `create_custom_model_deployment` request so far, failed ones included.
+    pub fn deployment_requests(&self) -> Vec<DeploymentRequest> {
+        lock(&self.deployment_requests).clone()
+    }
+
+    /// The next `create_custom_model_deployment` call fails with `e`.
+    pub fn fail_next_deployment(&self, e: PortError) {
+        lock(&self.create_deployment_errors).push_back(e);
+    }
+
+    /// Moves every deployment to `status` with failure message `msg`.
+    pub fn set_deployment_status(&self, status: DeploymentStatus, msg: Option<&str>) {
+        for d in lock(&self.deployments).values_mut() {
+            d.status = status;
+            d.failure_message = msg.map(str::to_string);
+        }
+    }
+
     fn log(&self, op: &str) {
         lock(&self.calls).push(op.to_string());
     }
+}
+
+/// The ARN a token gets, so a retry with the same token finds the same deployment.
+fn deployment_arn(token: &str) -> String {
+    let id: String = token
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    format!("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/{id}")
+}
+
+/// A deployment by ARN or by name.
+fn find_deployment<'a>(
+    deployments: &'a HashMap<String, DeploymentState>,
+    id: &str,
+) -> Option<&'a DeploymentState> {
+    deployments
+        .get(id)
+        .or_else(|| deployments.values().find(|d| d.deployment_name == id))
 }
 
 #[async_trait]
@@ -197,6 +245,67 @@ impl CustomizationService for ScriptedBedrock {
         self.log("delete_pt");
         Ok(())
     }
+
+    async fn create_custom_model_deployment(
+        &self,
+        req: &DeploymentRequest,
+    ) -> Result<String, PortError> {
+        self.log("create_deployment");
+        lock(&self.deployment_requests).push(req.clone());
+        if let Some(e) = lock(&self.create_deployment_errors).pop_front() {
+            return Err(e);
+        }
+        let arn = deployment_arn(&req.client_request_token);
+        let mut deployments = lock(&self.deployments);
+        if deployments.contains_key(&arn) {
+            return Ok(arn);
+        }
+        if deployments
+            .values()
+            .any(|d| d.deployment_name == req.deployment_name)
+        {
+            return Err(PortError::Validation(format!(
+                "A custom model deployment named '{}' already exists",
+                req.deployment_name
+            )));
+        }
+        deployments.insert(
+            arn.clone(),
+            DeploymentState {
+                deployment_arn: arn.clone(),
+                deployment_name: req.deployment_name.clone(),
+                model_arn: req.model_arn.clone(),
+                status: DeploymentStatus::Creating,
+                failure_message: None,
+                created_at: None,
+            },
+        );
+        Ok(arn)
+    }
+
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError> {
+        self.log("get_deployment");
+        find_deployment(&lock(&self.deployments), id)
+            .cloned()
+            .ok_or_else(|| PortError::NotFound(format!("no custom model deployment {id}")))
+    }
+
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError> {
+        self.log("delete_deployment");
+        let mut deployments = lock(&self.deployments);
+        let arn = find_deployment(&deployments, id)
+            .map(|d| d.deployment_arn.clone())
+            .ok_or_else(|| PortError::NotFound(format!("no custom model deployment {id}")))?;
+        deployments.remove(&arn);
+        Ok(())
+    }
+
+    async fn list_custom_model_deployments(&self) -> Result<Vec<DeploymentState>, PortError> {
+        self.log("list_deployments");
+        let mut all: Vec<DeploymentState> = lock(&self.deployments).values().cloned().collect();
+        all.sort_by(|a, b| a.deployment_arn.cmp(&b.deployment_arn));
+        Ok(all)
+    }
 }
 
 /// Task-token callbacks that record what was sent; tokens named in `closed` answer
@@ -245,5 +354,53 @@ impl crate::ports::TaskCallbacks for RecordingCallbacks {
             )));
         }
         Ok(crate::ports::TaskAnswer::Delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(name: &str, token: &str) -> DeploymentRequest {
+        DeploymentRequest {
+            deployment_name: name.into(),
+            model_arn: "arn:aws:bedrock:us-east-1:123456789012:custom-model/m/abcdef012345".into(),
+            description: None,
+            client_request_token: token.into(),
+            tags: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn scripted_deployments_are_idempotent_unique_and_deletable() {
+        let b = ScriptedBedrock::default();
+        let arn = b
+            .create_custom_model_deployment(&request("d-od-1", "tok-1"))
+            .await
+            .unwrap();
+        let again = b
+            .create_custom_model_deployment(&request("d-od-1", "tok-1"))
+            .await
+            .unwrap();
+        assert_eq!(arn, again);
+        let dup = b
+            .create_custom_model_deployment(&request("d-od-1", "tok-2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, PortError::Validation(_)), "{dup}");
+        let by_name = b.get_custom_model_deployment("d-od-1").await.unwrap();
+        assert_eq!(by_name.deployment_arn, arn);
+        assert_eq!(by_name.status, DeploymentStatus::Creating);
+        b.set_deployment_status(DeploymentStatus::Failed, Some("no capacity"));
+        let failed = b.get_custom_model_deployment(&arn).await.unwrap();
+        assert_eq!(failed.failure_message.as_deref(), Some("no capacity"));
+        assert_eq!(b.list_custom_model_deployments().await.unwrap().len(), 1);
+        b.delete_custom_model_deployment(&arn).await.unwrap();
+        assert!(matches!(
+            b.get_custom_model_deployment(&arn).await,
+            Err(PortError::NotFound(_))
+        ));
+        assert_eq!(b.count("create_deployment"), 3);
+        assert_eq!(b.deployment_requests().len(), 3);
     }
 }

@@ -17,7 +17,19 @@ pub(super) struct ListQuery {
 }
 
 impl ListQuery {
+    /// The job and throughput lists name their time filters `creationTimeAfter`/`creationTimeBefore`.
     pub(super) fn parse(query: &[(String, String)], statuses: &[&str]) -> Result<Self, ApiError> {
+        Self::parse_with(query, statuses, "creationTimeAfter", "creationTimeBefore")
+    }
+
+    /// Like [`ListQuery::parse`] with the time filters under other names (ListCustomModelDeployments
+    /// says `createdAfter`/`createdBefore`).
+    pub(super) fn parse_with(
+        query: &[(String, String)],
+        statuses: &[&str],
+        after_key: &str,
+        before_key: &str,
+    ) -> Result<Self, ApiError> {
         let mut v = Violations::default();
         let mut q = ListQuery {
             status: None,
@@ -62,8 +74,8 @@ impl ListQuery {
                     v.check_enum("sortOrder", value, &["Ascending", "Descending"]);
                     q.descending = value != "Ascending";
                 }
-                "creationTimeAfter" => q.after = time(&mut v, key, value),
-                "creationTimeBefore" => q.before = time(&mut v, key, value),
+                k if k == after_key => q.after = time(&mut v, key, value),
+                k if k == before_key => q.before = time(&mut v, key, value),
                 _ => {}
             }
         }

@@ -2,7 +2,9 @@ use super::fixtures::*;
 use super::*;
 use crate::domain::catalog::Limits;
 use crate::domain::errors::ErrorType;
-use crate::ports::{DistillationJobRequest, ThroughputRequest, ThroughputState};
+use crate::ports::{
+    DeploymentRequest, DeploymentState, DistillationJobRequest, ThroughputRequest, ThroughputState,
+};
 use crate::testing::fakes::{FixedClock, ScriptedBedrock};
 use crate::testing::memory::InMemoryRunLedger;
 
@@ -423,6 +425,18 @@ impl CustomizationService for StopFails {
     async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError> {
         self.0.delete_provisioned_throughput(id).await
     }
+    async fn create_custom_model_deployment(
+        &self,
+        r: &DeploymentRequest,
+    ) -> Result<String, PortError> {
+        self.0.create_custom_model_deployment(r).await
+    }
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError> {
+        self.0.get_custom_model_deployment(id).await
+    }
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError> {
+        self.0.delete_custom_model_deployment(id).await
+    }
 }
 
 #[tokio::test]
@@ -566,6 +580,18 @@ impl CustomizationService for StopRefused {
     }
     async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError> {
         self.0.delete_provisioned_throughput(id).await
+    }
+    async fn create_custom_model_deployment(
+        &self,
+        r: &DeploymentRequest,
+    ) -> Result<String, PortError> {
+        self.0.create_custom_model_deployment(r).await
+    }
+    async fn get_custom_model_deployment(&self, id: &str) -> Result<DeploymentState, PortError> {
+        self.0.get_custom_model_deployment(id).await
+    }
+    async fn delete_custom_model_deployment(&self, id: &str) -> Result<(), PortError> {
+        self.0.delete_custom_model_deployment(id).await
     }
 }
 
