@@ -111,6 +111,7 @@ impl DatasetValidatorService {
             note: Some(&reason),
             read,
             snapshot: None,
+            cost_estimate: None,
         };
         let uri = self
             .put_report(bucket, &self.config.report_key(&run.run_id), &report)
