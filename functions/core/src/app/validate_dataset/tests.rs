@@ -383,7 +383,9 @@ async fn a_run_over_budget_is_rejected_naming_both_figures_and_a_higher_metadata
     assert!(e.over_budget && e.budget_usd == Some(0.01));
     assert!(
         reason.starts_with(&format!(
-            "over_budget: the high cost estimate USD {:.2} exceeds the budget USD 0.01 set by S3 metadata x-amz-meta-distillery-max-run-cost-usd (the estimate uses unconfirmed prices)",
+            "over_budget: the high cost estimate USD {:.2} exceeds the budget USD 0.01 set by S3 metadata x-amz-meta-distillery-max-run-cost-usd; estimate USD {:.2} to USD {:.2} (teacher generation",
+            e.high_usd,
+            e.low_usd,
             e.high_usd
         )),
         "{reason}"
@@ -417,8 +419,8 @@ fn the_budget_and_ttl_variables_are_checked() {
         e.message,
         "environment variable MAX_RUN_COST_USD must be a number of US dollars (0 or more), got 'ten'"
     );
-    let e = ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0".into()))
-        .unwrap_err();
+    let e =
+        ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0".into())).unwrap_err();
     assert!(e.message.contains("PT_TTL_HOURS"), "{}", e.message);
     let c = ValidatorConfig::from_lookup(|_| None).unwrap();
     assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24));

@@ -314,8 +314,14 @@ fn launched_gives_the_cost_estimate_and_says_when_prices_are_unconfirmed() {
         e.low_usd, e.high_usd
     );
     assert!(m.body.contains(&line), "{}", m.body);
-    assert!(m.body.contains("uses unconfirmed prices"), "{}", m.body);
-    assert!(m.body.contains("Budget: USD 50 (the high estimate is within it)"));
+    assert!(
+        m.body.contains("unconfirmed price(s) from prices.json"),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .body
+        .contains("Budget: USD 50 (the high estimate is within it)"));
     // Without an estimate (a run recorded before estimates existed) the message is as before.
     let m = render_for_run(Milestone::Launched, &launched_run(), &ctx(&prices));
     assert!(!m.body.contains("Estimated cost"));
