@@ -258,15 +258,21 @@ impl DatasetValidatorService {
                     "starting the snapshot s3://{bucket}/{snapshot_key}"
                 ))
             })?;
-        let (report, snapshot) = snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
-            .await
-            // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
-            .map_err(|e| {
-                e.context(format!(
-                    "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
-                    info.key
-                ))
-            })?;
+        // The budget is checked at the end of the same pass, before the snapshot is completed.
+        let budget = object_run::run_budget(&self.config, &info.metadata)?;
+        let budget_usd = budget.as_ref().map(|b| b.0);
+        let within_budget =
+            |r: &ValidationReport| !self.estimate(r, &settings, budget_usd).over_budget;
+        let (report, snapshot) =
+            snapshot::validate_into_snapshot(chunks, &options, sink, &pin, within_budget)
+                .await
+                // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
+                .map_err(|e| {
+                    e.context(format!(
+                        "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
+                        info.key
+                    ))
+                })?;
         tracing::info!(
             valid = report.valid,
             records = report.records,
@@ -276,10 +282,9 @@ impl DatasetValidatorService {
             "dataset validated"
         );
         // The estimate needs a valid dataset's token figures; an invalid one is rejected anyway.
-        let budget = object_run::run_budget(&self.config, &info.metadata)?;
         let estimate = report
             .valid
-            .then(|| self.estimate(&report, &settings, budget.as_ref().map(|b| b.0)));
+            .then(|| self.estimate(&report, &settings, budget_usd));
         let over_budget = match (&estimate, &budget) {
             (Some(e), Some((_, origin))) => e.over_budget_error(origin),
             _ => None,
@@ -310,7 +315,7 @@ impl DatasetValidatorService {
         summary.cost_estimate = estimate;
         let reason = if let Some(e) = over_budget {
             // The bytes are fine; the run is not: rejected, so nothing is launched (the launcher
-            // only takes `validated` runs). The snapshot stays recorded, so its bytes are owned.
+            // only takes `validated` runs), and its snapshot was aborted, like an invalid one's.
             summary.valid = false;
             summary.first_errors = vec![e.message.clone()];
             Some(e.message)

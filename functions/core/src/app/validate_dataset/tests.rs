@@ -391,6 +391,11 @@ async fn a_run_over_budget_is_rejected_naming_both_figures_and_a_higher_metadata
         "{reason}"
     );
     assert_eq!(run.validation.unwrap().first_errors, vec![reason]);
+    // Rejected, so no snapshot: none recorded, none completed under runs/.
+    assert!(run.snapshot.is_none(), "{:?}", run.snapshot);
+    assert!(store
+        .get_bytes(BUCKET, &format!("runs/{}/dataset.jsonl", run.run_id))
+        .is_none());
 
     let out = svc
         .handle(object_event("incoming/big-budget.jsonl", &high))
