@@ -81,3 +81,39 @@ async fn a_run_over_budget_is_rejected_with_both_figures_and_no_bedrock_call() {
         "{text}"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_run_within_its_budget_launches_and_the_launched_message_gives_the_estimate() {
+    let stack = stack().await;
+    let key = unique_key("support-tickets-within-budget");
+    let (_, ex) = stack
+        .upload_and_run(
+            &key,
+            sample_dataset(),
+            &[
+                ("distillery-serving", "none"),
+                ("distillery-max-run-cost-usd", "1000"),
+            ],
+        )
+        .await
+        .expect(NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let e = run.validation.unwrap().cost_estimate.expect("an estimate");
+    assert!(!e.over_budget && e.budget_usd == Some(1000.0), "{e:?}");
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "completed"]);
+    let launched = &sns[0].message;
+    assert!(
+        launched.contains(&format!(
+            "Estimated cost: USD {:.2} to USD {:.2} (teacher generation",
+            e.low_usd, e.high_usd
+        )),
+        "{launched}"
+    );
+    assert!(launched.contains("unconfirmed price(s)"), "{launched}");
+    assert!(launched.contains("Budget: USD 1000"), "{launched}");
+}
