@@ -7,7 +7,12 @@ use std::io::{IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use distillery_core::domain::catalog::{Limits, ModelCatalog};
+use distillery_core::config::Env;
+use distillery_core::domain::catalog::{Limits, ModelCatalog, Prices};
+use distillery_core::domain::cost::{
+    self, CostEstimate, CostInputs, TokenCounts, DEFAULT_PT_TTL_HOURS, PT_TTL_HOURS_VAR,
+};
+use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
 use distillery_core::domain::validation::{
     validate_reader, Code, ValidationOptions, ValidationReport, BYTES_PER_TOKEN,
 };
@@ -34,14 +39,27 @@ Checks every rule Bedrock applies to a distillation dataset (see docs/validation
 file in constant memory, and prints each error with its line number and rule code. A progress bar
 shows on a terminal for files of 16 MiB and more.
 
+A valid dataset also gets a cost estimate (see README \"Costs and guardrails\"): low, the prompts and
+given answers as they are; high, every prompt answered at --max-response-length. Line items: teacher
+generation, student training, one month of model storage and, with --serving provisioned, throughput
+for PT_TTL_HOURS hours. Prices come from prices.json for the pair's Region; unconfirmed ones are named.
+
 Exit codes:
-  0  the dataset is valid (warnings may be printed)
-  1  the dataset is invalid: the errors are listed
-  2  usage or I/O error: unreadable file, unknown student, bad data files (one line on stderr)
+  0  the dataset is valid (warnings may be printed) and within --budget-usd, if given
+  1  the dataset is invalid: the errors are listed; or its high cost estimate exceeds --budget-usd
+     (over_budget)
+  2  usage or I/O error: unreadable file, unknown student, unsupported pair, bad data files (one line
+     on stderr)
 
 Environment:
-  DISTILLERY_MODEL_PAIRS_FILE, DISTILLERY_LIMITS_FILE
-      use these JSON files instead of the built-in model pairs and limits (functions/core/data/)";
+  DISTILLERY_MODEL_PAIRS_FILE, DISTILLERY_LIMITS_FILE, DISTILLERY_PRICES_FILE
+      use these JSON files instead of the built-in model pairs, limits and prices (functions/core/data/)
+  PT_TTL_HOURS
+      hours of Provisioned Throughput the estimate counts with --serving provisioned (default 24)";
+
+/// The pair estimated when no student is given: the stack's defaults (infra/template.yaml).
+const DEFAULT_TEACHER: &str = "amazon.nova-pro-v1:0";
+const DEFAULT_STUDENT: &str = "amazon.nova-lite-v1:0:300k";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = VALIDATE_HELP)]
@@ -56,6 +74,78 @@ pub struct ValidateArgs {
     /// Output format: `text` for people, `json` for the full report (every finding and statistic).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// The teacher the cost estimate prices (default: the first teacher the model catalog pairs with
+    /// the student; without --student, the stack default pair amazon.nova-pro-v1:0 ->
+    /// amazon.nova-lite-v1:0:300k).
+    #[arg(long, value_name = "MODEL_ID")]
+    pub teacher: Option<String>,
+    /// The job's maxResponseLength: the high estimate answers every prompt at this length
+    /// (default: limits.json's default).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_response_length: Option<u32>,
+    /// Serving after training, for the estimate: `none` or `provisioned` (PT_TTL_HOURS hours of
+    /// throughput at --model-units).
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub serving: String,
+    /// Model units of Provisioned Throughput, for the estimate.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub model_units: u32,
+    /// A budget in US dollars: a high cost estimate above it fails the check (exit 1, over_budget),
+    /// as MAX_RUN_COST_USD rejects the run on the stack.
+    #[arg(long, value_name = "USD")]
+    pub budget_usd: Option<String>,
+}
+
+/// The settings the estimate prices, from the flags; a flag that cannot be priced is a usage error.
+fn estimate_settings(
+    args: &ValidateArgs,
+    catalog: &ModelCatalog,
+    limits: &Limits,
+) -> Result<(RunSettings, String), String> {
+    let student = args
+        .student
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STUDENT.to_string());
+    let teacher = match (&args.teacher, &args.student) {
+        (Some(t), _) => t.clone(),
+        (None, None) => DEFAULT_TEACHER.to_string(),
+        (None, Some(s)) => catalog
+            .pairs
+            .iter()
+            .find(|p| p.students.iter().any(|x| x == s))
+            .map(|p| p.teacher.clone())
+            .ok_or_else(|| format!("no teacher in the model catalog teaches '{s}'"))?,
+    };
+    let pair = catalog
+        .check_pair(&teacher, &student)
+        .map_err(|e| e.to_string())?;
+    let serving = ServingMode::parse(&args.serving).ok_or_else(|| {
+        format!(
+            "--serving must be 'none' or 'provisioned', got '{}'",
+            args.serving
+        )
+    })?;
+    let j = &limits.job;
+    let max_response_length = args
+        .max_response_length
+        .unwrap_or(j.default_max_response_length_for_inference);
+    if !(j.min_max_response_length_for_inference..=j.max_max_response_length_for_inference)
+        .contains(&max_response_length)
+    {
+        return Err(format!(
+            "--max-response-length {max_response_length} is outside {}..={}",
+            j.min_max_response_length_for_inference, j.max_max_response_length_for_inference
+        ));
+    }
+    let settings = RunSettings {
+        teacher,
+        student,
+        max_response_length,
+        serving,
+        model_units: args.model_units,
+        commitment: Commitment::None,
+    };
+    Ok((settings, pair.region.clone()))
 }
 
 pub fn run(args: ValidateArgs) -> ExitCode {
@@ -83,6 +173,31 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         }
     }
     let options = ValidationOptions::for_student(&catalog, args.student.as_deref(), &limits);
+    let prices = match Prices::load() {
+        Ok(p) => p,
+        Err(e) => return usage_error(format!("prices: {e}")),
+    };
+    let (settings, region) = match estimate_settings(&args, &catalog, &limits) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let budget = match args
+        .budget_usd
+        .as_deref()
+        .map(|b| (b, cost::parse_budget(b)))
+    {
+        None => None,
+        Some((_, Some(b))) => Some(b),
+        Some((raw, None)) => {
+            return usage_error(format!(
+                "--budget-usd must be a number of US dollars (0 or more), got '{raw}'"
+            ))
+        }
+    };
+    let pt_ttl_hours = match Env::process().positive_u64(PT_TTL_HOURS_VAR, DEFAULT_PT_TTL_HOURS) {
+        Ok(h) => h,
+        Err(e) => return usage_error(e.message),
+    };
 
     let metadata = match std::fs::metadata(&args.path) {
         Ok(m) => m,
@@ -117,17 +232,47 @@ pub fn run(args: ValidateArgs) -> ExitCode {
         Err(e) => return usage_error(format!("cannot read {display}: {e}")),
     };
 
+    // Only a valid dataset is estimated: the stack rejects an invalid one before pricing it.
+    let estimate = report.valid.then(|| {
+        let st = &report.stats;
+        let tokens = TokenCounts {
+            prompts: st.labelled + st.unlabelled,
+            prompt_tokens: st.estimated_input_tokens,
+            given_answer_tokens: st.estimated_output_tokens,
+        };
+        let inputs = CostInputs {
+            settings: &settings,
+            region: &region,
+            pt_ttl_hours,
+        };
+        cost::estimate(&tokens, &inputs, &prices).with_budget(budget)
+    });
+    let over_budget = estimate
+        .as_ref()
+        .and_then(|e| e.over_budget_error("--budget-usd"));
+
     let output = match args.format {
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&report).expect("the report serialises");
+            let mut v = serde_json::to_value(&report).expect("the report serialises");
+            v["cost_estimate"] = serde_json::to_value(&estimate).expect("the estimate serialises");
+            let mut s = serde_json::to_string_pretty(&v).expect("the report serialises");
             s.push('\n');
             s
         }
-        Format::Text => render_text(&display, &options, &report),
+        Format::Text => {
+            let mut out = render_text(&display, &options, &report);
+            if let Some(e) = &estimate {
+                out.push_str(&render_estimate(&settings, e));
+            }
+            if let Some(e) = &over_budget {
+                let _ = writeln!(out, "\nOVER BUDGET: {}", e.message);
+            }
+            out
+        }
     };
     // A closed pipe (`| head`) is not worth a panic or a different verdict.
     let _ = std::io::stdout().lock().write_all(output.as_bytes());
-    if report.valid {
+    if report.valid && over_budget.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -166,6 +311,60 @@ pub fn render_text(path: &str, options: &ValidationOptions, report: &ValidationR
     );
     write_group(&mut out, "Errors", &report.errors, report.error_count);
     write_group(&mut out, "Warnings", &report.warnings, report.warning_count);
+    out
+}
+
+/// The estimate for people: the range, then one line per item with how it was computed.
+pub fn render_estimate(settings: &RunSettings, e: &CostEstimate) -> String {
+    let mut out = String::new();
+    let cur = &e.currency;
+    let _ = writeln!(
+        out,
+        "\ncost estimate ({} -> {} in {}, maxResponseLength {}, serving {}): {cur} {:.2} to {cur} {:.2}",
+        settings.teacher,
+        settings.student,
+        e.region,
+        settings.max_response_length,
+        match settings.serving {
+            ServingMode::None => "none",
+            ServingMode::Provisioned => "provisioned",
+        },
+        e.low_usd,
+        e.high_usd
+    );
+    for i in &e.line_items {
+        let _ = writeln!(
+            out,
+            "  {:<20} {cur} {:>10.2} .. {:>10.2}  {}",
+            i.item, i.low_usd, i.high_usd, i.basis
+        );
+    }
+    if let Some(b) = e.budget_usd {
+        let _ = writeln!(
+            out,
+            "budget: {cur} {} ({})",
+            cost::format_budget(b),
+            if e.over_budget {
+                "the high estimate exceeds it"
+            } else {
+                "the high estimate is within it"
+            }
+        );
+    }
+    if !e.unconfirmed.is_empty() {
+        let _ = writeln!(
+            out,
+            "unconfirmed prices (check https://aws.amazon.com/bedrock/pricing/): {}",
+            e.unconfirmed.join("; ")
+        );
+    }
+    if !e.missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "no price in prices.json (counted as 0, so the figures are short): {}",
+            e.missing.join("; ")
+        );
+    }
     out
 }
 

@@ -109,6 +109,7 @@ async fn seed(client: &aws_sdk_dynamodb::Client) -> Vec<RunId> {
                     warning_count: 0,
                     first_errors: vec!["line 7: [json] not JSON".into()],
                     report_uri: Some("s3://datasets/reports/x/report.json".into()),
+                    cost_estimate: None,
                 });
                 ledger
                     .update(&id, &[RunStatus::Validating], &rejected)

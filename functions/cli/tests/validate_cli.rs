@@ -40,7 +40,9 @@ fn distillery() -> Command {
     let mut cmd = Command::cargo_bin("distillery").unwrap();
     // The built-in catalog and limits, whatever the caller's environment says.
     cmd.env_remove("DISTILLERY_MODEL_PAIRS_FILE")
-        .env_remove("DISTILLERY_LIMITS_FILE");
+        .env_remove("DISTILLERY_LIMITS_FILE")
+        .env_remove("DISTILLERY_PRICES_FILE")
+        .env_remove("PT_TTL_HOURS");
     cmd
 }
 
@@ -185,4 +187,115 @@ fn garbage_and_empty_files_are_invalid_not_crashes() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains("too_few_records"));
+}
+
+#[test]
+fn a_valid_dataset_gets_a_cost_estimate_in_text_and_json() {
+    let f = dataset(&valid_lines());
+    distillery()
+        .args(["validate", "--student", NOVA])
+        .arg(f.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "cost estimate (amazon.nova-pro-v1:0 -> amazon.nova-lite-v1:0:300k in us-east-1, maxResponseLength",
+        ))
+        .stdout(predicate::str::contains("teacher_generation"))
+        .stdout(predicate::str::contains("unconfirmed prices"));
+    let out = distillery()
+        .args(["validate", "--format", "json", "--student", NOVA])
+        .args(["--max-response-length", "100", "--serving", "provisioned"])
+        .arg(f.path())
+        .env("PT_TTL_HOURS", "2")
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let e = &v["cost_estimate"];
+    let (low, high) = (
+        e["low_usd"].as_f64().unwrap(),
+        e["high_usd"].as_f64().unwrap(),
+    );
+    assert!(0.0 < low && low <= high, "{e}");
+    let items: Vec<&str> = e["line_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        items,
+        [
+            "teacher_generation",
+            "student_training",
+            "model_storage",
+            "serving"
+        ]
+    );
+    // Serving: 1 model unit x 2 hours x USD 21 (Nova Lite in prices.json) = 42.
+    assert_eq!(e["line_items"][3]["high_usd"], 42.0);
+    assert_eq!(e["confirmed"], false);
+}
+
+#[test]
+fn over_budget_exits_1_naming_both_figures_and_json_says_so() {
+    let f = dataset(&valid_lines());
+    distillery()
+        .args(["validate", "--student", NOVA, "--budget-usd", "0.01"])
+        .arg(f.path())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "OVER BUDGET: over_budget: the high cost estimate USD ",
+        ))
+        .stdout(predicate::str::contains(
+            "exceeds the budget USD 0.01 set by --budget-usd",
+        ));
+    let out = distillery()
+        .args([
+            "validate",
+            "--format",
+            "json",
+            "--student",
+            NOVA,
+            "--budget-usd",
+            "0.01",
+        ])
+        .arg(f.path())
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["cost_estimate"]["over_budget"], true);
+    assert_eq!(v["cost_estimate"]["budget_usd"], 0.01);
+    distillery()
+        .args(["validate", "--student", NOVA, "--budget-usd", "1000"])
+        .arg(f.path())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "budget: USD 1000 (the high estimate is within it)",
+        ));
+    distillery()
+        .args(["validate", "--budget-usd", "lots"])
+        .arg(f.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--budget-usd must be a number"));
+    distillery()
+        .args([
+            "validate",
+            "--student",
+            NOVA,
+            "--teacher",
+            "meta.llama3-1-70b-instruct-v1:0",
+        ])
+        .arg(f.path())
+        .assert()
+        .code(2);
 }

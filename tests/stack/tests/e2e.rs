@@ -800,3 +800,7 @@ mod events;
 // (issue 11; tests/stack/tests/e2e/job_events.rs).
 #[path = "e2e/job_events.rs"]
 mod job_events;
+
+// The cost estimate and the budget (issue 12): tests/stack/tests/e2e/budget.rs.
+#[path = "e2e/budget.rs"]
+mod budget;

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::domain::cost::{self, CostEstimate, CostInputs, TokenCounts};
 use crate::domain::errors::StepError;
 use crate::domain::naming;
 use crate::domain::run::{
@@ -116,6 +117,9 @@ struct StoredReport<'a> {
     /// Where the validated bytes were kept (valid datasets only).
     #[serde(skip_serializing_if = "Option::is_none")]
     snapshot: Option<&'a DatasetSnapshot>,
+    /// What the run would cost (valid datasets only), checked against the budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_estimate: Option<&'a CostEstimate>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -208,6 +212,7 @@ impl DatasetValidatorService {
                     note: None,
                     read: None,
                     snapshot: None,
+                    cost_estimate: None,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -253,15 +258,21 @@ impl DatasetValidatorService {
                     "starting the snapshot s3://{bucket}/{snapshot_key}"
                 ))
             })?;
-        let (report, snapshot) = snapshot::validate_into_snapshot(chunks, &options, sink, &pin)
-            .await
-            // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
-            .map_err(|e| {
-                e.context(format!(
-                    "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
-                    info.key
-                ))
-            })?;
+        // The budget is checked at the end of the same pass, before the snapshot is completed.
+        let budget = object_run::run_budget(&self.config, &info.metadata)?;
+        let budget_usd = budget.as_ref().map(|b| b.0);
+        let within_budget =
+            |r: &ValidationReport| !self.estimate(r, &settings, budget_usd).over_budget;
+        let (report, snapshot) =
+            snapshot::validate_into_snapshot(chunks, &options, sink, &pin, within_budget)
+                .await
+                // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
+                .map_err(|e| {
+                    e.context(format!(
+                        "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
+                        info.key
+                    ))
+                })?;
         tracing::info!(
             valid = report.valid,
             records = report.records,
@@ -270,28 +281,88 @@ impl DatasetValidatorService {
             warnings = report.warning_count,
             "dataset validated"
         );
+        // The estimate needs a valid dataset's token figures; an invalid one is rejected anyway.
+        let estimate = report
+            .valid
+            .then(|| self.estimate(&report, &settings, budget_usd));
+        let over_budget = match (&estimate, &budget) {
+            (Some(e), Some((_, origin))) => e.over_budget_error(origin),
+            _ => None,
+        };
+        if let Some(e) = &estimate {
+            tracing::info!(
+                low_usd = e.low_usd,
+                high_usd = e.high_usd,
+                budget_usd = e.budget_usd,
+                over_budget = e.over_budget,
+                "cost estimated"
+            );
+        }
         let stored = StoredReport {
             run_id: &run.run_id,
             dataset: &run.dataset,
             settings: &settings,
-            settings_error: None,
+            settings_error: over_budget.as_ref().map(|e| e.message.as_str()),
             validation: Some(&report),
             note: None,
             read: Some(&pin),
             snapshot: snapshot.as_ref(),
+            cost_estimate: estimate.as_ref(),
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
         summary.report_uri = Some(uri);
-        let reason = (!report.valid).then(|| {
-            let first = summary.first_errors.first().cloned().unwrap_or_default();
-            format!(
-                "dataset invalid: {} error(s) in {} record(s); first: {first}",
-                report.error_count, report.records
-            )
-        });
+        summary.cost_estimate = estimate;
+        let reason = if let Some(e) = over_budget {
+            // The bytes are fine; the run is not: rejected, so nothing is launched (the launcher
+            // only takes `validated` runs), and its snapshot was aborted, like an invalid one's.
+            summary.valid = false;
+            summary.first_errors = vec![e.message.clone()];
+            Some(e.message)
+        } else {
+            (!report.valid).then(|| {
+                let first = summary.first_errors.first().cloned().unwrap_or_default();
+                format!(
+                    "dataset invalid: {} error(s) in {} record(s); first: {first}",
+                    report.error_count, report.records
+                )
+            })
+        };
         self.finish_with_snapshot(run, summary, reason, snapshot)
             .await
+    }
+
+    /// The cost range of this run from the report's token figures.
+    fn estimate(
+        &self,
+        report: &ValidationReport,
+        settings: &RunSettings,
+        budget: Option<f64>,
+    ) -> CostEstimate {
+        let st = &report.stats;
+        let tokens = TokenCounts {
+            prompts: st.labelled + st.unlabelled,
+            prompt_tokens: st.estimated_input_tokens,
+            given_answer_tokens: st.estimated_output_tokens,
+        };
+        // The stack's Region when known, else where the pair is offered (a laptop, a test).
+        let region = self
+            .config
+            .region
+            .clone()
+            .or_else(|| {
+                self.config
+                    .catalog
+                    .pair_for_teacher(&settings.teacher)
+                    .map(|p| p.region.clone())
+            })
+            .unwrap_or_default();
+        let inputs = CostInputs {
+            settings,
+            region: &region,
+            pt_ttl_hours: self.config.pt_ttl_hours,
+        };
+        cost::estimate(&tokens, &inputs, &self.config.prices).with_budget(budget)
     }
 
     async fn put_report(
@@ -407,6 +478,7 @@ impl DatasetValidatorService {
                         note: Some(note),
                         read: None,
                         snapshot: None,
+                        cost_estimate: None,
                     };
                     Some(
                         self.put_report(bucket, &self.config.report_key(&run_id), &report)

@@ -272,6 +272,46 @@ pub struct Prices {
     pub provisioned_throughput_per_model_unit_hour: BTreeMap<String, f64>,
     pub custom_model_storage_per_month: f64,
     pub step_functions_per_thousand_transitions: f64,
+    /// Where the top-level figures (throughput, storage fallback) come from.
+    #[serde(default)]
+    pub source: String,
+    /// Per model id, then per Region: the token and storage figures the cost estimate uses.
+    /// Provisioned Throughput stays in `provisioned_throughput_per_model_unit_hour` (one source).
+    #[serde(default)]
+    pub models: BTreeMap<String, BTreeMap<String, ModelPrices>>,
+}
+
+/// One price with its provenance, so a message can say whether it was confirmed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PriceFigure {
+    pub usd: f64,
+    pub as_of: String,
+    #[serde(default)]
+    pub source: String,
+    pub confirmed: bool,
+}
+
+/// A model's figures in one Region. A teacher has the on-demand pair; a student has training,
+/// storage and (when it can be deployed on demand) the custom model deployment pair.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPrices {
+    /// Base model on-demand input; a teacher's synthetic-data generation is billed at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_input_per1k_tokens: Option<PriceFigure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_output_per1k_tokens: Option<PriceFigure>,
+    /// Model customization: per 1,000 tokens trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_per1k_tokens: Option<PriceFigure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_model_storage_per_month: Option<PriceFigure>,
+    /// On-demand inference through a custom model deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_model_on_demand_input_per1k_tokens: Option<PriceFigure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_model_on_demand_output_per1k_tokens: Option<PriceFigure>,
 }
 
 impl Prices {
@@ -287,6 +327,32 @@ impl Prices {
     /// [`Self::load`] with `DISTILLERY_PRICES_FILE` read through `env`.
     pub fn load_with(env: &Env) -> Result<Self, CatalogError> {
         load_json(env, PRICES_FILE_VAR, PRICES_JSON, "prices")
+    }
+
+    /// A model's figures in a Region, if the table has them.
+    pub fn model(&self, model: &str, region: &str) -> Option<&ModelPrices> {
+        self.models.get(model).and_then(|r| r.get(region))
+    }
+
+    /// [`Self::model_unit_hour`] as a figure carrying the table's top-level provenance.
+    pub fn model_unit_hour_figure(&self, student: &str) -> Option<PriceFigure> {
+        self.model_unit_hour(student).map(|usd| self.top_level(usd))
+    }
+
+    /// The student's storage per month in `region`, else the table-wide figure.
+    pub fn storage_per_month_figure(&self, student: &str, region: &str) -> PriceFigure {
+        self.model(student, region)
+            .and_then(|m| m.custom_model_storage_per_month.clone())
+            .unwrap_or_else(|| self.top_level(self.custom_model_storage_per_month))
+    }
+
+    fn top_level(&self, usd: f64) -> PriceFigure {
+        PriceFigure {
+            usd,
+            as_of: self.as_of.clone(),
+            source: self.source.clone(),
+            confirmed: self.confirmed,
+        }
     }
 
     /// Hourly price of one model unit of Provisioned Throughput for a student (falls back to `default`).
@@ -340,6 +406,28 @@ mod tests {
         assert!(limits.dataset.min_records <= limits.dataset.max_records);
         let prices = Prices::builtin();
         assert!(prices.model_unit_hour("unknown-model").is_some());
+        // Every teacher has its on-demand pair and every student its training price, in the
+        // pair's Region, so the validator can estimate any supported run.
+        for pair in &catalog.pairs {
+            let t = prices
+                .model(&pair.teacher, &pair.region)
+                .unwrap_or_else(|| {
+                    panic!("no prices for teacher {} in {}", pair.teacher, pair.region)
+                });
+            assert!(
+                t.on_demand_input_per1k_tokens.is_some()
+                    && t.on_demand_output_per1k_tokens.is_some()
+            );
+            for s in &pair.students {
+                let m = prices
+                    .model(s, &pair.region)
+                    .unwrap_or_else(|| panic!("no prices for student {s} in {}", pair.region));
+                assert!(m.training_per1k_tokens.is_some(), "{s}");
+                if catalog.student(s).unwrap().on_demand_deployment {
+                    assert!(m.custom_model_on_demand_input_per1k_tokens.is_some(), "{s}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod catalog;
+pub mod cost;
 pub mod errors;
 pub mod guardrails;
 pub mod messages;

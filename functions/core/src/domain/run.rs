@@ -270,7 +270,7 @@ impl TrainingDetail {
 }
 
 /// What the validator found, kept on the run (the full report is in S3).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationSummary {
     pub valid: bool,
@@ -283,6 +283,10 @@ pub struct ValidationSummary {
     pub first_errors: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_uri: Option<String>,
+    /// What the run was estimated to cost before launch (valid datasets; its fields are
+    /// snake_case, the shape `distillery validate` prints too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_estimate: Option<super::cost::CostEstimate>,
 }
 
 /// One status change, appended and never rewritten.

@@ -85,10 +85,14 @@ impl SettingsOverrides {
                 "distillery-serving" => &mut o.serving,
                 "distillery-model-units" => &mut o.model_units,
                 "distillery-commitment" => &mut o.commitment,
+                // The budget is not a setting of the job: the validator reads it itself
+                // (`cost::resolve_budget`), so it is known here but not stored.
+                super::cost::MAX_RUN_COST_METADATA_KEY => continue,
                 other if other.starts_with("distillery-") => {
                     return Err(StepError::config(format!(
-                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {})",
-                        Self::METADATA_KEYS.join(", ")
+                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {})",
+                        Self::METADATA_KEYS.join(", "),
+                        super::cost::MAX_RUN_COST_METADATA_KEY
                     )))
                 }
                 _ => continue,

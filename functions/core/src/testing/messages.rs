@@ -53,6 +53,7 @@ pub fn rejected_run() -> Run {
             .map(|i| format!("line {i}: [bad_role] role must be user or assistant <x>"))
             .collect(),
         report_uri: Some("s3://data-bucket/reports/run-0123456789abcdef0123/report.json".into()),
+        cost_estimate: None,
     });
     r
 }

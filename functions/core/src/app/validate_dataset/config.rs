@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use crate::config::{process_var, Env};
-use crate::domain::catalog::{Limits, ModelCatalog};
+use crate::domain::catalog::{Limits, ModelCatalog, Prices};
+use crate::domain::cost::{self, DEFAULT_PT_TTL_HOURS, MAX_RUN_COST_VAR, PT_TTL_HOURS_VAR};
 use crate::domain::errors::StepError;
 use crate::domain::run::RunId;
 use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
@@ -35,6 +36,13 @@ pub struct ValidatorConfig {
     /// The stack's Region (`AWS_REGION`, which Lambda always sets): a pair must be offered there.
     /// Unset (a test, a laptop) skips the Region check.
     pub region: Option<String>,
+    /// The price table the cost estimate reads (`DISTILLERY_PRICES_FILE`, else built in).
+    pub prices: Prices,
+    /// `MAX_RUN_COST_USD`: a run whose high cost estimate exceeds it is rejected before launch.
+    /// Unset: no budget. Per-dataset metadata may only lower it.
+    pub max_run_cost_usd: Option<f64>,
+    /// `PT_TTL_HOURS` (default 24): the hours of Provisioned Throughput the estimate counts.
+    pub pt_ttl_hours: u64,
 }
 
 impl ValidatorConfig {
@@ -70,6 +78,14 @@ impl ValidatorConfig {
         let allowed_commitments = env
             .commitments("ALLOWED_COMMITMENTS")?
             .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let prices = Prices::load_with(&env)?;
+        let max_run_cost_usd = match env.optional_string(MAX_RUN_COST_VAR) {
+            None => None,
+            Some(v) => Some(cost::parse_budget(&v).ok_or_else(|| {
+                crate::config::invalid(MAX_RUN_COST_VAR, "a number of US dollars (0 or more)", &v)
+            })?),
+        };
+        let pt_ttl_hours = env.positive_u64(PT_TTL_HOURS_VAR, DEFAULT_PT_TTL_HOURS)?;
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,
             Some(s3_uri) => Some(InvocationLogsSource {
@@ -104,6 +120,9 @@ impl ValidatorConfig {
             catalog,
             limits,
             region: env.optional_string("AWS_REGION"),
+            prices,
+            max_run_cost_usd,
+            pt_ttl_hours,
         };
         // A snapshot key inside the upload area would start a run of its own, which would write a
         // snapshot, which would start a run...

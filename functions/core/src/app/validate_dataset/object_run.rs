@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use super::snapshot::changed_reason;
 use super::{DatasetValidatorService, ValidateDatasetOutput, ValidatorConfig};
+use crate::domain::cost;
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::run::{
     DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
@@ -72,7 +73,13 @@ pub fn run_for_object(
     attempt: u32,
 ) -> (RunId, Result<RunSettings, StepError>) {
     let settings = resolve_settings(config, object.metadata, cli);
-    let fingerprint = settings_fingerprint(settings.as_ref().map_err(|_| ()), object.metadata, cli);
+    let mut fingerprint =
+        settings_fingerprint(settings.as_ref().map_err(|_| ()), object.metadata, cli);
+    // A budget set in the metadata is part of what decides the run (raising a too-low one makes
+    // a new run); appended only when present, so every other run keeps its id.
+    if let (Ok(_), Some(b)) = (&settings, metadata_budget(object.metadata)) {
+        fingerprint.push_str(&format!("|budget:{}", b.trim()));
+    }
     let run_id = RunId::for_dataset(&RunIdentity {
         bucket: object.bucket,
         key: object.key,
@@ -107,7 +114,25 @@ fn resolve_settings(
             .check_region(&settings.teacher, &settings.student, region)
             .map_err(StepError::config)?;
     }
+    // A budget override the stack does not allow is a settings problem: rejected before reading.
+    run_budget(config, metadata)?;
     Ok(settings)
+}
+
+/// The object's `distillery-max-run-cost-usd` metadata (keys are case-insensitive).
+pub(super) fn metadata_budget(metadata: &BTreeMap<String, String>) -> Option<&str> {
+    metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(cost::MAX_RUN_COST_METADATA_KEY))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The run's budget and where it came from: the stack's, lowered by the object's metadata.
+pub(super) fn run_budget(
+    config: &ValidatorConfig,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Option<(f64, String)>, StepError> {
+    cost::resolve_budget(config.max_run_cost_usd, metadata_budget(metadata))
 }
 
 impl DatasetValidatorService {

@@ -33,12 +33,14 @@ pub fn changed_reason(bucket: &str, key: &str, pin: &ObjectPin, detail: &str) ->
 
 /// Streams `chunks` through the validator and into `sink`. A valid dataset's snapshot is completed
 /// and described; an invalid one's is aborted (a rejected dataset keeps no snapshot), as is the
-/// snapshot on any read or write failure.
+/// snapshot on any read or write failure, or when `keep` refuses a valid report (a run over its
+/// budget: rejected too, and nobody may delete under runs/, so it must never be completed).
 pub(super) async fn validate_into_snapshot(
     chunks: DatasetChunks,
     options: &ValidationOptions,
     sink: Box<dyn SnapshotSink>,
     source: &ObjectPin,
+    keep: impl FnOnce(&ValidationReport) -> bool,
 ) -> Result<(ValidationReport, Option<DatasetSnapshot>), PortError> {
     let mut sink = sink;
     let mut validator = DatasetValidator::new(options.clone());
@@ -61,7 +63,7 @@ pub(super) async fn validate_into_snapshot(
         return Err(e);
     }
     let report = validator.finish();
-    if !report.valid {
+    if !report.valid || !keep(&report) {
         abort(sink).await;
         return Ok((report, None));
     }
@@ -111,6 +113,7 @@ impl DatasetValidatorService {
             note: Some(&reason),
             read,
             snapshot: None,
+            cost_estimate: None,
         };
         let uri = self
             .put_report(bucket, &self.config.report_key(&run.run_id), &report)

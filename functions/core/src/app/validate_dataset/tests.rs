@@ -302,3 +302,131 @@ async fn cli_overrides_win_and_schedule_runs_are_validated_directly() {
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+/// [`service`] with extra stack variables.
+fn service_with(
+    store: Arc<InMemoryDatasetStore>,
+    vars: &'static [(&'static str, &'static str)],
+) -> (DatasetValidatorService, Arc<InMemoryRunLedger>) {
+    let ledger = Arc::new(InMemoryRunLedger::new());
+    let config = ValidatorConfig::from_lookup(|k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap();
+    (
+        DatasetValidatorService {
+            ledger: ledger.clone(),
+            store,
+            clock: Arc::new(SystemClock),
+            config,
+        },
+        ledger,
+    )
+}
+
+#[tokio::test]
+async fn a_valid_run_carries_its_cost_estimate_on_the_run_and_in_the_report() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let etag = store.insert(BUCKET, "incoming/cost.jsonl", dataset(120), &[]);
+    let (svc, ledger) = service_with(store.clone(), &[("MAX_RUN_COST_USD", "1000")]);
+    let out = svc
+        .handle(object_event("incoming/cost.jsonl", &etag))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    let run = ledger.all().remove(0);
+    let e = run.validation.unwrap().cost_estimate.expect("an estimate");
+    assert!(e.low_usd > 0.0 && e.low_usd <= e.high_usd, "{e:?}");
+    assert_eq!(e.budget_usd, Some(1000.0));
+    assert!(!e.over_budget);
+    // No AWS_REGION in a test: the pair's Region prices the run.
+    assert_eq!(e.region, "us-east-1");
+    let items: Vec<&str> = e.line_items.iter().map(|i| i.item.as_str()).collect();
+    assert_eq!(
+        items,
+        ["teacher_generation", "student_training", "model_storage"]
+    );
+    let report_key = format!("reports/{}/report.json", run.run_id);
+    let report: Value =
+        serde_json::from_slice(&store.get_bytes(BUCKET, &report_key).unwrap()).unwrap();
+    assert_eq!(report["costEstimate"]["high_usd"], e.high_usd);
+}
+
+#[tokio::test]
+async fn a_run_over_budget_is_rejected_naming_both_figures_and_a_higher_metadata_budget_is_refused()
+{
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let low = store.insert(
+        BUCKET,
+        "incoming/tiny-budget.jsonl",
+        dataset(120),
+        &[("distillery-max-run-cost-usd", "0.01")],
+    );
+    let high = store.insert(
+        BUCKET,
+        "incoming/big-budget.jsonl",
+        dataset(120),
+        &[("distillery-max-run-cost-usd", "5000")],
+    );
+    let (svc, ledger) = service_with(store.clone(), &[("MAX_RUN_COST_USD", "100")]);
+    let out = svc
+        .handle(object_event("incoming/tiny-budget.jsonl", &low))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected), "{out:?}");
+    assert!(!out.valid);
+    let run = ledger.all().remove(0);
+    let reason = run.failure_reason.clone().unwrap();
+    let e = run.validation.clone().unwrap().cost_estimate.unwrap();
+    assert!(e.over_budget && e.budget_usd == Some(0.01));
+    assert!(
+        reason.starts_with(&format!(
+            "over_budget: the high cost estimate USD {:.2} exceeds the budget USD 0.01 set by S3 metadata x-amz-meta-distillery-max-run-cost-usd; estimate USD {:.2} to USD {:.2} (teacher generation",
+            e.high_usd,
+            e.low_usd,
+            e.high_usd
+        )),
+        "{reason}"
+    );
+    assert_eq!(run.validation.unwrap().first_errors, vec![reason]);
+    // Rejected, so no snapshot: none recorded, none completed under runs/.
+    assert!(run.snapshot.is_none(), "{:?}", run.snapshot);
+    assert!(store
+        .get_bytes(BUCKET, &format!("runs/{}/dataset.jsonl", run.run_id))
+        .is_none());
+
+    let out = svc
+        .handle(object_event("incoming/big-budget.jsonl", &high))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let run = ledger
+        .all()
+        .into_iter()
+        .find(|r| r.dataset.s3_uri().ends_with("big-budget.jsonl"))
+        .unwrap();
+    let reason = run.failure_reason.unwrap();
+    assert!(
+        reason.contains("a run's budget of USD 5000 exceeds the stack's MAX_RUN_COST_USD of USD 100: metadata may only lower it"),
+        "{reason}"
+    );
+    // Refused before a record was read.
+    assert_eq!(run.validation.unwrap().records, 0);
+}
+
+#[test]
+fn the_budget_and_ttl_variables_are_checked() {
+    let e = ValidatorConfig::from_lookup(|k| (k == "MAX_RUN_COST_USD").then(|| "ten".into()))
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "environment variable MAX_RUN_COST_USD must be a number of US dollars (0 or more), got 'ten'"
+    );
+    let e =
+        ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0".into())).unwrap_err();
+    assert!(e.message.contains("PT_TTL_HOURS"), "{}", e.message);
+    let c = ValidatorConfig::from_lookup(|_| None).unwrap();
+    assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24));
+}

@@ -230,7 +230,16 @@ pub fn render_for_run(
             // Rejected before a record was read: a setting, the object's key or Region, or the
             // object itself (deleted). No line to fix, so the message says what to fix instead.
             let before_reading = v.records == 0 && v.error_count == 0;
-            d.summary = if before_reading {
+            // Every record is fine but the run was refused (over budget): say why, not "0 invalid".
+            let records_fine = !before_reading && v.error_count == 0 && v.invalid_records == 0;
+            d.summary = if records_fine {
+                format!(
+                    "The dataset `{dataset}` is valid but the run was rejected: {}. Nothing was launched.",
+                    reason
+                        .clone()
+                        .unwrap_or_else(|| "no reason was recorded".into())
+                )
+            } else if before_reading {
                 format!(
                     "The dataset `{dataset}` was rejected before any record was read: {}. Nothing was launched.",
                     reason
@@ -255,7 +264,10 @@ pub fn render_for_run(
             if let (Some(r), false) = (&reason, before_reading) {
                 d.fields.push(("Reason".into(), r.clone()));
             }
-            if !before_reading {
+            if let Some(e) = &v.cost_estimate {
+                d.fields.push(("Estimated cost".into(), e.describe()));
+            }
+            if !before_reading && !records_fine {
                 d.list_title = if v.first_errors.len() > MAX_LISTED_ERRORS {
                     format!("First {MAX_LISTED_ERRORS} errors")
                 } else {
@@ -268,7 +280,12 @@ pub fn render_for_run(
                     .map(|e| truncate_chars(&one_line(e), 300))
                     .collect();
             }
-            d.notes.push(if before_reading {
+            d.notes.push(if records_fine {
+                "To go ahead: raise the budget (x-amz-meta-distillery-max-run-cost-usd, up to the stack's \
+                 MAX_RUN_COST_USD), lower x-amz-meta-distillery-max-response-length, or split the dataset, \
+                 then upload it again."
+                    .into()
+            } else if before_reading {
                 format!(
                     "To try again: fix the setting named above and upload the same file again with corrected \
                      x-amz-meta-distillery-* metadata (that is a new run), or run \
@@ -289,6 +306,19 @@ pub fn render_for_run(
             push_opt(&mut d, "Custom model name", &run.custom_model_name);
             if let Some(v) = &run.validation {
                 d.fields.push(("Records".into(), v.records.to_string()));
+                if let Some(e) = &v.cost_estimate {
+                    d.fields.push(("Estimated cost".into(), e.describe()));
+                    if let Some(b) = e.budget_usd {
+                        d.fields.push((
+                            "Budget".into(),
+                            format!(
+                                "{} {} (the high estimate is within it)",
+                                e.currency,
+                                super::cost::format_budget(b)
+                            ),
+                        ));
+                    }
+                }
             }
             d.fields.push((
                 "Serving".into(),

@@ -284,3 +284,73 @@ fn a_failure_tells_how_to_retry() {
         m.body
     );
 }
+
+fn estimate(budget: Option<f64>) -> crate::domain::cost::CostEstimate {
+    use crate::domain::cost::{estimate, CostInputs, TokenCounts};
+    let r = launched_run();
+    let tokens = TokenCounts {
+        prompts: 420,
+        prompt_tokens: 42_000,
+        given_answer_tokens: 21_000,
+    };
+    let inputs = CostInputs {
+        settings: &r.settings,
+        region: "us-east-1",
+        pt_ttl_hours: 24,
+    };
+    estimate(&tokens, &inputs, &Prices::builtin()).with_budget(budget)
+}
+
+#[test]
+fn launched_gives_the_cost_estimate_and_says_when_prices_are_unconfirmed() {
+    let prices = Prices::builtin();
+    let mut r = launched_run();
+    let e = estimate(Some(50.0));
+    r.validation.as_mut().unwrap().cost_estimate = Some(e.clone());
+    let m = render_for_run(Milestone::Launched, &r, &ctx(&prices));
+    check_common(&m);
+    let line = format!(
+        "Estimated cost: USD {:.2} to USD {:.2} (teacher generation",
+        e.low_usd, e.high_usd
+    );
+    assert!(m.body.contains(&line), "{}", m.body);
+    assert!(
+        m.body.contains("unconfirmed price(s) from prices.json"),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .body
+        .contains("Budget: USD 50 (the high estimate is within it)"));
+    // Without an estimate (a run recorded before estimates existed) the message is as before.
+    let m = render_for_run(Milestone::Launched, &launched_run(), &ctx(&prices));
+    assert!(!m.body.contains("Estimated cost"));
+}
+
+#[test]
+fn rejected_over_budget_says_the_dataset_is_valid_and_names_the_figures() {
+    let prices = Prices::builtin();
+    let mut r = launched_run();
+    let e = estimate(Some(0.01));
+    let err = e
+        .over_budget_error("S3 metadata x-amz-meta-distillery-max-run-cost-usd")
+        .unwrap();
+    r.status = crate::domain::run::RunStatus::Rejected;
+    r.failure_reason = Some(err.message.clone());
+    let v = r.validation.as_mut().unwrap();
+    v.valid = false;
+    v.first_errors = vec![err.message.clone()];
+    v.cost_estimate = Some(e.clone());
+    let m = render_for_run(Milestone::Rejected, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(
+        m.body.contains(&format!(
+            "is valid but the run was rejected: over_budget: the high cost estimate USD {:.2} exceeds the budget USD 0.01",
+            e.high_usd
+        )),
+        "{}",
+        m.body
+    );
+    assert!(!m.body.contains("records are invalid"), "{}", m.body);
+    assert!(m.body.contains("raise the budget"), "{}", m.body);
+}

@@ -219,6 +219,7 @@ impl ValidationReport {
             warning_count: self.warning_count,
             first_errors: self.first_errors(first_errors),
             report_uri: None,
+            cost_estimate: None,
         }
     }
 

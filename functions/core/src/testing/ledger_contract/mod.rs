@@ -125,6 +125,25 @@ fn rich_run() -> Run {
         warning_count: 7,
         first_errors: vec!["line 7: [E001] bad".into(), "line 9: [E002] worse".into()],
         report_uri: Some("s3://contract-datasets/reports/r/report.json".into()),
+        // Floats and nested line items round-trip through every ledger.
+        cost_estimate: Some(crate::domain::cost::CostEstimate {
+            currency: "USD".into(),
+            low_usd: 2.27,
+            high_usd: 962.75,
+            line_items: vec![crate::domain::cost::CostLineItem {
+                item: "serving".into(),
+                low_usd: 960.0,
+                high_usd: 960.0,
+                basis: "2 model unit(s) x 24 hour(s)".into(),
+                confirmed: false,
+            }],
+            confirmed: false,
+            unconfirmed: vec!["x (as of 2026-11-29)".into()],
+            missing: vec![],
+            region: "us-east-1".into(),
+            budget_usd: Some(1000.0),
+            over_budget: false,
+        }),
     });
     run.failure_reason = Some("not yet".into());
     run.launched_at = Some(later(3));
