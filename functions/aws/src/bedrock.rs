@@ -26,6 +26,29 @@ const LIST_PAGE_SIZE: i32 = 100;
 /// A bound on pages per List call, so a misbehaving endpoint cannot loop us forever.
 const MAX_LIST_PAGES: usize = 100;
 
+/// Every item of a Bedrock List operation: `page(token)` fetches one page (items and the next
+/// token); pages are followed until there is no next token, at most MAX_LIST_PAGES of them (a
+/// listing that never ends is an error, not a loop).
+async fn all_pages<T, F, Fut>(operation: &str, mut page: F) -> Result<Vec<T>, PortError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), PortError>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let (items, next) = page(token.take()).await?;
+        out.extend(items);
+        match next {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+    Err(PortError::Other(format!(
+        "{operation} still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
+    )))
+}
+
 fn utc(t: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()
 }
@@ -402,100 +425,94 @@ impl CustomizationService for BedrockCustomizationService {
     }
 
     async fn list_custom_model_deployments(&self) -> Result<Vec<DeploymentState>, PortError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_LIST_PAGES {
+        const OP: &str = "ListCustomModelDeployments";
+        all_pages(OP, |token| async move {
             let page = self
                 .client
                 .list_custom_model_deployments()
                 .max_results(LIST_PAGE_SIZE)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| port_error("ListCustomModelDeployments", e))?;
-            for d in page.model_deployment_summaries() {
-                out.push(DeploymentState {
-                    deployment_arn: d.custom_model_deployment_arn().to_string(),
-                    deployment_name: d.custom_model_deployment_name().to_string(),
-                    model_arn: d.model_arn().to_string(),
-                    status: deployment_status(d.status(), "ListCustomModelDeployments")?,
-                    failure_message: d.failure_message().map(str::to_string),
-                    created_at: Some(utc(d.created_at())),
-                });
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
-        Err(PortError::Other(format!(
-            "ListCustomModelDeployments still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
-        )))
+                .map_err(|e| port_error(OP, e))?;
+            let items = page
+                .model_deployment_summaries()
+                .iter()
+                .map(|d| {
+                    Ok(DeploymentState {
+                        deployment_arn: d.custom_model_deployment_arn().to_string(),
+                        deployment_name: d.custom_model_deployment_name().to_string(),
+                        model_arn: d.model_arn().to_string(),
+                        status: deployment_status(d.status(), OP)?,
+                        failure_message: d.failure_message().map(str::to_string),
+                        created_at: Some(utc(d.created_at())),
+                    })
+                })
+                .collect::<Result<Vec<_>, PortError>>()?;
+            Ok((items, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 
     async fn list_jobs(&self, status: Option<JobStatus>) -> Result<Vec<JobSummary>, PortError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_LIST_PAGES {
+        const OP: &str = "ListModelCustomizationJobs";
+        all_pages(OP, |token| async move {
             let page = self
                 .client
                 .list_model_customization_jobs()
                 .set_status_equals(status.map(sdk_job_status))
                 .max_results(LIST_PAGE_SIZE)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| port_error("ListModelCustomizationJobs", e))?;
-            for j in page.model_customization_job_summaries() {
-                out.push(JobSummary {
-                    job_arn: j.job_arn().to_string(),
-                    job_name: j.job_name().to_string(),
-                    status: job_status(Some(j.status()))?,
-                    created_at: utc(j.creation_time()),
-                    custom_model_arn: j.custom_model_arn().map(str::to_string),
-                });
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
-        Err(PortError::Other(format!(
-            "ListModelCustomizationJobs still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
-        )))
+                .map_err(|e| port_error(OP, e))?;
+            let items = page
+                .model_customization_job_summaries()
+                .iter()
+                .map(|j| {
+                    Ok(JobSummary {
+                        job_arn: j.job_arn().to_string(),
+                        job_name: j.job_name().to_string(),
+                        status: job_status(Some(j.status()))?,
+                        created_at: utc(j.creation_time()),
+                        custom_model_arn: j.custom_model_arn().map(str::to_string),
+                    })
+                })
+                .collect::<Result<Vec<_>, PortError>>()?;
+            Ok((items, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 
     async fn list_provisioned_throughputs(&self) -> Result<Vec<ThroughputSummary>, PortError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_LIST_PAGES {
+        const OP: &str = "ListProvisionedModelThroughputs";
+        all_pages(OP, |token| async move {
             let page = self
                 .client
                 .list_provisioned_model_throughputs()
                 .max_results(LIST_PAGE_SIZE)
-                .set_next_token(token.take())
+                .set_next_token(token)
                 .send()
                 .await
-                .map_err(|e| port_error("ListProvisionedModelThroughputs", e))?;
-            for p in page.provisioned_model_summaries() {
-                out.push(ThroughputSummary {
-                    provisioned_model_arn: p.provisioned_model_arn().to_string(),
-                    provisioned_model_name: p.provisioned_model_name().to_string(),
-                    status: throughput_status(p.status())?,
-                    model_arn: p.model_arn().to_string(),
-                    model_units: u32::try_from(p.model_units()).unwrap_or(0),
-                    commitment_expires_at: p.commitment_expiration_time().map(utc),
-                    created_at: utc(p.creation_time()),
-                });
-            }
-            token = page.next_token().map(str::to_string);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
-        Err(PortError::Other(format!(
-            "ListProvisionedModelThroughputs still had more pages after {MAX_LIST_PAGES} pages of {LIST_PAGE_SIZE}"
-        )))
+                .map_err(|e| port_error(OP, e))?;
+            let items = page
+                .provisioned_model_summaries()
+                .iter()
+                .map(|p| {
+                    Ok(ThroughputSummary {
+                        provisioned_model_arn: p.provisioned_model_arn().to_string(),
+                        provisioned_model_name: p.provisioned_model_name().to_string(),
+                        status: throughput_status(p.status())?,
+                        model_arn: p.model_arn().to_string(),
+                        model_units: u32::try_from(p.model_units()).unwrap_or(0),
+                        commitment_expires_at: p.commitment_expiration_time().map(utc),
+                        created_at: utc(p.creation_time()),
+                    })
+                })
+                .collect::<Result<Vec<_>, PortError>>()?;
+            Ok((items, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 
     async fn list_tags(&self, resource_arn: &str) -> Result<BTreeMap<String, String>, PortError> {
