@@ -31,6 +31,23 @@ pub fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
+/// Whether an HTTP server answers on 127.0.0.1:`port` (moto's `GET /moto-api/`).
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
 impl Moto {
     /// Uses `DISTILLERY_TEST_MOTO_URL` when set (a moto already running), otherwise starts one.
     pub fn start() -> Moto {
@@ -49,23 +66,35 @@ impl Moto {
             "{} is missing: run `scripts/bootstrap.sh` (or `make test`, which runs it)",
             root.join(".venv/bin/moto_server").display()
         );
-        let port = free_port();
-        let child = Command::new(&python)
-            .arg(root.join("tests/support/moto_server.py"))
-            .args(["127.0.0.1", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("failed to start moto's server");
-        let endpoint = format!("http://127.0.0.1:{port}");
+        // The port is free when picked but not reserved: another test's `free_port()` (or any
+        // process) can hold it for a moment, so moto fails to bind while a bare TCP connect still
+        // succeeds. Only an HTTP answer from moto counts as started; a moto that exited is started
+        // again on another port.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto's server did not start on {endpoint}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let (child, endpoint) = 'start: loop {
+            let port = free_port();
+            let mut child = Command::new(&python)
+                .arg(root.join("tests/support/moto_server.py"))
+                .args(["127.0.0.1", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("failed to start moto's server");
+            let endpoint = format!("http://127.0.0.1:{port}");
+            loop {
+                assert!(
+                    Instant::now() < deadline,
+                    "moto's server did not start (last tried {endpoint})"
+                );
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    continue 'start;
+                }
+                if answers_http(port) {
+                    break 'start (child, endpoint);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
         Moto {
             child: Some(child),
             endpoint,
