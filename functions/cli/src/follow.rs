@@ -115,7 +115,7 @@ pub async fn watch(ledger: &DynamoRunLedger, run_id: &str, interval: Duration) -
             println!("{}", watch_line(&run, chrono::Utc::now()));
             last_seen = Some(seen);
         }
-        if run.is_final() {
+        if run.is_settled() {
             return if matches!(run.status, RunStatus::Completed | RunStatus::Ready) {
                 ExitCode::SUCCESS
             } else {

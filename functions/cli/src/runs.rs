@@ -284,7 +284,9 @@ pub fn render_show(run: &Run, format: Format) -> String {
         &run.settings.max_response_length.to_string(),
     );
     let serving = match run.settings.serving {
-        ServingMode::None => "none".to_string(),
+        ServingMode::None | ServingMode::Auto | ServingMode::OnDemand => {
+            run.settings.serving.to_string()
+        }
         ServingMode::Provisioned => format!(
             "provisioned ({} model units, commitment {})",
             run.settings.model_units,

@@ -12,7 +12,9 @@ use distillery_core::domain::catalog::{Limits, ModelCatalog, Prices};
 use distillery_core::domain::cost::{
     self, CostEstimate, CostInputs, TokenCounts, DEFAULT_PT_TTL_HOURS, PT_TTL_HOURS_VAR,
 };
-use distillery_core::domain::settings::{Commitment, RunSettings, ServingMode};
+use distillery_core::domain::settings::{
+    Commitment, OverrideSources, RunSettings, ServingMode, SettingsOverrides,
+};
 use distillery_core::domain::validation::{
     validate_reader, Code, ValidationOptions, ValidationReport, BYTES_PER_TOKEN,
 };
@@ -83,9 +85,10 @@ pub struct ValidateArgs {
     /// (default: limits.json's default).
     #[arg(long, value_name = "TOKENS")]
     pub max_response_length: Option<u32>,
-    /// Serving after training, for the estimate: `none` or `provisioned` (PT_TTL_HOURS hours of
-    /// throughput at --model-units).
-    #[arg(long, value_name = "MODE", default_value = "none")]
+    /// Serving after training, for the estimate: `auto` (on-demand where the student supports it,
+    /// else none), `none`, `on-demand` (per token, nothing when idle) or `provisioned`
+    /// (PT_TTL_HOURS hours of throughput at --model-units).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
     pub serving: String,
     /// Model units of Provisioned Throughput, for the estimate.
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -121,7 +124,8 @@ fn estimate_settings(
         .map_err(|e| e.to_string())?;
     let serving = ServingMode::parse(&args.serving).ok_or_else(|| {
         format!(
-            "--serving must be 'none' or 'provisioned', got '{}'",
+            "--serving must be {}, got '{}'",
+            ServingMode::ACCEPTED,
             args.serving
         )
     })?;
@@ -137,7 +141,7 @@ fn estimate_settings(
             j.min_max_response_length_for_inference, j.max_max_response_length_for_inference
         ));
     }
-    let settings = RunSettings {
+    let mut settings = RunSettings {
         teacher,
         student,
         max_response_length,
@@ -145,6 +149,23 @@ fn estimate_settings(
         model_units: args.model_units,
         commitment: Commitment::None,
     };
+    // `auto` settles as the stack would in the pair's Region; `on-demand` for a student that
+    // cannot be deployed on demand is the same error the stack rejects the run with.
+    let flags = SettingsOverrides {
+        serving: Some(args.serving.clone()),
+        ..Default::default()
+    };
+    let none = SettingsOverrides::default();
+    settings
+        .settle_serving(
+            catalog,
+            &pair.region,
+            &OverrideSources {
+                metadata: &none,
+                cli: &flags,
+            },
+        )
+        .map_err(|e| e.message)?;
     Ok((settings, pair.region.clone()))
 }
 
@@ -325,10 +346,7 @@ pub fn render_estimate(settings: &RunSettings, e: &CostEstimate) -> String {
         settings.student,
         e.region,
         settings.max_response_length,
-        match settings.serving {
-            ServingMode::None => "none",
-            ServingMode::Provisioned => "provisioned",
-        },
+        settings.serving,
         e.low_usd,
         e.high_usd
     );

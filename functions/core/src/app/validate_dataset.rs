@@ -44,7 +44,7 @@ use crate::domain::naming;
 use crate::domain::run::{
     DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
 };
-use crate::domain::settings::{RunSettings, ServingMode, SettingsOverrides};
+use crate::domain::settings::{OverrideSources, RunSettings, ServingMode, SettingsOverrides};
 use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
 use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
 use crate::ports::{Clock, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger};
@@ -345,18 +345,7 @@ impl DatasetValidatorService {
             prompt_tokens: st.estimated_input_tokens,
             given_answer_tokens: st.estimated_output_tokens,
         };
-        // The stack's Region when known, else where the pair is offered (a laptop, a test).
-        let region = self
-            .config
-            .region
-            .clone()
-            .or_else(|| {
-                self.config
-                    .catalog
-                    .pair_for_teacher(&settings.teacher)
-                    .map(|p| p.region.clone())
-            })
-            .unwrap_or_default();
+        let region = self.config.serving_region(settings);
         let inputs = CostInputs {
             settings,
             region: &region,
@@ -428,13 +417,23 @@ impl DatasetValidatorService {
         let run_id = RunId::for_schedule(&p.schedule_name, &p.scheduled_time);
         let span = tracing::info_span!("run", run_id = %run_id);
         async {
-            let settings = RunSettings::resolve(
+            let none = SettingsOverrides::default();
+            let sources = OverrideSources {
+                metadata: &none,
+                cli: &none,
+            };
+            let settings = RunSettings::resolve_from(
                 &self.config.defaults,
-                &SettingsOverrides::default(),
+                &sources,
                 &self.config.catalog,
                 &self.config.limits,
                 &self.config.policy,
-            );
+            )
+            .and_then(|mut s| {
+                let region = self.config.serving_region(&s);
+                s.settle_serving(&self.config.catalog, &region, &sources)?;
+                Ok(s)
+            });
             let dataset = DatasetLocation::InvocationLogs {
                 s3_uri: logs.s3_uri.clone(),
                 request_metadata_filters: logs.request_metadata_filters.clone(),

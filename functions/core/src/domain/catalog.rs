@@ -50,7 +50,10 @@ impl From<CatalogError> for StepError {
 pub struct StudentInfo {
     pub family: String,
     pub multi_turn: bool,
-    pub on_demand_deployment: bool,
+    /// The Regions where Bedrock serves a custom model of this student through an on-demand
+    /// custom model deployment (empty: Provisioned Throughput only).
+    #[serde(default)]
+    pub on_demand_regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -129,6 +132,18 @@ impl ModelCatalog {
 
     /// Whether the student accepts multi-turn records. Unknown students are treated as single-turn,
     /// the stricter rule, so a dataset is never passed that the job would reject.
+    /// The Regions where custom models of `student` can be deployed on demand.
+    pub fn on_demand_regions(&self, student: &str) -> &[String] {
+        self.student(student)
+            .map(|s| s.on_demand_regions.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Whether a custom model of `student` can be deployed on demand in `region`.
+    pub fn serves_on_demand(&self, student: &str, region: &str) -> bool {
+        self.on_demand_regions(student).iter().any(|r| r == region)
+    }
+
     pub fn allows_multi_turn(&self, student: &str) -> bool {
         self.student(student).map(|s| s.multi_turn).unwrap_or(false)
     }
@@ -423,11 +438,32 @@ mod tests {
                     .model(s, &pair.region)
                     .unwrap_or_else(|| panic!("no prices for student {s} in {}", pair.region));
                 assert!(m.training_per1k_tokens.is_some(), "{s}");
-                if catalog.student(s).unwrap().on_demand_deployment {
-                    assert!(m.custom_model_on_demand_input_per1k_tokens.is_some(), "{s}");
-                }
             }
         }
+        // Every Region a student is deployed on demand in has its per-token prices, so the
+        // *ready* message can quote them.
+        for (s, info) in &catalog.students {
+            for region in &info.on_demand_regions {
+                let m = prices
+                    .model(s, region)
+                    .unwrap_or_else(|| panic!("no prices for {s} in {region}"));
+                assert!(
+                    m.custom_model_on_demand_input_per1k_tokens.is_some()
+                        && m.custom_model_on_demand_output_per1k_tokens.is_some(),
+                    "{s} in {region}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn on_demand_deployment_is_per_student_and_region() {
+        let c = ModelCatalog::builtin();
+        assert!(c.serves_on_demand("amazon.nova-lite-v1:0:300k", "us-east-1"));
+        assert!(!c.serves_on_demand("amazon.nova-lite-v1:0:300k", "eu-west-1"));
+        assert!(!c.serves_on_demand("meta.llama3-1-8b-instruct-v1:0:128k", "us-west-2"));
+        assert!(c.serves_on_demand("meta.llama3-3-70b-instruct-v1:0:128k", "us-west-2"));
+        assert!(c.on_demand_regions("no-such-student").is_empty());
     }
 
     #[test]

@@ -162,10 +162,13 @@ pub enum RunStatus {
     Provisioning,
     Ready,
     ProvisioningFailed,
+    /// The run's deployment or throughput was deleted (expired, or `distillery runs retire`):
+    /// nothing serves the model and nothing is billed for serving any more.
+    Retired,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 12] = [
+    pub const ALL: [RunStatus; 13] = [
         RunStatus::Received,
         RunStatus::Validating,
         RunStatus::Rejected,
@@ -178,6 +181,7 @@ impl RunStatus {
         RunStatus::Provisioning,
         RunStatus::Ready,
         RunStatus::ProvisioningFailed,
+        RunStatus::Retired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -194,6 +198,7 @@ impl RunStatus {
             RunStatus::Provisioning => "provisioning",
             RunStatus::Ready => "ready",
             RunStatus::ProvisioningFailed => "provisioning_failed",
+            RunStatus::Retired => "retired",
         }
     }
 
@@ -202,15 +207,16 @@ impl RunStatus {
         RunStatus::ALL.into_iter().find(|st| st.as_str() == norm)
     }
 
-    /// No further transition is expected (Completed can still move to Provisioning).
+    /// No further transition is possible (Completed can still move to Provisioning, and Ready to
+    /// Retired when its serving is deleted).
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
             RunStatus::Rejected
                 | RunStatus::Failed
                 | RunStatus::Stopped
-                | RunStatus::Ready
                 | RunStatus::ProvisioningFailed
+                | RunStatus::Retired
         )
     }
 
@@ -230,9 +236,13 @@ impl RunStatus {
             Completed => &[Provisioning, Ready, ProvisioningFailed, Failed],
             Failed => &[],
             Stopped => &[],
-            Provisioning => &[Provisioning, Ready, ProvisioningFailed],
-            Ready => &[],
+            // Retired from Provisioning: `runs retire` deleted a throughput or deployment that was
+            // still being created.
+            Provisioning => &[Provisioning, Ready, ProvisioningFailed, Retired],
+            // Ready serves until its deployment or throughput is deleted.
+            Ready => &[Retired],
             ProvisioningFailed => &[],
+            Retired => &[],
         };
         allowed.contains(&next)
     }
@@ -336,6 +346,26 @@ pub struct Run {
     pub provisioned_model_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_model_arn: Option<String>,
+    /// The on-demand custom model deployment's name (`serving: on-demand`), recorded before
+    /// Bedrock is asked to create it, so a retry finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_name: Option<String>,
+    /// The deployment's ARN: the `modelId` for Converse/InvokeModel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_arn: Option<String>,
+    /// When Distillery deletes the run's no-commitment Provisioned Throughput (`PT_TTL_HOURS` after
+    /// it went into service; `distillery runs extend` pushes it). `None` for committed throughput,
+    /// which cannot be deleted before its term ends, and for on-demand deployments, which cost
+    /// nothing when idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_expires_at: Option<DateTime<Utc>>,
+    /// The expiry the *expiring soon* message was sent for. An extension moves
+    /// `serving_expires_at`, so the new expiry gets its own warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning_sent_for: Option<DateTime<Utc>>,
+    /// When the run's serving was deleted (`retired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -443,6 +473,12 @@ impl Run {
             || (self.status == RunStatus::Completed && self.settings.serving == ServingMode::None)
     }
 
+    /// Whether the pipeline has nothing more to do for the run: it is final, or `ready` (serving
+    /// until its deployment or throughput is deleted, which only expiry or `runs retire` does).
+    pub fn is_settled(&self) -> bool {
+        self.is_final() || self.status == RunStatus::Ready
+    }
+
     /// [`RunStatus::can_move_to`] for this run: nothing moves a final run.
     pub fn can_move_to(&self, next: RunStatus) -> bool {
         !self.is_final() && self.status.can_move_to(next)
@@ -501,6 +537,11 @@ impl Run {
             custom_model_arn: None,
             provisioned_model_name: None,
             provisioned_model_arn: None,
+            deployment_name: None,
+            deployment_arn: None,
+            serving_expires_at: None,
+            expiry_warning_sent_for: None,
+            retired_at: None,
             validation: None,
             failure_reason: None,
             snapshot: None,
@@ -549,6 +590,11 @@ pub struct RunUpdate {
     pub custom_model_arn: Option<String>,
     pub provisioned_model_name: Option<String>,
     pub provisioned_model_arn: Option<String>,
+    pub deployment_name: Option<String>,
+    pub deployment_arn: Option<String>,
+    pub serving_expires_at: Option<DateTime<Utc>>,
+    pub expiry_warning_sent_for: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
     pub validation: Option<ValidationSummary>,
     pub failure_reason: Option<String>,
     pub snapshot: Option<DatasetSnapshot>,
@@ -594,6 +640,11 @@ impl RunUpdate {
             custom_model_arn,
             provisioned_model_name,
             provisioned_model_arn,
+            deployment_name,
+            deployment_arn,
+            serving_expires_at,
+            expiry_warning_sent_for,
+            retired_at,
             validation,
             failure_reason,
             snapshot,

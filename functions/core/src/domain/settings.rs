@@ -17,17 +17,49 @@ pub use super::guardrails::{Commitment, ServingPolicy};
 pub enum ServingMode {
     /// Stop at the custom model; buy nothing.
     None,
+    /// On demand where the student supports it in the stack's Region, else none. Settled into one
+    /// of those two when the run's settings are resolved ([`RunSettings::settle_serving`]), so a
+    /// recorded run never says `auto`.
+    Auto,
+    /// A custom model deployment: billed per token, nothing when idle (some students only).
+    #[serde(rename = "on-demand")]
+    OnDemand,
     /// Buy Provisioned Throughput (guarded).
     Provisioned,
 }
 
 impl ServingMode {
+    /// The values users write, for error messages.
+    pub const ACCEPTED: &'static str = "'auto', 'none', 'on-demand' or 'provisioned'";
+
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" | "off" | "" => Some(ServingMode::None),
+            "auto" => Some(ServingMode::Auto),
+            "on-demand" | "on_demand" | "ondemand" => Some(ServingMode::OnDemand),
             "provisioned" | "provisioned-throughput" | "pt" => Some(ServingMode::Provisioned),
             _ => None,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServingMode::None => "none",
+            ServingMode::Auto => "auto",
+            ServingMode::OnDemand => "on-demand",
+            ServingMode::Provisioned => "provisioned",
+        }
+    }
+
+    /// Whether the run is served at all once trained (`auto` is settled before anyone asks).
+    pub fn serves(self) -> bool {
+        matches!(self, ServingMode::OnDemand | ServingMode::Provisioned)
+    }
+}
+
+impl std::fmt::Display for ServingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -297,7 +329,8 @@ impl RunSettings {
                 (
                     F::Serving,
                     StepError::config(format!(
-                        "serving must be 'none' or 'provisioned', got '{v}'"
+                        "serving must be {}, got '{v}'",
+                        ServingMode::ACCEPTED
                     )),
                 )
             })?;
@@ -322,6 +355,49 @@ impl RunSettings {
         }
         s.check_fields(catalog, limits, policy)?;
         Ok(s)
+    }
+
+    /// Settles `auto` into `on-demand` (the student can be deployed on demand in `region`) or
+    /// `none`, and refuses `on-demand` for a student that cannot be, with the reason: Bedrock would
+    /// only refuse the deployment after the job had been paid for. `sources` names where the
+    /// serving value came from.
+    pub fn settle_serving(
+        &mut self,
+        catalog: &ModelCatalog,
+        region: &str,
+        sources: &OverrideSources<'_>,
+    ) -> Result<(), StepError> {
+        let on_demand_here = catalog.serves_on_demand(&self.student, region);
+        match self.serving {
+            ServingMode::Auto => {
+                self.serving = if on_demand_here {
+                    ServingMode::OnDemand
+                } else {
+                    ServingMode::None
+                };
+                Ok(())
+            }
+            ServingMode::OnDemand if !on_demand_here => {
+                let regions = catalog.on_demand_regions(&self.student);
+                let why = if regions.is_empty() {
+                    format!(
+                        "Bedrock offers no on-demand deployment for custom {} models                          (model-pairs.json)",
+                        self.student
+                    )
+                } else {
+                    format!(
+                        "Bedrock offers on-demand deployment of custom {} models in {} only                          (model-pairs.json), and this stack runs in {region}",
+                        self.student,
+                        regions.join(", ")
+                    )
+                };
+                Err(StepError::config(format!(
+                    "serving 'on-demand' is not possible: {why}; use serving 'provisioned'                      (billed per model unit hour) or 'none'; the value came from {}",
+                    sources.describe(SettingField::Serving)
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn check(
@@ -509,5 +585,87 @@ mod tests {
         assert_eq!(r1, r2);
         assert_ne!(r1, r3);
         assert_ne!(r1, fp(&a));
+    }
+
+    fn settled(student: &str, serving: &str, region: &str) -> Result<ServingMode, String> {
+        let metadata = SettingsOverrides {
+            serving: Some(serving.into()),
+            student: Some(student.into()),
+            ..Default::default()
+        };
+        let none = SettingsOverrides::default();
+        let sources = OverrideSources {
+            metadata: &metadata,
+            cli: &none,
+        };
+        let mut s = defaults();
+        s.student = student.into();
+        s.serving = ServingMode::parse(serving).unwrap();
+        s.settle_serving(&ModelCatalog::builtin(), region, &sources)
+            .map(|()| s.serving)
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn auto_settles_to_on_demand_where_the_student_supports_it_else_none() {
+        let nova = "amazon.nova-lite-v1:0:300k";
+        let llama = "meta.llama3-1-8b-instruct-v1:0:128k";
+        assert_eq!(
+            settled(nova, "auto", "us-east-1"),
+            Ok(ServingMode::OnDemand)
+        );
+        assert_eq!(settled(nova, "auto", "eu-west-1"), Ok(ServingMode::None));
+        assert_eq!(settled(llama, "auto", "us-west-2"), Ok(ServingMode::None));
+        assert_eq!(
+            settled("meta.llama3-3-70b-instruct-v1:0:128k", "auto", "us-west-2"),
+            Ok(ServingMode::OnDemand)
+        );
+        // Explicit modes are kept.
+        assert_eq!(settled(nova, "none", "us-east-1"), Ok(ServingMode::None));
+        assert_eq!(
+            settled(llama, "provisioned", "us-west-2"),
+            Ok(ServingMode::Provisioned)
+        );
+        assert_eq!(
+            settled(nova, "on-demand", "us-east-1"),
+            Ok(ServingMode::OnDemand)
+        );
+    }
+
+    #[test]
+    fn on_demand_for_a_student_without_it_is_refused_with_the_reason_and_the_source() {
+        let e = settled(
+            "meta.llama3-1-8b-instruct-v1:0:128k",
+            "on-demand",
+            "us-west-2",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("no on-demand deployment for custom meta.llama3-1-8b-instruct-v1:0:128k"),
+            "{e}"
+        );
+        assert!(e.contains("use serving 'provisioned'"), "{e}");
+        assert!(e.contains("x-amz-meta-distillery-serving"), "{e}");
+        let e = settled("amazon.nova-lite-v1:0:300k", "on_demand", "eu-west-1").unwrap_err();
+        assert!(e.contains("in us-east-1 only"), "{e}");
+        assert!(e.contains("this stack runs in eu-west-1"), "{e}");
+    }
+
+    #[test]
+    fn serving_modes_parse_and_print_as_users_write_them() {
+        for (text, mode) in [
+            ("auto", ServingMode::Auto),
+            ("On-Demand", ServingMode::OnDemand),
+            ("none", ServingMode::None),
+            ("provisioned", ServingMode::Provisioned),
+        ] {
+            assert_eq!(ServingMode::parse(text), Some(mode));
+            assert_eq!(ServingMode::parse(mode.as_str()), Some(mode));
+        }
+        assert_eq!(ServingMode::parse("sometimes"), None);
+        assert_eq!(
+            serde_json::to_string(&ServingMode::OnDemand).unwrap(),
+            "\"on-demand\""
+        );
     }
 }

@@ -46,6 +46,19 @@ pub struct ValidatorConfig {
 }
 
 impl ValidatorConfig {
+    /// The Region the run's model is trained and served in: the stack's, or where the pair is
+    /// offered when no Region is configured (a laptop running `distillery validate`, a test).
+    pub fn serving_region(&self, settings: &RunSettings) -> String {
+        self.region
+            .clone()
+            .or_else(|| {
+                self.catalog
+                    .pair_for_teacher(&settings.teacher)
+                    .map(|p| p.region.clone())
+            })
+            .unwrap_or_default()
+    }
+
     /// Reads the process environment (see [`crate::config`] for what "unset" means).
     pub fn from_env() -> Result<Self, StepError> {
         Self::from_lookup(process_var)
@@ -58,8 +71,8 @@ impl ValidatorConfig {
         let limits = Limits::load_with(&env)?;
         let serving = env.parsed(
             "SERVING_MODE",
-            ServingMode::None,
-            "'none' or 'provisioned'",
+            ServingMode::Auto,
+            ServingMode::ACCEPTED,
             ServingMode::parse,
         )?;
         let commitment = env.parsed(

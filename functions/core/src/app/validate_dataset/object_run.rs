@@ -101,7 +101,7 @@ fn resolve_settings(
         metadata: &from_metadata,
         cli,
     };
-    let settings = RunSettings::resolve_from(
+    let mut settings = RunSettings::resolve_from(
         &config.defaults,
         &sources,
         &config.catalog,
@@ -114,6 +114,7 @@ fn resolve_settings(
             .check_region(&settings.teacher, &settings.student, region)
             .map_err(StepError::config)?;
     }
+    settings.settle_serving(&config.catalog, &config.serving_region(&settings), &sources)?;
     // A budget override the stack does not allow is a settings problem: rejected before reading.
     run_budget(config, metadata)?;
     Ok(settings)

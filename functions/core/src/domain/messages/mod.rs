@@ -323,7 +323,13 @@ pub fn render_for_run(
             d.fields.push((
                 "Serving".into(),
                 match s.serving {
-                    super::settings::ServingMode::None => "none (stops at the custom model)".into(),
+                    super::settings::ServingMode::None | super::settings::ServingMode::Auto => {
+                        "none (stops at the custom model)".into()
+                    }
+                    super::settings::ServingMode::OnDemand => {
+                        "on-demand custom model deployment (billed per token, nothing when idle)"
+                            .into()
+                    }
                     super::settings::ServingMode::Provisioned => format!(
                         "Provisioned Throughput, {} model unit(s), commitment {}",
                         s.model_units,
@@ -353,7 +359,11 @@ pub fn render_for_run(
                     "Provisioned Throughput ({} model unit(s)) is being bought next.",
                     s.model_units
                 ),
-                super::settings::ServingMode::None => {
+                super::settings::ServingMode::OnDemand => {
+                    "An on-demand deployment is being created next (billed per token, nothing when idle)."
+                        .into()
+                }
+                super::settings::ServingMode::None | super::settings::ServingMode::Auto => {
                     "Serving was not requested: the custom model is stored (billed monthly) until you delete it."
                         .into()
                 }

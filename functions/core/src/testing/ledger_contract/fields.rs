@@ -74,6 +74,11 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
         custom_model_arn: Some("arn:model".into()),
         provisioned_model_name: Some("pt".into()),
         provisioned_model_arn: Some("arn:pt".into()),
+        deployment_name: Some("deployment".into()),
+        deployment_arn: Some("arn:deployment".into()),
+        serving_expires_at: Some(t + Duration::hours(24)),
+        expiry_warning_sent_for: Some(t + Duration::hours(23)),
+        retired_at: Some(t + Duration::hours(25)),
         validation: Some(ValidationSummary {
             valid: true,
             records: 100,
