@@ -42,11 +42,12 @@ fmt: ## Format the code
 
 DATASET ?= examples/datasets/support-tickets.jsonl
 # The dataset is checked before anything is installed, built or started.
-demo: ## Run the whole pipeline locally on DATASET (default: the sample) and print its timeline
+SERVING ?= auto
+demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none and print its timeline
 	@scripts/check-dataset-arg.sh "$(DATASET)"
 	@scripts/bootstrap.sh
 	cargo build --quiet -p distillery-local-stack --bins
-	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)"
+	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)" --serving "$(SERVING)"
 
 DEMO_RUNS ?= 20
 demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on the first failure

@@ -36,7 +36,9 @@ const SUBMIT_HELP: &str = concat!(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Serving {
+    Auto,
     None,
+    OnDemand,
     Provisioned,
 }
 
@@ -77,7 +79,9 @@ pub struct OverrideFlags {
     /// Teacher's maxResponseLengthForInference.
     #[arg(long)]
     max_response_length: Option<u32>,
-    /// Buy Provisioned Throughput when training completes (guarded by MAX_MODEL_UNITS).
+    /// Serving once trained: `auto` (on-demand where the student supports it, else none),
+    /// `on-demand` (a custom model deployment: per token, nothing when idle), `provisioned`
+    /// (Provisioned Throughput, guarded by MAX_MODEL_UNITS, deleted after PT_TTL_HOURS) or `none`.
     #[arg(long, value_enum)]
     serving: Option<Serving>,
     /// Model units when serving is provisioned.
@@ -97,7 +101,9 @@ impl OverrideFlags {
             max_response_length: self.max_response_length.map(|v| v.to_string()),
             serving: self.serving.map(|s| {
                 match s {
+                    Serving::Auto => "auto",
                     Serving::None => "none",
+                    Serving::OnDemand => "on-demand",
                     Serving::Provisioned => "provisioned",
                 }
                 .to_string()

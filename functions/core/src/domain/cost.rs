@@ -204,6 +204,34 @@ pub fn estimate(tokens: &TokenCounts, inputs: &CostInputs<'_>, prices: &Prices) 
         });
     }
 
+    if s.serving == ServingMode::OnDemand {
+        // Nothing is billed until someone calls the deployment, so the line is zero; its basis
+        // carries the per-token rates so people can price their own traffic.
+        let (r_in, c_in) = rates.take(
+            student.and_then(|m| m.custom_model_on_demand_input_per1k_tokens.as_ref()),
+            format!(
+                "{} custom model on-demand input per 1,000 tokens in {region}",
+                s.student
+            ),
+        );
+        let (r_out, c_out) = rates.take(
+            student.and_then(|m| m.custom_model_on_demand_output_per1k_tokens.as_ref()),
+            format!(
+                "{} custom model on-demand output per 1,000 tokens in {region}",
+                s.student
+            ),
+        );
+        items.push(CostLineItem {
+            item: "serving".into(),
+            low_usd: 0.0,
+            high_usd: 0.0,
+            basis: format!(
+                "on-demand deployment: nothing when idle; calls billed at {cur} {r_in} per 1,000 input and {cur} {r_out} per 1,000 output tokens"
+            ),
+            confirmed: c_in && c_out,
+        });
+    }
+
     let low_usd = items.iter().map(|i| i.low_usd).sum();
     let high_usd = items.iter().map(|i| i.high_usd).sum();
     CostEstimate {
@@ -426,6 +454,47 @@ mod tests {
             e.describe(),
             "USD 2.27 to USD 2.75 (teacher generation 0.13..0.45, student training 0.14..0.30, model storage 2.00)"
         );
+    }
+
+    #[test]
+    fn on_demand_serving_adds_a_zero_line_with_the_per_token_rates() {
+        let mut p = prices(true);
+        let rates = ModelPrices {
+            custom_model_on_demand_input_per1k_tokens: fig(0.0001, true),
+            custom_model_on_demand_output_per1k_tokens: fig(0.0004, false),
+            ..p.models["student"]["r"].clone()
+        };
+        p.models
+            .get_mut("student")
+            .unwrap()
+            .insert("r".into(), rates);
+        let estimate_for = |serving| {
+            let s = settings(serving);
+            let inputs = CostInputs {
+                settings: &s,
+                region: "r",
+                pt_ttl_hours: 24,
+            };
+            estimate(&TOKENS, &inputs, &p)
+        };
+        let (none, e) = (
+            estimate_for(ServingMode::None),
+            estimate_for(ServingMode::OnDemand),
+        );
+        let serving = e.line_items.iter().find(|i| i.item == "serving").unwrap();
+        assert_eq!((serving.low_usd, serving.high_usd), (0.0, 0.0));
+        assert!(
+            serving
+                .basis
+                .contains("USD 0.0001 per 1,000 input and USD 0.0004 per 1,000 output"),
+            "{}",
+            serving.basis
+        );
+        // Idle costs nothing: the totals are those of serving none (2.27 to 2.75, above).
+        assert!(close(e.low_usd, none.low_usd) && close(e.high_usd, none.high_usd));
+        // The unconfirmed output rate is named.
+        assert!(!serving.confirmed && !e.confirmed);
+        assert_eq!(e.unconfirmed.len(), 1, "{:?}", e.unconfirmed);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use distillery_core::domain::run::RunStatus;
+use distillery_core::domain::run::{Run, RunStatus};
 use distillery_core::domain::validation::ValidationReport;
 use distillery_local_stack::{read_file, Execution, Stack};
 use serde_json::Value;
@@ -22,8 +22,10 @@ struct Args {
     /// The dataset: a JSONL file in Bedrock's bedrock-conversation-2024 format.
     #[arg(long)]
     dataset: PathBuf,
-    /// How the distilled model is served: `provisioned` buys (simulated) Provisioned Throughput.
-    #[arg(long, default_value = "provisioned")]
+    /// How the distilled model is served: `auto` (on-demand where the student supports it, else
+    /// none), `on-demand` (a custom model deployment), `provisioned` (simulated Provisioned
+    /// Throughput, with its expiry) or `none`.
+    #[arg(long, default_value = "auto")]
     serving: String,
     /// Model units when serving is provisioned.
     #[arg(long, default_value = "1")]
@@ -112,6 +114,9 @@ async fn run() -> Result<bool> {
         event["source"].as_str().unwrap_or("?")
     ));
     let execution = stack.run_execution(&event).await?;
+    if let Some(run_id) = execution.run_id() {
+        print_estimate(&stack.run(&run_id).await?);
+    }
     print_steps(t0, &execution);
     println!(
         "\nexecution {}{}",
@@ -142,6 +147,9 @@ async fn run() -> Result<bool> {
     show("job ARN", &run.job_arn);
     show("custom model name", &run.custom_model_name);
     show("custom model ARN", &run.custom_model_arn);
+    println!("{:<24}{}", "serving", run.settings.serving);
+    show("deployment name", &run.deployment_name);
+    show("deployment ARN", &run.deployment_arn);
     show("provisioned model", &run.provisioned_model_name);
     show("provisioned ARN", &run.provisioned_model_arn);
     if run.provisioned_model_arn.is_some() {
@@ -150,6 +158,12 @@ async fn run() -> Result<bool> {
             "provisioned throughput",
             run.settings.model_units,
             run.settings.commitment.as_str()
+        );
+    }
+    if let Some(at) = run.serving_expires_at {
+        println!(
+            "{:<24}{} (PT_TTL_HOURS; the reconciler deletes it then; `distillery runs extend {} --hours N` pushes it)",
+            "throughput expires", at.format("%Y-%m-%d %H:%M:%S UTC"), run.run_id
         );
     }
     show("failure reason", &run.failure_reason);
@@ -250,6 +264,48 @@ async fn run() -> Result<bool> {
         run.status
     );
     Ok(ok)
+}
+
+/// The cost estimate the validator recorded before anything was launched (a rejected or invalid
+/// dataset has none), with when it was made relative to the launch.
+fn print_estimate(run: &Run) {
+    let Some(e) = run
+        .validation
+        .as_ref()
+        .and_then(|v| v.cost_estimate.as_ref())
+    else {
+        return;
+    };
+    let at = |status: RunStatus| run.history.iter().find(|h| h.to == status).map(|h| h.at);
+    let when = match (at(RunStatus::Validated), at(RunStatus::Launching)) {
+        (Some(v), Some(l)) => format!(
+            " (made by the validator {:.2} s before the launch)",
+            (l - v).num_milliseconds() as f64 / 1000.0
+        ),
+        _ => " (made by the validator; nothing was launched)".into(),
+    };
+    heading(&format!("Cost estimate{when}"));
+    println!(
+        "{} {:.2} to {} {:.2} in {}, serving {}",
+        e.currency, e.low_usd, e.currency, e.high_usd, e.region, run.settings.serving
+    );
+    for i in &e.line_items {
+        println!(
+            "  {:<20} {:>9.2} .. {:>9.2}  {}",
+            i.item, i.low_usd, i.high_usd, i.basis
+        );
+    }
+    match e.budget_usd {
+        Some(b) if e.over_budget => println!("  over the budget of {} {b:.2}", e.currency),
+        Some(b) => println!("  within the budget of {} {b:.2}", e.currency),
+        None => println!("  no budget set (MAX_RUN_COST_USD)"),
+    }
+    if !e.confirmed {
+        println!(
+            "  unconfirmed prices (functions/core/data/prices.json): {}",
+            e.unconfirmed.join("; ")
+        );
+    }
 }
 
 /// The stored report (`reports/<run>/report.json`, written by the validator): the verdict and counts,

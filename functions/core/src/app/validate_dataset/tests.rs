@@ -343,11 +343,20 @@ async fn a_valid_run_carries_its_cost_estimate_on_the_run_and_in_the_report() {
     assert!(!e.over_budget);
     // No AWS_REGION in a test: the pair's Region prices the run.
     assert_eq!(e.region, "us-east-1");
+    // SERVING_MODE defaults to auto, which settles to on-demand for the default Nova student in
+    // us-east-1: a zero serving line (nothing when idle).
+    assert_eq!(run.settings.serving, ServingMode::OnDemand);
     let items: Vec<&str> = e.line_items.iter().map(|i| i.item.as_str()).collect();
     assert_eq!(
         items,
-        ["teacher_generation", "student_training", "model_storage"]
+        [
+            "teacher_generation",
+            "student_training",
+            "model_storage",
+            "serving"
+        ]
     );
+    assert_eq!(e.line_items[3].high_usd, 0.0);
     let report_key = format!("reports/{}/report.json", run.run_id);
     let report: Value =
         serde_json::from_slice(&store.get_bytes(BUCKET, &report_key).unwrap()).unwrap();
