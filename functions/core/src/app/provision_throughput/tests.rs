@@ -723,3 +723,38 @@ async fn the_read_only_path_reads_a_deployment_and_never_creates_one() {
     );
     assert_eq!(bedrock.count("create_deployment"), 0);
 }
+
+/// The state machine sends a completed run to this step exactly when its serving mode serves:
+/// CheckServing's choices (on PollStatus's `serving`) must agree with `ServingMode::serves`, or an
+/// on-demand run would end `completed` without its deployment (or a `none` run reach the step).
+#[test]
+fn the_state_machine_routes_every_recorded_serving_mode_as_the_provisioner_expects() {
+    let asl: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../../statemachine/distillery.asl.json"
+    ))
+    .unwrap();
+    let check = &asl["States"]["CheckServing"];
+    let route = |mode: ServingMode| -> String {
+        let json = serde_json::to_value(mode).unwrap();
+        check["Choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Variable"] == "$.poll.serving" && c["StringEquals"] == json)
+            .map(|c| c["Next"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| check["Default"].as_str().unwrap().to_string())
+    };
+    // `auto` is settled at validation: a recorded run never holds it.
+    for mode in [
+        ServingMode::None,
+        ServingMode::OnDemand,
+        ServingMode::Provisioned,
+    ] {
+        let want = if mode.serves() {
+            "StartProvisioning"
+        } else {
+            "NotifyCompleted"
+        };
+        assert_eq!(route(mode), want, "{mode:?}");
+    }
+}
