@@ -70,8 +70,8 @@ pub(super) fn provisioning_failed(
     );
 }
 
-/// "USD 0.00006 per 1,000 input tokens and USD 0.00024 per 1,000 output tokens (unconfirmed; as of
-/// 2026-11-27)", from the student's figures in the run's Region.
+/// "USD 0.00006 per 1,000 input tokens, USD 0.00024 per 1,000 output tokens (unconfirmed list price
+/// as of 2026-11-27)", from the student's figures in the run's Region.
 fn on_demand_price(run: &Run, ctx: &MessageContext<'_>) -> String {
     let student = &run.settings.student;
     let figures = ctx.prices.model(student, ctx.region).and_then(|m| {
@@ -87,20 +87,25 @@ fn on_demand_price(run: &Run, ctx: &MessageContext<'_>) -> String {
         );
     };
     let cur = &ctx.prices.currency;
+    let (i, o) = (provenance(input), provenance(output));
+    // One provenance when both figures share it (the usual case), else each its own.
+    let (i_note, o_note) = if i == o {
+        (String::new(), format!(" ({i})"))
+    } else {
+        (format!(" ({i})"), format!(" ({o})"))
+    };
     format!(
-        "{cur} {} per 1,000 input tokens{}, {cur} {} per 1,000 output tokens{}",
+        "{cur} {} per 1,000 input tokens{i_note}, {cur} {} per 1,000 output tokens{o_note}",
         per_1k(input.usd),
-        provenance(input),
         per_1k(output.usd),
-        provenance(output),
     )
 }
 
 fn provenance(f: &PriceFigure) -> String {
     if f.confirmed {
-        format!(" (as of {})", f.as_of)
+        format!("list price as of {}", f.as_of)
     } else {
-        format!(" (unconfirmed, as of {})", f.as_of)
+        format!("unconfirmed list price as of {}", f.as_of)
     }
 }
 

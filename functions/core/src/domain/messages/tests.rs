@@ -405,9 +405,9 @@ fn on_demand_ready_gives_the_arn_a_converse_call_and_the_per_token_price() {
     );
     assert!(
         m.body.contains(&format!(
-            "On-demand price: USD 0.00006 per 1,000 input tokens (unconfirmed, as of {}), \
-             USD 0.00024 per 1,000 output tokens (unconfirmed, as of {})",
-            input.as_of, input.as_of
+            "On-demand price: USD 0.00006 per 1,000 input tokens, \
+             USD 0.00024 per 1,000 output tokens (unconfirmed list price as of {})",
+            input.as_of
         )),
         "{}",
         m.body
@@ -440,11 +440,30 @@ fn on_demand_prices_say_confirmed_or_unknown() {
         &us_east_1(&prices),
     );
     assert!(
-        m.body.contains("USD 0.00006 per 1,000 input tokens (as of"),
+        m.body.contains(
+            "USD 0.00006 per 1,000 input tokens, USD 0.00024 per 1,000 output tokens (list price as of"
+        ),
         "{}",
         m.body
     );
     assert!(!m.body.contains("unconfirmed"), "{}", m.body);
+    // Figures of different provenance each say theirs.
+    let mut mixed = prices.clone();
+    mixed
+        .models
+        .get_mut("amazon.nova-lite-v1:0:300k")
+        .and_then(|r| r.get_mut("us-east-1"))
+        .and_then(|f| f.custom_model_on_demand_input_per1k_tokens.as_mut())
+        .unwrap()
+        .confirmed = false;
+    let m = render_for_run(Milestone::Ready, &on_demand_ready_run(), &us_east_1(&mixed));
+    assert!(
+        m.body
+            .contains("per 1,000 input tokens (unconfirmed list price as of")
+            && m.body.contains("per 1,000 output tokens (list price as of"),
+        "{}",
+        m.body
+    );
     // No figure for the Region (the shared context is us-west-2): said, not made up.
     let m = render_for_run(Milestone::Ready, &on_demand_ready_run(), &ctx(&prices));
     assert!(
