@@ -159,6 +159,43 @@ mod tests {
     }
 
     #[test]
+    fn on_demand_ready_gives_the_deployment_arn_and_a_converse_call_intact() {
+        use distillery_core::domain::messages::converse_command;
+        use distillery_core::domain::settings::ServingMode;
+        let prices = Prices::builtin();
+        let mut r = run();
+        r.settings.serving = ServingMode::OnDemand;
+        let arn = "arn:aws:bedrock:us-west-2:123456789012:custom-model-deployment/d1";
+        r.deployment_arn = Some(arn.into());
+        let m = render_for_run(Milestone::Ready, &r, &context(&prices));
+        let p = check_layout(&m);
+        let texts: Vec<String> = p["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                let mut t: Vec<String> = b["text"]["text"]
+                    .as_str()
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect();
+                if let Some(fields) = b["fields"].as_array() {
+                    t.extend(
+                        fields
+                            .iter()
+                            .filter_map(|f| f["text"].as_str().map(str::to_string)),
+                    );
+                }
+                t
+            })
+            .collect();
+        let all = texts.join("\n");
+        assert!(all.contains(&format!("*Deployment ARN*\n{arn}")), "{all}");
+        // Nothing in the command needs Slack escaping: it reaches the channel copy-pasteable.
+        assert!(all.contains(&converse_command("us-west-2", arn)), "{all}");
+    }
+
+    #[test]
     fn a_message_without_a_run_says_so() {
         let prices = Prices::builtin();
         let caught = CaughtError {

@@ -306,6 +306,7 @@ pub fn render_show(run: &Run, format: Format) -> String {
         ("custom model", &run.custom_model_name),
         ("custom model ARN", &run.custom_model_arn),
         ("provisioned model ARN", &run.provisioned_model_arn),
+        ("deployment ARN", &run.deployment_arn),
         ("failure", &run.failure_reason),
     ];
     for (name, v) in optional {

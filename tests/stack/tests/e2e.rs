@@ -804,3 +804,7 @@ mod job_events;
 // The cost estimate and the budget (issue 12): tests/stack/tests/e2e/budget.rs.
 #[path = "e2e/budget.rs"]
 mod budget;
+
+// On-demand serving through a custom model deployment (issue 12): tests/stack/tests/e2e/serving.rs.
+#[path = "e2e/serving.rs"]
+mod serving;

@@ -1,7 +1,9 @@
-//! Use case: buy Provisioned Throughput for a distilled model (the `throughput-provisioner` Lambda).
+//! Use case: serve a distilled model (the `throughput-provisioner` Lambda): buy Provisioned
+//! Throughput (`serving: provisioned`, here) or create an on-demand custom model deployment
+//! (`serving: on-demand`, in [`deployment`]).
 //!
-//! Opt-in only: nothing happens unless the run's settings ask for `serving: provisioned`. A run that
-//! does not ask stays `completed`, which is its end state without serving.
+//! Opt-in only: nothing happens unless the run's settings ask for serving. A run that does not ask
+//! stays `completed`, which is its end state without serving.
 //!
 //! Provisioned Throughput is billed per model unit per hour until it is deleted, so this step:
 //! - checks the cost guardrails again at purchase time, with its own configuration
@@ -62,6 +64,9 @@ pub struct ProvisionThroughputOutput {
     pub run_id: RunId,
     pub outcome: ProvisionOutcome,
     pub provisioned_model_arn: Option<String>,
+    /// The on-demand custom model deployment's ARN (`serving: on-demand`), once recorded.
+    #[serde(default)]
+    pub deployment_arn: Option<String>,
     /// The attempt number to pass to the next call (this call's attempt + 1).
     pub attempt: u32,
     /// Seconds to wait before calling again (0 unless the outcome is `creating`).
@@ -167,26 +172,33 @@ impl ThroughputProvisioner<'_> {
         if let Some(out) = self.recorded_answer(&run, input.attempt) {
             return Ok(out);
         }
+        let on_demand = run.settings.serving == ServingMode::OnDemand;
         match run.status {
-            RunStatus::Completed => {
-                run = self.start(&run).await?;
-            }
+            RunStatus::Completed if on_demand => run = self.start_deployment(&run).await?,
+            RunStatus::Completed => run = self.start(&run).await?,
             RunStatus::Provisioning => {}
             _ => {
-                return Err(run.refuse(
-                    "buy Provisioned Throughput: only a run whose job completed can be served",
-                ))
+                return Err(run.refuse(if on_demand {
+                    "create a custom model deployment: only a run whose job completed can be served"
+                } else {
+                    "buy Provisioned Throughput: only a run whose job completed can be served"
+                }))
             }
         }
-        let result = self.advance(run, input.attempt, Purchase::Allowed).await;
+        let result = if on_demand {
+            self.advance_deployment(run, input.attempt, Purchase::Allowed)
+                .await
+        } else {
+            self.advance(run, input.attempt, Purchase::Allowed).await
+        };
         self.after_lost_race(&input.run_id, input.attempt, result)
             .await
     }
 
-    /// The reconciler's read-only step: records what Bedrock says about the throughput the run
-    /// records (`ready`, `provisioning_failed`, or nothing while it is `Creating`). It never buys: a
-    /// run without a recorded ARN is refused, and a recorded ARN Bedrock no longer knows is recorded
-    /// `provisioning_failed`.
+    /// The reconciler's read-only step: records what Bedrock says about the throughput (or, for an
+    /// on-demand run, the deployment) the run records (`ready`, `provisioning_failed`, or nothing
+    /// while it is `Creating`). It never buys nor creates: a run without a recorded ARN is refused,
+    /// and a recorded ARN Bedrock no longer knows is recorded `provisioning_failed`.
     pub async fn record_throughput_state(
         &self,
         run_id: &RunId,
@@ -195,16 +207,26 @@ impl ThroughputProvisioner<'_> {
         if let Some(out) = self.recorded_answer(&run, 0) {
             return Ok(out);
         }
-        if run.status != RunStatus::Provisioning || run.provisioned_model_arn.is_none() {
+        let on_demand = run.settings.serving == ServingMode::OnDemand;
+        let (recorded, what) = if on_demand {
+            (&run.deployment_arn, "custom model deployment")
+        } else {
+            (&run.provisioned_model_arn, "Provisioned Throughput")
+        };
+        if run.status != RunStatus::Provisioning || recorded.is_none() {
             return Err(StepError::new(
                 ErrorType::Conflict,
                 format!(
-                    "run {} is {} with no Provisioned Throughput ARN recorded: nothing to read",
+                    "run {} is {} with no {what} ARN recorded: nothing to read",
                     run.run_id, run.status
                 ),
             ));
         }
-        let result = self.advance(run, 0, Purchase::Never).await;
+        let result = if on_demand {
+            self.advance_deployment(run, 0, Purchase::Never).await
+        } else {
+            self.advance(run, 0, Purchase::Never).await
+        };
         self.after_lost_race(run_id, 0, result).await
     }
 
@@ -220,7 +242,7 @@ impl ThroughputProvisioner<'_> {
     fn recorded_answer(&self, run: &Run, attempt: u32) -> Option<ProvisionThroughputOutput> {
         let arn = run.provisioned_model_arn.clone();
         match run.status {
-            RunStatus::Completed if run.settings.serving != ServingMode::Provisioned => {
+            RunStatus::Completed if !run.settings.serving.serves() => {
                 tracing::info!(run_id = %run.run_id, "serving not requested; the run ends at completed");
                 Some(self.output(run, ProvisionOutcome::NotRequested, None, attempt))
             }
@@ -503,6 +525,7 @@ impl ThroughputProvisioner<'_> {
             run_id: run.run_id.clone(),
             outcome,
             provisioned_model_arn,
+            deployment_arn: run.deployment_arn.clone(),
             attempt: attempt.saturating_add(1),
             next_wait_seconds: if outcome == ProvisionOutcome::Creating {
                 next_wait_seconds(
@@ -516,6 +539,9 @@ impl ThroughputProvisioner<'_> {
         }
     }
 }
+
+mod deployment;
+pub use deployment::deployment_name_for;
 
 #[cfg(test)]
 mod tests;

@@ -51,8 +51,8 @@ use crate::domain::errors::StepError;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::domain::tags::RUN_ID_TAG;
 use crate::ports::{
-    Clock, CustomizationService, JobStatus, MessagePublisher, PortError, RunLedger,
-    ThroughputStatus,
+    Clock, CustomizationService, DeploymentStatus, JobStatus, MessagePublisher, PortError,
+    RunLedger, ThroughputStatus,
 };
 
 /// The `event_type` SNS attribute of the reconciler's summary.
@@ -301,11 +301,18 @@ impl Reconciler<'_> {
                 continue;
             }
             report.provisioning_runs_checked += 1;
-            let Some(arn) = run.provisioned_model_arn.clone() else {
+            // An on-demand run records a deployment instead of a throughput.
+            let deployment = run.deployment_arn.is_some();
+            let Some(arn) = run
+                .provisioned_model_arn
+                .clone()
+                .or_else(|| run.deployment_arn.clone())
+            else {
                 report.findings.push(Finding {
                     run_id: Some(run.run_id.clone()),
                     resource_arn: None,
-                    problem: "the run is provisioning but records no Provisioned Throughput ARN"
+                    problem: "the run is provisioning but records no Provisioned Throughput or \
+                              deployment ARN"
                         .into(),
                     action: Action::NeedsAttention,
                     detail: "not bought by the reconciler; retry the run or check Bedrock".into(),
@@ -313,15 +320,28 @@ impl Reconciler<'_> {
                 continue;
             };
             if self.config.dry_run {
-                let bedrock_says = match self.bedrock.get_provisioned_throughput(&arn).await {
-                    Ok(pt)
-                        if matches!(
-                            pt.status,
-                            ThroughputStatus::InService | ThroughputStatus::Failed
-                        ) =>
-                    {
-                        format!("{:?}", pt.status)
-                    }
+                let settled = if deployment {
+                    self.bedrock
+                        .get_custom_model_deployment(&arn)
+                        .await
+                        .map(|d| {
+                            (d.status != DeploymentStatus::Creating)
+                                .then(|| format!("{:?}", d.status))
+                        })
+                } else {
+                    self.bedrock
+                        .get_provisioned_throughput(&arn)
+                        .await
+                        .map(|pt| {
+                            matches!(
+                                pt.status,
+                                ThroughputStatus::InService | ThroughputStatus::Failed
+                            )
+                            .then(|| format!("{:?}", pt.status))
+                        })
+                };
+                let bedrock_says = match settled {
+                    Ok(Some(status)) => status,
                     Err(PortError::NotFound(_)) => "it does not exist".to_string(),
                     _ => continue,
                 };
@@ -353,6 +373,9 @@ impl Reconciler<'_> {
                         problem: "the ledger said provisioning; the throughput had settled".into(),
                         action: Action::Repaired,
                         detail: match o.outcome {
+                            ProvisionOutcome::InService if deployment => {
+                                "recorded ready (deployment Active, billed per token)".into()
+                            }
                             ProvisionOutcome::InService => {
                                 "recorded ready (InService, billed by the hour)".into()
                             }

@@ -381,18 +381,18 @@ impl RunSettings {
                 let regions = catalog.on_demand_regions(&self.student);
                 let why = if regions.is_empty() {
                     format!(
-                        "Bedrock offers no on-demand deployment for custom {} models                          (model-pairs.json)",
+                        "Bedrock offers no on-demand deployment for custom {} models (model-pairs.json)",
                         self.student
                     )
                 } else {
                     format!(
-                        "Bedrock offers on-demand deployment of custom {} models in {} only                          (model-pairs.json), and this stack runs in {region}",
+                        "Bedrock offers on-demand deployment of custom {} models in {} only (model-pairs.json), and this stack runs in {region}",
                         self.student,
                         regions.join(", ")
                     )
                 };
                 Err(StepError::config(format!(
-                    "serving 'on-demand' is not possible: {why}; use serving 'provisioned'                      (billed per model unit hour) or 'none'; the value came from {}",
+                    "serving 'on-demand' is not possible: {why}; use serving 'provisioned' (billed per model unit hour) or 'none'; the value came from {}",
                     sources.describe(SettingField::Serving)
                 )))
             }
@@ -646,9 +646,12 @@ mod tests {
         );
         assert!(e.contains("use serving 'provisioned'"), "{e}");
         assert!(e.contains("x-amz-meta-distillery-serving"), "{e}");
+        // One line of prose, as people read it in the rejected message (no source indentation).
+        assert!(!e.contains("  "), "{e}");
         let e = settled("amazon.nova-lite-v1:0:300k", "on_demand", "eu-west-1").unwrap_err();
         assert!(e.contains("in us-east-1 only"), "{e}");
         assert!(e.contains("this stack runs in eu-west-1"), "{e}");
+        assert!(!e.contains("  "), "{e}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use crate::app::poll_status::fixtures::*;
 use crate::domain::settings::Commitment;
-use crate::ports::ThroughputStatus;
+use crate::ports::{DeploymentStatus, ThroughputStatus};
 use crate::testing::fakes::ScriptedBedrock;
 use crate::testing::memory::InMemoryRunLedger;
 
@@ -330,6 +330,7 @@ fn names_and_tokens_are_what_bedrock_accepts() {
         run_id: r.run_id.clone(),
         outcome: ProvisionOutcome::NotRequested,
         provisioned_model_arn: None,
+        deployment_arn: None,
         attempt: 1,
         next_wait_seconds: 0,
     })
@@ -339,6 +340,7 @@ fn names_and_tokens_are_what_bedrock_accepts() {
         "runId",
         "outcome",
         "provisionedModelArn",
+        "deploymentArn",
         "attempt",
         "nextWaitSeconds",
     ] {
@@ -460,4 +462,299 @@ fn the_provisioning_budget_is_the_state_machines() {
         c.provisioning_window_seconds(),
         60 + 120 + 240 + 480 + 196 * 900
     );
+}
+
+// --- on-demand: a custom model deployment -------------------------------------------------------
+
+fn provisioner<'a>(
+    ledger: &'a dyn RunLedger,
+    bedrock: &'a ScriptedBedrock,
+) -> ThroughputProvisioner<'a> {
+    ThroughputProvisioner {
+        ledger,
+        bedrock,
+        // A policy that would refuse any throughput: on-demand buys nothing hourly, so no
+        // model-unit or commitment guardrail may stop it.
+        config: ProvisionConfig {
+            policy: ServingPolicy {
+                max_model_units: 0,
+                allowed_commitments: vec![],
+            },
+            ..config(1)
+        },
+    }
+}
+
+#[tokio::test]
+async fn on_demand_creates_one_deployment_across_retries_then_is_ready() {
+    let ledger = ledger_with(completed(ServingMode::OnDemand)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = provisioner(&ledger, &bedrock);
+    let id = input(0).run_id;
+
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(
+        (o.outcome, o.attempt, o.next_wait_seconds),
+        (ProvisionOutcome::Creating, 1, 30)
+    );
+    let r = stored(&ledger, &id).await;
+    assert_eq!(r.status, RunStatus::Provisioning);
+    let name = r.deployment_name.clone().unwrap();
+    assert_eq!(
+        name,
+        naming::deployment_name(&id, &r.dataset.display_name())
+    );
+    assert!(r.deployment_arn.is_some());
+    assert_eq!(o.deployment_arn, r.deployment_arn);
+    assert_eq!(
+        (&o.provisioned_model_arn, &r.provisioned_model_arn),
+        (&None, &None)
+    );
+    // Looked up by name before creating; created once, with the run's token, model and tags.
+    assert_eq!(bedrock.calls(), vec!["get_deployment", "create_deployment"]);
+    let req = bedrock.deployment_requests()[0].clone();
+    assert_eq!(req.deployment_name, name);
+    assert_eq!(req.model_arn, MODEL_ARN);
+    assert_eq!(
+        req.client_request_token,
+        naming::deployment_client_request_token(&id)
+    );
+    assert_eq!(
+        req.tags.get(tags::RUN_ID_TAG).map(String::as_str),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        req.tags.get(tags::MANAGED_BY_TAG).map(String::as_str),
+        Some(tags::MANAGED_BY_VALUE)
+    );
+
+    // Still Creating: looked up by the recorded ARN, nothing written, nothing created again.
+    let o2 = p.provision(&input(1)).await.unwrap();
+    assert_eq!(
+        (o2.outcome, o2.next_wait_seconds),
+        (ProvisionOutcome::Creating, 60)
+    );
+    assert_eq!(stored(&ledger, &id).await, r);
+    assert_eq!(bedrock.count("create_deployment"), 1);
+    assert_eq!(bedrock.count("get_pt") + bedrock.count("create_pt"), 0);
+
+    bedrock.set_deployment_status(DeploymentStatus::Active, None);
+    let o3 = p.provision(&input(2)).await.unwrap();
+    assert_eq!(
+        (o3.outcome, o3.next_wait_seconds),
+        (ProvisionOutcome::InService, 0)
+    );
+    let ready = stored(&ledger, &id).await;
+    assert_eq!(ready.status, RunStatus::Ready);
+    assert_eq!(ready.deployment_arn, r.deployment_arn);
+    assert_eq!(o3.deployment_arn, r.deployment_arn);
+
+    // Retried after ready: answered from the ledger, Bedrock not asked.
+    let calls = bedrock.calls().len();
+    let o4 = p.provision(&input(3)).await.unwrap();
+    assert_eq!(o4.outcome, ProvisionOutcome::InService);
+    assert_eq!(o4.deployment_arn, r.deployment_arn);
+    assert_eq!(bedrock.calls().len(), calls);
+    assert_eq!(bedrock.count("create_deployment"), 1);
+}
+
+#[tokio::test]
+async fn on_demand_retry_after_a_crash_finds_the_deployment_by_name() {
+    // An earlier attempt recorded `provisioning` and the name, created, then died before
+    // recording the ARN.
+    let mut r = completed(ServingMode::OnDemand);
+    r.status = RunStatus::Provisioning;
+    let name = deployment_name_for(&r);
+    r.deployment_name = Some(name.clone());
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let earlier = crate::ports::DeploymentRequest {
+        deployment_name: name.clone(),
+        model_arn: MODEL_ARN.into(),
+        description: None,
+        client_request_token: "earlier-token".into(),
+        tags: Default::default(),
+    };
+    let arn = bedrock
+        .create_custom_model_deployment(&earlier)
+        .await
+        .unwrap();
+    bedrock.clear_calls();
+
+    let p = provisioner(&ledger, &bedrock);
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    assert_eq!(bedrock.calls(), vec!["get_deployment"]);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id).await.deployment_arn,
+        Some(arn.clone())
+    );
+    assert_eq!(o.deployment_arn, Some(arn));
+}
+
+#[tokio::test]
+async fn a_failed_deployment_fails_the_run_with_bedrocks_message_or_a_clear_default() {
+    for (msg, want) in [
+        (
+            Some("The custom model was customized before 2025-07-16"),
+            "The custom model was customized before 2025-07-16",
+        ),
+        (
+            None,
+            "Bedrock reported the custom model deployment Failed without a message",
+        ),
+    ] {
+        let ledger = ledger_with(completed(ServingMode::OnDemand)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = provisioner(&ledger, &bedrock);
+        p.provision(&input(0)).await.unwrap();
+        bedrock.set_deployment_status(DeploymentStatus::Failed, msg);
+        let o = p.provision(&input(1)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Failed);
+        assert!(o.deployment_arn.is_some());
+        let r = stored(&ledger, &input(0).run_id).await;
+        assert_eq!(r.status, RunStatus::ProvisioningFailed);
+        assert_eq!(r.failure_reason.as_deref(), Some(want));
+        // Retried: the recorded outcome, no second create.
+        assert_eq!(
+            p.provision(&input(2)).await.unwrap().outcome,
+            ProvisionOutcome::Failed
+        );
+        assert_eq!(bedrock.count("create_deployment"), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_does_not_serve_is_not_requested_whatever_else_it_records() {
+    // `auto` never reaches the ledger (it is settled at validation), but if it did it would not
+    // be served rather than guessed at.
+    for serving in [ServingMode::None, ServingMode::Auto] {
+        let ledger = ledger_with(completed(serving)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = provisioner(&ledger, &bedrock);
+        let before = stored(&ledger, &input(0).run_id).await;
+        let o = p.provision(&input(0)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::NotRequested, "{serving:?}");
+        assert_eq!((o.deployment_arn, o.provisioned_model_arn), (None, None));
+        assert!(bedrock.calls().is_empty());
+        assert_eq!(stored(&ledger, &before.run_id).await, before);
+    }
+}
+
+#[tokio::test]
+async fn an_on_demand_run_that_did_not_complete_is_refused_naming_the_deployment() {
+    let ledger = ledger_with(run(RunStatus::Failed, ServingMode::OnDemand)).await;
+    let bedrock = ScriptedBedrock::default();
+    let e = provisioner(&ledger, &bedrock)
+        .provision(&input(0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict);
+    assert!(
+        e.message
+            .contains("cannot create a custom model deployment"),
+        "{}",
+        e.message
+    );
+    assert!(bedrock.calls().is_empty());
+}
+
+#[tokio::test]
+async fn on_demand_lost_race_answers_from_the_ledger() {
+    let ledger = RivalWritesReadyFirst(
+        ledger_with(completed(ServingMode::OnDemand)).await,
+        Default::default(),
+    );
+    let bedrock = ScriptedBedrock::default();
+    let p = provisioner(&ledger, &bedrock);
+    p.provision(&input(0)).await.unwrap();
+    bedrock.set_deployment_status(DeploymentStatus::Active, None);
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService, "{o:?}");
+    assert!(o.deployment_arn.is_some());
+    assert_eq!(bedrock.count("create_deployment"), 1);
+}
+
+#[tokio::test]
+async fn the_read_only_path_reads_a_deployment_and_never_creates_one() {
+    // Recorded ARN, deployment Active in Bedrock: recorded ready.
+    let ledger = ledger_with(completed(ServingMode::OnDemand)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = provisioner(&ledger, &bedrock);
+    p.provision(&input(0)).await.unwrap();
+    bedrock.set_deployment_status(DeploymentStatus::Active, None);
+    let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id).await.status,
+        RunStatus::Ready
+    );
+    assert_eq!(bedrock.count("create_deployment"), 1);
+
+    // A recorded deployment Bedrock no longer knows: provisioning_failed, nothing created.
+    let mut r = run(RunStatus::Provisioning, ServingMode::OnDemand);
+    r.custom_model_arn = Some(MODEL_ARN.into());
+    r.deployment_arn =
+        Some("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/gone".into());
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = provisioner(&ledger, &bedrock);
+    let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Failed);
+    let stored_run = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(stored_run.status, RunStatus::ProvisioningFailed);
+    assert!(stored_run
+        .failure_reason
+        .unwrap()
+        .contains("no longer knows custom model deployment"));
+    assert_eq!(bedrock.calls(), vec!["get_deployment"]);
+
+    // No deployment ARN recorded: refused, not created.
+    let mut r = run(RunStatus::Provisioning, ServingMode::OnDemand);
+    r.run_id = RunId("run-no-deployment-arn".into());
+    r.custom_model_arn = Some(MODEL_ARN.into());
+    ledger.create(&r).await.unwrap();
+    let e = p.record_throughput_state(&r.run_id).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict);
+    assert!(
+        e.message.contains("no custom model deployment ARN"),
+        "{}",
+        e.message
+    );
+    assert_eq!(bedrock.count("create_deployment"), 0);
+}
+
+/// The state machine sends a completed run to this step exactly when its serving mode serves:
+/// CheckServing's choices (on PollStatus's `serving`) must agree with `ServingMode::serves`, or an
+/// on-demand run would end `completed` without its deployment (or a `none` run reach the step).
+#[test]
+fn the_state_machine_routes_every_recorded_serving_mode_as_the_provisioner_expects() {
+    let asl: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../../statemachine/distillery.asl.json"
+    ))
+    .unwrap();
+    let check = &asl["States"]["CheckServing"];
+    let route = |mode: ServingMode| -> String {
+        let json = serde_json::to_value(mode).unwrap();
+        check["Choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Variable"] == "$.poll.serving" && c["StringEquals"] == json)
+            .map(|c| c["Next"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| check["Default"].as_str().unwrap().to_string())
+    };
+    // `auto` is settled at validation: a recorded run never holds it.
+    for mode in [
+        ServingMode::None,
+        ServingMode::OnDemand,
+        ServingMode::Provisioned,
+    ] {
+        let want = if mode.serves() {
+            "StartProvisioning"
+        } else {
+            "NotifyCompleted"
+        };
+        assert_eq!(route(mode), want, "{mode:?}");
+    }
 }

@@ -383,6 +383,44 @@ async fn a_provisioning_run_whose_throughput_came_up_is_recorded_ready() {
     assert_eq!(w.bedrock.count("create_pt"), 0, "the reconciler never buys");
 }
 
+#[tokio::test]
+async fn a_provisioning_on_demand_run_whose_deployment_came_up_is_recorded_ready() {
+    const DEP: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/od1";
+    let mut r = run_in("run-od", RunStatus::Provisioning, Some(JOB));
+    r.settings.serving = crate::domain::settings::ServingMode::OnDemand;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/x".into());
+    r.deployment_arn = Some(DEP.into());
+    let w = World::new(vec![r]).await;
+    w.bedrock.add_deployment(
+        DEP,
+        crate::ports::DeploymentStatus::Active,
+        t0(),
+        &[(RUN_ID_TAG, "run-od")],
+    );
+    w.clock.set(t0() + Duration::hours(60));
+    let dry = w.reconcile(true).await;
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    assert!(
+        dry.findings[0].problem.contains("Bedrock says Active"),
+        "{dry:?}"
+    );
+    assert_eq!(w.status("run-od").await, RunStatus::Provisioning);
+
+    let report = w.reconcile(false).await;
+    assert_eq!(w.status("run-od").await, RunStatus::Ready, "{report:?}");
+    assert!(
+        report.findings[0].detail.contains("deployment Active"),
+        "{report:?}"
+    );
+    assert!(w.bedrock.has_deployment(DEP));
+    assert_eq!(w.bedrock.count("get_pt"), 0);
+    assert_eq!(
+        w.bedrock.count("create_deployment"),
+        0,
+        "the reconciler never creates"
+    );
+}
+
 #[test]
 fn input_parses_with_defaults() {
     let i: ReconcileInput = serde_json::from_str("{}").unwrap();

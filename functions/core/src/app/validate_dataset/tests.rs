@@ -439,3 +439,7 @@ fn the_budget_and_ttl_variables_are_checked() {
     let c = ValidatorConfig::from_lookup(|_| None).unwrap();
     assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24));
 }
+
+#[cfg(test)]
+#[path = "serving_tests.rs"]
+mod serving_tests;

@@ -6,10 +6,12 @@
 //! - [`text`]: the SNS subject and plain-text body (here: they are part of the message contract);
 //! - Slack Block Kit: an adapter concern, in `distillery_aws::slack_blocks`.
 
+mod on_demand;
 #[cfg(test)]
 mod tests;
 mod text;
 
+pub use on_demand::converse_command;
 use text::one_line;
 pub use text::truncate_chars;
 
@@ -409,6 +411,12 @@ pub fn render_for_run(
                  --serving, --model-units or --commitment to change a setting).",
                 run.run_id
             ));
+        }
+        Milestone::Ready if s.serving == super::settings::ServingMode::OnDemand => {
+            on_demand::ready(&mut d, run, ctx, &dataset)
+        }
+        Milestone::ProvisioningFailed if s.serving == super::settings::ServingMode::OnDemand => {
+            on_demand::provisioning_failed(&mut d, run, ctx, &dataset, reason.clone())
         }
         Milestone::Ready => {
             d.summary =

@@ -354,3 +354,152 @@ fn rejected_over_budget_says_the_dataset_is_valid_and_names_the_figures() {
     assert!(!m.body.contains("records are invalid"), "{}", m.body);
     assert!(m.body.contains("raise the budget"), "{}", m.body);
 }
+
+fn on_demand_ready_run() -> Run {
+    let mut r = run();
+    r.settings.serving = ServingMode::OnDemand;
+    r.custom_model_arn = Some("arn:aws:bedrock:us-east-1:123456789012:custom-model/m1".into());
+    r.deployment_arn =
+        Some("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/d1".into());
+    r
+}
+
+fn us_east_1(prices: &Prices) -> MessageContext<'_> {
+    MessageContext {
+        region: "us-east-1",
+        ..ctx(prices)
+    }
+}
+
+#[test]
+fn on_demand_ready_gives_the_arn_a_converse_call_and_the_per_token_price() {
+    let prices = Prices::builtin();
+    let r = on_demand_ready_run();
+    let m = render_for_run(Milestone::Ready, &r, &us_east_1(&prices));
+    check_common(&m);
+    let arn = r.deployment_arn.clone().unwrap();
+    assert!(
+        m.body.contains(&format!("Deployment ARN: {arn}")),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains(&format!(
+            "aws bedrock-runtime converse --region us-east-1 --model-id {arn} --messages \
+             '[{{\"role\":\"user\",\"content\":[{{\"text\":\"Hello\"}}]}}]'"
+        )),
+        "{}",
+        m.body
+    );
+    // Nova Lite in us-east-1: figures from prices.json, unconfirmed there, and said so.
+    let lite = prices
+        .model("amazon.nova-lite-v1:0:300k", "us-east-1")
+        .unwrap();
+    let input = lite
+        .custom_model_on_demand_input_per1k_tokens
+        .clone()
+        .unwrap();
+    assert!(
+        !input.confirmed,
+        "the test assumes the shipped figure is unconfirmed"
+    );
+    assert!(
+        m.body.contains(&format!(
+            "On-demand price: USD 0.00006 per 1,000 input tokens, \
+             USD 0.00024 per 1,000 output tokens (unconfirmed list price as of {})",
+            input.as_of
+        )),
+        "{}",
+        m.body
+    );
+    assert!((input.usd - 0.00006).abs() < 1e-12);
+    assert!(m.body.contains("nothing when idle"));
+    assert!(!m.body.contains("billed by the hour") && !m.body.contains("Model units"));
+    assert!(m.body.contains("delete-custom-model-deployment"));
+}
+
+#[test]
+fn on_demand_prices_say_confirmed_or_unknown() {
+    let mut prices = Prices::builtin();
+    for f in prices
+        .models
+        .get_mut("amazon.nova-lite-v1:0:300k")
+        .and_then(|r| r.get_mut("us-east-1"))
+        .into_iter()
+    {
+        for p in [
+            &mut f.custom_model_on_demand_input_per1k_tokens,
+            &mut f.custom_model_on_demand_output_per1k_tokens,
+        ] {
+            p.as_mut().unwrap().confirmed = true;
+        }
+    }
+    let m = render_for_run(
+        Milestone::Ready,
+        &on_demand_ready_run(),
+        &us_east_1(&prices),
+    );
+    assert!(
+        m.body.contains(
+            "USD 0.00006 per 1,000 input tokens, USD 0.00024 per 1,000 output tokens (list price as of"
+        ),
+        "{}",
+        m.body
+    );
+    assert!(!m.body.contains("unconfirmed"), "{}", m.body);
+    // Figures of different provenance each say theirs.
+    let mut mixed = prices.clone();
+    mixed
+        .models
+        .get_mut("amazon.nova-lite-v1:0:300k")
+        .and_then(|r| r.get_mut("us-east-1"))
+        .and_then(|f| f.custom_model_on_demand_input_per1k_tokens.as_mut())
+        .unwrap()
+        .confirmed = false;
+    let m = render_for_run(Milestone::Ready, &on_demand_ready_run(), &us_east_1(&mixed));
+    assert!(
+        m.body
+            .contains("per 1,000 input tokens (unconfirmed list price as of")
+            && m.body.contains("per 1,000 output tokens (list price as of"),
+        "{}",
+        m.body
+    );
+    // No figure for the Region (the shared context is us-west-2): said, not made up.
+    let m = render_for_run(Milestone::Ready, &on_demand_ready_run(), &ctx(&prices));
+    assert!(
+        m.body.contains("On-demand price: unknown: the price table")
+            && m.body.contains("amazon.nova-lite-v1:0:300k in us-west-2"),
+        "{}",
+        m.body
+    );
+}
+
+#[test]
+fn a_failed_deployment_says_it_is_the_deployment_and_why() {
+    let prices = Prices::builtin();
+    let mut r = on_demand_ready_run();
+    r.failure_reason = Some("The model was customized before on-demand support".into());
+    let m = render_for_run(Milestone::ProvisioningFailed, &r, &us_east_1(&prices));
+    check_common(&m);
+    assert!(m.body.contains("on-demand deployment"), "{}", m.body);
+    assert!(m
+        .body
+        .contains("Reason: The model was customized before on-demand support"));
+    assert!(m.body.contains("Deployment ARN: arn:aws:bedrock:us-east-1"));
+    assert!(!m.body.contains("Provisioned Throughput") && !m.body.contains("Model units"));
+}
+
+#[test]
+fn completed_says_a_deployment_comes_next_for_on_demand() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.settings.serving = ServingMode::OnDemand;
+    let m = render_for_run(Milestone::Completed, &r, &us_east_1(&prices));
+    assert!(
+        m.body.contains(
+            "An on-demand deployment is being created next (billed per token, nothing when idle)."
+        ),
+        "{}",
+        m.body
+    );
+}
