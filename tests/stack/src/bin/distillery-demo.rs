@@ -81,10 +81,14 @@ async fn run() -> Result<bool> {
         body.len(),
         lines
     );
-    println!(
-        "serving   {} ({} model unit(s))",
-        args.serving, args.model_units
-    );
+    if args.serving == "provisioned" {
+        println!(
+            "serving   {} ({} model unit(s))",
+            args.serving, args.model_units
+        );
+    } else {
+        println!("serving   {}", args.serving);
+    }
     println!(
         "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
         stack.info.moto_url,
