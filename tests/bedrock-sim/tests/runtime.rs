@@ -392,6 +392,17 @@ async fn deployments_and_throughputs_answer_as_the_student_once_ready() {
     // A custom model ARN itself is not invocable.
     let e = ask(&rt, &model, "hi").await.unwrap_err();
     assert!(e.is_validation_exception(), "{e:?}");
+    // A Failed deployment cannot answer: ValidationException (it will never be ready).
+    sim.set_deployment_ms(Some(20));
+    sim.fail_next_deployments(1, "no capacity");
+    let failed = deploy(&sim, &model, "rt-student-failed").await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let e = ask(&rt, &failed, "hi").await.unwrap_err();
+    assert!(e.is_validation_exception(), "{e:?}");
+    assert!(
+        e.message().unwrap().contains("its status is Failed"),
+        "{e:?}"
+    );
     // A deleted deployment is gone.
     client(&sim)
         .await
