@@ -68,6 +68,15 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operation: Option<Operation>,
     },
+    /// The next `count` Converse calls get ModelErrorException (424, "the request failed due to an
+    /// error while processing the model"), with `message` when given. Runtime only: no
+    /// control-plane operation declares it.
+    ModelError {
+        #[serde(default = "one")]
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// Jobs created from now on end Failed in `phase` with `message`: the next `count` jobs, or every
     /// job whose name contains `nameContains` (limited to `count` when both are given).
     FailJob {
@@ -154,6 +163,8 @@ pub struct EventEffect {
 pub const DEFAULT_JOB_FAILURE: &str =
     "Internal error occurred during training. Please retry the job (injected by bedrock-sim).";
 pub const DEFAULT_PT_FAILURE: &str = "Failed to provision model units (injected by bedrock-sim).";
+pub const DEFAULT_MODEL_ERROR: &str =
+    "The model encountered an error while processing the request (injected by bedrock-sim).";
 pub const DEFAULT_DEPLOYMENT_FAILURE: &str =
     "The custom model deployment failed to start (injected by bedrock-sim).";
 
@@ -192,7 +203,8 @@ impl Fault {
             Fault::Throttle { count, .. }
             | Fault::QuotaExceeded { count, .. }
             | Fault::InternalError { count, .. }
-            | Fault::AccessDenied { count, .. } => Some(*count),
+            | Fault::AccessDenied { count, .. }
+            | Fault::ModelError { count, .. } => Some(*count),
             Fault::FailJob {
                 count,
                 name_contains,
@@ -228,7 +240,8 @@ impl Fault {
             Fault::Throttle { count, .. }
             | Fault::QuotaExceeded { count, .. }
             | Fault::InternalError { count, .. }
-            | Fault::AccessDenied { count, .. } => *count = count.saturating_sub(1),
+            | Fault::AccessDenied { count, .. }
+            | Fault::ModelError { count, .. } => *count = count.saturating_sub(1),
             Fault::FailJob {
                 count,
                 name_contains,
@@ -333,6 +346,7 @@ impl FaultBook {
             Fault::QuotaExceeded { operation, .. } => {
                 applies(operation, Some(Operation::CreateModelCustomizationJob))
             }
+            Fault::ModelError { .. } => op == Operation::Converse,
             _ => false,
         })?;
         Some(match fault {
@@ -344,10 +358,20 @@ impl FaultBook {
                 ErrorKind::ServiceQuotaExceeded,
                 format!("The request for {op} exceeds a service quota for this account (injected by bedrock-sim)."),
             ),
+            // The runtime's calls are authorized by bedrock:InvokeModel.
+            Fault::AccessDenied { .. } if op.is_runtime() => ApiError::new(
+                ErrorKind::AccessDenied,
+                "User is not authorized to perform: bedrock:InvokeModel (injected by bedrock-sim)",
+            ),
             Fault::AccessDenied { .. } => ApiError::new(
                 ErrorKind::AccessDenied,
                 format!("User is not authorized to perform: bedrock:{op} (injected by bedrock-sim)"),
             ),
+            Fault::ModelError { message, .. } => ApiError::new(
+                ErrorKind::ModelError,
+                message.unwrap_or_else(|| DEFAULT_MODEL_ERROR.to_string()),
+            )
+            .with_field("originalStatusCode", serde_json::json!(500)),
             _ => ApiError::new(
                 ErrorKind::InternalServer,
                 "An internal server error occurred. Retry your request.",

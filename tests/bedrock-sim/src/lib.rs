@@ -1,8 +1,9 @@
-//! A local Amazon Bedrock control-plane simulator for tests and the demo.
+//! A local Amazon Bedrock simulator (control plane and runtime) for tests and the demo.
 //!
 //! It speaks Bedrock's restJson1 wire format for the model customization job, Provisioned Throughput
 //! and custom model deployment operations the pipeline calls, enforces the API's constraints, runs jobs through a time-scaled
-//! lifecycle, and injects faults on request. See `docs/bedrock-sim.md`.
+//! lifecycle, and injects faults on request. On the same port it serves the Bedrock runtime's
+//! Converse with deterministic answers (teacher, student, judge). See `docs/bedrock-sim.md`.
 //!
 //! ```no_run
 //! let sim = bedrock_sim::start(bedrock_sim::SimConfig::default());
@@ -15,6 +16,7 @@ mod deployment;
 mod events;
 mod faults;
 mod jobs;
+mod runtime;
 mod server;
 mod sim;
 mod throughput;
@@ -29,7 +31,9 @@ pub use calls::CallRecord;
 pub use events::{EventRecord, Outcome, DETAIL_FIELDS, DETAIL_TYPE, ENVELOPE_FIELDS, SOURCE};
 pub use faults::{Fault, Phase};
 pub use jobs::Timing;
-pub use sim::SimConfig;
+/// What the simulated models answer, so tests can predict it.
+pub use runtime::{student_agrees, student_answer, teacher_answer, ModelKind};
+pub use sim::{SimConfig, DEFAULT_STUDENT_QUALITY};
 pub use wire::Operation;
 
 use server::{lock, Shared};
@@ -148,6 +152,27 @@ impl SimHandle {
     /// Provisioned Throughput).
     pub fn set_deployment_ms(&self, ms: Option<u64>) {
         lock(&self.state).config.deployment_ms = ms;
+    }
+
+    /// Sets the share (0..=1) of prompts a student answers like its teacher (Converse). Panics
+    /// outside 0..=1.
+    pub fn set_student_quality(&self, quality: f64) {
+        match sim::check_student_quality(quality) {
+            Ok(q) => lock(&self.state).config.student_quality = q,
+            Err(e) => panic!("bedrock-sim: {e}"),
+        }
+    }
+
+    pub fn student_quality(&self) -> f64 {
+        lock(&self.state).config.student_quality
+    }
+
+    /// The next `n` Converse calls get ModelErrorException.
+    pub fn model_error_next(&self, n: u32) {
+        self.inject(Fault::ModelError {
+            count: n,
+            message: None,
+        });
     }
 
     /// Adds a fault (see [`Fault`]). Panics on a fault the real API could not produce.

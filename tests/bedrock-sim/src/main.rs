@@ -6,8 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 use distillery_core::domain::catalog::ModelCatalog;
 
-/// Serves Bedrock's model customization, Provisioned Throughput and custom model deployment APIs on
-/// 127.0.0.1.
+/// Serves Bedrock's model customization, Provisioned Throughput and custom model deployment APIs,
+/// and the Bedrock runtime's Converse, on 127.0.0.1.
 /// Prints `listening on http://127.0.0.1:PORT` on stdout once ready; logs go to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "bedrock-sim", version)]
@@ -44,6 +44,11 @@ struct Args {
     /// bus, source aws.bedrock). Off when absent: events are only logged (GET /_sim/events).
     #[arg(long, env = "BEDROCK_SIM_EVENTS_URL")]
     events_url: Option<String>,
+    /// Share (0..=1) of prompts on which a student (Converse on a custom model deployment or
+    /// Provisioned Throughput) answers like its teacher; the simulated judge prefers the teacher's
+    /// answer on the rest. Changeable at runtime: PUT /_sim/runtime {"studentQuality": Q}.
+    #[arg(long, default_value_t = bedrock_sim::DEFAULT_STUDENT_QUALITY, env = "BEDROCK_SIM_STUDENT_QUALITY")]
+    student_quality: f64,
     /// Supported pairs file (default: DISTILLERY_MODEL_PAIRS_FILE, else the built-in
     /// functions/core/data/model-pairs.json).
     #[arg(long)]
@@ -82,7 +87,14 @@ async fn main() -> anyhow::Result<()> {
         port: args.port,
         deployment_ms: args.deployment_ms,
         events_url: args.events_url,
+        student_quality: args.student_quality,
     };
+    if !(0.0..=1.0).contains(&config.student_quality) {
+        anyhow::bail!(
+            "--student-quality must be from 0 to 1, got {}",
+            config.student_quality
+        );
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;

@@ -46,6 +46,13 @@ pub(crate) fn router(state: Shared) -> Router {
             "/model-customization/custom-model-deployments/{id}",
             get(get_deployment).delete(delete_deployment),
         )
+        // The Bedrock runtime (its own endpoint in AWS, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`): no
+        // control-plane path starts with `/model/`, so both share this server.
+        .route("/model/{id}/converse", post(converse))
+        .route(
+            "/_sim/runtime",
+            get(get_runtime).put(set_runtime).post(set_runtime),
+        )
         .route(
             "/_sim/faults",
             get(list_faults).post(add_faults).delete(clear_faults),
@@ -287,6 +294,15 @@ async fn delete_deployment(
     )
 }
 
+async fn converse(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    run(&s, Operation::Converse, &headers, Some(id), vec![], body)
+}
+
 async fn unknown(State(s): State<Shared>, method: Method, uri: Uri) -> Response {
     let err = ApiError::new(
         ErrorKind::UnknownOperation,
@@ -317,7 +333,7 @@ async fn add_faults(State(s): State<Shared>, body: Bytes) -> Response {
         Ok(OneOrMany::Many(v)) => v,
         Err(e) => {
             return ApiError::validation(format!(
-                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"hangJob\"|\"failThroughput\"|\"failDeployment\"|\"dropEvents\"|\"duplicateEvents\"|\"delayEvents\", ...}}): {e}"
+                "body must be a fault or a list of faults ({{\"kind\": \"throttle\"|\"quotaExceeded\"|\"internalError\"|\"accessDenied\"|\"failJob\"|\"hangJob\"|\"failThroughput\"|\"failDeployment\"|\"modelError\"|\"dropEvents\"|\"duplicateEvents\"|\"delayEvents\", ...}}): {e}"
             ))
             .into_response()
         }
@@ -440,6 +456,39 @@ async fn set_timing(State(s): State<Shared>, body: Bytes) -> Response {
     Json(timing_json(&sim)).into_response()
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RuntimeUpdate {
+    student_quality: Option<f64>,
+}
+
+fn runtime_json(sim: &Sim) -> Value {
+    json!({ "studentQuality": sim.config.student_quality })
+}
+
+/// The runtime's knobs: `{"studentQuality": Q}`.
+async fn get_runtime(State(s): State<Shared>) -> Json<Value> {
+    Json(runtime_json(&lock(&s)))
+}
+
+async fn set_runtime(State(s): State<Shared>, body: Bytes) -> Response {
+    let update: RuntimeUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            return ApiError::validation(format!("body must be {{\"studentQuality\": 0..1}}: {e}"))
+                .into_response()
+        }
+    };
+    let mut sim = lock(&s);
+    if let Some(q) = update.student_quality {
+        match crate::sim::check_student_quality(q) {
+            Ok(q) => sim.config.student_quality = q,
+            Err(e) => return ApiError::validation(e).into_response(),
+        }
+    }
+    Json(runtime_json(&sim)).into_response()
+}
+
 async fn health(State(s): State<Shared>) -> Json<Value> {
     let sim = lock(&s);
     Json(json!({
@@ -447,6 +496,7 @@ async fn health(State(s): State<Shared>) -> Json<Value> {
         "region": sim.config.region,
         "accountId": sim.config.account_id,
         "timing": timing_json(&sim),
+        "runtime": runtime_json(&sim),
         "eventsUrl": sim.config.events_url,
         "operations": Operation::ALL.iter().map(|o| o.name()).collect::<Vec<_>>(),
     }))

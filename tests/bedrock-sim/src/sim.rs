@@ -1,5 +1,6 @@
 //! The simulator's state and the semantics of each operation, independent of HTTP.
 
+mod converse_calls;
 mod deployment_calls;
 mod job_calls;
 mod list_query;
@@ -44,6 +45,23 @@ pub struct SimConfig {
     /// EventBridge endpoint (e.g. moto's URL) that receives each job state-change event through
     /// PutEvents on the default bus. None: events are built and logged (`/_sim/events`), not sent.
     pub events_url: Option<String>,
+    /// The share (0..=1) of prompts on which a student gives its teacher's answer (Converse);
+    /// the rest get a weaker answer, which the simulated judge prefers less. Default 0.9.
+    pub student_quality: f64,
+}
+
+/// [`SimConfig::student_quality`]'s default.
+pub const DEFAULT_STUDENT_QUALITY: f64 = 0.9;
+
+/// Checks a student quality knob value (0..=1).
+pub fn check_student_quality(q: f64) -> Result<f64, String> {
+    if q.is_finite() && (0.0..=1.0).contains(&q) {
+        Ok(q)
+    } else {
+        Err(format!(
+            "studentQuality must be a number from 0 to 1, got {q}"
+        ))
+    }
 }
 
 impl Default for SimConfig {
@@ -58,6 +76,7 @@ impl Default for SimConfig {
             port: 0,
             deployment_ms: None,
             events_url: None,
+            student_quality: DEFAULT_STUDENT_QUALITY,
         }
     }
 }
@@ -105,6 +124,9 @@ pub struct Sim {
     /// Events detected but not yet due (held back by a `delayEvents` fault).
     outbox: Vec<Pending>,
     event_seq: u64,
+    /// Who answered the Converse call being handled ("teacher", "student" or "judge"), for its
+    /// call record.
+    runtime_note: Option<&'static str>,
 }
 
 /// The model id inside a Bedrock model ARN (`...:foundation-model/<id>`), or the id itself.
@@ -147,6 +169,7 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             Operation::GetCustomModelDeployment | Operation::DeleteCustomModelDeployment => {
                 "customModelDeploymentIdentifier"
             }
+            Operation::Converse => "modelId",
             _ => "jobIdentifier",
         };
         out.insert(key.into(), json!(id));
@@ -155,6 +178,17 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
         out.insert(k.clone(), json!(v));
     }
     if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) {
+        if req.op == Operation::Converse {
+            // The prompt answered (cut, the log is for assertions, not replay) and maxTokens.
+            if let Some(prompt) = converse_calls::last_user_text(&body) {
+                let cut: String = prompt.chars().take(2000).collect();
+                out.insert("prompt".into(), json!(cut));
+            }
+            if let Some(max) = body.get("inferenceConfig").and_then(|c| c.get("maxTokens")) {
+                out.insert("maxTokens".into(), max.clone());
+            }
+            return out;
+        }
         for key in [
             "jobName",
             "customModelName",
@@ -199,6 +233,7 @@ impl Sim {
             events: Vec::new(),
             outbox: Vec::new(),
             event_seq: 0,
+            runtime_note: None,
         }
     }
 
@@ -284,7 +319,12 @@ impl Sim {
     /// Answers one API call: injected fault, or the operation itself; then logs it.
     pub fn handle(&mut self, req: &ApiRequest) -> Result<ApiSuccess, ApiError> {
         let now = Utc::now();
+        self.runtime_note = None;
         let result = match self.faults.take_call_fault(req.op) {
+            // ModelErrorException names the model that failed.
+            Some(err) if err.kind == ErrorKind::ModelError => {
+                Err(err.with_field("resourceName", json!(req.id.clone().unwrap_or_default())))
+            }
             Some(err) => Err(err),
             None => self.dispatch(req, now),
         };
@@ -298,11 +338,15 @@ impl Sim {
                 None,
             ),
         };
+        let mut request = key_fields(req);
+        if let Some(who) = self.runtime_note.take() {
+            request.insert("answeredAs".into(), json!(who));
+        }
         self.calls.push(CallRecord {
             seq: self.seq,
             time: timestamp(now),
             operation: req.op.name().to_string(),
-            request: key_fields(req),
+            request,
             status,
             error_type,
             error_message,
@@ -371,6 +415,10 @@ impl Sim {
             Operation::GetCustomModelDeployment => self.get_deployment(id, now),
             Operation::ListCustomModelDeployments => self.list_deployments(&req.query, now),
             Operation::DeleteCustomModelDeployment => self.delete_deployment(id),
+            Operation::Converse => {
+                let body = parse_body(&req.body)?;
+                self.converse(&req.region, id, body, now)
+            }
         }
     }
 }

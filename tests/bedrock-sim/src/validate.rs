@@ -180,6 +180,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    pub fn number(&self, key: &str, v: &mut Violations) -> Option<f64> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(_) => {
+                v.push(format!("Value at '{}' must be a number", self.path(key)));
+                None
+            }
+        }
+    }
+
     pub fn object(&self, key: &str, v: &mut Violations) -> Option<Fields<'a>> {
         match self.obj.get(key) {
             None | Some(Value::Null) => None,

@@ -1,4 +1,5 @@
-//! Bedrock's restJson1 wire conventions: error encoding, timestamps, operation names.
+//! Bedrock's restJson1 wire conventions (control plane and runtime): error encoding, timestamps,
+//! operation names.
 //!
 //! The Rust SDK picks the typed error from the `x-amzn-ErrorType` header (falling back to `code` or
 //! `__type` in the body) and reads `message` from the JSON body, so every error carries both.
@@ -26,10 +27,12 @@ pub enum Operation {
     GetCustomModelDeployment,
     ListCustomModelDeployments,
     DeleteCustomModelDeployment,
+    /// The Bedrock runtime's Converse (`POST /model/{modelId}/converse`), served on the same port.
+    Converse,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 15] = [
+    pub const ALL: [Operation; 16] = [
         Operation::CreateModelCustomizationJob,
         Operation::GetModelCustomizationJob,
         Operation::ListModelCustomizationJobs,
@@ -45,6 +48,7 @@ impl Operation {
         Operation::GetCustomModelDeployment,
         Operation::ListCustomModelDeployments,
         Operation::DeleteCustomModelDeployment,
+        Operation::Converse,
     ];
 
     pub fn name(self) -> &'static str {
@@ -64,7 +68,14 @@ impl Operation {
             Operation::GetCustomModelDeployment => "GetCustomModelDeployment",
             Operation::ListCustomModelDeployments => "ListCustomModelDeployments",
             Operation::DeleteCustomModelDeployment => "DeleteCustomModelDeployment",
+            Operation::Converse => "Converse",
         }
+    }
+
+    /// Whether this is a Bedrock runtime operation (the `bedrock-runtime` endpoint) rather than a
+    /// control-plane one.
+    pub fn is_runtime(self) -> bool {
+        matches!(self, Operation::Converse)
     }
 
     /// Whether the API model lists ServiceQuotaExceededException for this operation; injecting it
@@ -96,6 +107,12 @@ pub enum ErrorKind {
     TooManyTags,
     AccessDenied,
     InternalServer,
+    /// Runtime only: the model failed while answering (424, with `originalStatusCode` and
+    /// `resourceName`).
+    ModelError,
+    /// Runtime only: the model is not ready to serve (a deployment or Provisioned Throughput still
+    /// Creating). 429, like throttling.
+    ModelNotReady,
     /// Not a modelled shape: the body could not be read as JSON of the right shape.
     Serialization,
     /// Not a modelled shape: no route matches (the simulator does not serve that operation).
@@ -113,6 +130,8 @@ impl ErrorKind {
             ErrorKind::TooManyTags => "TooManyTagsException",
             ErrorKind::AccessDenied => "AccessDeniedException",
             ErrorKind::InternalServer => "InternalServerException",
+            ErrorKind::ModelError => "ModelErrorException",
+            ErrorKind::ModelNotReady => "ModelNotReadyException",
             ErrorKind::Serialization => "SerializationException",
             ErrorKind::UnknownOperation => "UnknownOperationException",
         }
@@ -128,7 +147,8 @@ impl ErrorKind {
             | ErrorKind::TooManyTags
             | ErrorKind::Serialization => StatusCode::BAD_REQUEST,
             ErrorKind::ResourceNotFound | ErrorKind::UnknownOperation => StatusCode::NOT_FOUND,
-            ErrorKind::Throttling => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Throttling | ErrorKind::ModelNotReady => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::ModelError => StatusCode::FAILED_DEPENDENCY,
             ErrorKind::AccessDenied => StatusCode::FORBIDDEN,
             ErrorKind::InternalServer => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +160,9 @@ impl ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Members the error shape has besides `message` (ModelErrorException's `originalStatusCode`
+    /// and `resourceName`).
+    pub fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -147,7 +170,13 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            fields: serde_json::Map::new(),
         }
+    }
+    /// Adds a member to the error body.
+    pub fn with_field(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.fields.insert(key.into(), value);
+        self
     }
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Validation, message)
@@ -162,7 +191,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "message": self.message }).to_string();
+        let mut body = self.fields;
+        body.insert("message".into(), serde_json::Value::String(self.message));
+        let body = serde_json::Value::Object(body).to_string();
         let mut response = (
             self.kind.status(),
             [(

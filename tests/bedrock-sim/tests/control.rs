@@ -165,7 +165,16 @@ impl Drop for Child {
 async fn the_binary_prints_its_endpoint_and_serves_the_sdk() {
     let mut child = Child(
         Command::new(env!("CARGO_BIN_EXE_bedrock-sim"))
-            .args(["--port", "0", "--phase-ms", "30", "--pt-ms", "30"])
+            .args([
+                "--port",
+                "0",
+                "--phase-ms",
+                "30",
+                "--pt-ms",
+                "30",
+                "--student-quality",
+                "0.25",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -216,4 +225,42 @@ async fn the_binary_prints_its_endpoint_and_serves_the_sdk() {
         .await
         .unwrap();
     assert_eq!(health["timing"]["phaseMs"], 30);
+    assert_eq!(health["runtime"]["studentQuality"], 0.25);
+    assert!(health["operations"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("Converse")));
+
+    // The runtime on the same port, as AWS_ENDPOINT_URL_BEDROCK_RUNTIME reaches it.
+    let runtime = aws_sdk_bedrockruntime::Client::new(&config);
+    let out = runtime
+        .converse()
+        .model_id(TEACHER)
+        .messages(
+            aws_sdk_bedrockruntime::types::Message::builder()
+                .role(aws_sdk_bedrockruntime::types::ConversationRole::User)
+                .content(aws_sdk_bedrockruntime::types::ContentBlock::Text(
+                    "ping".into(),
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(out.usage().unwrap().output_tokens() > 0);
+}
+
+#[test]
+fn the_binary_refuses_a_student_quality_outside_0_to_1() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bedrock-sim"))
+        .args(["--port", "0", "--student-quality", "1.5"])
+        .output()
+        .expect("run bedrock-sim");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--student-quality must be from 0 to 1, got 1.5"),
+        "{stderr}"
+    );
 }

@@ -247,7 +247,57 @@ pub struct PollingLimits {
     pub give_up_after_permanent_errors: u32,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// The quality gate's held-out slice and report sizes (issue 13). The slice is taken from the
+/// dataset before training (`domain::evaluation::holdout`), so its bounds live beside the dataset's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationLimits {
+    /// Share of the records held out, in whole percent (an integer, so the slice size is exact).
+    pub held_out_percent: u64,
+    /// The slice is never smaller than this (fewer prompts say too little about the student).
+    pub min_held_out_records: u64,
+    /// Nor larger than this (each held-out prompt costs three to five runtime calls).
+    pub max_held_out_records: u64,
+    /// The gate's default threshold: the share of held-out prompts the student must win or tie.
+    pub default_gate_min_score: f64,
+    /// How many of the worst examples a failed gate's message shows.
+    pub worst_examples: usize,
+    /// Each text in an example (prompt, answers, judge's reason) is cut to this many characters.
+    pub example_max_chars: usize,
+}
+
+impl EvaluationLimits {
+    /// Whether the figures make sense together; a file that breaks this is a configuration error.
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=50).contains(&self.held_out_percent) {
+            return Err(format!(
+                "limits.json evaluation.heldOutPercent must be 1..=50, got {}",
+                self.held_out_percent
+            ));
+        }
+        if self.min_held_out_records == 0 || self.min_held_out_records > self.max_held_out_records {
+            return Err(format!(
+                "limits.json evaluation.minHeldOutRecords ({}) must be at least 1 and at most maxHeldOutRecords ({})",
+                self.min_held_out_records, self.max_held_out_records
+            ));
+        }
+        if !(self.default_gate_min_score > 0.0 && self.default_gate_min_score <= 1.0) {
+            return Err(format!(
+                "limits.json evaluation.defaultGateMinScore must be in (0, 1], got {}",
+                self.default_gate_min_score
+            ));
+        }
+        if self.example_max_chars < 20 {
+            return Err(format!(
+                "limits.json evaluation.exampleMaxChars must be at least 20, got {}",
+                self.example_max_chars
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
     pub as_of: String,
@@ -257,6 +307,7 @@ pub struct Limits {
     pub names: NameLimits,
     pub job: JobLimits,
     pub throughput: ThroughputLimits,
+    pub evaluation: EvaluationLimits,
     pub polling: PollingLimits,
 }
 
@@ -419,6 +470,7 @@ mod tests {
         }
         let limits = Limits::builtin();
         assert!(limits.dataset.min_records <= limits.dataset.max_records);
+        limits.evaluation.check().unwrap();
         let prices = Prices::builtin();
         assert!(prices.model_unit_hour("unknown-model").is_some());
         // Every teacher has its on-demand pair and every student its training price, in the

@@ -4,6 +4,7 @@ pub mod backoff;
 pub mod catalog;
 pub mod cost;
 pub mod errors;
+pub mod evaluation;
 pub mod guardrails;
 pub mod messages;
 pub mod naming;
