@@ -337,6 +337,7 @@ impl Reconciler<'_> {
             let provisioner = ThroughputProvisioner {
                 ledger: self.ledger,
                 bedrock: self.bedrock,
+                clock: self.clock,
                 config: self.config.provision.clone(),
             };
             // Read-only: the reconciler records what Bedrock says and never buys.

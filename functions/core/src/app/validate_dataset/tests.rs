@@ -428,5 +428,5 @@ fn the_budget_and_ttl_variables_are_checked() {
         ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0".into())).unwrap_err();
     assert!(e.message.contains("PT_TTL_HOURS"), "{}", e.message);
     let c = ValidatorConfig::from_lookup(|_| None).unwrap();
-    assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24));
+    assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24.0));
 }

@@ -296,7 +296,7 @@ fn estimate(budget: Option<f64>) -> crate::domain::cost::CostEstimate {
     let inputs = CostInputs {
         settings: &r.settings,
         region: "us-east-1",
-        pt_ttl_hours: 24,
+        pt_ttl_hours: 24.0,
     };
     estimate(&tokens, &inputs, &Prices::builtin()).with_budget(budget)
 }
