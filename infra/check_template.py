@@ -8,7 +8,10 @@
    there "*" means "this resource", so they are skipped.
 2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
    functions/aws/src/dynamodb.rs, which builds the same table for tests and the local stack.
-3. Snapshot immutability (the bytes Bedrock trains on are the bytes validated): the bucket policy
+3. Tag-scoped deletes: every Allow of a delete in TAG_SCOPED_DELETES in the reconciler's role carries
+   `StringEquals aws:ResourceTag/distillery:managed-by = distillery`, so it can only delete what
+   Distillery created (the code checks the same tag first).
+4. Snapshot immutability (the bytes Bedrock trains on are the bytes validated): the bucket policy
    denies writing, deleting and replicating under the runs/ prefix to every principal but the
    validator's role, and Bedrock's service role can read nothing under the upload prefix.
 
@@ -88,6 +91,36 @@ def statements_of(doc) -> list[dict]:
         for s in as_list(doc.get("Statement", [])):
             visit(s)
     return out
+
+
+# Deletes the reconciler (expiry pass, orphans) may only make on resources Distillery tagged.
+TAG_SCOPED_DELETES = {
+    "bedrock:DeleteProvisionedModelThroughput",
+    "bedrock:DeleteCustomModelDeployment",
+}
+MANAGED_BY_CONDITION = ("aws:ResourceTag/distillery:managed-by", "distillery")
+TAG_SCOPED_ROLES = ("ReconcilerFunctionRole",)
+
+
+def tag_scope_problems(resources: dict) -> list[str]:
+    problems: list[str] = []
+    for rid, pname, doc in identity_policies(resources):
+        if rid not in TAG_SCOPED_ROLES:
+            continue
+        for st in statements_of(doc):
+            if st.get("Effect") != "Allow":
+                continue
+            deletes = TAG_SCOPED_DELETES & set(as_list(st.get("Action", [])))
+            if not deletes:
+                continue
+            key, value = MANAGED_BY_CONDITION
+            cond = (st.get("Condition") or {}).get("StringEquals") or {}
+            if as_list(cond.get(key)) != [value]:
+                problems.append(
+                    f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}: "
+                    f"{', '.join(sorted(deletes))} without StringEquals {key} = {value}"
+                )
+    return problems
 
 
 def identity_policies(resources: dict):
@@ -282,6 +315,7 @@ def main() -> int:
 
     failed = False
     problems = iam_problems(resources)
+    problems += tag_scope_problems(resources)
     for p in problems:
         print(f"check_template: IAM: {p}", file=sys.stderr)
     failed |= bool(problems)

@@ -52,6 +52,37 @@ pub fn run_ledger_from_env(sdk: &aws_config::SdkConfig) -> Result<DynamoRunLedge
     ))
 }
 
+/// The notifier use case with its AWS clients: the ledger (`TABLE_NAME`), SNS (`topic_arn`) and,
+/// when `SLACK_SECRET_ARN` is set, Slack through Secrets Manager. The notifier Lambda, the
+/// reconciler (its `expiring_soon` and `retired` milestones) and `distillery runs retire` share
+/// this one delivery.
+pub fn notifier_from_env(
+    sdk: &aws_config::SdkConfig,
+    topic_arn: String,
+) -> Result<distillery_core::app::notify::Notifier, StepError> {
+    use distillery_core::app::notify::{Notifier, NotifyConfig, WebhookFactory};
+    use distillery_core::ports::{ChatWebhook, SystemClock};
+    use std::sync::Arc;
+    let config = NotifyConfig::from_env()?;
+    let ledger = run_ledger_from_env(sdk)?;
+    let prices = distillery_core::domain::catalog::Prices::load()?;
+    let publisher = crate::sns::SnsPublisher::from_conf(sdk, topic_arn);
+    let secrets =
+        crate::secrets::SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(sdk));
+    let factory: WebhookFactory = Arc::new(|url: &str, timeout: std::time::Duration| {
+        Ok(Arc::new(crate::slack::SlackWebhook::new(url, timeout)?) as Arc<dyn ChatWebhook>)
+    });
+    Ok(Notifier::new(
+        Arc::new(ledger),
+        Arc::new(publisher),
+        Arc::new(secrets),
+        factory,
+        Arc::new(SystemClock),
+        prices,
+        config,
+    ))
+}
+
 /// The step input of `function_name` from its JSON payload; a payload of another shape is a
 /// `InvalidInput` error that names the function, the shape it expects and what serde found wrong.
 pub fn parse_step_input<T: DeserializeOwned>(

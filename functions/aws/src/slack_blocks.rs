@@ -101,6 +101,8 @@ fn emoji(milestone: Milestone) -> &'static str {
         Milestone::Stopped => ":octagonal_sign:",
         Milestone::TimedOut => ":hourglass:",
         Milestone::StopFailed => ":rotating_light:",
+        Milestone::ExpiringSoon => ":alarm_clock:",
+        Milestone::Retired => ":wastebasket:",
         Milestone::Rejected | Milestone::Failed | Milestone::ProvisioningFailed => ":x:",
     }
 }

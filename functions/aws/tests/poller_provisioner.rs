@@ -383,6 +383,7 @@ async fn provisioning_with_retries_buys_exactly_one_throughput() {
     let p = ThroughputProvisioner {
         ledger: &e.ledger,
         bedrock: &e.bedrock,
+        clock: &SystemClock,
         config: provision_config(1),
     };
 
@@ -474,6 +475,7 @@ async fn a_throughput_the_simulator_fails_fails_provisioning() {
     let p = ThroughputProvisioner {
         ledger: &e.ledger,
         bedrock: &e.bedrock,
+        clock: &SystemClock,
         config: provision_config(1),
     };
     let out = provision_until_done(&p, &run_id, 0).await;
@@ -501,6 +503,7 @@ async fn a_guardrail_violation_calls_no_bedrock_and_is_recorded() {
     let p = ThroughputProvisioner {
         ledger: &e.ledger,
         bedrock: &e.bedrock,
+        clock: &SystemClock,
         config: provision_config(2),
     };
     let err = p
@@ -527,6 +530,7 @@ async fn serving_not_requested_leaves_the_run_completed() {
     let p = ThroughputProvisioner {
         ledger: &e.ledger,
         bedrock: &e.bedrock,
+        clock: &SystemClock,
         config: provision_config(1),
     };
     let out = provision_until_done(&p, &run_id, 0).await;

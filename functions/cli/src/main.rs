@@ -8,6 +8,7 @@ mod aws;
 mod follow;
 mod reconcile;
 mod runs;
+mod serving;
 mod submit;
 mod validate;
 

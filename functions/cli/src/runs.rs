@@ -1,4 +1,4 @@
-//! `distillery runs list|show|stop|retry|reconcile`: read (and act on) the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
+//! `distillery runs list|show|stop|retire|extend|retry|reconcile`: read (and act on) the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
 //! talks to a local emulator (moto), so the same commands work against the local stack.
 
 use std::process::ExitCode;
@@ -73,6 +73,38 @@ enum RunsCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Stop serving a ready (or provisioning) run's model now: deletes its on-demand deployment or
+    /// its Provisioned Throughput (only one tagged distillery:managed-by=distillery), records the
+    /// run 'retired' and announces it (hours served and cost) on --topic-arn (and Slack when
+    /// SLACK_SECRET_ARN is set). A commitment term cannot be deleted before it ends: Bedrock refuses
+    /// and the run stays ready. Exit 2 for a run that is not ready/provisioning or a refused delete,
+    /// 1 if there is no such run.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Retire {
+        /// The run id, as `runs list` or a notification gives it.
+        run_id: String,
+        /// Announce the retirement on this SNS topic (the stack's `TopicArn` output).
+        #[arg(long, env = "TOPIC_ARN")]
+        topic_arn: Option<String>,
+        /// `text`: one line for people; `json`: the retirement as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Keep a ready run's no-commitment Provisioned Throughput longer: pushes its expiry (when the
+    /// scheduled reconciler deletes it) N hours later. Only runs with an expiry have one to push:
+    /// not committed throughput (it cannot be deleted before its term ends) nor on-demand
+    /// deployments (nothing is billed when idle). Exit 2 otherwise, 1 if there is no such run.
+    #[command(after_help = crate::aws::RUNS_HELP)]
+    Extend {
+        /// The run id, as `runs list` or a notification gives it.
+        run_id: String,
+        /// Hours to add to the current expiry (fractions allowed, e.g. 0.5).
+        #[arg(long)]
+        hours: f64,
+        /// `text`: one line for people; `json`: the run as one JSON object.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// A new attempt of a rejected, failed or stopped run (same object, optionally changed
     /// settings), recorded as a new run linked to it (`retryOf`, `attempt`). Starts an execution
     /// like `distillery submit`; exit 2 (nothing started) for any other run.
@@ -90,7 +122,8 @@ enum RunsCommand {
         format: Format,
     },
     /// Compare the ledger with Bedrock and repair what is safe (record jobs that ended while nothing
-    /// polled, stop jobs and delete Provisioned Throughput that no live run owns); print the rest.
+    /// polled, stop jobs and delete Provisioned Throughput that no live run owns, retire ready runs
+    /// whose throughput expired and warn about those expiring within the hour); print the rest.
     #[command(after_help = crate::aws::RUNS_HELP)]
     Reconcile {
         /// Report what would be done; change nothing.
@@ -163,6 +196,16 @@ pub fn run(args: RunsArgs) -> ExitCode {
             RunsCommand::Stop { run_id, format } => {
                 crate::follow::stop(&sdk, &ledger, &run_id, format).await
             }
+            RunsCommand::Retire {
+                run_id,
+                topic_arn,
+                format,
+            } => crate::serving::retire(&sdk, &ledger, &run_id, topic_arn, format).await,
+            RunsCommand::Extend {
+                run_id,
+                hours,
+                format,
+            } => crate::serving::extend(&sdk, &ledger, &run_id, hours, format).await,
             RunsCommand::Show { run_id, format, .. } => {
                 match ledger.get(&RunId(run_id.clone())).await {
                     Ok(Some(run)) => {
@@ -313,6 +356,12 @@ pub fn render_show(run: &Run, format: Format) -> String {
         if let Some(v) = v {
             field(name, v);
         }
+    }
+    if let Some(t) = &run.serving_expires_at {
+        field("serving expires", &time(t));
+    }
+    if let Some(t) = &run.retired_at {
+        field("retired", &time(t));
     }
     if let Some(d) = &run.training_detail {
         field("training", &d.summary());

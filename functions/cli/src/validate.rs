@@ -57,7 +57,8 @@ Environment:
   DISTILLERY_MODEL_PAIRS_FILE, DISTILLERY_LIMITS_FILE, DISTILLERY_PRICES_FILE
       use these JSON files instead of the built-in model pairs, limits and prices (functions/core/data/)
   PT_TTL_HOURS
-      hours of Provisioned Throughput the estimate counts with --serving provisioned (default 24)";
+      hours of Provisioned Throughput the estimate counts with --serving provisioned (default 24;
+      fractions allowed)";
 
 /// The pair estimated when no student is given: the stack's defaults (infra/template.yaml).
 const DEFAULT_TEACHER: &str = "amazon.nova-pro-v1:0";
@@ -215,9 +216,16 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             ))
         }
     };
-    let pt_ttl_hours = match Env::process().positive_u64(PT_TTL_HOURS_VAR, DEFAULT_PT_TTL_HOURS) {
-        Ok(h) => h,
-        Err(e) => return usage_error(e.message),
+    let pt_ttl_hours = match Env::process().optional_string(PT_TTL_HOURS_VAR) {
+        None => DEFAULT_PT_TTL_HOURS,
+        Some(v) => match cost::parse_ttl_hours(&v) {
+            Some(h) => h,
+            None => {
+                return usage_error(format!(
+                    "{PT_TTL_HOURS_VAR} must be a number of hours above 0, got '{v}'"
+                ))
+            }
+        },
     };
 
     let metadata = match std::fs::metadata(&args.path) {

@@ -9,16 +9,21 @@
 //! - `{"reconcile": {"dryRun": false}}` → one reconciler pass (`distillery_core::app::reconcile`),
 //!   invoked by the EventBridge schedule. The SAM template deploys this mode as its own function
 //!   (`ReconcilerFunction`, same binary) so each mode gets only the permissions it needs: the poll
-//!   loop never needs to list, delete throughput or publish to SNS.
+//!   loop never needs to list, delete throughput or publish to SNS. The reconciler's expiry pass
+//!   announces `expiring_soon` and `retired` through the notifier's own delivery (SNS and Slack,
+//!   recorded on the run).
 //!
 //! Why a mode and not a sixth crate: the reconciler polls training runs with the very same
 //! `StatusPoller`, and needs the same clients; a second binary would duplicate this wiring.
 
 use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::dynamodb::DynamoRunLedger;
-use distillery_aws::lambda::{init_tracing, run_ledger_from_env, serve_step, StepFunction};
+use distillery_aws::lambda::{
+    init_tracing, notifier_from_env, run_ledger_from_env, serve_step, StepFunction,
+};
 use distillery_aws::sfn::StepFunctionsCallbacks;
 use distillery_aws::sns::SnsPublisher;
+use distillery_core::app::notify::{MilestoneSender, Notifier};
 use distillery_core::app::poll_status::{
     PollConfig, PollStatusInput, PollStatusOutput, StatusPoller,
 };
@@ -105,6 +110,9 @@ struct Service {
     config: PollConfig,
     /// `TOPIC_ARN`, for the reconciler's summary; unset in the poll-only function.
     publisher: Option<SnsPublisher>,
+    /// The reconciler's milestones (`expiring_soon`, `retired`), delivered as the notifier
+    /// Lambda delivers every milestone; built when `TOPIC_ARN` is set.
+    notifier: Option<Notifier>,
     callbacks: StepFunctionsCallbacks,
 }
 
@@ -145,6 +153,7 @@ impl Service {
                     ledger: &self.ledger,
                     bedrock: &self.bedrock,
                     publisher: self.publisher.as_ref().map(|p| p as &dyn MessagePublisher),
+                    notifier: self.notifier.as_ref().map(|n| n as &dyn MilestoneSender),
                     clock: &SystemClock,
                     config: ReconcileConfig::from_env(&self.limits, reconcile.dry_run)?,
                 };
@@ -165,14 +174,18 @@ impl Service {
 fn build(sdk: &aws_config::SdkConfig) -> Result<Service, StepError> {
     let limits = Limits::load()?;
     let config = PollConfig::from_env(&limits)?;
+    let topic_arn = Env::process().optional_string("TOPIC_ARN");
+    let notifier = match &topic_arn {
+        Some(t) => Some(notifier_from_env(sdk, t.clone())?),
+        None => None,
+    };
     Ok(Service {
         ledger: run_ledger_from_env(sdk)?,
         bedrock: BedrockCustomizationService::from_conf(sdk),
         limits,
         config,
-        publisher: Env::process()
-            .optional_string("TOPIC_ARN")
-            .map(|t| SnsPublisher::from_conf(sdk, t)),
+        publisher: topic_arn.map(|t| SnsPublisher::from_conf(sdk, t)),
+        notifier,
         callbacks: StepFunctionsCallbacks::from_conf(sdk),
     })
 }

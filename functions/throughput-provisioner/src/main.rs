@@ -10,6 +10,7 @@ use distillery_core::app::provision_throughput::{
 };
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::StepError;
+use distillery_core::ports::SystemClock;
 
 const PROVISION_THROUGHPUT: StepFunction<ProvisionThroughputInput> = StepFunction {
     name: "throughput-provisioner",
@@ -32,6 +33,7 @@ impl Service {
         let provisioner = ThroughputProvisioner {
             ledger: &self.ledger,
             bedrock: &self.bedrock,
+            clock: &SystemClock,
             config: self.config.clone(),
         };
         let out = provisioner.provision(&input).await?;

@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 #[path = "e2e/tracking.rs"]
 mod tracking;
 
+// Issue 12: Provisioned Throughput that expires, `runs retire` and `runs extend`.
+#[path = "e2e/expiry.rs"]
+mod expiry;
+
 // Issue 11's local Step Functions side: sfn-local in the stack, reachable as the Lambdas reach it.
 #[path = "e2e/sfn_local.rs"]
 mod sfn_local;

@@ -6,6 +6,7 @@ pub mod notify;
 pub mod poll_status;
 pub mod provision_throughput;
 pub mod reconcile;
+pub mod retire_run;
 pub mod stop_run;
 pub mod submit_run;
 pub mod track_job;

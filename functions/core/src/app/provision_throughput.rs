@@ -31,7 +31,7 @@ use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::domain::settings::{ServingMode, ServingPolicy};
 use crate::domain::tags;
 use crate::ports::{
-    CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
+    Clock, CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
     ThroughputStatus,
 };
 
@@ -144,6 +144,22 @@ pub fn provisioned_model_name_for(run: &Run) -> String {
     naming::provisioned_model_name(&run.run_id, &run.dataset.display_name())
 }
 
+/// When a throughput that goes into service `now` is deleted: `now` + the run's TTL for
+/// no-commitment throughput; `None` for a commitment term, which Bedrock does not let anyone
+/// delete before it ends (and which is paid for whole anyway).
+pub fn serving_expiry(
+    run: &Run,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    if run.settings.commitment != crate::domain::settings::Commitment::None {
+        return None;
+    }
+    let hours = run
+        .pt_ttl_hours
+        .unwrap_or(crate::domain::cost::DEFAULT_PT_TTL_HOURS);
+    Some(now + crate::domain::cost::hours_duration(hours))
+}
+
 /// Whether a step may buy a Provisioned Throughput when the run's is not found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purchase {
@@ -157,6 +173,8 @@ enum Purchase {
 pub struct ThroughputProvisioner<'a> {
     pub ledger: &'a dyn RunLedger,
     pub bedrock: &'a dyn CustomizationService,
+    /// Reads the time the throughput went InService (its expiry counts from then).
+    pub clock: &'a dyn Clock,
     pub config: ProvisionConfig,
 }
 
@@ -444,6 +462,7 @@ impl ThroughputProvisioner<'_> {
                 let mut update = RunUpdate::to(RunStatus::Ready)
                     .with_detail(format!("Provisioned Throughput {arn} is InService"));
                 update.provisioned_model_arn = Some(arn.clone());
+                update.serving_expires_at = serving_expiry(&run, self.clock.now());
                 let run = self
                     .write(&run, &[RunStatus::Provisioning], &update)
                     .await?;

@@ -38,17 +38,31 @@
 //! the status it read. Running it twice, or twice at once, repairs each thing at most once (a second
 //! stop is refused by Bedrock as already stopping; a second delete finds nothing).
 //!
-//! One summary message (SNS, through [`MessagePublisher`]) is published when anything was found.
+//! 4. **Expiry.** A `ready` run whose no-commitment Provisioned Throughput is past its
+//!    `serving_expires_at` is retired through the one retirement path ([`ServingRetirer`]): the
+//!    throughput is deleted when it carries `distillery:managed-by = distillery` (never otherwise),
+//!    the run recorded `retired` and the `retired` milestone announced. A delete Bedrock refuses
+//!    (a commitment term, throttling) or an untagged throughput is reported and the run stays
+//!    `ready`: the next pass retries. A run whose expiry is within [`EXPIRY_WARNING_SECONDS`] gets
+//!    the `expiring_soon` milestone once per expiry (`expiry_warning_sent_for`; `distillery runs
+//!    extend` moves the expiry, so the new one is warned about again).
+//!
+//! One summary message (SNS, through [`MessagePublisher`]) is published when anything was found;
+//! the milestones of pass 4 go through the notifier's delivery ([`MilestoneSender`]: SNS and Slack,
+//! recorded on the run) like every other milestone.
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::notify::MilestoneSender;
 use crate::app::poll_status::{
     decide, job_status_str, stop_job, PollConfig, PollOutcome, PollStatusInput, StatusPoller,
     StopAttempt, STOP_FAILED_REASON_PREFIX,
 };
 use crate::app::provision_throughput::{ProvisionConfig, ProvisionOutcome, ThroughputProvisioner};
+use crate::app::retire_run::{RetireReason, ServingRetirer};
 use crate::domain::errors::StepError;
-use crate::domain::run::{Run, RunId, RunStatus};
+use crate::domain::messages::Milestone;
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::domain::tags::RUN_ID_TAG;
 use crate::ports::{
     Clock, CustomizationService, DeploymentStatus, JobStatus, MessagePublisher, PortError,
@@ -62,6 +76,8 @@ pub const DEFAULT_QUIET_PERIOD_SECONDS: u64 = 600;
 /// The default time a `received`/`validating` run may go without an update before the reconciler
 /// records it `failed` (the validator's retries ran out, or its Lambda timed out).
 pub const DEFAULT_STALE_VALIDATION_SECONDS: u64 = 3600;
+/// How long before a throughput's expiry the *expiring soon* message goes out.
+pub const EXPIRY_WARNING_SECONDS: i64 = 3600;
 /// How many `training` runs one pass looks at (newest first).
 pub const TRAINING_RUNS_PER_PASS: usize = 500;
 
@@ -156,6 +172,12 @@ pub struct ReconcileReport {
     pub provisioning_runs_checked: usize,
     pub jobs_checked: usize,
     pub throughputs_checked: usize,
+    /// `ready` runs with an expiry looked at (pass 4).
+    #[serde(default)]
+    pub expiring_runs_checked: usize,
+    /// *Expiring soon* messages sent (dry run: due).
+    #[serde(default)]
+    pub expiry_warnings: usize,
     pub findings: Vec<Finding>,
     /// The summary message's id, when one was published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,6 +188,9 @@ pub struct Reconciler<'a> {
     pub ledger: &'a dyn RunLedger,
     pub bedrock: &'a dyn CustomizationService,
     pub publisher: Option<&'a dyn MessagePublisher>,
+    /// Delivers the `expiring_soon` and `retired` milestones (none: retired without a message,
+    /// and no warnings).
+    pub notifier: Option<&'a dyn MilestoneSender>,
     pub clock: &'a dyn Clock,
     pub config: ReconcileConfig,
 }
@@ -180,6 +205,7 @@ impl Reconciler<'_> {
         self.training_runs(&mut report).await?;
         self.provisioning_runs(&mut report).await?;
         self.tagged_jobs(&mut report).await?;
+        self.expiring_serving(&mut report).await?;
         self.tagged_throughputs(&mut report).await?;
         if !report.findings.is_empty() {
             if let Some(publisher) = self.publisher {
@@ -357,6 +383,7 @@ impl Reconciler<'_> {
             let provisioner = ThroughputProvisioner {
                 ledger: self.ledger,
                 bedrock: self.bedrock,
+                clock: self.clock,
                 config: self.config.provision.clone(),
             };
             // Read-only: the reconciler records what Bedrock says and never buys.
@@ -385,6 +412,107 @@ impl Reconciler<'_> {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::info!(run_id = %run.run_id, "not reconciled now: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Pass 4: expired no-commitment throughput is retired; one about to expire is warned about.
+    async fn expiring_serving(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
+        let runs = self
+            .ledger
+            .list_by_status(RunStatus::Ready, TRAINING_RUNS_PER_PASS)
+            .await
+            .map_err(|e| e.context("listing ready runs"))?;
+        let now = self.clock.now();
+        let retirer = ServingRetirer {
+            ledger: self.ledger,
+            bedrock: self.bedrock,
+            clock: self.clock,
+            notifier: self.notifier,
+        };
+        for run in runs {
+            let Some(expires) = run.serving_expires_at else {
+                continue;
+            };
+            report.expiring_runs_checked += 1;
+            let at = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            if expires <= now {
+                let (action, detail) = if self.config.dry_run {
+                    (
+                        Action::WouldRepair,
+                        "would delete it (DeleteProvisionedModelThroughput) and record the run retired"
+                            .to_string(),
+                    )
+                } else {
+                    match retirer
+                        .retire(&run.run_id, RetireReason::Expired(expires))
+                        .await
+                    {
+                        Ok(r) => (
+                            Action::Repaired,
+                            format!(
+                                "{} it (DeleteProvisionedModelThroughput) and recorded the run retired",
+                                if r.result == "deleted" {
+                                    "deleted"
+                                } else {
+                                    "found it already gone; did not delete"
+                                }
+                            ),
+                        ),
+                        Err(e) => (
+                            Action::NeedsAttention,
+                            format!(
+                                "not retired: {}; the run stays ready and the next pass retries",
+                                e.message
+                            ),
+                        ),
+                    }
+                };
+                report.findings.push(Finding {
+                    run_id: Some(run.run_id.clone()),
+                    resource_arn: run
+                        .provisioned_model_arn
+                        .clone()
+                        .or(run.deployment_arn.clone()),
+                    problem: format!("serving expired at {at}"),
+                    action,
+                    detail,
+                });
+                continue;
+            }
+            let due = (expires - now).num_seconds() <= EXPIRY_WARNING_SECONDS
+                && run.expiry_warning_sent_for != Some(expires);
+            if !due {
+                continue;
+            }
+            if self.config.dry_run {
+                report.expiry_warnings += 1;
+                continue;
+            }
+            let Some(notifier) = self.notifier else {
+                continue;
+            };
+            match notifier.send(&run.run_id, Milestone::ExpiringSoon).await {
+                Ok(_) => {
+                    report.expiry_warnings += 1;
+                    let update = RunUpdate {
+                        expiry_warning_sent_for: Some(expires),
+                        ..Default::default()
+                    };
+                    // Lost to a concurrent write (an extension, a retirement): the next pass
+                    // looks again, and warns about the new expiry if there is one.
+                    if let Err(e) = self
+                        .ledger
+                        .update(&run.run_id, &[RunStatus::Ready], &update)
+                        .await
+                    {
+                        tracing::warn!(run_id = %run.run_id, "expiry warning not recorded: {e}");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %run.run_id, "expiring-soon message not sent: {}", e.message)
+                }
             }
         }
         Ok(())

@@ -261,8 +261,10 @@ impl DatasetValidatorService {
         // The budget is checked at the end of the same pass, before the snapshot is completed.
         let budget = object_run::run_budget(&self.config, &info.metadata)?;
         let budget_usd = budget.as_ref().map(|b| b.0);
+        // The hours of throughput the run would keep: its own TTL (metadata may shorten it).
+        let ttl = run.pt_ttl_hours.unwrap_or(self.config.pt_ttl_hours);
         let within_budget =
-            |r: &ValidationReport| !self.estimate(r, &settings, budget_usd).over_budget;
+            |r: &ValidationReport| !self.estimate(r, &settings, ttl, budget_usd).over_budget;
         let (report, snapshot) =
             snapshot::validate_into_snapshot(chunks, &options, sink, &pin, within_budget)
                 .await
@@ -284,7 +286,7 @@ impl DatasetValidatorService {
         // The estimate needs a valid dataset's token figures; an invalid one is rejected anyway.
         let estimate = report
             .valid
-            .then(|| self.estimate(&report, &settings, budget_usd));
+            .then(|| self.estimate(&report, &settings, ttl, budget_usd));
         let over_budget = match (&estimate, &budget) {
             (Some(e), Some((_, origin))) => e.over_budget_error(origin),
             _ => None,
@@ -337,6 +339,7 @@ impl DatasetValidatorService {
         &self,
         report: &ValidationReport,
         settings: &RunSettings,
+        pt_ttl_hours: f64,
         budget: Option<f64>,
     ) -> CostEstimate {
         let st = &report.stats;
@@ -349,7 +352,7 @@ impl DatasetValidatorService {
         let inputs = CostInputs {
             settings,
             region: &region,
-            pt_ttl_hours: self.config.pt_ttl_hours,
+            pt_ttl_hours,
         };
         cost::estimate(&tokens, &inputs, &self.config.prices).with_budget(budget)
     }
@@ -450,6 +453,9 @@ impl DatasetValidatorService {
                 self.clock.now(),
             );
             run.owner_execution = owner.map(str::to_string);
+            if matches!(&settings, Ok(s) if s.serving == crate::domain::settings::ServingMode::Provisioned) {
+                run.pt_ttl_hours = Some(self.config.pt_ttl_hours);
+            }
             let run = match self.create_or_find(run).await? {
                 Ok(run) => run,
                 Err(existing) if resumable(&existing, owner) => existing,

@@ -22,9 +22,12 @@ use super::settings::{RunSettings, ServingMode};
 pub const MAX_RUN_COST_VAR: &str = "MAX_RUN_COST_USD";
 /// The S3 user-metadata key (without `x-amz-meta-`) that may lower the budget for one dataset.
 pub const MAX_RUN_COST_METADATA_KEY: &str = "distillery-max-run-cost-usd";
-/// The stack variable: how many hours bought throughput is counted for (expiry comes later).
+/// The stack variable: how long no-commitment Provisioned Throughput serves before Distillery
+/// deletes it (hours after it goes into service; fractions allowed), and the hours the estimate counts.
 pub const PT_TTL_HOURS_VAR: &str = "PT_TTL_HOURS";
-pub const DEFAULT_PT_TTL_HOURS: u64 = 24;
+pub const DEFAULT_PT_TTL_HOURS: f64 = 24.0;
+/// The S3 user-metadata key (without `x-amz-meta-`) that may shorten `PT_TTL_HOURS` for one dataset.
+pub const PT_TTL_METADATA_KEY: &str = "distillery-pt-ttl-hours";
 /// The code a run over budget is rejected with.
 pub const OVER_BUDGET: &str = "over_budget";
 
@@ -45,7 +48,7 @@ pub struct CostInputs<'a> {
     pub settings: &'a RunSettings,
     /// The Region whose prices apply (the stack's, else the pair's).
     pub region: &'a str,
-    pub pt_ttl_hours: u64,
+    pub pt_ttl_hours: f64,
 }
 
 /// One line of the estimate. Serialised in snake_case everywhere (run record, report, CLI JSON),
@@ -191,14 +194,15 @@ pub fn estimate(tokens: &TokenCounts, inputs: &CostInputs<'_>, prices: &Prices) 
             figure.as_ref(),
             format!("{} Provisioned Throughput per model unit hour", s.student),
         );
-        let serving = unit * f64::from(s.model_units) * inputs.pt_ttl_hours as f64;
+        let serving = unit * f64::from(s.model_units) * inputs.pt_ttl_hours;
         items.push(CostLineItem {
             item: "serving".into(),
             low_usd: serving,
             high_usd: serving,
             basis: format!(
                 "{} model unit(s) x {} hour(s) ({PT_TTL_HOURS_VAR}) at {cur} {unit} per unit-hour, no-commitment rate",
-                s.model_units, inputs.pt_ttl_hours
+                s.model_units,
+                format_budget(inputs.pt_ttl_hours)
             ),
             confirmed: c_unit,
         });
@@ -358,6 +362,47 @@ pub fn resolve_budget(
     }
 }
 
+/// A TTL value: a finite number of hours above 0 (fractions allowed: `0.5` is half an hour).
+pub fn parse_ttl_hours(v: &str) -> Option<f64> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|h| h.is_finite() && *h > 0.0)
+}
+
+/// `hours` (fractions allowed) as a duration, to the millisecond.
+pub fn hours_duration(hours: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((hours * 3_600_000.0).round() as i64)
+}
+
+/// The Provisioned Throughput TTL for one dataset: the stack's (`PT_TTL_HOURS`), shortened by its
+/// metadata. Like the budget ([`resolve_budget`]), metadata may only lower it: a dataset may ask to
+/// keep paid throughput for less time, never for more. Returns the hours and where they came from.
+pub fn resolve_pt_ttl(stack: f64, metadata: Option<&str>) -> Result<(f64, String), StepError> {
+    let Some(raw) = metadata.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok((stack, format!("the stack's {PT_TTL_HOURS_VAR}")));
+    };
+    let origin = format!("S3 metadata x-amz-meta-{PT_TTL_METADATA_KEY}");
+    let asked = parse_ttl_hours(raw).ok_or_else(|| {
+        StepError::config(format!(
+            "the Provisioned Throughput TTL must be a number of hours above 0 (e.g. 0.5 or 12), got '{raw}'; \
+             the value came from {origin}"
+        ))
+    })?;
+    if asked > stack {
+        return Err(StepError::new(
+            ErrorType::GuardrailViolation,
+            format!(
+            "a Provisioned Throughput TTL of {} hour(s) exceeds the stack's {PT_TTL_HOURS_VAR} of {} hour(s): \
+             metadata may only shorten it; the value came from {origin}",
+            format_budget(asked),
+            format_budget(stack)
+            ),
+        ));
+    }
+    Ok((asked, origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,7 +475,7 @@ mod tests {
         let inputs = CostInputs {
             settings: &s,
             region: "r",
-            pt_ttl_hours: 24,
+            pt_ttl_hours: 24.0,
         };
         let e = estimate(&TOKENS, &inputs, &prices(true));
         let item = |name: &str| e.line_items.iter().find(|i| i.item == name).unwrap();
@@ -473,7 +518,7 @@ mod tests {
             let inputs = CostInputs {
                 settings: &s,
                 region: "r",
-                pt_ttl_hours: 24,
+                pt_ttl_hours: 24.0,
             };
             estimate(&TOKENS, &inputs, &p)
         };
@@ -503,7 +548,7 @@ mod tests {
         let inputs = CostInputs {
             settings: &s,
             region: "r",
-            pt_ttl_hours: 24,
+            pt_ttl_hours: 24.0,
         };
         let e = estimate(&TOKENS, &inputs, &prices(true));
         // Serving: 2 model units x 24 hours x 20.00 per unit-hour = 960.00, in both bounds.
@@ -512,7 +557,7 @@ mod tests {
         // Totals: 2.27 + 960 = 962.27 and 2.75 + 960 = 962.75.
         assert!(close(e.low_usd, 962.27) && close(e.high_usd, 962.75));
         let short = CostInputs {
-            pt_ttl_hours: 1,
+            pt_ttl_hours: 1.0,
             ..inputs
         };
         // 2 units x 1 hour x 20.00 = 40.00; high 2.75 + 40 = 42.75.
@@ -528,7 +573,7 @@ mod tests {
         let inputs = CostInputs {
             settings: &s,
             region: "r",
-            pt_ttl_hours: 24,
+            pt_ttl_hours: 24.0,
         };
         let e = estimate(&TOKENS, &inputs, &prices(false));
         assert!(!e.confirmed);
@@ -554,7 +599,7 @@ mod tests {
         let inputs = CostInputs {
             settings: &s,
             region: "r",
-            pt_ttl_hours: 24,
+            pt_ttl_hours: 24.0,
         };
         let e = estimate(&TOKENS, &inputs, &prices(false)).with_budget(Some(0.01));
         assert!(e.over_budget);
@@ -613,11 +658,35 @@ mod tests {
         let inputs = CostInputs {
             settings: &s,
             region: "us-east-1",
-            pt_ttl_hours: 24,
+            pt_ttl_hours: 24.0,
         };
         let e = estimate(&TOKENS, &inputs, &Prices::builtin());
         assert!(e.missing.is_empty(), "{:?}", e.missing);
         // The built-in figures are not confirmed, and the text says so.
         assert!(!e.confirmed && e.describe().contains("unconfirmed"));
+    }
+
+    #[test]
+    fn the_ttl_metadata_may_only_shorten_the_stacks() {
+        let (h, origin) = resolve_pt_ttl(24.0, None).unwrap();
+        assert!(close(h, 24.0) && origin == "the stack's PT_TTL_HOURS");
+        let (h, origin) = resolve_pt_ttl(24.0, Some(" 0.5 ")).unwrap();
+        assert!(close(h, 0.5));
+        assert_eq!(origin, "S3 metadata x-amz-meta-distillery-pt-ttl-hours");
+        assert!(close(resolve_pt_ttl(24.0, Some("24")).unwrap().0, 24.0));
+        let e = resolve_pt_ttl(24.0, Some("48")).unwrap_err();
+        assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+        assert!(
+            e.message.starts_with(
+                "a Provisioned Throughput TTL of 48 hour(s) exceeds the stack's PT_TTL_HOURS of 24 hour(s): metadata may only shorten it"
+            ) && e.message.ends_with("x-amz-meta-distillery-pt-ttl-hours"),
+            "{}",
+            e.message
+        );
+        for bad in ["0", "-1", "soon", "inf"] {
+            let e = resolve_pt_ttl(24.0, Some(bad)).unwrap_err();
+            assert_eq!(e.error_type, ErrorType::ConfigInvalid, "{bad}");
+            assert!(e.message.contains(&format!("got '{bad}'")), "{}", e.message);
+        }
     }
 }

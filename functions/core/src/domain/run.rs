@@ -359,6 +359,13 @@ pub struct Run {
     /// nothing when idle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serving_expires_at: Option<DateTime<Utc>>,
+    /// How long this run's no-commitment Provisioned Throughput serves, in hours (fractions allowed):
+    /// the stack's `PT_TTL_HOURS`, or shorter when the dataset's `distillery-pt-ttl-hours` metadata
+    /// asks. Recorded at validation for provisioned runs; the provisioner sets
+    /// `serving_expires_at` from it when the throughput goes InService (runs recorded before it
+    /// existed get the default, [`super::cost::DEFAULT_PT_TTL_HOURS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pt_ttl_hours: Option<f64>,
     /// The expiry the *expiring soon* message was sent for. An extension moves
     /// `serving_expires_at`, so the new expiry gets its own warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -539,6 +546,7 @@ impl Run {
             provisioned_model_arn: None,
             deployment_name: None,
             deployment_arn: None,
+            pt_ttl_hours: None,
             serving_expires_at: None,
             expiry_warning_sent_for: None,
             retired_at: None,

@@ -119,12 +119,16 @@ impl SettingsOverrides {
                 "distillery-commitment" => &mut o.commitment,
                 // The budget is not a setting of the job: the validator reads it itself
                 // (`cost::resolve_budget`), so it is known here but not stored.
-                super::cost::MAX_RUN_COST_METADATA_KEY => continue,
+                // Same for the Provisioned Throughput TTL (`cost::resolve_pt_ttl`).
+                super::cost::MAX_RUN_COST_METADATA_KEY | super::cost::PT_TTL_METADATA_KEY => {
+                    continue
+                }
                 other if other.starts_with("distillery-") => {
                     return Err(StepError::config(format!(
-                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {})",
+                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {}, {})",
                         Self::METADATA_KEYS.join(", "),
-                        super::cost::MAX_RUN_COST_METADATA_KEY
+                        super::cost::MAX_RUN_COST_METADATA_KEY,
+                        super::cost::PT_TTL_METADATA_KEY
                     )))
                 }
                 _ => continue,

@@ -45,6 +45,9 @@ pub struct BedrockAccount {
     pub calls: Mutex<Vec<String>>,
     /// When set, StopModelCustomizationJob fails with this error.
     pub stop_error: Mutex<Option<PortError>>,
+    /// When set, DeleteProvisionedModelThroughput fails with this error (Bedrock refusing, e.g. a
+    /// commitment term still running, or throttling).
+    pub delete_pt_error: Mutex<Option<PortError>>,
 }
 
 impl BedrockAccount {
@@ -219,6 +222,9 @@ impl CustomizationService for BedrockAccount {
 
     async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError> {
         self.log("delete_pt");
+        if let Some(e) = lock(&self.delete_pt_error).clone() {
+            return Err(e);
+        }
         lock(&self.throughputs)
             .remove(id)
             .map(|_| ())

@@ -357,6 +357,61 @@ impl crate::ports::TaskCallbacks for RecordingCallbacks {
     }
 }
 
+/// A [`crate::app::notify::MilestoneSender`] that renders each milestone from the run as the ledger
+/// holds it (refusing one the run's status contradicts, as the notifier does) and keeps the
+/// messages, so a test reads what people would be told.
+pub struct RenderingSender<'a> {
+    pub ledger: &'a dyn crate::ports::RunLedger,
+    pub clock: &'a dyn Clock,
+    pub prices: crate::domain::catalog::Prices,
+    pub sent: Mutex<Vec<crate::domain::messages::RenderedMessage>>,
+}
+
+impl<'a> RenderingSender<'a> {
+    pub fn new(ledger: &'a dyn crate::ports::RunLedger, clock: &'a dyn Clock) -> Self {
+        RenderingSender {
+            ledger,
+            clock,
+            prices: crate::domain::catalog::Prices::builtin(),
+            sent: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn sent(&self) -> Vec<crate::domain::messages::RenderedMessage> {
+        lock(&self.sent).clone()
+    }
+}
+
+#[async_trait]
+impl crate::app::notify::MilestoneSender for RenderingSender<'_> {
+    async fn send(
+        &self,
+        run_id: &crate::domain::run::RunId,
+        milestone: crate::domain::messages::Milestone,
+    ) -> Result<crate::app::notify::NotifyOutput, crate::domain::errors::StepError> {
+        use crate::domain::messages::{render_for_run, MessageContext};
+        let run = self.ledger.get(run_id).await?.ok_or_else(|| {
+            crate::domain::errors::StepError::not_found(format!("{run_id} not found"))
+        })?;
+        if !milestone.announces().contains(&run.status) {
+            return Err(run.refuse(&format!("announce '{milestone}'")));
+        }
+        let ctx = MessageContext {
+            region: "us-east-1",
+            prices: &self.prices,
+            now: self.clock.now(),
+            caught: None,
+        };
+        lock(&self.sent).push(render_for_run(milestone, &run, &ctx));
+        Ok(crate::app::notify::NotifyOutput {
+            run_id: Some(run_id.to_string()),
+            milestone: milestone.as_str().to_string(),
+            sns: crate::app::notify::ChannelOutcome::Delivered,
+            slack: crate::app::notify::ChannelOutcome::Disabled,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,28 @@ impl NotifyConfig {
     }
 }
 
+/// Sends one milestone of a recorded run through the notifier's delivery (SNS, Slack, delivery
+/// records), for use cases outside the state machine: the reconciler's expiry pass and
+/// `distillery runs retire`.
+#[async_trait::async_trait]
+pub trait MilestoneSender: Send + Sync {
+    async fn send(&self, run_id: &RunId, milestone: Milestone) -> Result<NotifyOutput, StepError>;
+}
+
+#[async_trait::async_trait]
+impl MilestoneSender for Notifier {
+    async fn send(&self, run_id: &RunId, milestone: Milestone) -> Result<NotifyOutput, StepError> {
+        self.handle(NotifyInput {
+            run_id: Some(run_id.to_string()),
+            milestone: milestone.as_str().to_string(),
+            error: None,
+            input: None,
+            execution: None,
+        })
+        .await
+    }
+}
+
 pub struct Notifier {
     ledger: Arc<dyn RunLedger>,
     channels: Channels,
@@ -415,6 +437,12 @@ impl Notifier {
 }
 
 fn already_delivered(run: &Run, milestone: Milestone, channel: &str) -> bool {
+    // The expiry warning repeats for each new expiry (`distillery runs extend`): it was sent when
+    // the run records the warning for the expiry it has now.
+    if milestone == Milestone::ExpiringSoon {
+        return run.expiry_warning_sent_for.is_some()
+            && run.expiry_warning_sent_for == run.serving_expires_at;
+    }
     run.deliveries
         .iter()
         .any(|d| d.delivered && d.channel == channel && d.milestone == milestone.as_str())

@@ -1,6 +1,7 @@
 use super::*;
 use crate::app::poll_status::fixtures::*;
 use crate::domain::settings::Commitment;
+use crate::ports::SystemClock;
 use crate::ports::{DeploymentStatus, ThroughputStatus};
 use crate::testing::fakes::ScriptedBedrock;
 use crate::testing::memory::InMemoryRunLedger;
@@ -39,6 +40,7 @@ async fn not_requested_buys_nothing_and_writes_nothing() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let before = stored(&ledger, &input(0).run_id).await;
@@ -56,6 +58,7 @@ async fn creates_once_then_reports_creating_then_ready() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let id = input(0).run_id;
@@ -135,6 +138,7 @@ async fn a_retry_after_a_crash_finds_the_throughput_by_name() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let o = p.provision(&input(0)).await.unwrap();
@@ -155,6 +159,7 @@ async fn a_failed_throughput_fails_the_run_with_bedrocks_message() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     p.provision(&input(0)).await.unwrap();
@@ -186,6 +191,7 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(2),
     };
     let e = p.provision(&input(0)).await.unwrap_err();
@@ -206,6 +212,7 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(2),
     };
     let e = p.provision(&input(0)).await.unwrap_err();
@@ -220,6 +227,7 @@ async fn a_run_that_is_not_completed_is_refused() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let e = p.provision(&input(0)).await.unwrap_err();
@@ -229,6 +237,7 @@ async fn a_run_that_is_not_completed_is_refused() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     assert_eq!(
@@ -253,6 +262,7 @@ async fn a_failed_or_stopped_run_is_a_conflict_whatever_its_serving() {
             let p = ThroughputProvisioner {
                 ledger: &ledger,
                 bedrock: &bedrock,
+                clock: &SystemClock,
                 config: config(1),
             };
             let before = stored(&ledger, &input(0).run_id).await;
@@ -392,6 +402,7 @@ async fn a_lost_race_answers_from_the_ledger_instead_of_failing() {
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let o = p.provision(&input(0)).await.unwrap();
@@ -416,6 +427,7 @@ async fn the_read_only_path_never_buys_and_records_a_throughput_gone_from_bedroc
     let p = ThroughputProvisioner {
         ledger: &ledger,
         bedrock: &bedrock,
+        clock: &SystemClock,
         config: config(1),
     };
     let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
@@ -473,6 +485,7 @@ fn provisioner<'a>(
     ThroughputProvisioner {
         ledger,
         bedrock,
+        clock: &SystemClock,
         // A policy that would refuse any throughput: on-demand buys nothing hourly, so no
         // model-unit or commitment guardrail may stop it.
         config: ProvisionConfig {
@@ -757,4 +770,54 @@ fn the_state_machine_routes_every_recorded_serving_mode_as_the_provisioner_expec
         };
         assert_eq!(route(mode), want, "{mode:?}");
     }
+}
+
+/// Buys and brings the run's throughput into service at `clock`'s time; returns the ready run.
+async fn ready_with(run: Run, clock: &crate::testing::fakes::FixedClock) -> Run {
+    let id = run.run_id.clone();
+    let ledger = ledger_with(run).await;
+    let bedrock = ScriptedBedrock::default();
+    let mut cfg = config(1);
+    cfg.policy.allowed_commitments = vec![Commitment::None, Commitment::OneMonth];
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock,
+        config: cfg,
+    };
+    p.provision(&input(0)).await.unwrap();
+    bedrock.set_pt_status(ThroughputStatus::InService, None);
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService);
+    stored(&ledger, &id).await
+}
+
+#[tokio::test]
+async fn no_commitment_throughput_expires_its_ttl_after_it_goes_in_service() {
+    let went_in_service = t0() + chrono::Duration::hours(5);
+    let clock = crate::testing::fakes::FixedClock::at(went_in_service);
+    let mut r = completed(ServingMode::Provisioned);
+    r.pt_ttl_hours = Some(0.5);
+    let r = ready_with(r, &clock).await;
+    assert_eq!(r.status, RunStatus::Ready);
+    assert_eq!(
+        r.serving_expires_at,
+        Some(went_in_service + chrono::Duration::minutes(30))
+    );
+    // A run recorded before runs carried a TTL gets the default 24 hours.
+    let r = ready_with(completed(ServingMode::Provisioned), &clock).await;
+    assert_eq!(
+        r.serving_expires_at,
+        Some(went_in_service + chrono::Duration::hours(24))
+    );
+}
+
+#[tokio::test]
+async fn committed_throughput_gets_no_expiry() {
+    let clock = crate::testing::fakes::FixedClock::at(t0());
+    let mut r = completed(ServingMode::Provisioned);
+    r.settings.commitment = Commitment::OneMonth;
+    r.pt_ttl_hours = Some(1.0);
+    let r = ready_with(r, &clock).await;
+    assert_eq!((r.status, r.serving_expires_at), (RunStatus::Ready, None));
 }

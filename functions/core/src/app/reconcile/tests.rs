@@ -6,7 +6,7 @@ use super::*;
 use crate::domain::catalog::Limits;
 use crate::ports::OutboundMessage;
 use crate::testing::bedrock_account::BedrockAccount;
-use crate::testing::fakes::FixedClock;
+use crate::testing::fakes::{FixedClock, RenderingSender};
 use crate::testing::memory::InMemoryRunLedger;
 use crate::testing::sample_run;
 
@@ -79,6 +79,26 @@ impl World {
             ledger: &self.ledger,
             bedrock: &self.bedrock,
             publisher: Some(&self.published),
+            notifier: None,
+            clock: &self.clock,
+            config: config(dry_run),
+        }
+        .reconcile()
+        .await
+        .unwrap()
+    }
+
+    /// One pass that delivers milestones through `sender`.
+    async fn reconcile_notifying(
+        &self,
+        dry_run: bool,
+        sender: &RenderingSender<'_>,
+    ) -> ReconcileReport {
+        Reconciler {
+            ledger: &self.ledger,
+            bedrock: &self.bedrock,
+            publisher: Some(&self.published),
+            notifier: Some(sender),
             clock: &self.clock,
             config: config(dry_run),
         }
@@ -613,4 +633,219 @@ async fn a_provisioning_run_whose_throughput_is_gone_is_recorded_and_nothing_is_
         "{report:?}"
     );
     assert_eq!(report.findings[0].action, Action::Repaired);
+}
+
+/// A ready run with no-commitment throughput `PT` that went InService at t0 and expires at
+/// t0 + 2 h.
+fn ready_expiring(id: &str) -> Run {
+    let mut r = run_in(id, RunStatus::Ready, None);
+    r.settings.serving = crate::domain::settings::ServingMode::Provisioned;
+    r.provisioned_model_arn = Some(PT.into());
+    r.history.push(crate::domain::run::HistoryEntry {
+        at: t0(),
+        from: Some(RunStatus::Provisioning),
+        to: RunStatus::Ready,
+        detail: None,
+    });
+    r.serving_expires_at = Some(t0() + Duration::hours(2));
+    r
+}
+
+const MANAGED: (&str, &str) = (
+    crate::domain::tags::MANAGED_BY_TAG,
+    crate::domain::tags::MANAGED_BY_VALUE,
+);
+
+#[tokio::test]
+async fn expired_tagged_throughput_is_deleted_and_the_run_retired_with_hours_and_cost() {
+    let w = World::new(vec![ready_expiring("run-exp")]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-exp"), MANAGED],
+    );
+    let sender = RenderingSender::new(&w.ledger, &w.clock);
+    // Not yet expired (an hour left, and already past the warning): nothing is deleted.
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert!(w.bedrock.has_throughput(PT));
+    assert_eq!(w.status("run-exp").await, RunStatus::Ready);
+    assert_eq!((r.expiring_runs_checked, r.expiry_warnings), (1, 1));
+
+    w.clock.set(t0() + Duration::hours(3));
+    // Dry run: reported, nothing changed, nothing sent.
+    let dry = w.reconcile_notifying(true, &sender).await;
+    assert_eq!(dry.findings.len(), 1, "{dry:?}");
+    assert_eq!(dry.findings[0].action, Action::WouldRepair);
+    assert!(w.bedrock.has_throughput(PT));
+    assert_eq!(w.status("run-exp").await, RunStatus::Ready);
+    assert_eq!(sender.sent().len(), 1);
+
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert!(!w.bedrock.has_throughput(PT));
+    assert_eq!(w.status("run-exp").await, RunStatus::Retired);
+    let f = &r.findings[0];
+    assert_eq!(
+        (f.action, f.resource_arn.as_deref()),
+        (Action::Repaired, Some(PT))
+    );
+    assert!(
+        f.problem
+            .contains("serving expired at 2026-11-27T14:00:00Z"),
+        "{}",
+        f.problem
+    );
+    let run = w
+        .ledger
+        .get(&RunId("run-exp".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.retired_at, Some(t0() + Duration::hours(3)));
+    assert!(run
+        .history
+        .last()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("expired at"));
+    let sent = sender.sent();
+    let retired = sent.last().unwrap();
+    assert_eq!(retired.milestone, Milestone::Retired);
+    assert!(retired.body.contains("3.00 hour(s)"), "{}", retired.body);
+    assert!(
+        retired.body.contains("Cost incurred: USD "),
+        "{}",
+        retired.body
+    );
+    // Reported in the reconciler's summary too; the next pass finds nothing.
+    assert!(r.message_id.is_some());
+    let again = w.reconcile_notifying(false, &sender).await;
+    assert!(again.findings.is_empty(), "{again:?}");
+    assert_eq!(sender.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn expired_throughput_without_the_managed_by_tag_is_left_alone() {
+    let w = World::new(vec![ready_expiring("run-exp")]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-exp")],
+    );
+    w.clock.set(t0() + Duration::hours(3));
+    let sender = RenderingSender::new(&w.ledger, &w.clock);
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert!(w.bedrock.has_throughput(PT));
+    assert_eq!(w.bedrock.count("delete_pt"), 0);
+    assert_eq!(w.status("run-exp").await, RunStatus::Ready);
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    assert_eq!(r.findings[0].action, Action::NeedsAttention);
+    assert!(
+        r.findings[0].detail.contains("distillery:managed-by")
+            && r.findings[0].detail.contains("stays ready"),
+        "{}",
+        r.findings[0].detail
+    );
+}
+
+#[tokio::test]
+async fn a_delete_bedrock_refuses_keeps_the_run_ready_and_is_retried_next_pass() {
+    let w = World::new(vec![ready_expiring("run-exp")]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-exp"), MANAGED],
+    );
+    *w.bedrock.delete_pt_error.lock().unwrap() = Some(PortError::Throttled("Rate exceeded".into()));
+    w.clock.set(t0() + Duration::hours(3));
+    let sender = RenderingSender::new(&w.ledger, &w.clock);
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!(w.status("run-exp").await, RunStatus::Ready);
+    assert_eq!(r.findings[0].action, Action::NeedsAttention);
+    assert!(
+        r.findings[0].detail.contains("Rate exceeded"),
+        "{}",
+        r.findings[0].detail
+    );
+    assert!(sender
+        .sent()
+        .iter()
+        .all(|m| m.milestone != Milestone::Retired));
+
+    *w.bedrock.delete_pt_error.lock().unwrap() = None;
+    w.reconcile_notifying(false, &sender).await;
+    assert_eq!(w.status("run-exp").await, RunStatus::Retired);
+    assert!(!w.bedrock.has_throughput(PT));
+}
+
+#[tokio::test]
+async fn the_expiring_soon_message_goes_out_once_an_hour_before_and_again_after_an_extension() {
+    let w = World::new(vec![ready_expiring("run-exp")]).await;
+    w.bedrock.add_throughput(
+        PT,
+        ThroughputStatus::InService,
+        t0(),
+        None,
+        &[(RUN_ID_TAG, "run-exp"), MANAGED],
+    );
+    let sender = RenderingSender::new(&w.ledger, &w.clock);
+    let id = RunId("run-exp".into());
+    // 1 h 30 min before: too early.
+    w.clock.set(t0() + Duration::minutes(30));
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!(r.expiry_warnings, 0);
+    assert!(sender.sent().is_empty());
+    // 50 min before: warned, once.
+    w.clock.set(t0() + Duration::minutes(70));
+    let dry = w.reconcile_notifying(true, &sender).await;
+    assert_eq!(dry.expiry_warnings, 1);
+    assert!(sender.sent().is_empty(), "a dry run sends nothing");
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!(r.expiry_warnings, 1);
+    assert!(r.findings.is_empty(), "{r:?}");
+    let sent = sender.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].milestone, Milestone::ExpiringSoon);
+    assert!(
+        sent[0].body.contains("2026-11-27T14:00:00Z")
+            && sent[0]
+                .body
+                .contains("distillery runs extend run-exp --hours")
+            && sent[0].body.contains("distillery runs retire run-exp"),
+        "{}",
+        sent[0].body
+    );
+    let run = w.ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.expiry_warning_sent_for, run.serving_expires_at);
+    w.clock.set(t0() + Duration::minutes(80));
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!(r.expiry_warnings, 0);
+    assert_eq!(sender.sent().len(), 1);
+
+    // Extended by an hour: the new expiry (15:00) is warned about in its own last hour.
+    ServingRetirer {
+        ledger: &w.ledger,
+        bedrock: &w.bedrock,
+        clock: &w.clock,
+        notifier: None,
+    }
+    .extend(&id, 1.0)
+    .await
+    .unwrap();
+    w.clock.set(t0() + Duration::minutes(110));
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!((r.expiry_warnings, r.findings.len()), (0, 0));
+    assert!(w.bedrock.has_throughput(PT));
+    w.clock.set(t0() + Duration::minutes(130));
+    let r = w.reconcile_notifying(false, &sender).await;
+    assert_eq!(r.expiry_warnings, 1);
+    assert_eq!(sender.sent().len(), 2);
+    assert!(sender.sent()[1].body.contains("2026-11-27T15:00:00Z"));
 }

@@ -41,8 +41,10 @@ pub struct ValidatorConfig {
     /// `MAX_RUN_COST_USD`: a run whose high cost estimate exceeds it is rejected before launch.
     /// Unset: no budget. Per-dataset metadata may only lower it.
     pub max_run_cost_usd: Option<f64>,
-    /// `PT_TTL_HOURS` (default 24): the hours of Provisioned Throughput the estimate counts.
-    pub pt_ttl_hours: u64,
+    /// `PT_TTL_HOURS` (default 24, fractions allowed): how long no-commitment Provisioned
+    /// Throughput serves before it is deleted, and the hours the estimate counts. Per-dataset
+    /// metadata may only shorten it.
+    pub pt_ttl_hours: f64,
 }
 
 impl ValidatorConfig {
@@ -98,7 +100,12 @@ impl ValidatorConfig {
                 crate::config::invalid(MAX_RUN_COST_VAR, "a number of US dollars (0 or more)", &v)
             })?),
         };
-        let pt_ttl_hours = env.positive_u64(PT_TTL_HOURS_VAR, DEFAULT_PT_TTL_HOURS)?;
+        let pt_ttl_hours = match env.optional_string(PT_TTL_HOURS_VAR) {
+            None => DEFAULT_PT_TTL_HOURS,
+            Some(v) => cost::parse_ttl_hours(&v).ok_or_else(|| {
+                crate::config::invalid(PT_TTL_HOURS_VAR, "a number of hours above 0", &v)
+            })?,
+        };
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,
             Some(s3_uri) => Some(InvocationLogsSource {

@@ -15,7 +15,7 @@ use crate::domain::run::{
     DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
 };
 use crate::domain::settings::{
-    settings_fingerprint, OverrideSources, RunSettings, SettingsOverrides,
+    settings_fingerprint, OverrideSources, RunSettings, ServingMode, SettingsOverrides,
 };
 use crate::domain::snapshot::ObjectPin;
 use crate::ports::{CreateOutcome, ObjectInfo, PortError};
@@ -80,6 +80,10 @@ pub fn run_for_object(
     if let (Ok(_), Some(b)) = (&settings, metadata_budget(object.metadata)) {
         fingerprint.push_str(&format!("|budget:{}", b.trim()));
     }
+    // The same for a TTL set in the metadata (how long paid throughput is kept decides the run).
+    if let (Ok(_), Some(t)) = (&settings, metadata_pt_ttl(object.metadata)) {
+        fingerprint.push_str(&format!("|pt-ttl:{}", t.trim()));
+    }
     let run_id = RunId::for_dataset(&RunIdentity {
         bucket: object.bucket,
         key: object.key,
@@ -117,7 +121,25 @@ fn resolve_settings(
     settings.settle_serving(&config.catalog, &config.serving_region(&settings), &sources)?;
     // A budget override the stack does not allow is a settings problem: rejected before reading.
     run_budget(config, metadata)?;
+    // So is a TTL longer than the stack's.
+    run_pt_ttl(config, metadata)?;
     Ok(settings)
+}
+
+/// The object's `distillery-pt-ttl-hours` metadata (keys are case-insensitive).
+fn metadata_pt_ttl(metadata: &BTreeMap<String, String>) -> Option<&str> {
+    metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(cost::PT_TTL_METADATA_KEY))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The run's Provisioned Throughput TTL in hours: the stack's, shortened by the object's metadata.
+pub(super) fn run_pt_ttl(
+    config: &ValidatorConfig,
+    metadata: &BTreeMap<String, String>,
+) -> Result<f64, StepError> {
+    cost::resolve_pt_ttl(config.pt_ttl_hours, metadata_pt_ttl(metadata)).map(|(h, _)| h)
 }
 
 /// The object's `distillery-max-run-cost-usd` metadata (keys are case-insensitive).
@@ -350,6 +372,12 @@ impl DatasetValidatorService {
         run.owner_execution = new_run.owner.map(str::to_string);
         run.retry_of = new_run.retry_of.cloned();
         run.attempt = new_run.attempt;
+        // Provisioned runs carry their TTL from the start, so the provisioner needs no stack
+        // setting of its own (a TTL the stack refuses already failed the settings).
+        if matches!(&settings, Ok(s) if s.serving == ServingMode::Provisioned) {
+            run.pt_ttl_hours =
+                Some(run_pt_ttl(&self.config, &info.metadata).unwrap_or(self.config.pt_ttl_hours));
+        }
         let run = match self.create_or_find(run).await? {
             Ok(run) => run,
             Err(existing) if resumable(&existing, new_run.owner) => {

@@ -86,6 +86,7 @@ async fn auto_on_a_llama_student_without_on_demand_settles_to_none_and_the_run_e
     let provisioner = ThroughputProvisioner {
         ledger: ledger.as_ref(),
         bedrock: &bedrock,
+        clock: &crate::ports::SystemClock,
         config: ProvisionConfig::from_lookup(&Limits::builtin(), |_| None).unwrap(),
     };
     let o = provisioner

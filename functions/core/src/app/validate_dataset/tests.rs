@@ -437,7 +437,99 @@ fn the_budget_and_ttl_variables_are_checked() {
         ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0".into())).unwrap_err();
     assert!(e.message.contains("PT_TTL_HOURS"), "{}", e.message);
     let c = ValidatorConfig::from_lookup(|_| None).unwrap();
-    assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24));
+    assert_eq!((c.max_run_cost_usd, c.pt_ttl_hours), (None, 24.0));
+}
+
+#[tokio::test]
+async fn a_ttl_in_the_metadata_may_only_shorten_the_stacks_and_is_recorded_on_the_run() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let short = store.insert(
+        BUCKET,
+        "incoming/short-ttl.jsonl",
+        dataset(120),
+        &[
+            ("distillery-serving", "provisioned"),
+            ("distillery-pt-ttl-hours", "0.5"),
+        ],
+    );
+    let long = store.insert(
+        BUCKET,
+        "incoming/long-ttl.jsonl",
+        dataset(120),
+        &[
+            ("distillery-serving", "provisioned"),
+            ("distillery-pt-ttl-hours", "48"),
+        ],
+    );
+    let (svc, ledger) = service_with(store.clone(), &[("PT_TTL_HOURS", "24")]);
+    let out = svc
+        .handle(object_event("incoming/short-ttl.jsonl", &short))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    let run = ledger.all().remove(0);
+    assert_eq!(run.pt_ttl_hours, Some(0.5));
+    // The estimate counts the run's own (shorter) TTL.
+    let e = run.validation.unwrap().cost_estimate.unwrap();
+    let serving = e.line_items.iter().find(|i| i.item == "serving").unwrap();
+    assert!(serving.basis.contains("x 0.5 hour(s)"), "{}", serving.basis);
+
+    let out = svc
+        .handle(object_event("incoming/long-ttl.jsonl", &long))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let run = ledger
+        .all()
+        .into_iter()
+        .find(|r| r.dataset.s3_uri().ends_with("long-ttl.jsonl"))
+        .unwrap();
+    let reason = run.failure_reason.unwrap();
+    assert!(
+        reason.contains(
+            "a Provisioned Throughput TTL of 48 hour(s) exceeds the stack's PT_TTL_HOURS of 24 hour(s): metadata may only shorten it; the value came from S3 metadata x-amz-meta-distillery-pt-ttl-hours"
+        ),
+        "{reason}"
+    );
+}
+
+#[test]
+fn the_ttl_metadata_is_part_of_a_runs_identity_only_when_present() {
+    use crate::domain::run::RunIdentity;
+    use crate::domain::settings::{settings_fingerprint, SettingsOverrides};
+    let config = ValidatorConfig::from_lookup(|_| None).unwrap();
+    let none = SettingsOverrides::default();
+    let object = |metadata| object_run::ObjectVersion {
+        bucket: BUCKET,
+        key: "incoming/id.jsonl",
+        version_id: None,
+        etag: "abc",
+        metadata,
+    };
+    let plain = std::collections::BTreeMap::from([(
+        "distillery-serving".to_string(),
+        "provisioned".to_string(),
+    )]);
+    let (id, settings) = object_run::run_for_object(&config, &object(&plain), &none, 1);
+    // Without the key, the id is what it was before TTLs existed: the settings fingerprint alone.
+    let before = RunId::for_dataset(&RunIdentity {
+        bucket: BUCKET,
+        key: "incoming/id.jsonl",
+        version: "abc",
+        settings_fingerprint: &settings_fingerprint(Ok(&settings.unwrap()), &plain, &none),
+        attempt: 1,
+    });
+    assert_eq!(id, before);
+    let mut with_ttl = plain.clone();
+    with_ttl.insert("distillery-pt-ttl-hours".into(), "2".into());
+    let (id2, _) = object_run::run_for_object(&config, &object(&with_ttl), &none, 1);
+    assert_ne!(id2, id);
+}
+
+#[test]
+fn a_fractional_stack_ttl_is_accepted() {
+    let c = ValidatorConfig::from_lookup(|k| (k == "PT_TTL_HOURS").then(|| "0.25".into())).unwrap();
+    assert_eq!(c.pt_ttl_hours, 0.25);
 }
 
 #[cfg(test)]

@@ -45,10 +45,15 @@ pub enum Milestone {
     StopFailed,
     Ready,
     ProvisioningFailed,
+    /// A ready run's Provisioned Throughput is deleted within the hour (the reconciler sends it once
+    /// per expiry; an extension gets its own).
+    ExpiringSoon,
+    /// The run's deployment or throughput was deleted (expired, or `distillery runs retire`).
+    Retired,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 9] = [
+    pub const ALL: [Milestone; 11] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
@@ -58,6 +63,8 @@ impl Milestone {
         Milestone::StopFailed,
         Milestone::Ready,
         Milestone::ProvisioningFailed,
+        Milestone::ExpiringSoon,
+        Milestone::Retired,
     ];
 
     /// The spelling used in step input, the `event_type` SNS attribute and delivery records.
@@ -72,6 +79,8 @@ impl Milestone {
             Milestone::StopFailed => "stop_failed",
             Milestone::Ready => "ready",
             Milestone::ProvisioningFailed => "provisioning_failed",
+            Milestone::ExpiringSoon => "expiring_soon",
+            Milestone::Retired => "retired",
         }
     }
 
@@ -98,6 +107,8 @@ impl Milestone {
             Milestone::StopFailed => &[RunStatus::Training],
             Milestone::Ready => &[RunStatus::Ready],
             Milestone::ProvisioningFailed => &[RunStatus::ProvisioningFailed],
+            Milestone::ExpiringSoon => &[RunStatus::Ready],
+            Milestone::Retired => &[RunStatus::Retired],
         }
     }
 
@@ -113,6 +124,8 @@ impl Milestone {
             Milestone::StopFailed => "Distillation job could not be stopped",
             Milestone::Ready => "Model ready to serve",
             Milestone::ProvisioningFailed => "Provisioning failed",
+            Milestone::ExpiringSoon => "Provisioned Throughput expiring soon",
+            Milestone::Retired => "Model serving retired",
         }
     }
 }
@@ -438,17 +451,104 @@ pub fn render_for_run(
                 .clone()
                 .or_else(|| run.provisioned_model_name.clone())
                 .unwrap_or_else(|| "<provisioned-model-arn>".into());
-            let mut delete = format!(
-                "It is billed every hour until deleted. To delete it: aws bedrock delete-provisioned-model-throughput --provisioned-model-id {id} --region {}",
-                ctx.region
-            );
             if s.commitment != Commitment::None {
-                delete.push_str(&format!(
-                    " (a {} commitment cannot be deleted before its term ends)",
-                    s.commitment.as_str()
+                d.fields.push((
+                    "Expires".into(),
+                    format!(
+                        "never by Distillery: a {} commitment cannot be deleted before its term ends",
+                        s.commitment.as_str()
+                    ),
+                ));
+                d.notes.push(format!(
+                    "It is billed every hour for the whole {} term, and cannot be deleted before the term \
+                     ends. After that: aws bedrock delete-provisioned-model-throughput --provisioned-model-id {id} --region {}",
+                    s.commitment.as_str(),
+                    ctx.region
+                ));
+            } else {
+                if let Some(t) = run.serving_expires_at {
+                    d.fields.push((
+                        "Expires".into(),
+                        format!(
+                            "{} (in {}); Distillery then deletes it and billing stops",
+                            rfc3339(t),
+                            format_duration((t - ctx.now).num_seconds())
+                        ),
+                    ));
+                }
+                d.notes.push(format!(
+                    "It is billed every hour until deleted. To keep it longer: `distillery runs extend {0} --hours N`. \
+                     To delete it now: `distillery runs retire {0}`.",
+                    run.run_id
                 ));
             }
-            d.notes.push(delete);
+        }
+        Milestone::ExpiringSoon => {
+            let when = run
+                .serving_expires_at
+                .map(|t| {
+                    format!(
+                        "{} (in {})",
+                        rfc3339(t),
+                        format_duration((t - ctx.now).num_seconds())
+                    )
+                })
+                .unwrap_or_else(|| "soon".into());
+            d.summary = format!(
+                "The Provisioned Throughput serving the model of `{dataset}` expires at {when}: \
+                 Distillery then deletes it and the model is no longer served."
+            );
+            push_opt(&mut d, "Provisioned model ARN", &run.provisioned_model_arn);
+            d.fields.push(("Expires".into(), when));
+            d.notes.push(format!(
+                "To keep it longer: `distillery runs extend {0} --hours N`. To delete it now: \
+                 `distillery runs retire {0}`. To let it go: do nothing.",
+                run.run_id
+            ));
+        }
+        Milestone::Retired => {
+            let served = serving_period(run);
+            let what = if run.deployment_arn.is_some() {
+                "on-demand deployment"
+            } else {
+                "Provisioned Throughput"
+            };
+            d.summary = format!(
+                "The {what} serving the model of `{dataset}` was deleted: the model is no longer served \
+                 and nothing more is billed for serving it."
+            );
+            push_opt(&mut d, "Provisioned model ARN", &run.provisioned_model_arn);
+            push_opt(&mut d, "Deployment ARN", &run.deployment_arn);
+            push_opt(&mut d, "Custom model ARN", &run.custom_model_arn);
+            if let Some(detail) = run
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.to == RunStatus::Retired)
+                .and_then(|h| h.detail.clone())
+            {
+                d.fields.push(("Why".into(), detail));
+            }
+            if let Some((from, to)) = served {
+                let hours = (to - from).num_seconds().max(0) as f64 / 3600.0;
+                d.fields.push((
+                    "Served".into(),
+                    format!("{hours:.2} hour(s), {} to {}", rfc3339(from), rfc3339(to)),
+                ));
+                if run.deployment_arn.is_none() {
+                    d.fields
+                        .push(("Cost incurred".into(), serving_cost(run, hours, ctx.prices)));
+                } else {
+                    d.fields.push((
+                        "Cost incurred".into(),
+                        "billed per token used (nothing when idle); see the AWS bill".into(),
+                    ));
+                }
+            }
+            d.notes.push(
+                "The custom model is kept: its storage is billed monthly until you delete it."
+                    .into(),
+            );
         }
         Milestone::ProvisioningFailed => {
             d.summary = format!(
@@ -622,6 +722,42 @@ fn hourly_cost(run: &Run, prices: &Prices) -> String {
         text.push_str("; the no-commitment rate is shown, commitments are priced differently");
     }
     text
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// When the run's serving began (its move to `ready`) and ended (`retired_at`).
+pub fn serving_period(run: &Run) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let from = run
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.to == RunStatus::Ready)
+        .map(|h| h.at)?;
+    Some((from, run.retired_at?))
+}
+
+/// "USD 10.50 (0.50 hour(s) x 1 model unit(s) x USD 21.00 per unit-hour, no-commitment list price
+/// as of 2026-11-27, unconfirmed)".
+fn serving_cost(run: &Run, hours: f64, prices: &Prices) -> String {
+    let s = &run.settings;
+    let Some(figure) = prices.model_unit_hour_figure(&s.student) else {
+        return format!(
+            "unknown: no Provisioned Throughput price for {} in prices.json",
+            s.student
+        );
+    };
+    let cur = &prices.currency;
+    let total = hours * f64::from(s.model_units) * figure.usd;
+    format!(
+        "{cur} {total:.2} ({hours:.2} hour(s) x {} model unit(s) x {cur} {:.2} per unit-hour, no-commitment list price as of {}{})",
+        s.model_units,
+        figure.usd,
+        figure.as_of,
+        if figure.confirmed { "" } else { ", unconfirmed" }
+    )
 }
 
 /// The Bedrock console's custom models page (it lists the models and the customization jobs).

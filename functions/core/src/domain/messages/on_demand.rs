@@ -36,10 +36,12 @@ pub(super) fn ready(d: &mut MessageContent, run: &Run, ctx: &MessageContext<'_>,
         "Call it (the deployment ARN is the model id for Converse and InvokeModel): {}",
         converse_command(ctx.region, &arn)
     ));
+    // `runs retire` rather than the raw delete: it records the run `retired`, so the ledger keeps
+    // saying what serves and what does not.
     d.notes.push(format!(
         "The deployment costs nothing while idle; the custom model's storage is billed monthly. To delete \
-         the deployment: aws bedrock delete-custom-model-deployment --custom-model-deployment-identifier {arn} --region {}",
-        ctx.region
+         the deployment: `distillery runs retire {}`.",
+        run.run_id
     ));
 }
 

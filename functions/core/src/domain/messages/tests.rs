@@ -138,14 +138,38 @@ fn ready_estimates_cost_with_provenance_and_explains_deletion() {
         .body
         .contains(&format!("unconfirmed list prices as of {}", prices.as_of)));
     assert!(m.body.contains("Model units: 2 (commitment None)"));
+    assert!(m.body.contains("#/provisioned-throughput"));
+    // No commitment: the expiry, and how to extend or retire it now.
+    r.serving_expires_at = Some(t(13, 5) + chrono::Duration::hours(24));
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    assert!(
+        m.body.contains(
+            "Expires: 2026-11-28T13:05:00Z (in 1d 0h 00m); Distillery then deletes it and billing stops"
+        ),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .body
+        .contains("`distillery runs extend run-0123456789abcdef0123 --hours N`"));
+    assert!(m
+        .body
+        .contains("`distillery runs retire run-0123456789abcdef0123`"));
+    // A committed one has no expiry and cannot be deleted early, and the message says so plainly.
+    r.settings.commitment = Commitment::OneMonth;
+    r.serving_expires_at = None;
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    assert!(
+        m.body.contains(
+            "Expires: never by Distillery: a OneMonth commitment cannot be deleted before its term ends"
+        ),
+        "{}",
+        m.body
+    );
     assert!(m.body.contains(
         "aws bedrock delete-provisioned-model-throughput --provisioned-model-id arn:aws:bedrock:us-west-2:123456789012:provisioned-model/pm1 --region us-west-2"
     ));
-    assert!(m.body.contains("#/provisioned-throughput"));
-    // A committed one cannot be deleted early, and the message says so.
-    r.settings.commitment = Commitment::OneMonth;
-    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
-    assert!(m.body.contains("cannot be deleted before its term ends"));
+    assert!(!m.body.contains("runs extend"));
 }
 
 #[test]
@@ -296,7 +320,7 @@ fn estimate(budget: Option<f64>) -> crate::domain::cost::CostEstimate {
     let inputs = CostInputs {
         settings: &r.settings,
         region: "us-east-1",
-        pt_ttl_hours: 24,
+        pt_ttl_hours: 24.0,
     };
     estimate(&tokens, &inputs, &Prices::builtin()).with_budget(budget)
 }
@@ -415,7 +439,9 @@ fn on_demand_ready_gives_the_arn_a_converse_call_and_the_per_token_price() {
     assert!((input.usd - 0.00006).abs() < 1e-12);
     assert!(m.body.contains("nothing when idle"));
     assert!(!m.body.contains("billed by the hour") && !m.body.contains("Model units"));
-    assert!(m.body.contains("delete-custom-model-deployment"));
+    assert!(m
+        .body
+        .contains(&format!("distillery runs retire {}", r.run_id)));
 }
 
 #[test]
