@@ -55,6 +55,9 @@ pub enum ProvisionOutcome {
     InService,
     /// Bedrock reported it `Failed`: the run is `provisioning_failed`.
     Failed,
+    /// The run's serving was deleted while it was being provisioned (`distillery runs retire`):
+    /// the run is `retired`, and the retirement was announced when it happened.
+    Retired,
 }
 
 /// Step output, see `docs/contracts.md`.
@@ -268,6 +271,9 @@ impl ThroughputProvisioner<'_> {
             RunStatus::ProvisioningFailed => {
                 Some(self.output(run, ProvisionOutcome::Failed, arn, attempt))
             }
+            // Retired mid-provisioning: the execution's loop ends quietly instead of failing on a
+            // Conflict (nothing is left to buy, and nothing may be bought).
+            RunStatus::Retired => Some(self.output(run, ProvisionOutcome::Retired, arn, attempt)),
             _ => None,
         }
     }

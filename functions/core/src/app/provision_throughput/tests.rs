@@ -821,3 +821,51 @@ async fn committed_throughput_gets_no_expiry() {
     let r = ready_with(r, &clock).await;
     assert_eq!((r.status, r.serving_expires_at), (RunStatus::Ready, None));
 }
+
+/// `distillery runs retire` on a run still `provisioning`: the execution's next check answers
+/// `retired` (the state machine then ends quietly) and neither buys nor reads anything.
+#[tokio::test]
+async fn a_run_retired_while_provisioning_is_answered_retired_and_nothing_is_bought() {
+    let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &SystemClock,
+        config: config(1),
+    };
+    let id = input(0).run_id;
+    assert_eq!(
+        p.provision(&input(0)).await.unwrap().outcome,
+        ProvisionOutcome::Creating
+    );
+    ledger
+        .update(
+            &id,
+            &[RunStatus::Provisioning],
+            &RunUpdate::to(RunStatus::Retired).with_detail("retired by runs retire"),
+        )
+        .await
+        .unwrap();
+    let calls_before = bedrock.calls().len();
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(
+        (o.outcome, o.next_wait_seconds),
+        (ProvisionOutcome::Retired, 0)
+    );
+    assert_eq!(bedrock.calls().len(), calls_before, "{:?}", bedrock.calls());
+    assert_eq!(stored(&ledger, &id).await.status, RunStatus::Retired);
+    // The state machine routes the answer to a Succeed state, not to an error.
+    let asl: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../../statemachine/distillery.asl.json"
+    ))
+    .unwrap();
+    let next = asl["States"]["CheckThroughput"]["Choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["StringEquals"] == "retired")
+        .map(|c| c["Next"].as_str().unwrap().to_string())
+        .unwrap();
+    assert_eq!(asl["States"][&next]["Type"], "Succeed");
+}
