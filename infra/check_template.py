@@ -93,20 +93,18 @@ def statements_of(doc) -> list[dict]:
     return out
 
 
-# Deletes the reconciler (expiry pass, orphans) may only make on resources Distillery tagged.
+# Deletes of serving resources: in every role, only on resources Distillery tagged (the reconciler's
+# expiry pass and orphan clean-up are the only automated callers).
 TAG_SCOPED_DELETES = {
     "bedrock:DeleteProvisionedModelThroughput",
     "bedrock:DeleteCustomModelDeployment",
 }
 MANAGED_BY_CONDITION = ("aws:ResourceTag/distillery:managed-by", "distillery")
-TAG_SCOPED_ROLES = ("ReconcilerFunctionRole",)
 
 
 def tag_scope_problems(resources: dict) -> list[str]:
     problems: list[str] = []
     for rid, pname, doc in identity_policies(resources):
-        if rid not in TAG_SCOPED_ROLES:
-            continue
         for st in statements_of(doc):
             if st.get("Effect") != "Allow":
                 continue

@@ -92,7 +92,7 @@ pub fn watch_line(run: &Run, now: chrono::DateTime<chrono::Utc>) -> String {
     )
 }
 
-/// Prints a line whenever the run changes, until it ends; exit 0 for completed/ready, 3 for any
+/// Prints a line whenever the run changes, until it ends; exit 0 for completed/ready/retired, 3 for any
 /// other end, 1 if there is no such run.
 pub async fn watch(ledger: &DynamoRunLedger, run_id: &str, interval: Duration) -> ExitCode {
     let id = RunId(run_id.to_string());
@@ -116,7 +116,10 @@ pub async fn watch(ledger: &DynamoRunLedger, run_id: &str, interval: Duration) -
             last_seen = Some(seen);
         }
         if run.is_settled() {
-            return if matches!(run.status, RunStatus::Completed | RunStatus::Ready) {
+            return if matches!(
+                run.status,
+                RunStatus::Completed | RunStatus::Ready | RunStatus::Retired
+            ) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_ENDED_BADLY)

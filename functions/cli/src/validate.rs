@@ -222,8 +222,8 @@ pub fn run(args: ValidateArgs) -> ExitCode {
             Some(h) => h,
             None => {
                 return usage_error(format!(
-                    "{PT_TTL_HOURS_VAR} must be a number of hours above 0, got '{v}'"
-                ))
+                "{PT_TTL_HOURS_VAR} must be a number of hours above 0 and at most 8784, got '{v}'"
+            ))
             }
         },
     };

@@ -495,7 +495,8 @@ pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
         RunStatus::Completed
         | RunStatus::Provisioning
         | RunStatus::Ready
-        | RunStatus::ProvisioningFailed => (PollOutcome::Completed, JobStatus::Completed),
+        | RunStatus::ProvisioningFailed
+        | RunStatus::Retired => (PollOutcome::Completed, JobStatus::Completed),
         RunStatus::Failed => {
             let timed_out = run
                 .failure_reason

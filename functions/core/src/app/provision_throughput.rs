@@ -354,7 +354,12 @@ impl ThroughputProvisioner<'_> {
             .unwrap_or_else(|| name.clone());
         let state = match self.bedrock.get_provisioned_throughput(&id).await {
             Ok(state) => state,
-            Err(PortError::NotFound(m)) if purchase == Purchase::Never => {
+            // Buy only when no ARN is recorded (found by name, or not bought yet). A recorded
+            // throughput Bedrock no longer knows was deleted (`runs retire`, or by hand): buying it
+            // again would leave one no run owns, billed by the hour.
+            Err(PortError::NotFound(m))
+                if purchase == Purchase::Never || run.provisioned_model_arn.is_some() =>
+            {
                 return self.record_gone(run, &id, &m, attempt).await;
             }
             Err(PortError::NotFound(_)) => {

@@ -80,6 +80,11 @@ pub const DEFAULT_STALE_VALIDATION_SECONDS: u64 = 3600;
 pub const EXPIRY_WARNING_SECONDS: i64 = 3600;
 /// How many `training` runs one pass looks at (newest first).
 pub const TRAINING_RUNS_PER_PASS: usize = 500;
+/// How many `ready` runs the expiry pass reads: all of them in practice. A bounded page would stop
+/// seeing an old, extended throughput once enough newer runs (every on-demand run stays `ready`)
+/// came after it, and it would then be billed with no end. The ledger pages through the status
+/// index; a sparse index on the expiry would read less and is the next step if ledgers grow large.
+pub const READY_RUNS_PER_PASS: usize = 1_000_000;
 
 /// Input of the scheduled reconciler: `{"reconcile": {"dryRun": false}}` on the status-poller.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -421,7 +426,7 @@ impl Reconciler<'_> {
     async fn expiring_serving(&self, report: &mut ReconcileReport) -> Result<(), StepError> {
         let runs = self
             .ledger
-            .list_by_status(RunStatus::Ready, TRAINING_RUNS_PER_PASS)
+            .list_by_status(RunStatus::Ready, READY_RUNS_PER_PASS)
             .await
             .map_err(|e| e.context("listing ready runs"))?;
         let now = self.clock.now();

@@ -279,8 +279,11 @@ impl ServingRetirer<'_> {
                  run `distillery runs extend` again once the run is ready",
             ));
         };
+        // From now when the expiry has already passed (the scheduled pass has not reached it yet):
+        // N more hours from a past time could still be in the past, and the pass would delete it.
+        let from = current.max(self.clock.now());
         let update = RunUpdate {
-            serving_expires_at: Some(current + hours_duration(hours)),
+            serving_expires_at: Some(from + hours_duration(hours)),
             ..Default::default()
         };
         let written = self

@@ -444,7 +444,7 @@ impl DatasetValidatorService {
             };
             let recorded = settings
                 .clone()
-                .unwrap_or_else(|_| self.config.defaults.clone());
+                .unwrap_or_else(|_| self.config.recorded_defaults());
             let mut run = Run::new(
                 run_id.clone(),
                 RunSource::Schedule,

@@ -367,8 +367,12 @@ pub fn parse_ttl_hours(v: &str) -> Option<f64> {
     v.trim()
         .parse::<f64>()
         .ok()
-        .filter(|h| h.is_finite() && *h > 0.0)
+        .filter(|h| h.is_finite() && *h > 0.0 && *h <= MAX_PT_TTL_HOURS)
 }
+
+/// The longest TTL (a leap year of hours, the SAM parameter's MaxValue): an expiry far beyond it
+/// would overflow the date arithmetic after the throughput was bought.
+pub const MAX_PT_TTL_HOURS: f64 = 8784.0;
 
 /// `hours` (fractions allowed) as a duration, to the millisecond.
 pub fn hours_duration(hours: f64) -> chrono::Duration {
@@ -385,7 +389,7 @@ pub fn resolve_pt_ttl(stack: f64, metadata: Option<&str>) -> Result<(f64, String
     let origin = format!("S3 metadata x-amz-meta-{PT_TTL_METADATA_KEY}");
     let asked = parse_ttl_hours(raw).ok_or_else(|| {
         StepError::config(format!(
-            "the Provisioned Throughput TTL must be a number of hours above 0 (e.g. 0.5 or 12), got '{raw}'; \
+            "the Provisioned Throughput TTL must be a number of hours above 0 and at most 8784 (e.g. 0.5 or 12), got '{raw}'; \
              the value came from {origin}"
         ))
     })?;

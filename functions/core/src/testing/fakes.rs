@@ -241,8 +241,14 @@ impl CustomizationService for ScriptedBedrock {
             .ok_or_else(|| PortError::NotFound(format!("no provisioned model {id}")))
     }
 
-    async fn delete_provisioned_throughput(&self, _id: &str) -> Result<(), PortError> {
+    async fn delete_provisioned_throughput(&self, id: &str) -> Result<(), PortError> {
         self.log("delete_pt");
+        // Gone by name and by ARN, as in Bedrock; deleting one that is not there is not an error
+        // here (tests of refused deletes use the scripted failures).
+        let mut pts = lock(&self.pts);
+        if let Some(arn) = pts.get(id).map(|s| s.provisioned_model_arn.clone()) {
+            pts.retain(|_, s| s.provisioned_model_arn != arn);
+        }
         Ok(())
     }
 

@@ -60,7 +60,12 @@ impl ThroughputProvisioner<'_> {
         let id = run.deployment_arn.clone().unwrap_or_else(|| name.clone());
         let state = match self.bedrock.get_custom_model_deployment(&id).await {
             Ok(state) => state,
-            Err(PortError::NotFound(m)) if purchase == Purchase::Never => {
+            // Create only when no ARN is recorded (found by name, or not made yet). A recorded
+            // deployment Bedrock no longer knows was deleted (`runs retire`, or by hand): creating
+            // it again would leave one no run owns.
+            Err(PortError::NotFound(m))
+                if purchase == Purchase::Never || run.deployment_arn.is_some() =>
+            {
                 return self.record_deployment_gone(run, &id, &m, attempt).await;
             }
             Err(PortError::NotFound(_)) => {

@@ -869,3 +869,48 @@ async fn a_run_retired_while_provisioning_is_answered_retired_and_nothing_is_bou
         .unwrap();
     assert_eq!(asl["States"][&next]["Type"], "Succeed");
 }
+
+/// A throughput or deployment the run records, deleted meanwhile (`runs retire` racing the loop, or
+/// by hand), is never bought or created again: the run records that it is gone, and when the retire
+/// won the race the step answers `retired`.
+#[tokio::test]
+async fn a_recorded_resource_that_is_gone_is_never_created_again() {
+    for serving in [ServingMode::Provisioned, ServingMode::OnDemand] {
+        let ledger = ledger_with(completed(serving)).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = ThroughputProvisioner {
+            ledger: &ledger,
+            bedrock: &bedrock,
+            clock: &SystemClock,
+            config: config(1),
+        };
+        let id = input(0).run_id;
+        let o = p.provision(&input(0)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Creating, "{serving:?}");
+        let r = stored(&ledger, &id).await;
+        match serving {
+            ServingMode::Provisioned => bedrock
+                .delete_provisioned_throughput(r.provisioned_model_arn.as_deref().unwrap())
+                .await
+                .unwrap(),
+            _ => bedrock
+                .delete_custom_model_deployment(r.deployment_arn.as_deref().unwrap())
+                .await
+                .unwrap(),
+        }
+        let o = p.provision(&input(1)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Failed, "{serving:?}");
+        assert_eq!(
+            bedrock.count("create_pt") + bedrock.count("create_deployment"),
+            1,
+            "{serving:?}: {:?}",
+            bedrock.calls()
+        );
+        let r = stored(&ledger, &id).await;
+        assert_eq!(r.status, RunStatus::ProvisioningFailed, "{serving:?}");
+        assert!(
+            r.failure_reason.unwrap().contains("no longer knows"),
+            "{serving:?}"
+        );
+    }
+}

@@ -238,11 +238,23 @@ async fn extend_pushes_the_expiry_and_explains_runs_without_one() {
         .extend(&RunId(ID.into()), 2.5)
         .await
         .unwrap();
+    // The expiry (t0 + 30 min) has already passed at the clock's t0 + 90 min: the hours count from
+    // now, so the next pass does not delete what was just extended.
     assert_eq!(
         run.serving_expires_at,
-        Some(t0() + Duration::minutes(30) + Duration::minutes(150))
+        Some(t0() + Duration::minutes(90) + Duration::minutes(150))
     );
     assert_eq!(run.status, RunStatus::Ready);
+    // An expiry still ahead is pushed from itself.
+    let run = w
+        .retirer(&sender)
+        .extend(&RunId(ID.into()), 1.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        run.serving_expires_at,
+        Some(t0() + Duration::minutes(240) + Duration::minutes(60))
+    );
     for bad in [0.0, -1.0, f64::NAN, 1e9] {
         let e = w
             .retirer(&sender)

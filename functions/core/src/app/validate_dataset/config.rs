@@ -61,6 +61,23 @@ impl ValidatorConfig {
             .unwrap_or_default()
     }
 
+    /// The stack defaults as a run records them when its own settings could not be resolved (a
+    /// rejected run, or one whose event had no object): `auto` settled like any run's, so no
+    /// recorded run ever says `auto`.
+    pub fn recorded_defaults(&self) -> RunSettings {
+        let mut s = self.defaults.clone();
+        let none = crate::domain::settings::SettingsOverrides::default();
+        let sources = crate::domain::settings::OverrideSources {
+            metadata: &none,
+            cli: &none,
+        };
+        let region = self.serving_region(&s);
+        if s.settle_serving(&self.catalog, &region, &sources).is_err() {
+            s.serving = ServingMode::None;
+        }
+        s
+    }
+
     /// Reads the process environment (see [`crate::config`] for what "unset" means).
     pub fn from_env() -> Result<Self, StepError> {
         Self::from_lookup(process_var)
@@ -103,7 +120,11 @@ impl ValidatorConfig {
         let pt_ttl_hours = match env.optional_string(PT_TTL_HOURS_VAR) {
             None => DEFAULT_PT_TTL_HOURS,
             Some(v) => cost::parse_ttl_hours(&v).ok_or_else(|| {
-                crate::config::invalid(PT_TTL_HOURS_VAR, "a number of hours above 0", &v)
+                crate::config::invalid(
+                    PT_TTL_HOURS_VAR,
+                    "a number of hours above 0 and at most 8784 (a year)",
+                    &v,
+                )
             })?,
         };
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {

@@ -289,7 +289,7 @@ impl DatasetValidatorService {
             run_id.clone(),
             req.source,
             dataset,
-            self.config.defaults.clone(),
+            self.config.recorded_defaults(),
             self.clock.now(),
         );
         run.owner_execution = req.owner.map(str::to_string);
@@ -361,7 +361,7 @@ impl DatasetValidatorService {
         // A run with rejected settings still needs settings on record: the stack defaults.
         let recorded = settings
             .clone()
-            .unwrap_or_else(|_| self.config.defaults.clone());
+            .unwrap_or_else(|_| self.config.recorded_defaults());
         let mut run = Run::new(
             run_id.clone(),
             new_run.source,
