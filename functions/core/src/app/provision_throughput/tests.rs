@@ -26,6 +26,20 @@ fn completed(serving: ServingMode) -> Run {
     r
 }
 
+/// The provisioner under test, on the system clock.
+fn provisioner_for<'a>(
+    ledger: &'a dyn RunLedger,
+    bedrock: &'a ScriptedBedrock,
+    config: ProvisionConfig,
+) -> ThroughputProvisioner<'a> {
+    ThroughputProvisioner {
+        ledger,
+        bedrock,
+        clock: &SystemClock,
+        config,
+    }
+}
+
 fn input(attempt: u32) -> ProvisionThroughputInput {
     ProvisionThroughputInput {
         run_id: RunId("run-0123456789abcdef0123".into()),
@@ -37,12 +51,7 @@ fn input(attempt: u32) -> ProvisionThroughputInput {
 async fn not_requested_buys_nothing_and_writes_nothing() {
     let ledger = ledger_with(completed(ServingMode::None)).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let before = stored(&ledger, &input(0).run_id).await;
     let o = p.provision(&input(0)).await.unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::NotRequested);
@@ -55,12 +64,7 @@ async fn not_requested_buys_nothing_and_writes_nothing() {
 async fn creates_once_then_reports_creating_then_ready() {
     let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let id = input(0).run_id;
 
     let o = p.provision(&input(0)).await.unwrap();
@@ -135,12 +139,7 @@ async fn a_retry_after_a_crash_finds_the_throughput_by_name() {
         .unwrap();
     bedrock.clear_calls();
 
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let o = p.provision(&input(0)).await.unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::Creating);
     assert_eq!(bedrock.calls(), vec!["get_pt"]);
@@ -156,12 +155,7 @@ async fn a_retry_after_a_crash_finds_the_throughput_by_name() {
 async fn a_failed_throughput_fails_the_run_with_bedrocks_message() {
     let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     p.provision(&input(0)).await.unwrap();
     bedrock.set_pt_status(
         ThroughputStatus::Failed,
@@ -188,12 +182,7 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
     r.settings.model_units = 3;
     let ledger = ledger_with(r).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(2),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(2));
     let e = p.provision(&input(0)).await.unwrap_err();
     assert_eq!(e.error_type, ErrorType::GuardrailViolation);
     assert!(e.message.contains("modelUnits 3"), "{}", e.message);
@@ -209,12 +198,7 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
     let mut r = completed(ServingMode::Provisioned);
     r.settings.commitment = Commitment::SixMonths;
     let ledger = ledger_with(r).await;
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(2),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(2));
     let e = p.provision(&input(0)).await.unwrap_err();
     assert_eq!(e.error_type, ErrorType::GuardrailViolation);
     assert!(bedrock.calls().is_empty());
@@ -224,22 +208,12 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
 async fn a_run_that_is_not_completed_is_refused() {
     let ledger = ledger_with(run(RunStatus::Training, ServingMode::Provisioned)).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let e = p.provision(&input(0)).await.unwrap_err();
     assert_eq!(e.error_type, ErrorType::Conflict);
     assert!(bedrock.calls().is_empty());
     let ledger = InMemoryRunLedger::new();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     assert_eq!(
         p.provision(&input(0)).await.unwrap_err().error_type,
         ErrorType::NotFound
@@ -259,12 +233,7 @@ async fn a_failed_or_stopped_run_is_a_conflict_whatever_its_serving() {
         for serving in [ServingMode::None, ServingMode::Provisioned] {
             let ledger = ledger_with(run(status, serving)).await;
             let bedrock = ScriptedBedrock::default();
-            let p = ThroughputProvisioner {
-                ledger: &ledger,
-                bedrock: &bedrock,
-                clock: &SystemClock,
-                config: config(1),
-            };
+            let p = provisioner_for(&ledger, &bedrock, config(1));
             let before = stored(&ledger, &input(0).run_id).await;
             let e = p.provision(&input(0)).await.unwrap_err();
             assert_eq!(e.error_type, ErrorType::Conflict, "{status} {serving:?}");
@@ -399,12 +368,7 @@ async fn a_lost_race_answers_from_the_ledger_instead_of_failing() {
         Default::default(),
     );
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let o = p.provision(&input(0)).await.unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::Creating);
     bedrock.set_pt_status(ThroughputStatus::InService, None);
@@ -424,12 +388,7 @@ async fn the_read_only_path_never_buys_and_records_a_throughput_gone_from_bedroc
         Some("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/gone".into());
     let ledger = ledger_with(r).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::Failed);
     assert_eq!(
@@ -828,12 +787,7 @@ async fn committed_throughput_gets_no_expiry() {
 async fn a_run_retired_while_provisioning_is_answered_retired_and_nothing_is_bought() {
     let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
     let bedrock = ScriptedBedrock::default();
-    let p = ThroughputProvisioner {
-        ledger: &ledger,
-        bedrock: &bedrock,
-        clock: &SystemClock,
-        config: config(1),
-    };
+    let p = provisioner_for(&ledger, &bedrock, config(1));
     let id = input(0).run_id;
     assert_eq!(
         p.provision(&input(0)).await.unwrap().outcome,
@@ -878,12 +832,7 @@ async fn a_recorded_resource_that_is_gone_is_never_created_again() {
     for serving in [ServingMode::Provisioned, ServingMode::OnDemand] {
         let ledger = ledger_with(completed(serving)).await;
         let bedrock = ScriptedBedrock::default();
-        let p = ThroughputProvisioner {
-            ledger: &ledger,
-            bedrock: &bedrock,
-            clock: &SystemClock,
-            config: config(1),
-        };
+        let p = provisioner_for(&ledger, &bedrock, config(1));
         let id = input(0).run_id;
         let o = p.provision(&input(0)).await.unwrap();
         assert_eq!(o.outcome, ProvisionOutcome::Creating, "{serving:?}");
