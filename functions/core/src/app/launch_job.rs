@@ -15,7 +15,6 @@
 //! under the run's name: such a retry (QuotaExceeded, throttling, a crash) may come hours after the
 //! first check, and the bytes Bedrock trains on must still be the bytes that were validated.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -167,12 +166,8 @@ impl JobLauncherService {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        let tags = BTreeMap::from([
-            (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
-            (
-                tags::MANAGED_BY_TAG.to_string(),
-                tags::MANAGED_BY_VALUE.to_string(),
-            ),
+        let mut tags = tags::owned_by(&run.run_id);
+        tags.extend([
             (
                 "distillery:dataset".to_string(),
                 naming::slug(&dataset_name, 200),

@@ -17,8 +17,6 @@
 //! The state machine calls this step in a loop (with a Wait of `nextWaitSeconds`) until the outcome
 //! is `in_service`, `failed` or `not_requested`.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::{process_var, Env};
@@ -424,13 +422,7 @@ impl ThroughputProvisioner<'_> {
             model_units: s.model_units,
             commitment: s.commitment,
             client_request_token: throughput_client_request_token(&run.run_id),
-            tags: BTreeMap::from([
-                (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
-                (
-                    tags::MANAGED_BY_TAG.to_string(),
-                    tags::MANAGED_BY_VALUE.to_string(),
-                ),
-            ]),
+            tags: tags::owned_by(&run.run_id),
         };
         tracing::info!(
             run_id = %run.run_id,

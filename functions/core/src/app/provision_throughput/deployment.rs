@@ -7,8 +7,6 @@
 //! recording the ARN is found), and the create carries a client request token derived from the
 //! run. No model-unit or commitment guardrail applies: nothing is bought by the hour.
 
-use std::collections::BTreeMap;
-
 use super::{ProvisionOutcome, ProvisionThroughputOutput, Purchase, ThroughputProvisioner};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
@@ -100,13 +98,7 @@ impl ThroughputProvisioner<'_> {
                 run.dataset.display_name()
             )),
             client_request_token: naming::deployment_client_request_token(&run.run_id),
-            tags: BTreeMap::from([
-                (tags::RUN_ID_TAG.to_string(), run.run_id.to_string()),
-                (
-                    tags::MANAGED_BY_TAG.to_string(),
-                    tags::MANAGED_BY_VALUE.to_string(),
-                ),
-            ]),
+            tags: tags::owned_by(&run.run_id),
         };
         tracing::info!(run_id = %run.run_id, deployment_name = %name, "creating custom model deployment");
         self.bedrock
