@@ -389,3 +389,17 @@ fn held_out_lines_are_read_with_their_golden_answer_and_history() {
     let e = parse_held_out(2, "not json").unwrap_err();
     assert!(e.message.contains("line 2"), "{e}");
 }
+
+#[test]
+fn sample_events_match_the_types() {
+    let i: EvaluateModelInput =
+        serde_json::from_str(include_str!("../../../../../events/evaluate-model.json")).unwrap();
+    assert_eq!(i.batch, 0);
+    assert_eq!(i.student_model, None);
+    let o: EvaluateModelOutput = serde_json::from_str(include_str!(
+        "../../../../../events/evaluate-model-output.json"
+    ))
+    .unwrap();
+    assert!(o.done && o.next_batch.is_none());
+    assert_eq!(o.passed, Some(true));
+}
