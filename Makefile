@@ -25,7 +25,7 @@ test: bootstrap ## Run the whole test suite: unit, integration (moto + Bedrock s
 	cargo test --workspace
 	$(MAKE) --no-print-directory e2e
 
-e2e: bootstrap ## End-to-end tests: the real ASL + the five Lambdas on the local stack (started and stopped here)
+e2e: bootstrap ## End-to-end tests: the real ASL + the six Lambdas on the local stack (started and stopped here)
 	cargo build --quiet -p distillery-local-stack --tests
 	tests/stack/with-stack.sh cargo test --quiet -p distillery-local-stack --test e2e -- --ignored --test-threads=1
 
@@ -59,7 +59,7 @@ bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 bench-orchestration: ## Event-driven vs polling job tracking: a time-scaled 24-hour job each (SCALE=0.001); target/bench/orchestration.json
 	scripts/bench-orchestration.sh
 
-build-sam: bootstrap ## sam build: the five Lambdas for arm64 (release, cargo-lambda) into infra/.aws-sam
+build-sam: bootstrap ## sam build: the six Lambdas for arm64 (release, cargo-lambda) into infra/.aws-sam
 	scripts/check-infra.sh --build-only
 
 DEPLOY_FLAGS ?= --guided

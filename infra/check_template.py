@@ -158,6 +158,10 @@ def iam_problems(resources: dict) -> list[str]:
 # What nobody but the validator may do under runs/ (s3:PutObject also covers copies and multipart).
 SNAPSHOT_DENIED_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"}
 SNAPSHOT_WRITER_ROLE = "DatasetValidatorFunctionRole"
+# The model-evaluator may also write under runs/ (its results, runs/<id>/evaluation*), but never the
+# training snapshot or the held-out slice: a second Deny keeps those to the validator alone.
+RESULTS_WRITER_ROLE = "ModelEvaluatorFunctionRole"
+PROTECTED_RUN_FILES = ("dataset.jsonl", "heldout.jsonl")
 BEDROCK_SERVICE_ROLE = "BedrockDistillationRole"
 
 
@@ -195,7 +199,12 @@ def snapshot_problems(resources: dict, mappings: dict) -> list[str]:
     problems: list[str] = []
     runs_arn = "${DatasetBucket.Arn}/" + runs + "*"
     writer_arn = "${" + SNAPSHOT_WRITER_ROLE + ".Arn}"
+    results_arn = "${" + RESULTS_WRITER_ROLE + ".Arn}"
+    file_arns = {f: "${DatasetBucket.Arn}/" + runs + "*/" + f for f in PROTECTED_RUN_FILES}
     guarded = False
+    # Which protected files a validator-only Deny covers (a validator-only Deny on the whole of
+    # runs/ covers them all).
+    files_guarded: set[str] = set()
     for rid, res in resources.items():
         if res.get("Type") != "AWS::S3::BucketPolicy":
             continue
@@ -203,20 +212,36 @@ def snapshot_problems(resources: dict, mappings: dict) -> list[str]:
         for st in statements_of(doc):
             if st.get("Effect") != "Deny" or st.get("Principal") not in ("*", {"AWS": "*"}):
                 continue
-            if runs_arn not in as_list(st.get("Resource", [])):
+            targets = as_list(st.get("Resource", []))
+            covered = [f for f, arn in file_arns.items() if arn in targets]
+            if runs_arn not in targets and not covered:
                 continue
             missing = SNAPSHOT_DENIED_ACTIONS - set(as_list(st.get("Action", [])))
             exempt = st.get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn")
+            exempt_set = set(as_list(exempt)) if exempt else set()
+            only_condition = set(st.get("Condition", {})) == {"ArnNotEquals"}
             if missing:
                 problems.append(f"{rid} statement {st.get('Sid')}: does not deny {', '.join(sorted(missing))} on {runs}")
-            elif exempt != writer_arn or set(st.get("Condition", {})) != {"ArnNotEquals"}:
-                problems.append(f"{rid} statement {st.get('Sid')}: the only exception must be "
-                                f"aws:PrincipalArn = {writer_arn} (found {st.get('Condition')!r})")
+            elif runs_arn in targets:
+                if not only_condition or exempt_set not in ({writer_arn}, {writer_arn, results_arn}):
+                    problems.append(f"{rid} statement {st.get('Sid')}: the only exceptions may be "
+                                    f"aws:PrincipalArn = {writer_arn} (and {results_arn}) "
+                                    f"(found {st.get('Condition')!r})")
+                else:
+                    guarded = True
+                    if exempt_set == {writer_arn}:
+                        files_guarded.update(PROTECTED_RUN_FILES)
+            elif not only_condition or exempt_set != {writer_arn}:
+                problems.append(f"{rid} statement {st.get('Sid')}: on {', '.join(covered)} the only "
+                                f"exception must be aws:PrincipalArn = {writer_arn} (found {st.get('Condition')!r})")
             else:
-                guarded = True
+                files_guarded.update(covered)
     if not guarded:
         problems.append(f"no bucket policy denies {', '.join(sorted(SNAPSHOT_DENIED_ACTIONS))} on "
                         f"{runs_arn} to every principal but {SNAPSHOT_WRITER_ROLE}")
+    for f in sorted(set(PROTECTED_RUN_FILES) - files_guarded):
+        problems.append(f"no bucket policy denies writing {runs}<run-id>/{f} to every principal but "
+                        f"{SNAPSHOT_WRITER_ROLE}")
     role = resources.get(BEDROCK_SERVICE_ROLE, {}).get("Properties", {})
     for p in role.get("Policies", []) or []:
         for st in statements_of(resolve_text(p.get("PolicyDocument"), mappings)):
@@ -327,7 +352,7 @@ def main() -> int:
         print(f"check_template: snapshots: {p}", file=sys.stderr)
     failed |= bool(problems)
     if not problems:
-        print("check_template: snapshots ok (only the validator writes runs/, nobody deletes there; "
+        print("check_template: snapshots ok (only the validator writes runs/ but the evaluator its results there, only the validator the snapshot and held-out slice, nobody deletes; "
               "Bedrock's role reads no upload)")
 
     problems = job_event_problems(resources)

@@ -148,6 +148,8 @@ def render(pairs: dict, limits: dict) -> dict[str, list[str]]:
             )
     blocks["teacher-resources"] = teacher_arns
     blocks["launcher-teacher-resources"] = teacher_arns
+    # The model-evaluator asks the teacher, and judges with it (or another teacher).
+    blocks["evaluator-teacher-resources"] = teacher_arns
 
     blocks["student-resources"] = [
         f'- !Sub "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{s}"' for s in students

@@ -7,7 +7,7 @@
 #   4. checkov on the template and on the SAM-transformed template: zero failed checks (skips are
 #      written in the template, each with its reason)
 #   5. asl-validator on statemachine/*.asl.json, when node_modules has it
-#   6. with --with-build (or CHECK_INFRA_BUILD=1): `sam build` of the five functions for arm64. It is
+#   6. with --with-build (or CHECK_INFRA_BUILD=1): `sam build` of the six binaries (seven functions) for arm64. It is
 #      slow (release builds; see docs/deploy.md), so `make build-sam` runs it alone: --build-only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
-# sam build compiles the five binaries in release mode for arm64 with cargo-lambda (zig as the
+# sam build compiles the six binaries in release mode for arm64 with cargo-lambda (zig as the
 # cross linker). CodeUri is the workspace root, so the build shares target/ with cargo.
 sam_build() {
   step "sam build (arm64, release)"
@@ -52,14 +52,14 @@ sam_build() {
   local code_uris
   code_uris=$(awk '/^  [A-Za-z0-9]+:$/ {name=$1; sub(":", "", name)} /^      CodeUri: / {print name, $2}' \
     infra/.aws-sam/build/template.yaml)
-  for fn in DatasetValidatorFunction JobLauncherFunction StatusPollerFunction ReconcilerFunction ThroughputProvisionerFunction NotifierFunction; do
+  for fn in DatasetValidatorFunction JobLauncherFunction StatusPollerFunction ReconcilerFunction ThroughputProvisionerFunction NotifierFunction ModelEvaluatorFunction; do
     dir=$(awk -v fn="$fn" '$1 == fn {print $2}' <<<"$code_uris")
     bin=infra/.aws-sam/build/${dir:-$fn}/bootstrap
     # ELF e_machine (bytes 18-19, little endian) is 183 for AArch64.
     python3 -c 'import sys; h=open(sys.argv[1],"rb").read(20); sys.exit(0 if h[:4]==b"\x7fELF" and int.from_bytes(h[18:20],"little")==183 else 1)' "$bin" \
       || { echo "$bin is missing or not an arm64 ELF executable" >&2; exit 1; }
   done
-  echo "sam build: an arm64 bootstrap for each of the six functions in infra/.aws-sam/build ($((SECONDS - start)) s)"
+  echo "sam build: an arm64 bootstrap for each of the seven functions in infra/.aws-sam/build ($((SECONDS - start)) s)"
 }
 
 build=${CHECK_INFRA_BUILD:-0}
@@ -97,7 +97,7 @@ fi
 if [ "$build" = 1 ]; then
   sam_build
 else
-  printf '\n(sam build not run: `make build-sam` or CHECK_INFRA_BUILD=1 builds the five functions for arm64)\n'
+  printf '\n(sam build not run: `make build-sam` or CHECK_INFRA_BUILD=1 builds the six binaries for arm64)\n'
 fi
 
 printf '\ncheck-infra: all checks passed\n'

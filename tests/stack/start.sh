@@ -3,7 +3,7 @@
 # (default .local/stack): moto server (S3, DynamoDB, SNS, SQS, EventBridge, Secrets Manager), the
 # Bedrock simulator (publishing its job state-change events to moto's EventBridge), the Slack webhook
 # sink, sfn-local (the Step Functions task-token endpoint the Lambdas reach through
-# AWS_ENDPOINT_URL_SFN and the ASL runner waits on), `cargo lambda watch` serving the five real Lambda
+# AWS_ENDPOINT_URL_SFN and the ASL runner waits on), `cargo lambda watch` serving the six real Lambda
 # binaries, and job-event-relay (the job-event rule's SQS queue -> the status-poller Lambda, as a rule
 # with a Lambda target delivers). Each process runs in its own session; its PID (= process group id)
 # goes in <name>.pid so
@@ -74,7 +74,7 @@ wait_http() {
   done
 }
 
-FUNCTIONS=(dataset-validator job-launcher status-poller throughput-provisioner notifier)
+FUNCTIONS=(dataset-validator job-launcher status-poller throughput-provisioner notifier model-evaluator)
 
 log "building the simulator, the sink, sfn-local, the harness and the five Lambdas"
 pkgs=(-p bedrock-sim -p distillery-test-support -p distillery-local-stack)
@@ -113,10 +113,12 @@ log "sfn-local   $SFN_URL"
   --out "$STATE/resources.json" >/dev/null
 res() { jq -r ".$1" "$STATE/resources.json"; }
 
-# The Lambdas' environment, as the SAM template sets it in AWS, aimed at the local services.
+# The Lambdas' environment, as the SAM template sets it in AWS, aimed at the local services (the
+# simulator serves both Bedrock endpoints: the control plane and the runtime's Converse).
 cat >"$STATE/lambda.env" <<ENV
 AWS_ENDPOINT_URL=$MOTO_URL
 AWS_ENDPOINT_URL_BEDROCK=$SIM_URL
+AWS_ENDPOINT_URL_BEDROCK_RUNTIME=$SIM_URL
 AWS_ENDPOINT_URL_SFN=$SFN_URL
 AWS_ACCESS_KEY_ID=testing
 AWS_SECRET_ACCESS_KEY=testing

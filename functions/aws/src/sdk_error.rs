@@ -108,6 +108,10 @@ pub fn classify(code: &str, status: u16, text: String) -> PortError {
         | "UnrecognizedClientException"
         | "InvalidAccessKeyId"
         | "SignatureDoesNotMatch" => PortError::AccessDenied(text),
+        // The runtime's: a model that failed or timed out answering may answer the next time.
+        "ModelErrorException" | "ModelTimeoutException" => PortError::Transient(text),
+        // A deployment or throughput still warming up: wait and call again, like a throttle.
+        "ModelNotReadyException" => PortError::Throttled(text),
         "InternalServerException"
         | "InternalServerError"
         | "InternalError"
@@ -150,6 +154,15 @@ mod tests {
         assert!(matches!(
             classify("", 503, "x".into()),
             PortError::Transient(_)
+        ));
+        // The runtime's: a model error is retried later, a warming deployment waited for.
+        assert!(matches!(
+            classify("ModelErrorException", 424, "x".into()),
+            PortError::Transient(_)
+        ));
+        assert!(matches!(
+            classify("ModelNotReadyException", 429, "x".into()),
+            PortError::Throttled(_)
         ));
         assert!(matches!(
             classify("Weird", 418, "x".into()),

@@ -373,6 +373,70 @@ pub trait CustomizationService: Send + Sync {
     }
 }
 
+/// Who said a turn of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChatRole {
+    User,
+    Assistant,
+}
+
+/// One turn of a conversation sent to a model: text only (the evaluator sends nothing else).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatTurn {
+    pub role: ChatRole,
+    pub text: String,
+}
+
+/// One Converse call: which model, the system prompt, the conversation (starting with a user turn,
+/// roles alternating, as Bedrock requires) and the inference settings the caller fixes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConverseRequest {
+    /// A foundation model id or ARN, an inference profile, a custom model deployment ARN or a
+    /// Provisioned Throughput ARN.
+    pub model_id: String,
+    pub system: Option<String>,
+    pub messages: Vec<ChatTurn>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+}
+
+impl ConverseRequest {
+    /// A single user turn to `model_id`.
+    pub fn ask(model_id: &str, prompt: &str) -> Self {
+        ConverseRequest {
+            model_id: model_id.into(),
+            system: None,
+            messages: vec![ChatTurn {
+                role: ChatRole::User,
+                text: prompt.into(),
+            }],
+            max_tokens: None,
+            temperature: None,
+        }
+    }
+}
+
+/// A model's answer and what it cost, as the runtime reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConverseAnswer {
+    /// The text blocks of the answer, joined.
+    pub text: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `metrics.latencyMs`: the service's own measure, not the caller's wall clock.
+    pub latency_ms: u64,
+    /// `end_turn`, `max_tokens`, ... as Bedrock names it.
+    pub stop_reason: String,
+}
+
+/// The Bedrock runtime (Converse). Throttling is retried inside the adapter; what reaches the
+/// caller is a failure after those retries.
+#[async_trait]
+pub trait ModelRuntime: Send + Sync {
+    async fn converse(&self, req: &ConverseRequest) -> Result<ConverseAnswer, PortError>;
+}
+
 /// A message for people (SNS in AWS), with attributes subscribers can filter on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundMessage {

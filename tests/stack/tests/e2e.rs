@@ -814,3 +814,7 @@ mod budget;
 // On-demand serving through a custom model deployment (issue 12): tests/stack/tests/e2e/serving.rs.
 #[path = "e2e/serving.rs"]
 mod serving;
+
+// The quality gate's evaluator, invoked directly (issue 13): tests/stack/tests/e2e/evaluation.rs.
+#[path = "e2e/evaluation.rs"]
+mod evaluation;

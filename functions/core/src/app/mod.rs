@@ -1,6 +1,7 @@
 //! Use cases, one per Lambda, written against `domain` and `ports` only. The step input and output
 //! types here are the contract with `statemachine/` (camelCase JSON; samples in `events/`).
 
+pub mod evaluate_model;
 pub mod launch_job;
 pub mod notify;
 pub mod poll_status;

@@ -264,6 +264,20 @@ pub struct EvaluationLimits {
     pub worst_examples: usize,
     /// Each text in an example (prompt, answers, judge's reason) is cut to this many characters.
     pub example_max_chars: usize,
+    /// Held-out records one `model-evaluator` invocation evaluates (one batch). Each record is
+    /// four Converse calls in two rounds (student and teacher together, then the judge both
+    /// orders together). A teacher writing ~1,000 tokens takes ~35 s and a judge ~5 s, so a
+    /// record takes ~40 s, or ~3 min with every call backing off through all of its throttling
+    /// retries (~30 s each, `distillery_aws::bedrock_runtime::MAX_ATTEMPTS`). With `concurrency`
+    /// records in flight a batch takes ceil(20 / 4) = 5 rounds: ~3.5 min typical, ~15 min only
+    /// if every call of every record exhausted its retries; the Lambda's timeout is 15 min and
+    /// the state machine loops over batches, so no invocation comes near it in practice.
+    pub batch_records: usize,
+    /// Held-out records evaluated at once within a batch (up to four runtime calls each in
+    /// flight): few enough not to throttle a fresh on-demand deployment.
+    pub concurrency: usize,
+    /// `maxTokens` for a judge call: a verdict line and a short reason.
+    pub judge_max_tokens: u32,
 }
 
 impl EvaluationLimits {
@@ -285,6 +299,12 @@ impl EvaluationLimits {
             return Err(format!(
                 "limits.json evaluation.defaultGateMinScore must be in (0, 1], got {}",
                 self.default_gate_min_score
+            ));
+        }
+        if self.batch_records == 0 || self.concurrency == 0 || self.judge_max_tokens < 16 {
+            return Err(format!(
+                "limits.json evaluation.batchRecords ({}) and concurrency ({}) must be at least 1, judgeMaxTokens ({}) at least 16",
+                self.batch_records, self.concurrency, self.judge_max_tokens
             ));
         }
         if self.example_max_chars < 20 {

@@ -375,6 +375,9 @@ pub struct Run {
     pub retired_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationSummary>,
+    /// The quality gate's result, once the held-out evaluation has run (`model-evaluator`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<crate::domain::evaluation::EvaluationRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
     /// The validated bytes the job trains on (S3 datasets; `None` for invocation-log runs and for
@@ -551,6 +554,7 @@ impl Run {
             expiry_warning_sent_for: None,
             retired_at: None,
             validation: None,
+            evaluation: None,
             failure_reason: None,
             snapshot: None,
             created_at: now,
@@ -604,6 +608,7 @@ pub struct RunUpdate {
     pub expiry_warning_sent_for: Option<DateTime<Utc>>,
     pub retired_at: Option<DateTime<Utc>>,
     pub validation: Option<ValidationSummary>,
+    pub evaluation: Option<crate::domain::evaluation::EvaluationRecord>,
     pub failure_reason: Option<String>,
     pub snapshot: Option<DatasetSnapshot>,
     pub launched_at: Option<DateTime<Utc>>,
@@ -654,6 +659,7 @@ impl RunUpdate {
             expiry_warning_sent_for,
             retired_at,
             validation,
+            evaluation,
             failure_reason,
             snapshot,
             launched_at,

@@ -418,6 +418,76 @@ impl crate::app::notify::MilestoneSender for RenderingSender<'_> {
     }
 }
 
+/// How a [`ScriptedRuntime`] answers a call.
+pub type Responder =
+    Box<dyn Fn(&crate::ports::ConverseRequest) -> Result<String, PortError> + Send + Sync>;
+
+/// A Bedrock runtime whose answers a test scripts with a function of the request, that logs every
+/// call and can fail the next calls. Usage: one token per 4 bytes (the simulator's rule); latency
+/// 100 ms + 1 ms per output token.
+pub struct ScriptedRuntime {
+    respond: Responder,
+    pub calls: Mutex<Vec<crate::ports::ConverseRequest>>,
+    /// Errors the next calls return, first queued first returned.
+    pub errors: Mutex<VecDeque<PortError>>,
+}
+
+impl ScriptedRuntime {
+    pub fn new(
+        respond: impl Fn(&crate::ports::ConverseRequest) -> Result<String, PortError>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Self {
+        ScriptedRuntime {
+            respond: Box::new(respond),
+            calls: Mutex::new(Vec::new()),
+            errors: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub fn fail_next(&self, e: PortError) {
+        lock(&self.errors).push_back(e);
+    }
+
+    pub fn calls(&self) -> Vec<crate::ports::ConverseRequest> {
+        lock(&self.calls).clone()
+    }
+
+    /// The model ids called, in order.
+    pub fn models_called(&self) -> Vec<String> {
+        lock(&self.calls)
+            .iter()
+            .map(|c| c.model_id.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl crate::ports::ModelRuntime for ScriptedRuntime {
+    async fn converse(
+        &self,
+        req: &crate::ports::ConverseRequest,
+    ) -> Result<crate::ports::ConverseAnswer, PortError> {
+        lock(&self.calls).push(req.clone());
+        if let Some(e) = lock(&self.errors).pop_front() {
+            return Err(e);
+        }
+        let text = (self.respond)(req)?;
+        let tokens = |s: &str| s.len().div_ceil(4) as u64;
+        let input = req.system.as_deref().map_or(0, tokens)
+            + req.messages.iter().map(|m| tokens(&m.text)).sum::<u64>();
+        let output = tokens(&text);
+        Ok(crate::ports::ConverseAnswer {
+            text,
+            input_tokens: input,
+            output_tokens: output,
+            latency_ms: 100 + output,
+            stop_reason: "end_turn".into(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

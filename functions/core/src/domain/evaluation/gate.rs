@@ -371,6 +371,21 @@ impl GateDecision {
     }
 }
 
+/// The quality gate's result as recorded on the run (`evaluation` in the ledger record): the
+/// decision with its summary, which models were compared, and where the per-record results are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvaluationRecord {
+    pub decision: GateDecision,
+    /// The `modelId` the student was called with (its deployment or throughput ARN).
+    pub student_model: String,
+    pub teacher_model: String,
+    pub judge_model: String,
+    /// `s3://.../runs/<run-id>/evaluation.jsonl`.
+    pub results_uri: String,
+    pub evaluated_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,8 @@ pub mod judge;
 pub mod rouge;
 
 pub use gate::{
-    decide, resolve_min_score, summarize, truncate_text, worst_examples, Answer, GateDecision,
-    GateSummary, RecordResult, WorstExample, MIN_SCORE_METADATA_KEY, MIN_SCORE_VAR,
+    decide, resolve_min_score, summarize, truncate_text, worst_examples, Answer, EvaluationRecord,
+    GateDecision, GateSummary, RecordResult, WorstExample, MIN_SCORE_METADATA_KEY, MIN_SCORE_VAR,
 };
 pub use holdout::{prompt_hash, select_held_out, HeldOut, HeldOutSlice, PromptHash, SkipReason};
 pub use judge::{
