@@ -27,7 +27,8 @@
 //
 // --pause-before holds the first invocation of that Task state (after printing
 // {"kind":"paused","state":...}) until the resume file exists: a test can act between two steps of
-// a real execution (e.g. overwrite the upload after validation, before launch).
+// a real execution (e.g. overwrite the upload after validation, before launch). STATE#N holds the
+// Nth invocation instead (e.g. ProvisionThroughput#2: after the purchase, before the next check).
 //
 // Prints one JSON object per line on stdout: every execution event ({"kind":"event",...}) as it
 // happens, then {"kind":"result","status":"SUCCEEDED"|"FAILED","output"|"error","cause",
@@ -165,13 +166,18 @@ async function invoke(functionName, payload) {
   });
 }
 
-const pauseBefore = args['pause-before'];
+const [pauseBefore, pauseOccurrenceText] = (args['pause-before'] ?? '').split('#');
+const pauseOccurrence = pauseOccurrenceText === undefined ? 1 : Number(pauseOccurrenceText);
 if (pauseBefore && !args['resume-file']) usage('--pause-before needs --resume-file <path>');
 if (pauseBefore && definition.States?.[pauseBefore]?.Type !== 'Task') usage(`--pause-before ${pauseBefore}: no Task state of that name`);
+if (pauseBefore && !(Number.isInteger(pauseOccurrence) && pauseOccurrence >= 1)) usage(`--pause-before ${args['pause-before']}: the occurrence after # must be 1 or more`);
 let pausedOnce = false;
+let pauseSeen = 0;
 
 async function pauseIfAsked(stateName) {
   if (stateName !== pauseBefore || pausedOnce) return;
+  pauseSeen += 1;
+  if (pauseSeen < pauseOccurrence) return;
   pausedOnce = true;
   emit({ kind: 'paused', state: stateName });
   while (!existsSync(args['resume-file'])) {

@@ -221,3 +221,91 @@ async fn runs_extend_keeps_the_throughput_and_runs_retire_deletes_it_now() {
         );
     }
 }
+
+/// `distillery runs retire` while the execution is still provisioning (paused after the purchase,
+/// before its second check of the throughput): the throughput is deleted and announced by the CLI, and the
+/// execution's next check ends it in `RetiredWhileProvisioning` (Succeed), not in a failure, with
+/// nothing bought again.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn runs_retire_while_provisioning_ends_the_execution_quietly() {
+    let stack = stack().await;
+    let key = unique_key("retire-provisioning");
+    stack
+        .upload(
+            &key,
+            sample_dataset(),
+            &[("distillery-serving", "provisioned")],
+        )
+        .await
+        .expect(NEEDS_STACK);
+    let event = stack
+        .receive_upload_event(&key, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let topic = stack.info.resources.topic_arn.clone();
+    let stack_ref = &stack;
+    let act: distillery_local_stack::BetweenSteps<'_> = Box::new(move |events: Vec<Value>| {
+        Box::pin(async move {
+            let id = run_id(&Execution {
+                events,
+                ..Default::default()
+            });
+            let run = stack_ref.run(&id).await?;
+            anyhow::ensure!(
+                run.status == RunStatus::Provisioning,
+                "expected provisioning, got {run:?}"
+            );
+            let out = stack_ref
+                .cli(&["runs", "retire", id.as_str(), "--topic-arn", &topic])
+                .await?;
+            anyhow::ensure!(
+                out.status.success(),
+                "runs retire: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(())
+        })
+    });
+    let (ex, paused) = stack
+        .run_execution_pausing_before(&event, "ProvisionThroughput#2", act)
+        .await
+        .expect("execution");
+    assert!(
+        paused,
+        "never checked the throughput twice: {}",
+        explain(&ex)
+    );
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    assert!(
+        ex.states_entered()
+            .contains(&"RetiredWhileProvisioning".to_string()),
+        "{:?}",
+        ex.states_entered()
+    );
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Retired, "{run:?}");
+    let pt_arn = run.provisioned_model_arn.clone().unwrap();
+    assert!(matches!(
+        stack
+            .bedrock()
+            .await
+            .get_provisioned_throughput(&pt_arn)
+            .await,
+        Err(PortError::NotFound(_))
+    ));
+    // Bought once, never again after the retire; announced once, by the CLI.
+    let (created, _) = calls_of(
+        &stack.bedrock_calls().await.unwrap(),
+        "CreateProvisionedModelThroughput",
+    );
+    assert_eq!(created.len(), 1, "{created:?}");
+    let sent = milestones(&sns_for(&stack, &id).await);
+    assert_eq!(
+        sent.iter().filter(|m| *m == "retired").count(),
+        1,
+        "{sent:?}"
+    );
+    assert!(!sent.iter().any(|m| m == "provisioning_failed"), "{sent:?}");
+}
