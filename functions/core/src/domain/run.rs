@@ -165,10 +165,13 @@ pub enum RunStatus {
     /// The run's deployment or throughput was deleted (expired, or `distillery runs retire`):
     /// nothing serves the model and nothing is billed for serving any more.
     Retired,
+    /// The student failed its quality gate (or the evaluation could not be finished): nothing
+    /// was bought, the deployment made for the evaluation was deleted.
+    GateFailed,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 13] = [
+    pub const ALL: [RunStatus; 14] = [
         RunStatus::Received,
         RunStatus::Validating,
         RunStatus::Rejected,
@@ -182,6 +185,7 @@ impl RunStatus {
         RunStatus::Ready,
         RunStatus::ProvisioningFailed,
         RunStatus::Retired,
+        RunStatus::GateFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -199,6 +203,7 @@ impl RunStatus {
             RunStatus::Ready => "ready",
             RunStatus::ProvisioningFailed => "provisioning_failed",
             RunStatus::Retired => "retired",
+            RunStatus::GateFailed => "gate_failed",
         }
     }
 
@@ -217,6 +222,7 @@ impl RunStatus {
                 | RunStatus::Stopped
                 | RunStatus::ProvisioningFailed
                 | RunStatus::Retired
+                | RunStatus::GateFailed
         )
     }
 
@@ -238,11 +244,14 @@ impl RunStatus {
             Stopped => &[],
             // Retired from Provisioning: `runs retire` deleted a throughput or deployment that was
             // still being created.
-            Provisioning => &[Provisioning, Ready, ProvisioningFailed, Retired],
+            // GateFailed: the evaluation on the run's deployment failed the gate (or could not
+            // finish), decided while the run is provisioning.
+            Provisioning => &[Provisioning, Ready, ProvisioningFailed, Retired, GateFailed],
             // Ready serves until its deployment or throughput is deleted.
             Ready => &[Retired],
             ProvisioningFailed => &[],
             Retired => &[],
+            GateFailed => &[],
         };
         allowed.contains(&next)
     }
@@ -375,6 +384,10 @@ pub struct Run {
     pub retired_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation: Option<ValidationSummary>,
+    /// The quality gate as settled at validation (held-out slice, threshold), or why there is
+    /// none. `None` on runs recorded before the gate existed: treated as off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_gate: Option<crate::domain::evaluation::GatePlan>,
     /// The quality gate's result, once the held-out evaluation has run (`model-evaluator`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<crate::domain::evaluation::EvaluationRecord>,
@@ -554,6 +567,7 @@ impl Run {
             expiry_warning_sent_for: None,
             retired_at: None,
             validation: None,
+            quality_gate: None,
             evaluation: None,
             failure_reason: None,
             snapshot: None,
@@ -608,6 +622,7 @@ pub struct RunUpdate {
     pub expiry_warning_sent_for: Option<DateTime<Utc>>,
     pub retired_at: Option<DateTime<Utc>>,
     pub validation: Option<ValidationSummary>,
+    pub quality_gate: Option<crate::domain::evaluation::GatePlan>,
     pub evaluation: Option<crate::domain::evaluation::EvaluationRecord>,
     pub failure_reason: Option<String>,
     pub snapshot: Option<DatasetSnapshot>,
@@ -659,6 +674,7 @@ impl RunUpdate {
             expiry_warning_sent_for,
             retired_at,
             validation,
+            quality_gate,
             evaluation,
             failure_reason,
             snapshot,

@@ -12,6 +12,7 @@
 pub mod gate;
 pub mod holdout;
 pub mod judge;
+pub mod plan;
 pub mod rouge;
 
 pub use gate::{
@@ -23,4 +24,5 @@ pub use judge::{
     combine, parse_judge_reply, JudgeReply, JudgeReplyError, JudgeRequest, Outcome, Verdict,
     RUBRIC, RUBRIC_VERSION,
 };
+pub use plan::GatePlan;
 pub use rouge::{rouge_l, rouge_l_f1, RougeL};

@@ -125,6 +125,13 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
             records: 100,
             ..Default::default()
         }),
+        quality_gate: Some(crate::domain::evaluation::GatePlan::Armed {
+            held_out_uri: "s3://b/runs/fields/heldout.jsonl".into(),
+            records: 20,
+            sha256: "cd".repeat(32),
+            min_score: 0.75,
+            min_score_origin: "S3 metadata".into(),
+        }),
         evaluation: Some(evaluation(t)),
         failure_reason: Some("none yet".into()),
         snapshot: Some(crate::domain::snapshot::DatasetSnapshot {
