@@ -103,7 +103,10 @@ fn emoji(milestone: Milestone) -> &'static str {
         Milestone::StopFailed => ":rotating_light:",
         Milestone::ExpiringSoon => ":alarm_clock:",
         Milestone::Retired => ":wastebasket:",
-        Milestone::Rejected | Milestone::Failed | Milestone::ProvisioningFailed => ":x:",
+        Milestone::Rejected
+        | Milestone::Failed
+        | Milestone::ProvisioningFailed
+        | Milestone::GateFailed => ":x:",
     }
 }
 

@@ -363,6 +363,7 @@ async fn provision_until_done(
             .provision(&ProvisionThroughputInput {
                 run_id: run_id.clone(),
                 attempt,
+                evaluation_error: None,
             })
             .await
             .expect("provision");
@@ -395,6 +396,7 @@ async fn provisioning_with_retries_buys_exactly_one_throughput() {
         .provision(&ProvisionThroughputInput {
             run_id: run_id.clone(),
             attempt: 0,
+            evaluation_error: None,
         })
         .await
         .unwrap_err();
@@ -408,6 +410,7 @@ async fn provisioning_with_retries_buys_exactly_one_throughput() {
         .provision(&ProvisionThroughputInput {
             run_id: run_id.clone(),
             attempt: 0,
+            evaluation_error: None,
         })
         .await
         .unwrap();
@@ -419,6 +422,7 @@ async fn provisioning_with_retries_buys_exactly_one_throughput() {
         .provision(&ProvisionThroughputInput {
             run_id: run_id.clone(),
             attempt: 1,
+            evaluation_error: None,
         })
         .await
         .unwrap();
@@ -510,6 +514,7 @@ async fn a_guardrail_violation_calls_no_bedrock_and_is_recorded() {
         .provision(&ProvisionThroughputInput {
             run_id: run_id.clone(),
             attempt: 0,
+            evaluation_error: None,
         })
         .await
         .unwrap_err();

@@ -22,7 +22,7 @@ use crate::config::{process_var, Env};
 use crate::domain::catalog::Limits;
 use crate::domain::errors::StepError;
 use crate::domain::evaluation::{
-    decide, parse_judge_reply, resolve_min_score, Answer, EvaluationRecord, GateDecision,
+    decide, parse_judge_reply, resolve_min_score, Answer, EvaluationRecord, GateDecision, GatePlan,
     JudgeReply, JudgeRequest, RecordResult, MIN_SCORE_VAR, RUBRIC,
 };
 use crate::domain::run::{Run, RunId, RunUpdate};
@@ -445,8 +445,17 @@ impl ModelEvaluator<'_> {
             )
             .await
             .map_err(|e| e.context(format!("write s3://{bucket}/{results_key}")))?;
-        let (threshold, origin) =
-            resolve_min_score(self.config.min_score, None, &self.config.limits)?;
+        // The threshold settled at validation (the stack's, or raised by the dataset's metadata)
+        // is the one the run was promised; a run without an armed gate (e.g. `distillery eval`
+        // of a run validated with the gate off) is measured against the evaluator's setting.
+        let (threshold, origin) = match &run.quality_gate {
+            Some(GatePlan::Armed {
+                min_score,
+                min_score_origin,
+                ..
+            }) => (*min_score, min_score_origin.clone()),
+            _ => resolve_min_score(self.config.min_score, None, &self.config.limits)?,
+        };
         let decision = decide(&all, threshold, &origin, &self.config.limits)?;
         let record = EvaluationRecord {
             decision: decision.clone(),

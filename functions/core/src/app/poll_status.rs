@@ -496,7 +496,8 @@ pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
         | RunStatus::Provisioning
         | RunStatus::Ready
         | RunStatus::ProvisioningFailed
-        | RunStatus::Retired => (PollOutcome::Completed, JobStatus::Completed),
+        | RunStatus::Retired
+        | RunStatus::GateFailed => (PollOutcome::Completed, JobStatus::Completed),
         RunStatus::Failed => {
             let timed_out = run
                 .failure_reason

@@ -26,20 +26,24 @@ use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::guardrails::check_throughput;
 use crate::domain::naming;
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use crate::domain::settings::{ServingMode, ServingPolicy};
+use crate::domain::settings::ServingPolicy;
 use crate::domain::tags;
 use crate::ports::{
     Clock, CustomizationService, PortError, RunLedger, ThroughputRequest, ThroughputState,
     ThroughputStatus,
 };
 
-/// Step input: `{"runId","attempt"}`; `attempt` (0-based) defaults to 0.
+/// Step input: `{"runId","attempt"}`; `attempt` (0-based) defaults to 0. `evaluationError` is
+/// the state machine's caught error when the quality gate's evaluation could not finish: the gate
+/// then fails closed (nothing bought, the evaluation deployment deleted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionThroughputInput {
     pub run_id: RunId,
     #[serde(default)]
     pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation_error: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,12 @@ pub enum ProvisionOutcome {
     InService,
     /// Bedrock reported it `Failed`: the run is `provisioning_failed`.
     Failed,
+    /// The run's deployment is Active and its quality gate has not decided: evaluate the student
+    /// (the `model-evaluator` loop), then call again.
+    Evaluate,
+    /// The student failed its quality gate: nothing was bought, the evaluation deployment was
+    /// deleted, the run is `gate_failed`.
+    GateFailed,
     /// The run's serving was deleted while it was being provisioned (`distillery runs retire`):
     /// the run is `retired`, and the retirement was announced when it happened.
     Retired,
@@ -191,7 +201,7 @@ impl ThroughputProvisioner<'_> {
         if let Some(out) = self.recorded_answer(&run, input.attempt) {
             return Ok(out);
         }
-        let on_demand = run.settings.serving == ServingMode::OnDemand;
+        let on_demand = run.serves_through_deployment();
         match run.status {
             RunStatus::Completed if on_demand => run = self.start_deployment(&run).await?,
             RunStatus::Completed => run = self.start(&run).await?,
@@ -204,6 +214,13 @@ impl ThroughputProvisioner<'_> {
                 }))
             }
         }
+        if run.gate_armed() {
+            if let Some(out) = self.settle_gate(run.clone(), input).await? {
+                return Ok(out);
+            }
+            run = self.load_run(&input.run_id).await?;
+        }
+        let on_demand = run.serves_through_deployment();
         let result = if on_demand {
             self.advance_deployment(run, input.attempt, Purchase::Allowed)
                 .await
@@ -226,7 +243,7 @@ impl ThroughputProvisioner<'_> {
         if let Some(out) = self.recorded_answer(&run, 0) {
             return Ok(out);
         }
-        let on_demand = run.settings.serving == ServingMode::OnDemand;
+        let on_demand = run.serves_through_deployment();
         let (recorded, what) = if on_demand {
             (&run.deployment_arn, "custom model deployment")
         } else {
@@ -272,6 +289,9 @@ impl ThroughputProvisioner<'_> {
             // Retired mid-provisioning: the execution's loop ends quietly instead of failing on a
             // Conflict (nothing is left to buy, and nothing may be bought).
             RunStatus::Retired => Some(self.output(run, ProvisionOutcome::Retired, arn, attempt)),
+            RunStatus::GateFailed => {
+                Some(self.output(run, ProvisionOutcome::GateFailed, arn, attempt))
+            }
             _ => None,
         }
     }
@@ -300,7 +320,8 @@ impl ThroughputProvisioner<'_> {
         }
     }
 
-    /// `completed` → `provisioning`, recording the provisioned model name before Bedrock is called.
+    /// `completed` → `provisioning`, recording the provisioned model name before Bedrock is called
+    /// (or `provisioning` → `provisioning` once a provisioned run's quality gate passed).
     /// A guardrail violation is recorded as `provisioning_failed` and returned as an error.
     async fn start(&self, run: &Run) -> Result<Run, StepError> {
         let s = &run.settings;
@@ -563,6 +584,7 @@ impl ThroughputProvisioner<'_> {
 }
 
 mod deployment;
+mod gate;
 pub use deployment::deployment_name_for;
 
 #[cfg(test)]

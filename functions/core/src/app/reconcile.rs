@@ -332,13 +332,15 @@ impl Reconciler<'_> {
                 continue;
             }
             report.provisioning_runs_checked += 1;
-            // An on-demand run records a deployment instead of a throughput.
-            let deployment = run.deployment_arn.is_some();
-            let Some(arn) = run
-                .provisioned_model_arn
-                .clone()
-                .or_else(|| run.deployment_arn.clone())
-            else {
+            // An on-demand run (or a provisioned run still being evaluated by its quality gate)
+            // records a deployment instead of a throughput.
+            let deployment = run.serves_through_deployment();
+            let recorded = if deployment {
+                run.deployment_arn.clone()
+            } else {
+                run.provisioned_model_arn.clone()
+            };
+            let Some(arn) = recorded else {
                 report.findings.push(Finding {
                     run_id: Some(run.run_id.clone()),
                     resource_arn: None,

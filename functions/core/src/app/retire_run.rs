@@ -49,12 +49,17 @@ pub enum Serving {
 }
 
 impl Serving {
-    /// The run's serving resource: its deployment, else its Provisioned Throughput.
+    /// The run's serving resource: its deployment while the serving step works on one (serving
+    /// on-demand, or a provisioned run still being evaluated by its quality gate), else its
+    /// Provisioned Throughput (a provisioned run keeps its deleted evaluation deployment's ARN).
     pub fn of(run: &Run) -> Option<Serving> {
-        run.deployment_arn
-            .clone()
-            .map(Serving::Deployment)
-            .or_else(|| run.provisioned_model_arn.clone().map(Serving::Throughput))
+        let deployment = run.deployment_arn.clone().map(Serving::Deployment);
+        let throughput = run.provisioned_model_arn.clone().map(Serving::Throughput);
+        if run.serves_through_deployment() {
+            deployment.or(throughput)
+        } else {
+            throughput.or(deployment)
+        }
     }
 
     pub fn arn(&self) -> &str {

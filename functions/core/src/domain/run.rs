@@ -594,6 +594,38 @@ impl Run {
         matches!((self.owner_execution.as_deref(), execution), (Some(a), Some(b)) if a == b)
     }
 
+    /// Whether the run's quality gate was armed at validation (records were held out).
+    pub fn gate_armed(&self) -> bool {
+        matches!(
+            self.quality_gate,
+            Some(crate::domain::evaluation::GatePlan::Armed { .. })
+        )
+    }
+
+    /// Whether the gate is armed and has not decided yet: nothing may serve or be bought.
+    pub fn gate_pending(&self) -> bool {
+        self.gate_armed() && self.evaluation.is_none()
+    }
+
+    /// The gate's decision, once an armed run has been evaluated.
+    pub fn gate_passed(&self) -> Option<bool> {
+        if !self.gate_armed() {
+            return None;
+        }
+        self.evaluation.as_ref().map(|e| e.decision.passed)
+    }
+
+    /// Whether the serving step works on the run's on-demand deployment: serving on-demand, or a
+    /// provisioned run whose gate evaluates the student on a deployment before any throughput is
+    /// bought (until its throughput name is recorded, after the gate passed).
+    pub fn serves_through_deployment(&self) -> bool {
+        match self.settings.serving {
+            ServingMode::OnDemand => true,
+            ServingMode::Provisioned => self.gate_armed() && self.provisioned_model_name.is_none(),
+            _ => false,
+        }
+    }
+
     /// Whether `distillery runs retry` may start a new attempt of this run.
     pub fn can_be_retried(&self) -> bool {
         matches!(

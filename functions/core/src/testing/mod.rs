@@ -52,6 +52,51 @@ pub fn sample_run(
     )
 }
 
+/// A quality-gate result with every figure set (20 held-out records, one worst example); `passed`
+/// decides the verdict (a failed one scores 0.5 against the 0.7 threshold).
+pub fn sample_evaluation(
+    t: DateTime<Utc>,
+    passed: bool,
+) -> crate::domain::evaluation::EvaluationRecord {
+    use crate::domain::evaluation::{EvaluationRecord, GateDecision, GateSummary, WorstExample};
+    EvaluationRecord {
+        decision: GateDecision {
+            summary: GateSummary {
+                rubric_version: "distillery-judge-v1".into(),
+                records: 20,
+                wins: 1,
+                ties: if passed { 14 } else { 9 },
+                losses: if passed { 5 } else { 10 },
+                score: if passed { 0.75 } else { 0.5 },
+                mean_rouge_l_vs_teacher: 0.8,
+                mean_rouge_l_vs_golden: Some(0.5),
+                golden_records: 3,
+                student_mean_latency_ms: 300.0,
+                teacher_mean_latency_ms: 1200.5,
+                student_mean_output_tokens: 40.0,
+                teacher_mean_output_tokens: 80.25,
+            },
+            threshold: 0.7,
+            threshold_origin: "the default".into(),
+            passed,
+            worst: vec![WorstExample {
+                index: 4,
+                prompt: "p".into(),
+                student_answer: "s".into(),
+                teacher_answer: "t".into(),
+                judge_reason: "r".into(),
+                outcome: crate::domain::evaluation::Outcome::Loss,
+                rouge_l_vs_teacher: 0.25,
+            }],
+        },
+        student_model: "arn:deployment".into(),
+        teacher_model: "amazon.nova-pro-v1:0".into(),
+        judge_model: "amazon.nova-pro-v1:0".into(),
+        results_uri: "s3://b/runs/fields/evaluation.jsonl".into(),
+        evaluated_at: t,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -128,6 +128,20 @@ impl ThroughputProvisioner<'_> {
                     None,
                 )
             }
+            // Serving waits for the quality gate: evaluate on the deployment first.
+            DeploymentStatus::Active if run.gate_pending() => {
+                if run.deployment_arn.as_deref() == Some(arn.as_str()) {
+                    return Ok(self.output(&run, ProvisionOutcome::Evaluate, None, attempt));
+                }
+                (
+                    RunStatus::Provisioning,
+                    ProvisionOutcome::Evaluate,
+                    format!(
+                        "on-demand custom model deployment {arn} is Active; evaluating the student"
+                    ),
+                    None,
+                )
+            }
             DeploymentStatus::Active => (
                 RunStatus::Ready,
                 ProvisionOutcome::InService,

@@ -1,6 +1,6 @@
 use super::*;
 use crate::app::poll_status::fixtures::*;
-use crate::domain::settings::Commitment;
+use crate::domain::settings::{Commitment, ServingMode};
 use crate::ports::SystemClock;
 use crate::ports::{DeploymentStatus, ThroughputStatus};
 use crate::testing::fakes::ScriptedBedrock;
@@ -44,6 +44,7 @@ fn input(attempt: u32) -> ProvisionThroughputInput {
     ProvisionThroughputInput {
         run_id: RunId("run-0123456789abcdef0123".into()),
         attempt,
+        evaluation_error: None,
     }
 }
 
@@ -861,5 +862,214 @@ async fn a_recorded_resource_that_is_gone_is_never_created_again() {
             r.failure_reason.unwrap().contains("no longer knows"),
             "{serving:?}"
         );
+    }
+}
+
+// ---- The quality gate at the serving step ----
+
+fn armed(mut r: Run) -> Run {
+    r.quality_gate = Some(crate::domain::evaluation::GatePlan::Armed {
+        held_out_uri: "s3://b/runs/r/heldout.jsonl".into(),
+        records: 20,
+        sha256: "ab".repeat(32),
+        min_score: 0.7,
+        min_score_origin: "the default".into(),
+    });
+    r
+}
+
+/// A provisioner whose policy allows one no-commitment model unit.
+fn gate_provisioner<'a>(
+    ledger: &'a dyn RunLedger,
+    bedrock: &'a ScriptedBedrock,
+) -> ThroughputProvisioner<'a> {
+    provisioner_for(ledger, bedrock, config(1))
+}
+
+/// Drives an armed run to its Active deployment: `evaluate`, nothing served, nothing bought.
+async fn to_evaluation(
+    ledger: &InMemoryRunLedger,
+    bedrock: &ScriptedBedrock,
+) -> ProvisionThroughputOutput {
+    let p = gate_provisioner(ledger, bedrock);
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    bedrock.set_deployment_status(DeploymentStatus::Active, None);
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Evaluate);
+    assert_eq!(o.next_wait_seconds, 0);
+    let r = stored(ledger, &input(0).run_id).await;
+    assert_eq!(
+        r.status,
+        RunStatus::Provisioning,
+        "nothing serves before the gate"
+    );
+    assert!(r.deployment_arn.is_some());
+    // Asked again before the evaluation is recorded: still evaluate, nothing written.
+    let again = p.provision(&input(2)).await.unwrap();
+    assert_eq!(again.outcome, ProvisionOutcome::Evaluate);
+    assert_eq!(stored(ledger, &input(0).run_id).await, r);
+    assert_eq!(bedrock.count("create_pt"), 0);
+    o
+}
+
+async fn record_evaluation(ledger: &InMemoryRunLedger, passed: bool) {
+    ledger
+        .update(
+            &input(0).run_id,
+            &[],
+            &RunUpdate {
+                evaluation: Some(crate::testing::sample_evaluation(
+                    chrono::Utc::now(),
+                    passed,
+                )),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_on_demand_run_that_passes_its_gate_is_ready_on_the_evaluated_deployment() {
+    let ledger = ledger_with(armed(completed(ServingMode::OnDemand))).await;
+    let bedrock = ScriptedBedrock::default();
+    let evaluated = to_evaluation(&ledger, &bedrock).await;
+    record_evaluation(&ledger, true).await;
+    let o = gate_provisioner(&ledger, &bedrock)
+        .provision(&input(3))
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService);
+    assert_eq!(o.deployment_arn, evaluated.deployment_arn);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id).await.status,
+        RunStatus::Ready
+    );
+    assert_eq!(bedrock.count("create_deployment"), 1);
+    assert_eq!(bedrock.count("delete_deployment"), 0);
+}
+
+#[tokio::test]
+async fn a_failed_gate_deletes_the_deployment_buys_nothing_and_ends_gate_failed() {
+    for serving in [ServingMode::OnDemand, ServingMode::Provisioned] {
+        let ledger = ledger_with(armed(completed(serving))).await;
+        let bedrock = ScriptedBedrock::default();
+        let evaluated = to_evaluation(&ledger, &bedrock).await;
+        record_evaluation(&ledger, false).await;
+        let p = gate_provisioner(&ledger, &bedrock);
+        let o = p.provision(&input(3)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::GateFailed, "{serving:?}");
+        let r = stored(&ledger, &input(0).run_id).await;
+        assert_eq!(r.status, RunStatus::GateFailed);
+        let reason = r.failure_reason.clone().unwrap();
+        assert!(
+            reason.contains("50%")
+                && reason.contains("70%")
+                && reason.contains("nothing was bought"),
+            "{reason}"
+        );
+        assert_eq!(bedrock.count("delete_deployment"), 1);
+        assert!(matches!(
+            bedrock
+                .get_custom_model_deployment(evaluated.deployment_arn.as_deref().unwrap())
+                .await,
+            Err(PortError::NotFound(_))
+        ));
+        assert_eq!(bedrock.count("create_pt") + bedrock.count("get_pt"), 0);
+        // A retried call answers from the ledger and changes nothing.
+        let calls = bedrock.calls().len();
+        let again = p.provision(&input(4)).await.unwrap();
+        assert_eq!(again.outcome, ProvisionOutcome::GateFailed);
+        assert_eq!(bedrock.calls().len(), calls);
+    }
+}
+
+#[tokio::test]
+async fn a_provisioned_run_that_passes_deletes_its_evaluation_deployment_then_buys_once() {
+    let ledger = ledger_with(armed(completed(ServingMode::Provisioned))).await;
+    let bedrock = ScriptedBedrock::default();
+    to_evaluation(&ledger, &bedrock).await;
+    assert_eq!(bedrock.count("create_pt"), 0);
+    record_evaluation(&ledger, true).await;
+    let p = gate_provisioner(&ledger, &bedrock);
+    let o = p.provision(&input(3)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    let calls = bedrock.calls();
+    let deleted = calls
+        .iter()
+        .position(|c| *c == "delete_deployment")
+        .unwrap();
+    let bought = calls.iter().position(|c| *c == "create_pt").unwrap();
+    assert!(
+        deleted < bought,
+        "the evaluation deployment goes first: {calls:?}"
+    );
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert!(r.provisioned_model_name.is_some() && r.provisioned_model_arn.is_some());
+    assert!(!r.serves_through_deployment());
+    bedrock.set_pt_status(ThroughputStatus::InService, None);
+    let o = p.provision(&input(4)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::InService);
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(r.status, RunStatus::Ready);
+    assert!(r.serving_expires_at.is_some());
+    assert_eq!(bedrock.count("create_pt"), 1);
+    assert_eq!(bedrock.count("delete_deployment"), 1);
+    assert_eq!(
+        crate::app::retire_run::Serving::of(&r),
+        Some(crate::app::retire_run::Serving::Throughput(
+            r.provisioned_model_arn.clone().unwrap()
+        )),
+        "retiring a provisioned run deletes its throughput, not the evaluation deployment"
+    );
+}
+
+#[tokio::test]
+async fn an_evaluation_that_could_not_finish_fails_the_gate_closed() {
+    let ledger = ledger_with(armed(completed(ServingMode::OnDemand))).await;
+    let bedrock = ScriptedBedrock::default();
+    to_evaluation(&ledger, &bedrock).await;
+    let caught = serde_json::json!({
+        "Error": "Throttled",
+        "Cause": "{\"errorType\":\"Throttled\",\"errorMessage\":\"Bedrock throttled Converse 6 times\"}"
+    });
+    let o = gate_provisioner(&ledger, &bedrock)
+        .provision(&ProvisionThroughputInput {
+            evaluation_error: Some(caught),
+            ..input(3)
+        })
+        .await
+        .unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::GateFailed);
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(r.status, RunStatus::GateFailed);
+    let reason = r.failure_reason.unwrap();
+    assert!(
+        reason.contains("could not finish")
+            && reason.contains("Throttled: Bedrock throttled Converse 6 times"),
+        "{reason}"
+    );
+    assert_eq!(bedrock.count("delete_deployment"), 1);
+}
+
+#[tokio::test]
+async fn a_run_without_an_armed_gate_is_served_as_before() {
+    for plan in [
+        None,
+        Some(crate::domain::evaluation::GatePlan::Off),
+        Some(crate::domain::evaluation::GatePlan::Skipped {
+            reason: "too few records".into(),
+        }),
+    ] {
+        let mut r = completed(ServingMode::OnDemand);
+        r.quality_gate = plan;
+        let ledger = ledger_with(r).await;
+        let bedrock = ScriptedBedrock::default();
+        let p = gate_provisioner(&ledger, &bedrock);
+        p.provision(&input(0)).await.unwrap();
+        bedrock.set_deployment_status(DeploymentStatus::Active, None);
+        let o = p.provision(&input(1)).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::InService);
     }
 }

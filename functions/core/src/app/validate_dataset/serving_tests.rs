@@ -93,6 +93,7 @@ async fn auto_on_a_llama_student_without_on_demand_settles_to_none_and_the_run_e
         .provision(&ProvisionThroughputInput {
             run_id: id.clone(),
             attempt: 0,
+            evaluation_error: None,
         })
         .await
         .unwrap();

@@ -205,7 +205,8 @@ pub fn resolve_min_score(
     Ok((asked, origin))
 }
 
-fn pct(share: f64) -> String {
+/// A share as a percentage for people: 0.7 → "70%", 0.725 → "72.5%".
+pub fn pct(share: f64) -> String {
     let p = format!("{:.1}", share * 100.0);
     format!("{}%", p.strip_suffix(".0").unwrap_or(&p))
 }

@@ -52,8 +52,8 @@ impl GatePlan {
                 min_score_origin,
                 ..
             } => format!(
-                "quality gate armed: {records} held-out records; the student must win or tie on at least {:.0}% of them ({min_score_origin})",
-                min_score * 100.0
+                "quality gate armed: {records} held-out records; the student must win or tie on at least {} of them ({min_score_origin})",
+                super::gate::pct(*min_score)
             ),
         }
     }

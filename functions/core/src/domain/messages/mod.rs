@@ -6,6 +6,7 @@
 //! - [`text`]: the SNS subject and plain-text body (here: they are part of the message contract);
 //! - Slack Block Kit: an adapter concern, in `distillery_aws::slack_blocks`.
 
+pub mod gate;
 mod on_demand;
 #[cfg(test)]
 mod tests;
@@ -50,10 +51,12 @@ pub enum Milestone {
     ExpiringSoon,
     /// The run's deployment or throughput was deleted (expired, or `distillery runs retire`).
     Retired,
+    /// The student failed its quality gate: nothing bought, the evaluation deployment deleted.
+    GateFailed,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 11] = [
+    pub const ALL: [Milestone; 12] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
@@ -65,6 +68,7 @@ impl Milestone {
         Milestone::ProvisioningFailed,
         Milestone::ExpiringSoon,
         Milestone::Retired,
+        Milestone::GateFailed,
     ];
 
     /// The spelling used in step input, the `event_type` SNS attribute and delivery records.
@@ -81,6 +85,7 @@ impl Milestone {
             Milestone::ProvisioningFailed => "provisioning_failed",
             Milestone::ExpiringSoon => "expiring_soon",
             Milestone::Retired => "retired",
+            Milestone::GateFailed => "gate_failed",
         }
     }
 
@@ -109,6 +114,7 @@ impl Milestone {
             Milestone::ProvisioningFailed => &[RunStatus::ProvisioningFailed],
             Milestone::ExpiringSoon => &[RunStatus::Ready],
             Milestone::Retired => &[RunStatus::Retired],
+            Milestone::GateFailed => &[RunStatus::GateFailed],
         }
     }
 
@@ -126,6 +132,7 @@ impl Milestone {
             Milestone::ProvisioningFailed => "Provisioning failed",
             Milestone::ExpiringSoon => "Provisioned Throughput expiring soon",
             Milestone::Retired => "Model serving retired",
+            Milestone::GateFailed => "Quality gate failed",
         }
     }
 }
@@ -425,6 +432,7 @@ pub fn render_for_run(
                 run.run_id
             ));
         }
+        Milestone::GateFailed => gate::gate_failed(&mut d, run, ctx, &dataset, reason.clone()),
         Milestone::Ready if s.serving == super::settings::ServingMode::OnDemand => {
             on_demand::ready(&mut d, run, ctx, &dataset)
         }
@@ -577,6 +585,9 @@ pub fn render_for_run(
                 );
             }
         }
+    }
+    if milestone != Milestone::GateFailed {
+        gate::push_gate_fields(&mut d, run);
     }
     // A caught step error that differs from the recorded reason is shown too: it is the fresher fact.
     if let (Some(c), Some(r)) = (ctx.caught, &reason) {

@@ -529,3 +529,65 @@ fn completed_says_a_deployment_comes_next_for_on_demand() {
         m.body
     );
 }
+
+#[test]
+fn gate_failed_shows_the_score_against_the_threshold_the_comparison_and_the_worst_examples() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.settings.serving = ServingMode::OnDemand;
+    r.status = RunStatus::GateFailed;
+    r.evaluation = Some(crate::testing::sample_evaluation(t(12, 0), false));
+    let m = render_for_run(Milestone::GateFailed, &r, &ctx(&prices));
+    check_common(&m);
+    assert_eq!(m.content.title, "Quality gate failed");
+    assert!(m.body.contains("nothing was bought"), "{}", m.body);
+    assert!(
+        m.body
+            .contains("failed: the student won or tied on 50% of 20 held-out prompts")
+            && m.body.contains("the threshold is 70%"),
+        "{}",
+        m.body
+    );
+    assert!(
+        m.body.contains("mean latency 300 ms vs 1200 ms"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("The 1 worst examples"), "{}", m.body);
+    assert!(
+        m.body.contains("student: s") && m.body.contains("judge: r"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains(&format!("distillery eval {}", r.run_id)));
+}
+
+#[test]
+fn later_messages_carry_the_gate_outcome_or_why_there_is_none() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.settings.serving = ServingMode::OnDemand;
+    r.deployment_arn =
+        Some("arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/d1".into());
+    r.evaluation = Some(crate::testing::sample_evaluation(t(12, 0), true));
+    let m = render_for_run(Milestone::Ready, &r, &ctx(&prices));
+    assert!(
+        m.body
+            .contains("Quality gate: passed: the student won or tied on 75% of 20"),
+        "{}",
+        m.body
+    );
+    r.evaluation = None;
+    r.quality_gate = Some(crate::domain::evaluation::GatePlan::Skipped {
+        reason: "quality gate skipped: the dataset has 104 records".into(),
+    });
+    for milestone in [Milestone::Launched, Milestone::Completed, Milestone::Ready] {
+        let m = render_for_run(milestone, &r, &ctx(&prices));
+        assert!(
+            m.body
+                .contains("quality gate skipped: the dataset has 104 records"),
+            "{milestone}: {}",
+            m.body
+        );
+    }
+}

@@ -54,43 +54,7 @@ pub async fn an_empty_expected_list_allows_field_only_updates(
 
 /// A gate result with every figure set, so a ledger that drops one fails the contract.
 fn evaluation(t: chrono::DateTime<chrono::Utc>) -> crate::domain::evaluation::EvaluationRecord {
-    use crate::domain::evaluation::{EvaluationRecord, GateDecision, GateSummary, WorstExample};
-    EvaluationRecord {
-        decision: GateDecision {
-            summary: GateSummary {
-                rubric_version: "distillery-judge-v1".into(),
-                records: 20,
-                wins: 1,
-                ties: 14,
-                losses: 5,
-                score: 0.75,
-                mean_rouge_l_vs_teacher: 0.8,
-                mean_rouge_l_vs_golden: Some(0.5),
-                golden_records: 3,
-                student_mean_latency_ms: 300.0,
-                teacher_mean_latency_ms: 1200.5,
-                student_mean_output_tokens: 40.0,
-                teacher_mean_output_tokens: 80.25,
-            },
-            threshold: 0.7,
-            threshold_origin: "the default".into(),
-            passed: true,
-            worst: vec![WorstExample {
-                index: 4,
-                prompt: "p".into(),
-                student_answer: "s".into(),
-                teacher_answer: "t".into(),
-                judge_reason: "r".into(),
-                outcome: crate::domain::evaluation::Outcome::Loss,
-                rouge_l_vs_teacher: 0.25,
-            }],
-        },
-        student_model: "arn:deployment".into(),
-        teacher_model: "amazon.nova-pro-v1:0".into(),
-        judge_model: "amazon.nova-pro-v1:0".into(),
-        results_uri: "s3://b/runs/fields/evaluation.jsonl".into(),
-        evaluated_at: t,
-    }
+    crate::testing::sample_evaluation(t, true)
 }
 
 /// Every field of an update is written; a field the update leaves `None` keeps its value.
