@@ -5,6 +5,7 @@
 //! 2 a usage or I/O error (clap also exits 2 on bad arguments), with a one-line cause on stderr.
 
 mod aws;
+mod eval;
 mod follow;
 mod reconcile;
 mod runs;
@@ -38,6 +39,9 @@ enum Command {
     Runs(runs::RunsArgs),
     /// Start a pipeline run (Step Functions, STATE_MACHINE_ARN) for a dataset already in S3.
     Submit(submit::SubmitArgs),
+    /// Evaluate a run's student against its teacher on its held-out records again (the quality
+    /// gate's evaluation), e.g. with another judge; the run's status never changes.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Submit(args) => submit::run(args),
+        Command::Eval(args) => eval::run(args),
     }
 }
 

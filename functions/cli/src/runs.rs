@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use distillery_aws::dynamodb::{DynamoRunLedger, RECENT_INDEX, STATUS_INDEX};
+use distillery_core::domain::messages::gate::{comparison_line, verdict_line};
 use distillery_core::domain::run::{Run, RunId, RunStatus};
 use distillery_core::domain::settings::ServingMode;
 use distillery_core::ports::{PortError, RunLedger};
@@ -33,7 +34,8 @@ enum RunsCommand {
     #[command(after_help = crate::aws::RUNS_HELP)]
     List {
         /// Only runs in this status (received, validating, rejected, validated, launching, training,
-        /// completed, failed, stopped, provisioning, ready, provisioning_failed).
+        /// completed, failed, stopped, provisioning, ready, provisioning_failed, retired,
+        /// gate_failed).
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// At most this many runs.
@@ -385,6 +387,17 @@ pub fn render_show(run: &Run, format: Format) -> String {
             field("", e);
         }
     }
+    // The quality gate: its verdict and figures once evaluated, else whether it is armed, off or
+    // skipped (and why).
+    match (&run.evaluation, &run.quality_gate) {
+        (Some(e), _) => {
+            field("quality gate", &verdict_line(&e.decision));
+            field("student vs teacher", &comparison_line(&e.decision));
+            field("evaluation", &e.results_uri);
+        }
+        (None, Some(plan)) => field("quality gate", &plan.describe()),
+        (None, None) => {}
+    }
     out.push_str("history:\n");
     for h in &run.history {
         let from = h.from.map(|s| s.as_str()).unwrap_or("-");
@@ -448,6 +461,33 @@ mod tests {
                 "trains on             s3://b/runs/run-1/dataset.jsonl (3 bytes, sha256 {}, read by version id v7)",
                 "ab".repeat(32)
             )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn show_says_what_the_quality_gate_decided_or_why_there_is_none() {
+        let mut run = distillery_core::testing::sample_run(
+            "b",
+            "incoming/a.jsonl",
+            "e",
+            3,
+            chrono::Utc::now(),
+        );
+        assert!(!render_show(&run, Format::Text).contains("quality gate"));
+        run.quality_gate = Some(distillery_core::domain::evaluation::GatePlan::Off);
+        assert!(render_show(&run, Format::Text).contains("quality gate          quality gate off"));
+        run.evaluation = Some(distillery_core::testing::sample_evaluation(
+            chrono::Utc::now(),
+            false,
+        ));
+        let text = render_show(&run, Format::Text);
+        assert!(
+            text.contains("quality gate          failed: the student won or tied on 50% of 20"),
+            "{text}"
+        );
+        assert!(
+            text.contains("student vs teacher    mean latency 300 ms"),
             "{text}"
         );
     }

@@ -1,7 +1,8 @@
 //! model-evaluator Lambda: `{"runId","batch"}` → evaluates one batch of the run's held-out records
 //! (student vs teacher, judged both orders) and, on the last batch, records the quality gate's
 //! decision on the run. All logic lives in `distillery_core::app::evaluate_model`; this binary
-//! builds the SDK clients once per container. Not yet called by the state machine.
+//! builds the SDK clients once per container. The state machine calls it in
+//! a loop (EvaluateModel, CheckEvaluation) once the run's deployment is Active.
 
 use distillery_aws::bedrock_runtime::BedrockRuntime;
 use distillery_aws::dynamodb::DynamoRunLedger;

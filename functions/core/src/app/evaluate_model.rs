@@ -25,7 +25,7 @@ use crate::domain::evaluation::{
     decide, parse_judge_reply, resolve_min_score, Answer, EvaluationRecord, GateDecision, GatePlan,
     JudgeReply, JudgeRequest, RecordResult, MIN_SCORE_VAR, RUBRIC,
 };
-use crate::domain::run::{Run, RunId, RunUpdate};
+use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
     ChatRole, ChatTurn, Clock, ConverseRequest, DatasetStore, ModelRuntime, PortError, RunLedger,
 };
@@ -281,6 +281,15 @@ impl ModelEvaluator<'_> {
     }
 
     fn models(&self, run: &Run, student: Option<&str>) -> Result<Models, StepError> {
+        // What the run recorded no longer serves: say so rather than fail on a deleted ARN.
+        if student.is_none() && matches!(run.status, RunStatus::GateFailed | RunStatus::Retired) {
+            return Err(StepError::invalid_input(format!(
+                "run {} is {}: the deployment or throughput it recorded was deleted; give the model                  id to evaluate (e.g. a new on-demand deployment of {})",
+                run.run_id,
+                run.status,
+                run.custom_model_arn.as_deref().unwrap_or("its custom model")
+            )));
+        }
         let student = student
             .map(str::to_string)
             .or_else(|| run.deployment_arn.clone())
