@@ -43,11 +43,16 @@ fmt: ## Format the code
 DATASET ?= examples/datasets/support-tickets.jsonl
 # The dataset is checked before anything is installed, built or started.
 SERVING ?= auto
-demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none and print its timeline
+# The quality gate is on for the demo's dataset; STUDENT_QUALITY (0..=1) is how often the simulated
+# student answers like its teacher: 0.2 shows a failing gate and nothing served.
+QUALITY_GATE ?= on
+STUDENT_QUALITY ?= 0.9
+demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none, QUALITY_GATE=on|off, STUDENT_QUALITY=0..1, and print its timeline
 	@scripts/check-dataset-arg.sh "$(DATASET)"
 	@scripts/bootstrap.sh
 	cargo build --quiet -p distillery-local-stack --bins
-	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)" --serving "$(SERVING)"
+	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)" --serving "$(SERVING)" \
+	  --quality-gate "$(QUALITY_GATE)" --student-quality "$(STUDENT_QUALITY)"
 
 DEMO_RUNS ?= 20
 demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on the first failure

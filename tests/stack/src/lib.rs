@@ -496,6 +496,26 @@ impl Stack {
         .await
     }
 
+    /// How often the simulated student answers like its teacher (`PUT /_sim/runtime`, 0..=1); the
+    /// simulated judge prefers the teacher's answer on the rest.
+    pub async fn set_student_quality(&self, quality: f64) -> Result<()> {
+        let url = format!("{}/_sim/runtime", self.info.bedrock_sim_url);
+        let resp = reqwest::Client::new()
+            .put(&url)
+            .json(&serde_json::json!({ "studentQuality": quality }))
+            .send()
+            .await
+            .with_context(|| format!("PUT {url}"))?;
+        if !resp.status().is_success() {
+            bail!(
+                "PUT {url}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     /// Forgets simulator state, faults and calls (`POST /_sim/reset`), and puts Slack back to `ok`.
     pub async fn reset_fakes(&self) -> Result<()> {
         self.post_json(

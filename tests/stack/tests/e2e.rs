@@ -818,3 +818,7 @@ mod serving;
 // The quality gate's evaluator, invoked directly (issue 13): tests/stack/tests/e2e/evaluation.rs.
 #[path = "e2e/evaluation.rs"]
 mod evaluation;
+
+// The quality gate end to end (issue 13): tests/stack/tests/e2e/gate.rs.
+#[path = "e2e/gate.rs"]
+mod gate;

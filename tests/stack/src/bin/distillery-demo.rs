@@ -30,6 +30,15 @@ struct Args {
     /// Model units when serving is provisioned.
     #[arg(long, default_value = "1")]
     model_units: String,
+    /// The quality gate for this dataset (`x-amz-meta-distillery-quality-gate`): `on` holds records
+    /// out and evaluates the student against its teacher before it serves; `off` leaves it to the
+    /// stack (off on the local stack).
+    #[arg(long, default_value = "on")]
+    quality_gate: String,
+    /// How good the simulated student is (0..=1, the share of prompts it answers like its
+    /// teacher): 0.2 shows a failing gate. Unset keeps the simulator's setting.
+    #[arg(long)]
+    student_quality: Option<f64>,
 }
 
 #[tokio::main]
@@ -72,7 +81,11 @@ async fn run() -> Result<bool> {
     let meta = [
         ("distillery-serving", args.serving.as_str()),
         ("distillery-model-units", args.model_units.as_str()),
+        ("distillery-quality-gate", args.quality_gate.as_str()),
     ];
+    if let Some(q) = args.student_quality {
+        stack.set_student_quality(q).await?;
+    }
 
     heading("Distillery local demo");
     println!(
@@ -89,6 +102,13 @@ async fn run() -> Result<bool> {
     } else {
         println!("serving   {}", args.serving);
     }
+    println!(
+        "gate      quality gate {}{}",
+        args.quality_gate,
+        args.student_quality
+            .map(|q| format!(" (simulated student quality {q})"))
+            .unwrap_or_default()
+    );
     println!(
         "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
         stack.info.moto_url,
@@ -171,6 +191,7 @@ async fn run() -> Result<bool> {
         );
     }
     show("failure reason", &run.failure_reason);
+    print_gate(&run);
     if let Some(v) = &run.validation {
         println!(
             "{:<24}{} records, {} invalid, {} errors, {} warnings",
@@ -257,9 +278,10 @@ async fn run() -> Result<bool> {
         }
     }
     println!();
+    // A failed gate is an outcome the pipeline promises too (nothing bought, said why).
     let ok = matches!(
         run.status,
-        RunStatus::Ready | RunStatus::Completed | RunStatus::Rejected
+        RunStatus::Ready | RunStatus::Completed | RunStatus::Rejected | RunStatus::GateFailed
     );
     println!(
         "demo finished in {:.1} s: run {} is {}",
@@ -268,6 +290,33 @@ async fn run() -> Result<bool> {
         run.status
     );
     Ok(ok)
+}
+
+/// The quality gate: its verdict, the student-vs-teacher figures and, when it failed, the worst
+/// examples; or why there was none.
+fn print_gate(run: &Run) {
+    use distillery_core::domain::messages::gate::{comparison_line, verdict_line};
+    match (&run.evaluation, &run.quality_gate) {
+        (Some(e), _) => {
+            println!("{:<24}{}", "quality gate", verdict_line(&e.decision));
+            println!(
+                "{:<24}{}",
+                "student vs teacher",
+                comparison_line(&e.decision)
+            );
+            println!("{:<24}{}", "evaluation results", e.results_uri);
+            if !e.decision.passed {
+                for w in &e.decision.worst {
+                    for (i, l) in w.describe().lines().enumerate() {
+                        let label = if i == 0 { "worst example" } else { "" };
+                        println!("{label:<24}{l}");
+                    }
+                }
+            }
+        }
+        (None, Some(plan)) => println!("{:<24}{}", "quality gate", plan.describe()),
+        (None, None) => {}
+    }
 }
 
 /// The cost estimate the validator recorded before anything was launched (a rejected or invalid
