@@ -901,6 +901,10 @@ fn sample_events_parse() {
             "notify-provisioning-failed.json",
             include_str!("../../../../../events/notify-provisioning-failed.json"),
         ),
+        (
+            "notify-gate-failed.json",
+            include_str!("../../../../../events/notify-gate-failed.json"),
+        ),
     ] {
         let i: NotifyInput = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(Milestone::parse(&i.milestone).is_some(), "{name}");

@@ -293,6 +293,11 @@ fn sample_events_match_the_types() {
     .unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::Creating);
     assert!(o.provisioned_model_arn.is_some());
+    let e: ProvisionThroughputInput = serde_json::from_str(include_str!(
+        "../../../../../events/provision-throughput-evaluation-error.json"
+    ))
+    .unwrap();
+    assert_eq!(e.evaluation_error.unwrap()["Error"], "Throttled");
 }
 
 #[test]
