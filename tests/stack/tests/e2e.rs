@@ -818,3 +818,8 @@ mod serving;
 // The quality gate's evaluator, invoked directly (issue 13): tests/stack/tests/e2e/evaluation.rs.
 #[path = "e2e/evaluation.rs"]
 mod evaluation;
+
+// The quality gate's held-out slice, set aside by the validator (issue 13):
+// tests/stack/tests/e2e/held_out.rs.
+#[path = "e2e/held_out.rs"]
+mod held_out;

@@ -12,6 +12,11 @@
 //! (and the snapshot) and move to `validated` or `rejected`. Invalid data or settings are a
 //! rejection (an answer, not an error); only infrastructure failures are errors.
 //!
+//! With the quality gate on and something served, the read takes two passes instead of one:
+//! validate and hash each record's prompt, choose the held-out slice, then read the same version
+//! again into the training snapshot (without the slice) and `runs/<runId>/heldout.jsonl`; the run's
+//! `quality_gate` records the outcome (docs/evaluation.md, "The slice at validation").
+//!
 //! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
 //! to check here (Bedrock reads and filters the logs itself), so once its settings check out it is
 //! recorded as `validated` directly, with `records: 0`.
