@@ -131,6 +131,7 @@ UPLOAD_SUFFIX=$(res uploadSuffix)
 REPORT_PREFIX=reports/
 SNAPSHOT_PREFIX=runs/
 SERVING_MODE=${SERVING_MODE:-none}
+QUALITY_GATE=${QUALITY_GATE:-off}
 MODEL_UNITS=1
 COMMITMENT=None
 BEDROCK_ROLE_ARN=arn:aws:iam::123456789012:role/distillery-bedrock-distillation

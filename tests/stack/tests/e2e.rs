@@ -822,3 +822,8 @@ mod evaluation;
 // The quality gate end to end (issue 13): tests/stack/tests/e2e/gate.rs.
 #[path = "e2e/gate.rs"]
 mod gate;
+
+// The quality gate's held-out slice, set aside by the validator (issue 13):
+// tests/stack/tests/e2e/held_out.rs.
+#[path = "e2e/held_out.rs"]
+mod held_out;

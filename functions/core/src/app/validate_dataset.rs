@@ -12,6 +12,11 @@
 //! (and the snapshot) and move to `validated` or `rejected`. Invalid data or settings are a
 //! rejection (an answer, not an error); only infrastructure failures are errors.
 //!
+//! With the quality gate on and something served, the read takes two passes instead of one:
+//! validate and hash each record's prompt, choose the held-out slice, then read the same version
+//! again into the training snapshot (without the slice) and `runs/<runId>/heldout.jsonl`; the run's
+//! `quality_gate` records the outcome (docs/evaluation.md, "The slice at validation").
+//!
 //! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
 //! to check here (Bedrock reads and filters the logs itself), so once its settings check out it is
 //! recorded as `validated` directly, with `records: 0`.
@@ -38,8 +43,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::app::evaluate_model::HELD_OUT_FILE;
 use crate::domain::cost::{self, CostEstimate, CostInputs, TokenCounts};
 use crate::domain::errors::StepError;
+use crate::domain::evaluation::{select_held_out, setting, GatePlan, GateSetting, HeldOut};
 use crate::domain::naming;
 use crate::domain::run::{
     DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
@@ -120,6 +127,10 @@ struct StoredReport<'a> {
     /// What the run would cost (valid datasets only), checked against the budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     cost_estimate: Option<&'a CostEstimate>,
+    /// The run's quality gate (validated datasets only): off, skipped with the reason, or armed
+    /// with the held-out file (uri, records, SHA-256) and the threshold with its origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quality_gate: Option<&'a GatePlan>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -213,6 +224,7 @@ impl DatasetValidatorService {
                     read: None,
                     snapshot: None,
                     cost_estimate: None,
+                    quality_gate: None,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -238,43 +250,42 @@ impl DatasetValidatorService {
                 ))
             },
         )?;
-        let chunks = match self.store.open(bucket, &info.key, Some(&pin)).await {
-            Ok((_, chunks)) => chunks,
-            Err(PortError::ObjectChanged(detail)) => {
-                let reason = changed_reason(bucket, &info.key, &pin, &detail);
-                tracing::info!(%reason, "the announced version is gone; rejected");
-                return self.reject_unread(run, Some(&pin), reason).await;
-            }
-            Err(e) => return Err(e.context(format!("opening s3://{bucket}/{}", info.key))),
-        };
-        let layout = self.config.snapshot_layout(bucket);
-        let snapshot_key = layout.dataset_key(&run.run_id);
-        let sink = self
-            .store
-            .begin_snapshot(bucket, &snapshot_key)
-            .await
-            .map_err(|e| {
-                e.context(format!(
-                    "starting the snapshot s3://{bucket}/{snapshot_key}"
-                ))
-            })?;
-        // The budget is checked at the end of the same pass, before the snapshot is completed.
+        // The budget is checked at the end of the validation, before any snapshot is completed.
         let budget = object_run::run_budget(&self.config, &info.metadata)?;
         let budget_usd = budget.as_ref().map(|b| b.0);
         // The hours of throughput the run would keep: its own TTL (metadata may shorten it).
         let ttl = run.pt_ttl_hours.unwrap_or(self.config.pt_ttl_hours);
         let within_budget =
             |r: &ValidationReport| !self.estimate(r, &settings, ttl, budget_usd).over_budget;
-        let (report, snapshot) =
-            snapshot::validate_into_snapshot(chunks, &options, sink, &pin, within_budget)
-                .await
-                // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
-                .map_err(|e| {
-                    e.context(format!(
-                        "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
-                        info.key
-                    ))
-                })?;
+        // Already checked with the settings (a refused gate rejected the run before reading).
+        let gate = object_run::run_gate(&self.config, &info.metadata)?;
+        let read = match gate {
+            // Something is bought to gate: hold records out (two passes).
+            Some(gate) if settings.serving != ServingMode::None => {
+                self.read_with_slice(run, info, &pin, &options, &gate, within_budget)
+                    .await?
+            }
+            _ => {
+                let plan = match gate {
+                    None => GatePlan::Off,
+                    Some(_) => GatePlan::Skipped {
+                        reason: setting::SERVING_NONE_REASON.into(),
+                    },
+                };
+                self.read_into_snapshot(run, info, &pin, &options, within_budget)
+                    .await?
+                    .map(|(report, snapshot)| (report, snapshot, plan))
+            }
+        };
+        let (report, snapshot, plan) = match read {
+            Ok(read) => read,
+            Err(reason) => {
+                tracing::info!(%reason, "the announced version is gone; rejected");
+                return self.reject_unread(run, Some(&pin), reason).await;
+            }
+        };
+        // Only a validated run has a gate; a rejected one never gets that far.
+        let plan = snapshot.is_some().then_some(plan);
         tracing::info!(
             valid = report.valid,
             records = report.records,
@@ -310,6 +321,7 @@ impl DatasetValidatorService {
             read: Some(&pin),
             snapshot: snapshot.as_ref(),
             cost_estimate: estimate.as_ref(),
+            quality_gate: plan.as_ref(),
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
@@ -330,8 +342,155 @@ impl DatasetValidatorService {
                 )
             })
         };
-        self.finish_with_snapshot(run, summary, reason, snapshot)
+        let plan = if reason.is_none() { plan } else { None };
+        self.finish_with_snapshot(run, summary, reason, snapshot, plan)
             .await
+    }
+
+    /// The single pass (no held-out slice): validation and the snapshot together. `Ok(Err(reason))`
+    /// when the pinned version can no longer be read.
+    async fn read_into_snapshot(
+        &self,
+        run: &Run,
+        info: &ObjectInfo,
+        pin: &ObjectPin,
+        options: &ValidationOptions,
+        keep: impl FnOnce(&ValidationReport) -> bool,
+    ) -> Result<Result<(ValidationReport, Option<DatasetSnapshot>), String>, StepError> {
+        let bucket = &info.bucket;
+        let chunks = match self.open_pinned(info, pin).await? {
+            Ok(chunks) => chunks,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let snapshot_key = self.config.snapshot_layout(bucket).dataset_key(&run.run_id);
+        let sink = self.begin_sink(bucket, &snapshot_key).await?;
+        let read = snapshot::validate_into_snapshot(chunks, options, sink, pin, keep)
+            .await
+            // Typed as the port failed (a denied write is AccessDenied, not worth a retry).
+            .map_err(|e| {
+                e.context(format!(
+                    "reading s3://{bucket}/{} into its snapshot s3://{bucket}/{snapshot_key}",
+                    info.key
+                ))
+            })?;
+        Ok(Ok(read))
+    }
+
+    /// The gated read: pass 1 validates and hashes each record's prompt; when the dataset is valid
+    /// (and within budget), pass 2 writes the training snapshot without the held-out records and
+    /// `heldout.jsonl` beside it, or the whole dataset when there is no slice (the plan says why).
+    async fn read_with_slice(
+        &self,
+        run: &Run,
+        info: &ObjectInfo,
+        pin: &ObjectPin,
+        options: &ValidationOptions,
+        gate: &GateSetting,
+        keep: impl FnOnce(&ValidationReport) -> bool,
+    ) -> Result<Result<(ValidationReport, Option<DatasetSnapshot>, GatePlan), String>, StepError>
+    {
+        let bucket = &info.bucket;
+        let object = format!("s3://{bucket}/{}", info.key);
+        let chunks = match self.open_pinned(info, pin).await? {
+            Ok(chunks) => chunks,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let first = snapshot::validate_for_slice(chunks, options)
+            .await
+            .map_err(|e| e.context(format!("reading {object}")))?;
+        if !first.report.valid || !keep(&first.report) {
+            // Nothing was written: a rejected run keeps no snapshot.
+            return Ok(Ok((first.report, None, GatePlan::Off)));
+        }
+        if first.prompt_hashes.len() as u64 != first.report.records {
+            return Err(StepError::internal(format!(
+                "{object}: {} prompt hashes for {} valid records",
+                first.prompt_hashes.len(),
+                first.report.records
+            )));
+        }
+        let held_out = select_held_out(&first.prompt_hashes, &self.config.limits);
+        let layout = self.config.snapshot_layout(bucket);
+        let snapshot_key = layout.dataset_key(&run.run_id);
+        let held_key = format!("{}{HELD_OUT_FILE}", layout.folder(&run.run_id));
+        let chunks = match self.open_pinned(info, pin).await? {
+            Ok(chunks) => chunks,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let training = self.begin_sink(bucket, &snapshot_key).await?;
+        let (held, held_sink) = match held_out.slice() {
+            Some(slice) => (
+                slice.indices.as_slice(),
+                Some(self.begin_sink(bucket, &held_key).await?),
+            ),
+            None => (&[][..], None),
+        };
+        let target = snapshot::SplitTarget {
+            held,
+            training,
+            held_out: held_sink,
+            first: &first,
+            source: pin,
+            object: &object,
+        };
+        let (snapshot, held_file) = snapshot::split_into_snapshots(chunks, target)
+            .await
+            .map_err(|e| {
+                e.context(format!(
+                    "splitting {object} into s3://{bucket}/{snapshot_key} and s3://{bucket}/{held_key}"
+                ))
+            })?;
+        let plan = match (held_out, held_file) {
+            (HeldOut::Slice(_), Some(file)) => GatePlan::Armed {
+                held_out_uri: file.uri,
+                records: file.records,
+                sha256: file.sha256,
+                min_score: gate.min_score,
+                min_score_origin: gate.min_score_origin.clone(),
+            },
+            (HeldOut::Skipped(reason), _) => GatePlan::Skipped {
+                reason: reason.to_string(),
+            },
+            (HeldOut::Slice(_), None) => {
+                return Err(StepError::internal(
+                    "a held-out slice was chosen but no held-out file was written",
+                ))
+            }
+        };
+        tracing::info!(
+            held_out = plan.held_out_records().unwrap_or(0),
+            training_bytes = snapshot.size,
+            "{}",
+            plan.describe()
+        );
+        Ok(Ok((first.report, Some(snapshot), plan)))
+    }
+
+    /// Opens exactly the pinned version; `Ok(Err(reason))` when it can no longer be read.
+    async fn open_pinned(
+        &self,
+        info: &ObjectInfo,
+        pin: &ObjectPin,
+    ) -> Result<Result<DatasetChunks, String>, StepError> {
+        let bucket = &info.bucket;
+        match self.store.open(bucket, &info.key, Some(pin)).await {
+            Ok((_, chunks)) => Ok(Ok(chunks)),
+            Err(PortError::ObjectChanged(detail)) => {
+                Ok(Err(changed_reason(bucket, &info.key, pin, &detail)))
+            }
+            Err(e) => Err(e.context(format!("opening s3://{bucket}/{}", info.key))),
+        }
+    }
+
+    async fn begin_sink(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Box<dyn crate::ports::SnapshotSink>, StepError> {
+        self.store
+            .begin_snapshot(bucket, key)
+            .await
+            .map_err(|e| e.context(format!("starting s3://{bucket}/{key}")))
     }
 
     /// The cost range of this run from the report's token figures.
@@ -378,17 +537,19 @@ impl DatasetValidatorService {
         summary: ValidationSummary,
         rejection: Option<String>,
     ) -> Result<ValidateDatasetOutput, StepError> {
-        self.finish_with_snapshot(run, summary, rejection, None)
+        self.finish_with_snapshot(run, summary, rejection, None, None)
             .await
     }
 
-    /// [`Self::finish`], recording where the validated bytes were kept.
+    /// [`Self::finish`], recording where the validated bytes were kept and the run's quality gate
+    /// (validated runs only: the same update that marks them validated).
     async fn finish_with_snapshot(
         &self,
         run: &Run,
         summary: ValidationSummary,
         rejection: Option<String>,
         snapshot: Option<DatasetSnapshot>,
+        quality_gate: Option<GatePlan>,
     ) -> Result<ValidateDatasetOutput, StepError> {
         let mut update = match &rejection {
             None => RunUpdate::to(RunStatus::Validated),
@@ -400,6 +561,7 @@ impl DatasetValidatorService {
         };
         update.validation = Some(summary);
         update.snapshot = snapshot;
+        update.quality_gate = quality_gate.filter(|_| rejection.is_none());
         let run = self
             .ledger
             .update(&run.run_id, &[RunStatus::Validating], &update)
@@ -484,6 +646,7 @@ impl DatasetValidatorService {
                         read: None,
                         snapshot: None,
                         cost_estimate: None,
+                        quality_gate: None,
                     };
                     Some(
                         self.put_report(bucket, &self.config.report_key(&run_id), &report)
@@ -498,7 +661,16 @@ impl DatasetValidatorService {
                 report_uri,
                 ..Default::default()
             };
-            self.finish(&run, summary, problem).await
+            // Nothing is read here, so nothing can be held out: the gate is off or skipped.
+            let plan = if self.config.quality_gate {
+                GatePlan::Skipped {
+                    reason: setting::INVOCATION_LOGS_REASON.into(),
+                }
+            } else {
+                GatePlan::Off
+            };
+            self.finish_with_snapshot(&run, summary, problem, None, Some(plan))
+                .await
         }
         .instrument(span)
         .await

@@ -120,15 +120,18 @@ impl SettingsOverrides {
                 // The budget is not a setting of the job: the validator reads it itself
                 // (`cost::resolve_budget`), so it is known here but not stored.
                 // Same for the Provisioned Throughput TTL (`cost::resolve_pt_ttl`).
-                super::cost::MAX_RUN_COST_METADATA_KEY | super::cost::PT_TTL_METADATA_KEY => {
-                    continue
-                }
+                // And the quality gate's switch and threshold (`evaluation::resolve_gate`).
+                super::cost::MAX_RUN_COST_METADATA_KEY
+                | super::cost::PT_TTL_METADATA_KEY
+                | super::evaluation::GATE_METADATA_KEY
+                | super::evaluation::MIN_SCORE_METADATA_KEY => continue,
                 other if other.starts_with("distillery-") => {
                     return Err(StepError::config(format!(
-                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {}, {})",
+                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {}, {}, {})",
                         Self::METADATA_KEYS.join(", "),
                         super::cost::MAX_RUN_COST_METADATA_KEY,
-                        super::cost::PT_TTL_METADATA_KEY
+                        super::cost::PT_TTL_METADATA_KEY,
+                        super::evaluation::setting::metadata_keys().join(", ")
                     )))
                 }
                 _ => continue,

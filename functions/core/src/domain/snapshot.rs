@@ -4,8 +4,9 @@
 //! to the upload key afterwards (overwritten, deleted), the bytes Bedrock trains on are the bytes
 //! that were validated.
 //!
-//! The folder is the run's own space: `dataset.jsonl` today; later steps put the held-out evaluation
-//! slice and curated invocation logs beside it (see [`SnapshotLayout`]).
+//! The folder is the run's own space: `dataset.jsonl`, and with the quality gate `heldout.jsonl`
+//! beside it (the records set aside from training, also written by the validator); later steps
+//! put their own files there too (see [`SnapshotLayout`]).
 
 use serde::{Deserialize, Serialize};
 

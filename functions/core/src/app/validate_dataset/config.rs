@@ -6,6 +6,9 @@ use crate::config::{process_var, Env};
 use crate::domain::catalog::{Limits, ModelCatalog, Prices};
 use crate::domain::cost::{self, DEFAULT_PT_TTL_HOURS, MAX_RUN_COST_VAR, PT_TTL_HOURS_VAR};
 use crate::domain::errors::StepError;
+use crate::domain::evaluation::{
+    gate::parse_min_score, setting::parse_switch, GATE_VAR, MIN_SCORE_VAR,
+};
 use crate::domain::run::RunId;
 use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
 use crate::domain::snapshot::SnapshotLayout;
@@ -45,6 +48,13 @@ pub struct ValidatorConfig {
     /// Throughput serves before it is deleted, and the hours the estimate counts. Per-dataset
     /// metadata may only shorten it.
     pub pt_ttl_hours: f64,
+    /// `QUALITY_GATE` (`on` | `off`, default on): whether a run holds records out of training and
+    /// is evaluated against its teacher before it is served. Per-dataset metadata may switch it on,
+    /// never off.
+    pub quality_gate: bool,
+    /// `QUALITY_GATE_MIN_SCORE` (unset: limits.json's default): the threshold recorded on the
+    /// run's gate. Per-dataset metadata may only raise it.
+    pub quality_gate_min_score: Option<f64>,
 }
 
 impl ValidatorConfig {
@@ -127,6 +137,17 @@ impl ValidatorConfig {
                 )
             })?,
         };
+        let quality_gate = env.parsed(GATE_VAR, true, "on or off", parse_switch)?;
+        let quality_gate_min_score = match env.optional_string(MIN_SCORE_VAR) {
+            None => None,
+            Some(v) => Some(parse_min_score(&v).ok_or_else(|| {
+                crate::config::invalid(
+                    MIN_SCORE_VAR,
+                    "a share between 0 and 1 (e.g. 0.7) or a percentage (e.g. 70%)",
+                    &v,
+                )
+            })?),
+        };
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,
             Some(s3_uri) => Some(InvocationLogsSource {
@@ -164,6 +185,8 @@ impl ValidatorConfig {
             prices,
             max_run_cost_usd,
             pt_ttl_hours,
+            quality_gate,
+            quality_gate_min_score,
         };
         // A snapshot key inside the upload area would start a run of its own, which would write a
         // snapshot, which would start a run...

@@ -11,6 +11,10 @@ use super::snapshot::changed_reason;
 use super::{DatasetValidatorService, ValidateDatasetOutput, ValidatorConfig};
 use crate::domain::cost;
 use crate::domain::errors::{ErrorType, StepError};
+use crate::domain::evaluation::setting::provisioned_without_on_demand;
+use crate::domain::evaluation::{
+    resolve_gate, GateInputs, GateSetting, GATE_METADATA_KEY, MIN_SCORE_METADATA_KEY,
+};
 use crate::domain::run::{
     DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
 };
@@ -84,6 +88,14 @@ pub fn run_for_object(
     if let (Ok(_), Some(t)) = (&settings, metadata_pt_ttl(object.metadata)) {
         fingerprint.push_str(&format!("|pt-ttl:{}", t.trim()));
     }
+    // And for the quality gate: appended only when it is on (and its threshold only when the
+    // metadata sets one), so runs without a gate keep the ids they had before it existed.
+    if let (Ok(_), Ok(Some(_))) = (&settings, run_gate(config, object.metadata)) {
+        fingerprint.push_str("|quality-gate:on");
+        if let Some(m) = metadata_value(object.metadata, MIN_SCORE_METADATA_KEY) {
+            fingerprint.push_str(&format!("|gate-min:{}", m.trim()));
+        }
+    }
     let run_id = RunId::for_dataset(&RunIdentity {
         bucket: object.bucket,
         key: object.key,
@@ -123,7 +135,45 @@ fn resolve_settings(
     run_budget(config, metadata)?;
     // So is a TTL longer than the stack's.
     run_pt_ttl(config, metadata)?;
+    // And a gate switched off or a threshold lowered by metadata, or a gate that cannot evaluate
+    // the student before throughput is bought.
+    if run_gate(config, metadata)?.is_some()
+        && settings.serving == ServingMode::Provisioned
+        && !config
+            .catalog
+            .serves_on_demand(&settings.student, &config.serving_region(&settings))
+    {
+        return Err(provisioned_without_on_demand(
+            &settings.student,
+            &config.serving_region(&settings),
+        ));
+    }
     Ok(settings)
+}
+
+/// The object's metadata value for `key` (keys are case-insensitive).
+fn metadata_value<'m>(metadata: &'m BTreeMap<String, String>, key: &str) -> Option<&'m str> {
+    metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The run's quality gate (`None`: off): the stack's `QUALITY_GATE` and threshold, made stricter
+/// by the object's metadata, never looser.
+pub(super) fn run_gate(
+    config: &ValidatorConfig,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Option<GateSetting>, StepError> {
+    resolve_gate(
+        &GateInputs {
+            stack_on: config.quality_gate,
+            stack_min_score: config.quality_gate_min_score,
+            metadata_switch: metadata_value(metadata, GATE_METADATA_KEY),
+            metadata_min_score: metadata_value(metadata, MIN_SCORE_METADATA_KEY),
+        },
+        &config.limits,
+    )
 }
 
 /// The object's `distillery-pt-ttl-hours` metadata (keys are case-insensitive).

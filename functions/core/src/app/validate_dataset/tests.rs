@@ -67,12 +67,25 @@ fn event(file: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
 }
 
+/// The validator with the quality gate off: these tests cover the single pass (the gate's two
+/// passes are in `quality_gate_tests.rs`).
 fn service(store: Arc<InMemoryDatasetStore>) -> (DatasetValidatorService, Arc<InMemoryRunLedger>) {
+    service_env(store, &[("QUALITY_GATE", "off")])
+}
+
+/// The validator with `env` on top of the scheduled-run settings.
+pub(crate) fn service_env(
+    store: Arc<InMemoryDatasetStore>,
+    env: &[(&str, &str)],
+) -> (DatasetValidatorService, Arc<InMemoryRunLedger>) {
     let ledger = Arc::new(InMemoryRunLedger::new());
     let config = ValidatorConfig::from_lookup(|k| match k {
         "INVOCATION_LOGS_S3_URI" => Some("s3://logs-bucket/bedrock-logs/".into()),
         "SCHEDULE_BUCKET" => Some(BUCKET.into()),
-        _ => None,
+        _ => env
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.to_string()),
     })
     .unwrap();
     (
@@ -497,7 +510,8 @@ async fn a_ttl_in_the_metadata_may_only_shorten_the_stacks_and_is_recorded_on_th
 fn the_ttl_metadata_is_part_of_a_runs_identity_only_when_present() {
     use crate::domain::run::RunIdentity;
     use crate::domain::settings::{settings_fingerprint, SettingsOverrides};
-    let config = ValidatorConfig::from_lookup(|_| None).unwrap();
+    let config =
+        ValidatorConfig::from_lookup(|k| (k == "QUALITY_GATE").then(|| "off".into())).unwrap();
     let none = SettingsOverrides::default();
     let object = |metadata| object_run::ObjectVersion {
         bucket: BUCKET,
@@ -535,3 +549,7 @@ fn a_fractional_stack_ttl_is_accepted() {
 #[cfg(test)]
 #[path = "serving_tests.rs"]
 mod serving_tests;
+
+#[cfg(test)]
+#[path = "quality_gate_tests.rs"]
+mod quality_gate_tests;

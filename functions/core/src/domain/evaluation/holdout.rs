@@ -9,7 +9,7 @@
 //! 2. **Room to train.** If `total − target` is below Bedrock's minimum dataset size
 //!    (`dataset.minRecords`, 100) there is no slice: the gate is skipped and the reason says so.
 //!    A smaller slice is never taken to make room, since fewer than the minimum says too little.
-//! 3. **Which records.** Each record's prompt is hashed with SHA-256 ([`prompt_hash`]). Records
+//! 3. **Which records.** Each record's prompt is hashed (see *The hash* below). Records
 //!    with the same prompt form one group (held out together or not at all, so a held-out prompt
 //!    never appears in the training part). Groups are visited in ascending hash order; a group is
 //!    taken when it still fits in `target`, otherwise skipped, until `target` records are taken.
@@ -19,6 +19,19 @@
 //! the same records always give the same slice, whatever their order in the file; adding records
 //! only moves an old record out of the slice when a new record's hash ranks below it, or when the
 //! target grows or shrinks, never because the file was reshuffled.
+//!
+//! # The hash
+//!
+//! [`select_held_out`] takes any ordered hash. The validator passes the 64-bit prompt identity its
+//! duplicate detection already computes for every valid record (`domain::validation`'s
+//! `PromptHasher` over the system text and every turn before a final assistant answer, with role
+//! tags), collected only when the gate asks for it
+//! (`DatasetValidator::collect_prompt_hashes`): no second hash per record, 8 bytes of memory per
+//! record, and the gate-off path does exactly what it did before. That hash is deterministic
+//! (fixed constants, no per-process seed), which is all the rule needs; changing `PromptHasher`
+//! would change which records later uploads hold out, never a recorded run's slice (the run keeps
+//! its `heldout.jsonl`). Two different prompts colliding only puts them in one group. [`prompt_hash`]
+//! (SHA-256 of a text) remains for callers that hash prompt text themselves, e.g. the tests below.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -139,8 +152,9 @@ pub fn target_size(total: usize, limits: &Limits) -> usize {
 }
 
 /// Chooses the held-out records for a dataset whose records' prompts hash to `hashes` (one per
-/// record, in file order). See the module documentation for the rule.
-pub fn select_held_out(hashes: &[PromptHash], limits: &Limits) -> HeldOut {
+/// record, in file order; any ordered hash, see the module documentation). See the module
+/// documentation for the rule.
+pub fn select_held_out<H: Ord>(hashes: &[H], limits: &Limits) -> HeldOut {
     let total = hashes.len();
     let target = target_size(total, limits);
     let min_training = limits.dataset.min_records;
@@ -152,7 +166,7 @@ pub fn select_held_out(hashes: &[PromptHash], limits: &Limits) -> HeldOut {
         });
     }
     // Groups of equal prompts, in ascending hash order (BTreeMap orders the keys).
-    let mut groups: BTreeMap<&PromptHash, Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<&H, Vec<usize>> = BTreeMap::new();
     for (i, h) in hashes.iter().enumerate() {
         groups.entry(h).or_default().push(i);
     }

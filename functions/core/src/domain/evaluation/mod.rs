@@ -2,6 +2,8 @@
 //! student's answers are scored against its teacher's, and whether the student passes.
 //!
 //! - [`holdout`]: the held-out slice, chosen by prompt hash (deterministic, stable).
+//! - [`split`]: the validator's split of a dataset's lines into training and held-out files.
+//! - [`setting`]: whether a run's gate is on (stack setting, metadata) and its threshold.
 //! - [`rouge`]: ROUGE-L F1 between two texts.
 //! - [`judge`]: the versioned judge rubric, the reply parser, position-swapped judging.
 //! - [`gate`]: per-record results, the summary, the threshold and the decision, the worst
@@ -14,6 +16,8 @@ pub mod holdout;
 pub mod judge;
 pub mod plan;
 pub mod rouge;
+pub mod setting;
+pub mod split;
 
 pub use gate::{
     decide, resolve_min_score, summarize, truncate_text, worst_examples, Answer, EvaluationRecord,
@@ -26,3 +30,5 @@ pub use judge::{
 };
 pub use plan::GatePlan;
 pub use rouge::{rouge_l, rouge_l_f1, RougeL};
+pub use setting::{resolve_gate, GateInputs, GateSetting, GATE_METADATA_KEY, GATE_VAR};
+pub use split::LineSplitter;

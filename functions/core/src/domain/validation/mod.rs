@@ -267,6 +267,9 @@ pub struct DatasetValidator {
     carry: Vec<u8>,
     /// Length so far of an over-long line being skipped, if any.
     skipping: Option<u64>,
+    /// One prompt hash per valid record, in order, when asked for (the quality gate's held-out
+    /// slice, `evaluation::select_held_out`); `None` otherwise, so the usual path stores nothing.
+    prompt_hashes: Option<Vec<u64>>,
 }
 
 impl DatasetValidator {
@@ -284,7 +287,16 @@ impl DatasetValidator {
             seen_prompts: HashMap::default(),
             carry: Vec::new(),
             skipping: None,
+            prompt_hashes: None,
         }
+    }
+
+    /// Also keep each valid record's prompt hash (the duplicate detection's 64-bit identity of the
+    /// system text and every turn before a final assistant answer), returned by
+    /// [`DatasetValidator::finish_with_prompt_hashes`]: 8 bytes per record. For a valid dataset there
+    /// is exactly one per record, in record order.
+    pub fn collect_prompt_hashes(&mut self) {
+        self.prompt_hashes.get_or_insert_with(Vec::new);
     }
 
     pub fn options(&self) -> &ValidationOptions {
@@ -347,7 +359,13 @@ impl DatasetValidator {
     }
 
     /// Checks the last line (if the file did not end with a newline) and the dataset-level rules.
-    pub fn finish(mut self) -> ValidationReport {
+    pub fn finish(self) -> ValidationReport {
+        self.finish_with_prompt_hashes().0
+    }
+
+    /// [`DatasetValidator::finish`], with the prompt hashes when
+    /// [`DatasetValidator::collect_prompt_hashes`] asked for them.
+    pub fn finish_with_prompt_hashes(mut self) -> (ValidationReport, Option<Vec<u64>>) {
         if let Some(skipped) = self.skipping.take() {
             self.over_long_line(skipped);
         } else if !self.carry.is_empty() {
@@ -391,7 +409,7 @@ impl DatasetValidator {
         }
         let error_count = self.error_count + dataset_errors.len() as u64;
         dataset_errors.append(&mut self.errors);
-        ValidationReport {
+        let report = ValidationReport {
             valid: error_count == 0,
             records,
             invalid_records: self.invalid_records,
@@ -400,7 +418,8 @@ impl DatasetValidator {
             warnings: self.warnings,
             warning_count: self.warning_count,
             stats: self.stats,
-        }
+        };
+        (report, self.prompt_hashes)
     }
 
     fn max_line_bytes(&self) -> usize {

@@ -319,6 +319,9 @@ impl DatasetValidator {
         stats.max_record_estimated_tokens = stats
             .max_record_estimated_tokens
             .max(input_tokens + output_tokens);
+        if let Some(hashes) = self.prompt_hashes.as_mut() {
+            hashes.push(prompt_hash);
+        }
         if let Some(&first) = self.seen_prompts.get(&prompt_hash) {
             self.stats.duplicate_prompts += 1;
             self.warning(Code::DuplicatePrompt, || {
