@@ -476,7 +476,8 @@ mod tests {
         );
         assert!(!render_show(&run, Format::Text).contains("quality gate"));
         run.quality_gate = Some(distillery_core::domain::evaluation::GatePlan::Off);
-        assert!(render_show(&run, Format::Text).contains("quality gate          quality gate off"));
+        assert!(render_show(&run, Format::Text)
+            .contains("quality gate          off (QUALITY_GATE=off)"));
         run.evaluation = Some(distillery_core::testing::sample_evaluation(
             chrono::Utc::now(),
             false,

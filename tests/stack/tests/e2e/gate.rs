@@ -78,7 +78,7 @@ async fn a_student_that_passes_its_gate_is_served_on_the_evaluated_deployment() 
     assert!(
         sns[0]
             .message
-            .contains("quality gate armed: 20 held-out records"),
+            .contains("Quality gate: armed: 20 held-out records"),
         "{}",
         sns[0].message
     );
@@ -199,7 +199,12 @@ async fn a_dataset_too_small_for_a_slice_skips_the_gate_and_says_so() {
     let sns = sns_for(&stack, &id).await;
     assert_eq!(milestones(&sns), ["launched", "ready"], "{sns:?}");
     for m in &sns {
-        assert!(m.message.contains("quality gate skipped"), "{}", m.message);
+        assert!(
+            m.message
+                .contains("Quality gate: skipped: the dataset has 110 records"),
+            "{}",
+            m.message
+        );
     }
 }
 

@@ -44,15 +44,21 @@ impl GatePlan {
     /// One line for messages and `distillery runs show` when no evaluation has run yet.
     pub fn describe(&self) -> String {
         match self {
-            GatePlan::Off => "quality gate off (QUALITY_GATE=off): the student is served without an evaluation".into(),
-            GatePlan::Skipped { reason } => reason.clone(),
+            GatePlan::Off => {
+                "off (QUALITY_GATE=off): the student is served without an evaluation".into()
+            }
+            // Shown after a "Quality gate" label: the reason's own prefix would repeat it.
+            GatePlan::Skipped { reason } => reason
+                .strip_prefix("quality gate ")
+                .unwrap_or(reason)
+                .to_string(),
             GatePlan::Armed {
                 records,
                 min_score,
                 min_score_origin,
                 ..
             } => format!(
-                "quality gate armed: {records} held-out records; the student must win or tie on at least {} of them ({min_score_origin})",
+                "armed: {records} held-out records; the student must win or tie on at least {} of them ({min_score_origin})",
                 super::gate::pct(*min_score)
             ),
         }

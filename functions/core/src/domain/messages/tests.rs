@@ -585,7 +585,7 @@ fn later_messages_carry_the_gate_outcome_or_why_there_is_none() {
         let m = render_for_run(milestone, &r, &ctx(&prices));
         assert!(
             m.body
-                .contains("quality gate skipped: the dataset has 104 records"),
+                .contains("Quality gate: skipped: the dataset has 104 records"),
             "{milestone}: {}",
             m.body
         );
