@@ -576,7 +576,8 @@ async fn demo_prints_the_line_numbered_report_of_an_invalid_dataset() {
 }
 
 /// Runs recorded straight into the ledger (the real DynamoDB adapter on moto) in every final status:
-/// rejected, completed without serving, failed, stopped, ready, provisioning_failed.
+/// every terminal status (rejected, failed, stopped, provisioning_failed, retired, gate_failed) and
+/// completed without serving.
 async fn seed_final_runs(stack: &Stack) -> Vec<Run> {
     use distillery_core::domain::settings::ServingMode;
     use distillery_core::ports::{CreateOutcome, RunLedger};
@@ -680,6 +681,9 @@ async fn stray_input_on_every_final_run_is_refused_changes_nothing_and_sends_not
             (RunStatus::Ready | RunStatus::ProvisioningFailed, Ok(_)) => {}
             // Retired while (or after) being served: the execution's loop ends quietly on it.
             (RunStatus::Retired, Ok(out)) => assert_eq!(out["outcome"], "retired", "{out}"),
+            (RunStatus::GateFailed, Ok(out)) => {
+                assert_eq!(out["outcome"], "gate_failed", "{out}")
+            }
             (s, Ok(out)) => panic!("throughput-provisioner on {s} answered {out}"),
             (s, Err((t, m))) => {
                 assert_eq!(t, "Conflict", "throughput-provisioner on {s}: {m}");
