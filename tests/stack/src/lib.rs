@@ -558,6 +558,10 @@ impl Stack {
         cmd.args(args)
             .env("AWS_ENDPOINT_URL", &self.info.moto_url)
             .env("AWS_ENDPOINT_URL_BEDROCK", &self.info.bedrock_sim_url)
+            .env(
+                "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                &self.info.bedrock_sim_url,
+            )
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")

@@ -284,7 +284,7 @@ impl ModelEvaluator<'_> {
         // What the run recorded no longer serves: say so rather than fail on a deleted ARN.
         if student.is_none() && matches!(run.status, RunStatus::GateFailed | RunStatus::Retired) {
             return Err(StepError::invalid_input(format!(
-                "run {} is {}: the deployment or throughput it recorded was deleted; give the model                  id to evaluate (e.g. a new on-demand deployment of {})",
+                "run {} is {}: the deployment or throughput it recorded was deleted; give the model id to evaluate (e.g. a new on-demand deployment of {})",
                 run.run_id,
                 run.status,
                 run.custom_model_arn.as_deref().unwrap_or("its custom model")

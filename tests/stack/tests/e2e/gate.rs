@@ -95,6 +95,36 @@ async fn a_student_that_passes_its_gate_is_served_on_the_evaluated_deployment() 
     let out = stack.cli(&["runs", "show", id.as_str()]).await.unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("quality gate          passed"), "{text}");
+
+    // `distillery eval` evaluates again with another judge: a new record, the status unchanged.
+    let judge = "us.amazon.nova-premier-v1:0";
+    let out = stack
+        .cli(&["eval", id.as_str(), "--judge", judge, "--format", "json"])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["judgeModel"], judge, "{printed}");
+    let again = stack.run(&id).await.unwrap();
+    assert_eq!(again.status, RunStatus::Ready);
+    let e2 = again.evaluation.expect("re-evaluated");
+    assert_eq!(e2.judge_model, judge);
+    assert!(e2.evaluated_at > e.evaluated_at);
+    let calls = stack.bedrock_calls().await.unwrap();
+    let judged_by_new = calls_of(&calls, "Converse")
+        .0
+        .iter()
+        .filter(|c| c["request"]["answeredAs"] == "judge" && c["request"]["modelId"] == judge)
+        .count();
+    assert_eq!(
+        judged_by_new, 40,
+        "every record judged twice by the new judge"
+    );
 }
 
 #[tokio::test]
@@ -160,6 +190,15 @@ async fn a_student_that_fails_its_gate_buys_nothing_and_leaves_no_deployment() {
         "{body}"
     );
     assert_eq!(delivered(&run, "gate_failed", "sns"), Some(true));
+
+    // Its deployment is gone: `distillery eval` says what to give instead of calling a deleted ARN.
+    let out = stack.cli(&["eval", id.as_str()]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gate_failed") && err.contains("give the model id"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
