@@ -15,7 +15,7 @@ use distillery_core::app::evaluate_model::{EvaluateConfig, EvaluateModelInput, M
 use distillery_core::domain::catalog::Limits;
 use distillery_core::domain::errors::ErrorType;
 use distillery_core::domain::messages::gate::{comparison_line, verdict_line};
-use distillery_core::domain::run::RunId;
+use distillery_core::domain::run::{RunId, RunStatus};
 use distillery_core::ports::{RunLedger, SystemClock};
 
 use crate::runs::Format;
@@ -93,6 +93,22 @@ async fn evaluate(args: EvalArgs, table: String) -> ExitCode {
         config,
     };
     let run_id = RunId(args.run_id.clone());
+    // The pipeline evaluates a provisioning run itself: a second evaluation now would race it
+    // over the same results files.
+    match ledger.get(&run_id).await {
+        Ok(Some(run)) if run.status == RunStatus::Provisioning => {
+            return usage_error(format!(
+                "run {run_id} is provisioning: the pipeline is evaluating or serving it now; wait \
+                 until it ends (`distillery runs show {run_id} --watch`)"
+            ))
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!("distillery: run {run_id} is not in the ledger");
+            return ExitCode::from(1);
+        }
+        Err(e) => return usage_error(crate::aws::call_error(&sdk, "DynamoDB", &e.to_string())),
+    }
     let progress = indicatif::ProgressBar::new_spinner();
     progress.set_message(format!("evaluating run {run_id}: batch 1"));
     let mut input = EvaluateModelInput {

@@ -79,8 +79,9 @@ enum RunsCommand {
     /// its Provisioned Throughput (only one tagged distillery:managed-by=distillery), records the
     /// run 'retired' and announces it (hours served and cost) on --topic-arn (and Slack when
     /// SLACK_SECRET_ARN is set). A commitment term cannot be deleted before it ends: Bedrock refuses
-    /// and the run stays ready. Exit 2 for a run that is not ready/provisioning or a refused delete,
-    /// 1 if there is no such run.
+    /// and the run stays ready. A run that ended provisioning_failed or gate_failed with a
+    /// deployment or throughput still recorded has it deleted too (its status stays, nothing is
+    /// announced). Exit 2 for any other run or a refused delete, 1 if there is no such run.
     #[command(after_help = crate::aws::RUNS_HELP)]
     Retire {
         /// The run id, as `runs list` or a notification gives it.

@@ -281,6 +281,18 @@ impl ModelEvaluator<'_> {
     }
 
     fn models(&self, run: &Run, student: Option<&str>) -> Result<Models, StepError> {
+        // While the run is provisioning its gate is the pipeline's to decide, on its own
+        // deployment; an evaluation of another model written now could race it.
+        if student.is_some() && run.status == RunStatus::Provisioning {
+            return Err(StepError::new(
+                crate::domain::errors::ErrorType::Conflict,
+                format!(
+                    "run {} is provisioning: the pipeline is deciding its quality gate on its own \
+                     deployment; evaluate another model once the run has ended",
+                    run.run_id
+                ),
+            ));
+        }
         // What the run recorded no longer serves: say so rather than fail on a deleted ARN.
         if student.is_none() && matches!(run.status, RunStatus::GateFailed | RunStatus::Retired) {
             return Err(StepError::invalid_input(format!(

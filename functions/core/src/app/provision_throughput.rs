@@ -215,10 +215,23 @@ impl ThroughputProvisioner<'_> {
             }
         }
         if run.gate_armed() {
-            if let Some(out) = self.settle_gate(run.clone(), input).await? {
+            // A write the gate step loses to a concurrent one (`runs retire`, say) answers what the
+            // run now records, as the provisioning steps below do.
+            let settled = match self.settle_gate(run.clone(), input).await {
+                Ok(settled) => settled,
+                Err(e) if e.error_type == ErrorType::Conflict => Some(
+                    self.after_lost_race(&input.run_id, input.attempt, Err(e))
+                        .await?,
+                ),
+                Err(e) => return Err(e),
+            };
+            if let Some(out) = settled {
                 return Ok(out);
             }
             run = self.load_run(&input.run_id).await?;
+            if let Some(out) = self.recorded_answer(&run, input.attempt) {
+                return Ok(out);
+            }
         }
         let on_demand = run.serves_through_deployment();
         let result = if on_demand {

@@ -53,12 +53,13 @@ impl Serving {
     /// on-demand, or a provisioned run still being evaluated by its quality gate), else its
     /// Provisioned Throughput (a provisioned run keeps its deleted evaluation deployment's ARN).
     pub fn of(run: &Run) -> Option<Serving> {
-        let deployment = run.deployment_arn.clone().map(Serving::Deployment);
-        let throughput = run.provisioned_model_arn.clone().map(Serving::Throughput);
+        // No fallback from one to the other: a provisioned run past its gate keeps its deleted
+        // evaluation deployment's ARN, and answering with it while the throughput is being bought
+        // would retire the run as the purchase goes out.
         if run.serves_through_deployment() {
-            deployment.or(throughput)
+            run.deployment_arn.clone().map(Serving::Deployment)
         } else {
-            throughput.or(deployment)
+            run.provisioned_model_arn.clone().map(Serving::Throughput)
         }
     }
 
@@ -129,10 +130,20 @@ impl ServingRetirer<'_> {
         run: &Run,
         reason: RetireReason,
     ) -> Result<Retirement, StepError> {
-        if !matches!(run.status, RunStatus::Ready | RunStatus::Provisioning) {
+        // A run that ended while something of it may still be up (a failed gate whose deployment
+        // could not be deleted, a provisioning failure): the deletion is done, the status stays.
+        let cleanup = matches!(
+            run.status,
+            RunStatus::ProvisioningFailed | RunStatus::GateFailed
+        );
+        if !matches!(run.status, RunStatus::Ready | RunStatus::Provisioning) && !cleanup {
             return Err(run.refuse(
-                "retire it: only a ready (or provisioning) run has a deployment or throughput to delete",
+                "retire it: only a ready or provisioning run (or one that ended provisioning_failed or \
+                 gate_failed with something left) has a deployment or throughput to delete",
             ));
+        }
+        if cleanup {
+            return self.clean_up_ended(run).await;
         }
         // The reconciler read the run a moment ago; `runs extend` may have moved the expiry since.
         if let RetireReason::Expired(at) = &reason {
@@ -203,6 +214,38 @@ impl ServingRetirer<'_> {
             result: result.to_string(),
             retired_at: now,
             notified,
+        })
+    }
+
+    /// Deletes what a `provisioning_failed` or `gate_failed` run still records (tag-checked) and
+    /// records `retiredAt`; the run's status is final and stays, and nothing is announced (the
+    /// run's end was).
+    async fn clean_up_ended(&self, run: &Run) -> Result<Retirement, StepError> {
+        let Some(serving) = Serving::of(run) else {
+            return Err(run.refuse(
+                "retire it: no deployment or Provisioned Throughput ARN is recorded on it, so nothing is left to delete",
+            ));
+        };
+        let result = self.delete_tagged(run, &serving).await?;
+        let now = self.clock.now();
+        self.ledger
+            .update(
+                &run.run_id,
+                &[],
+                &RunUpdate {
+                    retired_at: Some(now),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.context(format!("recording run {} retiredAt", run.run_id)))?;
+        tracing::info!(run_id = %run.run_id, arn = serving.arn(), result, "deleted what an ended run left");
+        Ok(Retirement {
+            run_id: run.run_id.clone(),
+            serving,
+            result: result.to_string(),
+            retired_at: now,
+            notified: None,
         })
     }
 

@@ -602,17 +602,26 @@ impl Run {
         )
     }
 
-    /// Whether the gate is armed and has not decided yet: nothing may serve or be bought.
-    pub fn gate_pending(&self) -> bool {
-        self.gate_armed() && self.evaluation.is_none()
-    }
-
-    /// The gate's decision, once an armed run has been evaluated.
-    pub fn gate_passed(&self) -> Option<bool> {
+    /// The evaluation that decides an armed run's gate: one made on the run's own deployment.
+    /// An evaluation of another model (`distillery eval --student`) informs people but never
+    /// decides what is served or bought.
+    fn gate_evaluation(&self) -> Option<&crate::domain::evaluation::EvaluationRecord> {
         if !self.gate_armed() {
             return None;
         }
-        self.evaluation.as_ref().map(|e| e.decision.passed)
+        self.evaluation
+            .as_ref()
+            .filter(|e| self.deployment_arn.as_deref() == Some(e.student_model.as_str()))
+    }
+
+    /// Whether the gate is armed and has not decided yet: nothing may serve or be bought.
+    pub fn gate_pending(&self) -> bool {
+        self.gate_armed() && self.gate_evaluation().is_none()
+    }
+
+    /// The gate's decision, once an armed run's deployment has been evaluated.
+    pub fn gate_passed(&self) -> Option<bool> {
+        self.gate_evaluation().map(|e| e.decision.passed)
     }
 
     /// Whether the serving step works on the run's on-demand deployment: serving on-demand, or a
@@ -630,7 +639,7 @@ impl Run {
     pub fn can_be_retried(&self) -> bool {
         matches!(
             self.status,
-            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped
+            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped | RunStatus::GateFailed
         )
     }
 }

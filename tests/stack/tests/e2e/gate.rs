@@ -285,3 +285,68 @@ async fn throttled_runtime_calls_are_retried_and_the_gate_still_decides() {
     assert_eq!(converse_calls(&calls, "teacher"), 20);
     assert_eq!(converse_calls(&calls, "judge"), 40);
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_provisioned_run_buys_its_throughput_only_after_the_gate_passed_on_a_deployment() {
+    let stack = stack().await;
+    set_student_quality(&stack, 1.0).await;
+    let key = unique_key("support-tickets-gate-provisioned");
+    let (_, ex) = stack
+        .upload_and_run(
+            &key,
+            sample_dataset(),
+            &[
+                ("distillery-serving", "provisioned"),
+                ("distillery-quality-gate", "on"),
+            ],
+        )
+        .await
+        .expect(NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let id = run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Ready, "{run:?}");
+    let e = run.evaluation.clone().expect("evaluated");
+    assert!(e.decision.passed);
+    assert_eq!(Some(&e.student_model), run.deployment_arn.as_ref());
+    assert!(run.provisioned_model_arn.is_some() && run.serving_expires_at.is_some());
+
+    // In order: the evaluation deployment made, the student asked, the deployment deleted, then
+    // (and only then) one throughput bought; none of the deployment is left.
+    let calls = stack.bedrock_calls().await.unwrap();
+    let position = |op: &str| {
+        calls
+            .iter()
+            .position(|c| c["operation"] == op && c["status"].as_u64().is_some_and(|s| s < 300))
+            .unwrap_or_else(|| panic!("no {op}"))
+    };
+    let last_student = calls
+        .iter()
+        .rposition(|c| c["request"]["answeredAs"] == "student")
+        .unwrap();
+    assert!(position("CreateCustomModelDeployment") < last_student);
+    assert!(last_student < position("DeleteCustomModelDeployment"));
+    assert!(position("DeleteCustomModelDeployment") < position("CreateProvisionedModelThroughput"));
+    assert_eq!(
+        calls_of(&calls, "CreateProvisionedModelThroughput").0.len(),
+        1
+    );
+    let bedrock = stack.bedrock().await;
+    assert!(bedrock
+        .list_custom_model_deployments()
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        bedrock.list_provisioned_throughputs().await.unwrap().len(),
+        1
+    );
+    let sns = sns_for(&stack, &id).await;
+    assert_eq!(milestones(&sns), ["launched", "ready"], "{sns:?}");
+    assert!(
+        sns[1].message.contains("Quality gate: passed"),
+        "{}",
+        sns[1].message
+    );
+}

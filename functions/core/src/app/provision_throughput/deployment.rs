@@ -128,8 +128,17 @@ impl ThroughputProvisioner<'_> {
                     None,
                 )
             }
-            // Serving waits for the quality gate: evaluate on the deployment first.
-            DeploymentStatus::Active if run.gate_pending() => {
+            // Serving waits for the quality gate: evaluate on the deployment first. A decided
+            // gate never makes this deployment `ready` here unless it passed and the run serves
+            // on demand: a failed student is never served, and a provisioned run's evaluation
+            // deployment is not its serving (the provisioner's gate step deletes it and buys the
+            // throughput). So the reconciler, which only reads, can never serve either.
+            DeploymentStatus::Active
+                if run.gate_armed()
+                    && (run.gate_passed() != Some(true)
+                        || run.settings.serving
+                            != crate::domain::settings::ServingMode::OnDemand) =>
+            {
                 if run.deployment_arn.as_deref() == Some(arn.as_str()) {
                     return Ok(self.output(&run, ProvisionOutcome::Evaluate, None, attempt));
                 }

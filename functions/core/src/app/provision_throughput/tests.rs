@@ -918,21 +918,56 @@ async fn to_evaluation(
     o
 }
 
-async fn record_evaluation(ledger: &InMemoryRunLedger, passed: bool) {
+/// Records an evaluation of `student` (the run's own deployment when `None`), as the evaluator does.
+async fn record_evaluation_of(ledger: &InMemoryRunLedger, passed: bool, student: Option<&str>) {
+    let run = stored(ledger, &input(0).run_id).await;
+    let mut evaluation = crate::testing::sample_evaluation(chrono::Utc::now(), passed);
+    evaluation.student_model = student.map(str::to_string).or(run.deployment_arn).unwrap();
     ledger
         .update(
             &input(0).run_id,
             &[],
             &RunUpdate {
-                evaluation: Some(crate::testing::sample_evaluation(
-                    chrono::Utc::now(),
-                    passed,
-                )),
+                evaluation: Some(evaluation),
                 ..Default::default()
             },
         )
         .await
         .unwrap();
+}
+
+async fn record_evaluation(ledger: &InMemoryRunLedger, passed: bool) {
+    record_evaluation_of(ledger, passed, None).await
+}
+
+#[tokio::test]
+async fn an_evaluation_of_another_model_never_decides_the_gate() {
+    let ledger = ledger_with(armed(completed(ServingMode::Provisioned))).await;
+    let bedrock = ScriptedBedrock::default();
+    to_evaluation(&ledger, &bedrock).await;
+    // Say `distillery eval --student <the teacher>` had recorded a pass.
+    record_evaluation_of(&ledger, true, Some("amazon.nova-pro-v1:0")).await;
+    let p = gate_provisioner(&ledger, &bedrock);
+    let o = p.provision(&input(3)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Evaluate);
+    assert_eq!(
+        bedrock.count("create_pt") + bedrock.count("delete_deployment"),
+        0
+    );
+    // Nor does the reconciler's read-only step serve the evaluation deployment, whatever is
+    // recorded: not with that evaluation, not after a failing one, not for a provisioned run
+    // whose gate passed (its serving is the throughput the pipeline buys).
+    for passed in [true, false] {
+        let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
+        assert_eq!(o.outcome, ProvisionOutcome::Evaluate, "{passed}");
+        record_evaluation(&ledger, passed).await;
+    }
+    let o = p.record_throughput_state(&input(0).run_id).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Evaluate);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id).await.status,
+        RunStatus::Provisioning
+    );
 }
 
 #[tokio::test]

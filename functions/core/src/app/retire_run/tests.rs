@@ -201,6 +201,34 @@ async fn an_on_demand_run_retires_by_deleting_its_deployment() {
 }
 
 #[tokio::test]
+async fn an_ended_run_that_left_a_deployment_has_it_deleted_and_keeps_its_status() {
+    for status in [RunStatus::GateFailed, RunStatus::ProvisioningFailed] {
+        let mut run = ready_run();
+        run.status = status;
+        run.settings.serving = ServingMode::OnDemand;
+        run.provisioned_model_arn = None;
+        run.serving_expires_at = None;
+        run.deployment_arn = Some(DEP.into());
+        let w = World::new(run).await;
+        w.bedrock
+            .add_deployment(DEP, DeploymentStatus::Active, t0(), &MANAGED);
+        let sender = RenderingSender::new(&w.ledger, &w.clock);
+        let r = w
+            .retirer(&sender)
+            .retire(&RunId(ID.into()), RetireReason::Requested("ops".into()))
+            .await
+            .unwrap();
+        assert_eq!(r.serving, Serving::Deployment(DEP.into()));
+        assert_eq!(r.result, "deleted");
+        assert!(!w.bedrock.has_deployment(DEP), "{status}");
+        let after = w.run().await;
+        assert_eq!(after.status, status, "a final status stays");
+        assert_eq!(after.retired_at, Some(w.clock.now()));
+        assert!(sender.sent().is_empty(), "nothing announced again");
+    }
+}
+
+#[tokio::test]
 async fn only_a_ready_or_provisioning_run_can_be_retired() {
     let mut run = ready_run();
     run.status = RunStatus::Completed;
@@ -214,7 +242,7 @@ async fn only_a_ready_or_provisioning_run_can_be_retired() {
     assert_eq!(e.error_type, ErrorType::Conflict);
     assert!(
         e.message.starts_with("run run-ready is completed")
-            && e.message.contains("only a ready (or provisioning) run"),
+            && e.message.contains("only a ready or provisioning run"),
         "{}",
         e.message
     );

@@ -99,8 +99,7 @@ pub fn provisioned_without_on_demand(student: &str, region: &str) -> StepError {
 /// The reason recorded for a run with the gate on and serving `none`.
 pub const SERVING_NONE_REASON: &str =
     "quality gate skipped: serving is none, so nothing is bought \
-     to gate and no records were held out (the whole dataset trains); `distillery eval` can \
-     evaluate the model later";
+     to gate and no records were held out (the whole dataset trains)";
 
 /// The reason recorded for a scheduled run (invocation logs) with the gate on.
 pub const INVOCATION_LOGS_REASON: &str = "quality gate skipped: the run trains on Bedrock \

@@ -100,9 +100,10 @@ pub(super) fn gate_failed(
         d.fields.push(("Custom model ARN".into(), m.clone()));
     }
     d.notes.push(format!(
-        "To see every answer: the evaluation results above. To evaluate again (say, with another judge): \
-         `distillery eval {0} --judge <model-id>`. To try again with more or better data, or another \
-         student: upload a new dataset, or `distillery runs retry {0}`.",
+        "To see every answer: the evaluation results above. To evaluate again (say, with another judge), \
+         on a deployment of the custom model you make: `distillery eval {0} --student <deployment-arn> \
+         --judge <model-id>`. To try again with more or better data, or another student: upload a new \
+         dataset, or `distillery runs retry {0} --student <model-id>`.",
         run.run_id
     ));
 }

@@ -68,7 +68,7 @@ fn ownership_and_retry_rules() {
         run.status = s;
         let retryable = matches!(
             s,
-            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped
+            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped | RunStatus::GateFailed
         );
         assert_eq!(run.can_be_retried(), retryable, "{s}");
     }
