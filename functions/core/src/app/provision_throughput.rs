@@ -84,66 +84,6 @@ pub struct ProvisionThroughputOutput {
     pub next_wait_seconds: u64,
 }
 
-/// Provisioner settings, from the environment with defaults from `data/limits.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvisionConfig {
-    pub policy: ServingPolicy,
-    pub initial_wait_seconds: u64,
-    pub max_wait_seconds: u64,
-    /// The state machine's provisioning loop bound (`throughput.provisioningBudgetChecks`).
-    pub budget_checks: u32,
-}
-
-impl ProvisionConfig {
-    /// The longest a live execution keeps checking a throughput: the waits of every check of the
-    /// budget. The reconciler leaves a `provisioning` run alone for this long (checks while
-    /// `Creating` write nothing, so the run's `updated_at` says nothing about whether it is live).
-    pub fn provisioning_window_seconds(&self) -> u64 {
-        (0..self.budget_checks)
-            .map(|attempt| {
-                next_wait_seconds(self.initial_wait_seconds, self.max_wait_seconds, attempt)
-            })
-            .sum()
-    }
-}
-
-impl ProvisionConfig {
-    /// Reads `MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS` (comma list of `None`, `OneMonth`,
-    /// `SixMonths`), `POLL_INITIAL_WAIT_SECONDS` and `POLL_MAX_WAIT_SECONDS` through `lookup`.
-    /// Unset (or empty, see [`crate::config`]) means the default from `limits`.
-    pub fn from_lookup(
-        limits: &Limits,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, StepError> {
-        let env = Env::new(lookup);
-        let max_model_units =
-            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
-        let allowed_commitments = env
-            .commitments("ALLOWED_COMMITMENTS")?
-            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
-        let initial_wait_seconds = env.positive_u64(
-            "POLL_INITIAL_WAIT_SECONDS",
-            limits.polling.initial_wait_seconds,
-        )?;
-        let max_wait_seconds =
-            env.positive_u64("POLL_MAX_WAIT_SECONDS", limits.polling.max_wait_seconds)?;
-        Ok(ProvisionConfig {
-            policy: ServingPolicy {
-                max_model_units,
-                allowed_commitments,
-            },
-            initial_wait_seconds,
-            max_wait_seconds,
-            budget_checks: limits.throughput.provisioning_budget_checks,
-        })
-    }
-
-    /// Reads the process environment.
-    pub fn from_env(limits: &Limits) -> Result<Self, StepError> {
-        Self::from_lookup(limits, process_var)
-    }
-}
-
 /// The `clientRequestToken` for a run's Provisioned Throughput: the same for every retry of the
 /// same run, so Bedrock returns the first purchase instead of making a second one.
 pub fn throughput_client_request_token(run_id: &RunId) -> String {
@@ -596,6 +536,8 @@ impl ThroughputProvisioner<'_> {
     }
 }
 
+mod config;
+pub use config::ProvisionConfig;
 mod deployment;
 mod gate;
 pub use deployment::deployment_name_for;
