@@ -26,8 +26,10 @@ pub const REGION: &str = "us-east-1";
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct LogGenOptions {
-    /// Stop once the log files written reach this many (gzipped) bytes.
+    /// Stop once the log files written reach this many (gzipped) bytes...
     pub target_bytes: u64,
+    /// ...and at least this many hour folders are filled.
+    pub min_hours: u64,
     /// Records per log file.
     pub records_per_file: usize,
     /// Log files per hour folder.
@@ -45,6 +47,7 @@ impl Default for LogGenOptions {
     fn default() -> Self {
         LogGenOptions {
             target_bytes: 256 * 1024,
+            min_hours: 0,
             records_per_file: 200,
             files_per_hour: 2,
             start: Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap(),
@@ -418,7 +421,7 @@ pub fn write_invocation_logs(dir: &Path, options: &LogGenOptions) -> io::Result<
     let mut hour = options.start;
     let per_hour = options.files_per_hour.max(1);
     let mut text = Vec::new();
-    while out.bytes < options.target_bytes || out.files == 0 {
+    while out.bytes < options.target_bytes || out.hours < options.min_hours || out.files == 0 {
         let folder = hour_folder(hour);
         out.hours += 1;
         for f in 0..per_hour {

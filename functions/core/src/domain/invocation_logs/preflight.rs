@@ -260,9 +260,7 @@ impl Preflight {
                     self.push_skip(Skip {
                         file: file.to_string(),
                         line: None,
-                        reason: format!(
-                            "not a readable gzip file ({e}): nothing from it is counted"
-                        ),
+                        reason: format!("cannot be read as gzip ({e}): nothing from it is counted"),
                     });
                     return FileOutcome::Corrupt;
                 }
@@ -645,7 +643,7 @@ mod tests {
         assert_eq!((r.files, r.scanned, r.distinct_prompts), (1, 5, 4));
         let names: Vec<&str> = r.skipped_files.iter().map(|s| s.file.as_str()).collect();
         assert_eq!(names, ["bad", "damaged"]);
-        assert!(r.skipped_files[0].reason.contains("not a readable gzip"));
+        assert!(r.skipped_files[0].reason.contains("cannot be read as gzip"));
     }
 
     #[test]
