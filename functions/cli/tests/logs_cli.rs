@@ -218,3 +218,96 @@ fn usage_and_io_errors_exit_2() {
         (Some(0), Some(0))
     );
 }
+
+/// Every file under `dir`, relative and `/`-separated.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(
+                    p.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn an_s3_source_reads_like_the_local_directory() {
+    let (dir, g) = logs(LogGenOptions {
+        target_bytes: 64 * 1024,
+        truncated_file: true,
+        corrupt_file: true,
+        ..Default::default()
+    });
+    let moto = distillery_test_support::Moto::start();
+    let sdk = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket("logs").send().await.unwrap();
+    for rel in files_under(dir.path()) {
+        let body = std::fs::read(dir.path().join(&rel)).unwrap();
+        s3.put_object()
+            .bucket("logs")
+            .key(format!("bedrock/{rel}"))
+            .body(body.into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let local = preview_json(dir.path(), &[], 0);
+    let endpoint = moto.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        distillery()
+            .args(["logs", "preview", "s3://logs/bedrock/", "--format", "json"])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone()
+    })
+    .await
+    .unwrap();
+    let remote: Value = serde_json::from_slice(&out).unwrap();
+    for field in [
+        "files",
+        "scanned",
+        "matched",
+        "eligible",
+        "distinct_prompts",
+        "by_model",
+        "by_day",
+    ] {
+        assert_eq!(remote[field], local[field], "{field}");
+    }
+    assert_eq!(remote["scanned"], g.records);
+    let corrupt = format!("s3://logs/bedrock/{}", g.corrupt.as_deref().unwrap());
+    assert!(
+        remote["skipped_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["file"] == corrupt.as_str()),
+        "{}",
+        remote["skipped_files"]
+    );
+}
