@@ -52,6 +52,7 @@ rate() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 / s;
 echo "distillery logs preview: $(field files) files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB gzipped," \
   "$(awk -v b="$raw" 'BEGIN { printf "%.1f", b / 1e6 }') MB of JSON lines, $(field scanned) records" \
   "($(field matched) matched, $(field eligible) eligible, $(field distinct_prompts) distinct prompts)"
+cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
 echo "  wall $secs s: $(rate "$bytes" "$secs") MB/s gzipped, $(rate "$raw" "$secs") MB/s decompressed;" \
-  "CPU user $user s + sys $sys s"
+  "CPU (user+sys) $cpu s: $(rate "$bytes" "$cpu") MB/s gzipped, $(rate "$raw" "$cpu") MB/s decompressed"
 echo "  peak RSS $(awk -v k="$rss_kib" 'BEGIN { printf "%.1f", k / 1024 }') MB; load average when done: $(cut -d' ' -f1-3 /proc/loadavg)"
