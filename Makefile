@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench bench-orchestration demo demo-soak e2e clean
+.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench bench-logs bench-orchestration demo demo-soak e2e clean
 .PHONY: build-sam deploy check-infra
 
 help: ## List the targets
@@ -60,6 +60,9 @@ demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on th
 
 bench: ## Validator throughput and peak memory on a generated ~256 MB dataset
 	scripts/bench-validate.sh
+
+bench-logs: ## `distillery logs preview` throughput and peak memory on ~1 GB of generated invocation logs (BENCH_LOGS_MB)
+	scripts/bench-logs-preview.sh
 
 bench-orchestration: ## Event-driven vs polling job tracking: a time-scaled 24-hour job each (SCALE=0.001); target/bench/orchestration.json
 	scripts/bench-orchestration.sh

@@ -21,7 +21,8 @@ use aws_sdk_s3::Client;
 use crate::sdk_error::port_error;
 use distillery_core::config::Env;
 use distillery_core::ports::{
-    DatasetChunks, DatasetStore, ObjectInfo, ObjectPin, PortError, SnapshotSink, WrittenObject,
+    DatasetChunks, DatasetStore, ListedObject, ObjectInfo, ObjectLister, ObjectPage, ObjectPin,
+    PortError, SnapshotSink, WrittenObject,
 };
 
 /// The part size of snapshot uploads (S3's minimum for every part but the last is 5 MiB).
@@ -239,6 +240,42 @@ impl DatasetStore for S3DatasetStore {
             parts: Vec::new(),
             size: 0,
         }))
+    }
+}
+
+#[async_trait]
+impl ObjectLister for S3DatasetStore {
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectPage, PortError> {
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(continuation.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("ListObjectsV2 s3://{bucket}/{prefix}"), e))?;
+        let objects = out
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key()?.to_string(),
+                    size: o.size().unwrap_or(0).max(0) as u64,
+                })
+            })
+            .collect();
+        let next = if out.is_truncated().unwrap_or(false) {
+            out.next_continuation_token().map(str::to_string)
+        } else {
+            None
+        };
+        Ok(ObjectPage { objects, next })
     }
 }
 

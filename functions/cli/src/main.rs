@@ -7,6 +7,7 @@
 mod aws;
 mod eval;
 mod follow;
+mod logs;
 mod reconcile;
 mod runs;
 mod serving;
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "distillery",
     version,
-    about = "Amazon Bedrock Model Distillation pipeline: validate datasets, submit and follow runs.",
+    about = "Amazon Bedrock Model Distillation pipeline: validate datasets, preview invocation logs, submit and follow runs.",
     after_help = "Exit codes: 0 success; 1 a negative verdict (an invalid dataset, an unknown run); \
                   2 a usage, configuration, I/O or AWS error, with a one-line cause on stderr.\n\
                   `distillery <command> --help` lists each command's flags and environment variables."
@@ -42,6 +43,8 @@ enum Command {
     /// Evaluate a run's student against its teacher on its held-out records again (the quality
     /// gate's evaluation), e.g. with another judge; the run's status never changes.
     Eval(eval::EvalArgs),
+    /// Bedrock invocation logs as training data: `logs preview` counts what a job would train on.
+    Logs(logs::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => runs::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Logs(args) => logs::run(args),
     }
 }
 

@@ -169,6 +169,33 @@ pub trait DatasetStore: Send + Sync {
     ) -> Result<Box<dyn SnapshotSink>, PortError>;
 }
 
+/// One object a listing returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+}
+
+/// One page of a listing, in key order; `next` continues it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// Lists objects under a prefix, a page at a time so memory stays bounded however many there are
+/// (S3 ListObjectsV2 in AWS; invocation logs are read this way).
+#[async_trait]
+pub trait ObjectLister: Send + Sync {
+    /// The page after `continuation` (the first page with `None`).
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectPage, PortError>;
+}
+
 /// Training data for a distillation job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -6,6 +6,7 @@ pub mod cost;
 pub mod errors;
 pub mod evaluation;
 pub mod guardrails;
+pub mod invocation_logs;
 pub mod messages;
 pub mod naming;
 pub mod run;

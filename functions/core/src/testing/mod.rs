@@ -4,11 +4,13 @@
 //! - [`sample_run`]: a run to start from.
 //! - [`fakes`]: fakes of the ports every test suite needs (a clock set by hand, a scripted Bedrock).
 //! - [`memory`]: in-memory ledger and dataset store, with the same semantics as the AWS adapters.
+//! - [`invocation_logs`]: realistic Bedrock invocation logs written into a directory.
 //! - [`ledger_contract`]: the checks every `RunLedger` passes, run on the in-memory and the DynamoDB
 //!   ledger alike (`run_ledger_contract!`).
 
 pub mod bedrock_account;
 pub mod fakes;
+pub mod invocation_logs;
 pub mod ledger_contract;
 pub mod memory;
 pub mod messages;

@@ -19,6 +19,8 @@ mod prompt_hash;
 mod record;
 mod rules;
 
+pub(crate) use prompt_hash::PromptHasher;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
