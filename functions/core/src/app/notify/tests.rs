@@ -905,6 +905,10 @@ fn sample_events_parse() {
             "notify-gate-failed.json",
             include_str!("../../../../../events/notify-gate-failed.json"),
         ),
+        (
+            "notify-skipped.json",
+            include_str!("../../../../../events/notify-skipped.json"),
+        ),
     ] {
         let i: NotifyInput = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(Milestone::parse(&i.milestone).is_some(), "{name}");
