@@ -194,6 +194,10 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             if let Some(max) = body.get("inferenceConfig").and_then(|c| c.get("maxTokens")) {
                 out.insert("maxTokens".into(), max.clone());
             }
+            // What makes an application's traffic selectable by requestMetadataFilters.
+            if let Some(m) = body.get("requestMetadata") {
+                out.insert("requestMetadata".into(), m.clone());
+            }
             return out;
         }
         for key in [
