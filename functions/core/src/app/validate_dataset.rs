@@ -721,7 +721,13 @@ impl DatasetValidatorService {
         run: &Run,
         problem: Option<String>,
     ) -> Result<ValidateDatasetOutput, StepError> {
-        let note = "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here";
+        let note = match &run.dataset {
+            DatasetLocation::InvocationLogs {
+                mode: LogRunMode::Curated,
+                ..
+            } => "invocation logs (curated): nothing was read",
+            _ => "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here",
+        };
         let report_uri = match &self.config.schedule_bucket {
             Some(bucket) => {
                 let log_window = run.dataset.log_window();
@@ -769,6 +775,9 @@ impl DatasetValidatorService {
     /// window recorded: read the window's logs, count the eligible records (fewer than
     /// `MIN_NEW_RECORDS`: [`Self::skip_run`]), convert them into the run's snapshot and validate
     /// it like an upload.
+    ///
+    /// The window to read is the one recorded on the run (`run.dataset.log_window()`), never one
+    /// computed again: a resumed run keeps the window it started with.
     ///
     /// Until the log preflight (`domain::invocation_logs`) is wired in here, a curated run is
     /// rejected with a reason that says how to run the schedule meanwhile, so nothing trains on

@@ -181,3 +181,58 @@ fn the_output_says_skipped_and_older_outputs_read_without_it() {
     let again = serde_json::to_value(&out).unwrap();
     assert_eq!(again["skipped"], false);
 }
+
+#[tokio::test]
+async fn a_curated_run_starts_where_the_schedules_last_completed_run_ended() {
+    let (svc, ledger) = service_env(Arc::new(InMemoryDatasetStore::new()), &[]);
+    let previous_end = t("2026-11-25T03:00:00Z");
+    let id = RunId::for_schedule("weekly-retraining", "2026-11-25T03:00:00Z");
+    let mut settings = svc.config.recorded_defaults();
+    settings.serving = crate::domain::settings::ServingMode::None;
+    let run = Run::new(
+        id.clone(),
+        RunSource::Schedule,
+        DatasetLocation::InvocationLogs {
+            s3_uri: "s3://logs-bucket/bedrock-logs/".into(),
+            request_metadata_filters: None,
+            use_prompt_response: false,
+            mode: LogRunMode::Curated,
+            schedule_name: Some("weekly-retraining".into()),
+            window_start: Some(t("2026-11-18T03:00:00Z")),
+            window_end: Some(previous_end),
+        },
+        settings,
+        previous_end,
+    );
+    ledger.create(&run).await.unwrap();
+    let mut from = RunStatus::Received;
+    for next in [
+        RunStatus::Validating,
+        RunStatus::Validated,
+        RunStatus::Launching,
+        RunStatus::Training,
+        RunStatus::Completed,
+    ] {
+        ledger
+            .update(&id, &[from], &RunUpdate::to(next))
+            .await
+            .unwrap();
+        from = next;
+    }
+    let out = svc
+        .handle(schedule_event("2026-11-30T03:00:00Z"))
+        .await
+        .unwrap();
+    let recorded = ledger
+        .get(out.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recorded.dataset.log_window(),
+        Some(LogWindow {
+            start: previous_end,
+            end: t("2026-11-30T03:00:00Z"),
+        })
+    );
+}
