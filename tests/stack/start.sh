@@ -90,9 +90,11 @@ log "moto        $MOTO_URL"
 
 # --events-url: each job status change is published as Bedrock's state-change event (PutEvents, default
 # bus); the job-event rule stack-setup creates routes Distillery's to the relay's queue.
+# --s3-url: a native invocation-log job's logs are read from moto's S3 and filtered as Bedrock would,
+# and the job fails when fewer than 100 records match.
 start_bg bedrock-sim "$ROOT/target/debug/bedrock-sim" --port 0 \
   --phase-ms "${BEDROCK_SIM_PHASE_MS:-1000}" --pt-ms "${BEDROCK_SIM_PT_MS:-1000}" --stop-ms 300 \
-  --events-url "$MOTO_URL"
+  --events-url "$MOTO_URL" --s3-url "$MOTO_URL"
 SIM_URL=$(listening_url bedrock-sim)
 wait_http "$SIM_URL/" bedrock-sim
 log "bedrock-sim $SIM_URL"

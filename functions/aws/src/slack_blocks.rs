@@ -103,6 +103,7 @@ fn emoji(milestone: Milestone) -> &'static str {
         Milestone::StopFailed => ":rotating_light:",
         Milestone::ExpiringSoon => ":alarm_clock:",
         Milestone::Retired => ":wastebasket:",
+        Milestone::Skipped => ":fast_forward:",
         Milestone::Rejected
         | Milestone::Failed
         | Milestone::ProvisioningFailed

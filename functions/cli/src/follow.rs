@@ -14,7 +14,7 @@ use distillery_core::ports::{RunLedger, SystemClock};
 use crate::runs::Format;
 use crate::usage_error;
 
-/// Exit status of `runs show --watch` for a run that ended in another status than completed/ready.
+/// Exit status of `runs show --watch` for a run that ended in another status than completed/ready/retired/skipped.
 pub const EXIT_ENDED_BADLY: u8 = 3;
 
 pub async fn stop(
@@ -92,7 +92,7 @@ pub fn watch_line(run: &Run, now: chrono::DateTime<chrono::Utc>) -> String {
     )
 }
 
-/// Prints a line whenever the run changes, until it ends; exit 0 for completed/ready/retired, 3 for any
+/// Prints a line whenever the run changes, until it ends; exit 0 for completed/ready/retired/skipped (nothing new to train on is not a failure), 3 for any
 /// other end, 1 if there is no such run.
 pub async fn watch(ledger: &DynamoRunLedger, run_id: &str, interval: Duration) -> ExitCode {
     let id = RunId(run_id.to_string());
@@ -118,7 +118,7 @@ pub async fn watch(ledger: &DynamoRunLedger, run_id: &str, interval: Duration) -
         if run.is_settled() {
             return if matches!(
                 run.status,
-                RunStatus::Completed | RunStatus::Ready | RunStatus::Retired
+                RunStatus::Completed | RunStatus::Ready | RunStatus::Retired | RunStatus::Skipped
             ) {
                 ExitCode::SUCCESS
             } else {

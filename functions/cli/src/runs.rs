@@ -35,7 +35,7 @@ enum RunsCommand {
     List {
         /// Only runs in this status (received, validating, rejected, validated, launching, training,
         /// completed, failed, stopped, provisioning, ready, provisioning_failed, retired,
-        /// gate_failed).
+        /// gate_failed, skipped).
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// At most this many runs.
@@ -47,7 +47,7 @@ enum RunsCommand {
     },
     /// One run with its history and notification deliveries (exit 1 if there is no such run).
     /// With --watch, follow it live instead: a line (status, sub-statuses, time since launch) each
-    /// time it changes, until it ends (exit 0 completed/ready/retired, 3 any other end).
+    /// time it changes, until it ends (exit 0 completed/ready/retired/skipped, 3 any other end).
     #[command(after_help = crate::aws::RUNS_HELP)]
     Show {
         /// The run id, as `runs list` or a notification gives it.

@@ -15,6 +15,7 @@ mod calls;
 mod deployment;
 mod events;
 mod faults;
+pub mod invocation_logs;
 mod jobs;
 mod runtime;
 mod server;

@@ -44,6 +44,10 @@ struct Args {
     /// bus, source aws.bedrock). Off when absent: events are only logged (GET /_sim/events).
     #[arg(long, env = "BEDROCK_SIM_EVENTS_URL")]
     events_url: Option<String>,
+    /// S3 endpoint (moto's URL) to read the invocation logs of native invocation-log jobs from
+    /// (path-style). Off when absent: such jobs are not checked.
+    #[arg(long, env = "BEDROCK_SIM_S3_URL")]
+    s3_url: Option<String>,
     /// Share (0..=1) of prompts on which a student (Converse on a custom model deployment or
     /// Provisioned Throughput) answers like its teacher; the simulated judge prefers the teacher's
     /// answer on the rest. Changeable at runtime: PUT /_sim/runtime {"studentQuality": Q}.
@@ -87,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         port: args.port,
         deployment_ms: args.deployment_ms,
         events_url: args.events_url,
+        s3_url: args.s3_url,
         student_quality: args.student_quality,
     };
     if !(0.0..=1.0).contains(&config.student_quality) {

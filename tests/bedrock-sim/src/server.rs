@@ -85,6 +85,19 @@ fn run(
     query: Params,
     body: Bytes,
 ) -> Response {
+    run_checked(state, op, headers, id, query, body, None)
+}
+
+/// [`run`], with what the HTTP layer found in a job's training data beforehand.
+fn run_checked(
+    state: &Shared,
+    op: Operation,
+    headers: &HeaderMap,
+    id: Option<String>,
+    query: Params,
+    body: Bytes,
+    data_failure: Option<String>,
+) -> Response {
     let region = signed_region(
         headers
             .get(header::AUTHORIZATION)
@@ -97,6 +110,7 @@ fn run(
         id,
         query,
         body: body.to_vec(),
+        data_failure,
     };
     let result = sim.handle(&req);
     drop(sim);
@@ -120,14 +134,42 @@ fn run(
 }
 
 async fn create_job(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    run(
+    let data_failure = check_invocation_logs(&s, &body).await;
+    run_checked(
         &s,
         Operation::CreateModelCustomizationJob,
         &headers,
         None,
         vec![],
         body,
+        data_failure,
     )
+}
+
+/// A job on invocation logs (native mode): reads and counts the logs, as Bedrock does before it
+/// trains, outside the state lock. `Some(message)`: the job is to fail in its validation phase
+/// (too few usable records, or logs it cannot read). Without `--s3-url`, or for any other job,
+/// or a request the create will refuse anyway, `None`.
+async fn check_invocation_logs(state: &Shared, body: &Bytes) -> Option<String> {
+    let s3_url = lock(state).config.s3_url.clone()?;
+    let request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    let (uri, query) = crate::invocation_logs::LogQuery::from_request(&request)?.ok()?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .ok()?;
+    match crate::invocation_logs::count_in_s3(&client, &s3_url, &uri, &query).await {
+        Ok(count) if count.usable >= crate::invocation_logs::MIN_RECORDS => {
+            tracing::info!(%uri, records = count.records, matched = count.matched, "invocation logs hold enough records");
+            None
+        }
+        Ok(count) => {
+            let message = crate::invocation_logs::too_few_message(&uri, &count, &query);
+            tracing::info!(%uri, "{message}");
+            Some(message)
+        }
+        Err(e) => Some(format!("Unable to read the invocation logs at {uri}: {e}")),
+    }
 }
 
 async fn list_jobs(

@@ -45,6 +45,9 @@ pub struct SimConfig {
     /// EventBridge endpoint (e.g. moto's URL) that receives each job state-change event through
     /// PutEvents on the default bus. None: events are built and logged (`/_sim/events`), not sent.
     pub events_url: Option<String>,
+    /// S3 endpoint (e.g. moto's URL, path-style) the invocation logs of a native invocation-log job
+    /// are read from. None: such jobs are not checked (they train as any job does).
+    pub s3_url: Option<String>,
     /// The share (0..=1) of prompts on which a student gives its teacher's answer (Converse);
     /// the rest get a weaker answer, which the simulated judge prefers less. Default 0.9.
     pub student_quality: f64,
@@ -76,6 +79,7 @@ impl Default for SimConfig {
             port: 0,
             deployment_ms: None,
             events_url: None,
+            s3_url: None,
             student_quality: DEFAULT_STUDENT_QUALITY,
         }
     }
@@ -89,6 +93,9 @@ pub struct ApiRequest {
     pub id: Option<String>,
     pub query: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// CreateModelCustomizationJob on invocation logs: the HTTP layer read the logs first (it may
+    /// await; the simulator's state may not): `Some(message)` fails the job in its validation phase.
+    pub data_failure: Option<String>,
 }
 
 pub struct ApiSuccess {
@@ -186,6 +193,10 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             }
             if let Some(max) = body.get("inferenceConfig").and_then(|c| c.get("maxTokens")) {
                 out.insert("maxTokens".into(), max.clone());
+            }
+            // What makes an application's traffic selectable by requestMetadataFilters.
+            if let Some(m) = body.get("requestMetadata") {
+                out.insert("requestMetadata".into(), m.clone());
             }
             return out;
         }
@@ -378,7 +389,7 @@ impl Sim {
         match req.op {
             Operation::CreateModelCustomizationJob => {
                 let body = parse_body(&req.body)?;
-                self.create_job(&req.region, body, now)
+                self.create_job(&req.region, body, now, req.data_failure.clone())
             }
             Operation::GetModelCustomizationJob => {
                 let job = self.find_job(id)?;

@@ -7,9 +7,10 @@
 //! with the same token and names, gets the same job back, and moves the run to `training` with the ARN.
 //! A run already `training` (or later) with a job ARN returns that ARN without calling Bedrock.
 //!
-//! An uploaded dataset trains on the run's snapshot (`runs/<run-id>/dataset.jsonl`, written by the
-//! validator with the bytes it validated), never on the upload key, which anyone may overwrite or
-//! delete. Before creating the job the launcher checks the snapshot is still there with the size and
+//! A run trains on its snapshot when it has one ([`training_data`]): an uploaded dataset, or a
+//! curated invocation-log run, trains on `runs/<run-id>/dataset.jsonl`, written by the validator
+//! with the bytes it validated, never on the upload key (which anyone may overwrite or delete) or
+//! the raw logs; only a `native` invocation-log run hands Bedrock the log prefix. Before creating the job the launcher checks the snapshot is still there with the size and
 //! ETag recorded on the run; if not, no job is created and the run is recorded `failed` with the
 //! reason. The check runs again on every attempt that resumes a run in `launching` and finds no job
 //! under the run's name: such a retry (QuotaExceeded, throttling, a crash) may come hours after the
@@ -23,7 +24,7 @@ use tracing::Instrument;
 use crate::config::{process_var, Env};
 use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::naming;
-use crate::domain::run::{DatasetLocation, Run, RunId, RunStatus, RunUpdate};
+use crate::domain::run::{DatasetLocation, LogRunMode, Run, RunId, RunStatus, RunUpdate};
 use crate::domain::tags;
 use crate::ports::{
     Clock, CustomizationService, DatasetStore, DistillationJobRequest, PortError, RunLedger,
@@ -97,6 +98,56 @@ fn bucket_of(uri: &str) -> Option<&str> {
         .filter(|b| !b.is_empty())
 }
 
+/// What a run's job trains on, and the bucket its output goes to by default. The choice is made
+/// here only:
+/// - a run with a snapshot (the validated bytes: an upload's copy, or a curated invocation-log
+///   run's converted window) trains on the snapshot, never on the upload key or the raw logs;
+/// - a `native` invocation-log run (no snapshot) hands Bedrock the log prefix and
+///   `requestMetadataFilters`, and Bedrock reads and filters the logs itself;
+/// - anything else has no validated bytes to train on: `Conflict`, and nothing is launched.
+pub fn training_data(run: &Run) -> Result<(TrainingData, String), StepError> {
+    if let Some(snapshot) = &run.snapshot {
+        let s3_uri = naming::check_dataset_object(&snapshot.bucket, &snapshot.key)?;
+        return Ok((TrainingData::S3 { s3_uri }, snapshot.bucket.clone()));
+    }
+    let missing = |what: &str| {
+        StepError::new(
+            ErrorType::Conflict,
+            format!(
+                "run {} has no dataset snapshot ({what}), so there are no validated bytes to train on; nothing was launched",
+                run.run_id
+            ),
+        )
+    };
+    match &run.dataset {
+        DatasetLocation::S3Object { .. } => Err(missing("the validated copy of its upload")),
+        DatasetLocation::InvocationLogs {
+            mode: LogRunMode::Curated,
+            ..
+        } => Err(missing(
+            "the converted invocation-log window a curated run trains on; the raw logs are never passed to Bedrock for it",
+        )),
+        DatasetLocation::InvocationLogs {
+            s3_uri,
+            request_metadata_filters,
+            use_prompt_response,
+            mode: LogRunMode::Native,
+            ..
+        } => {
+            naming::check_s3_uri(s3_uri)?;
+            let bucket = bucket_of(s3_uri).unwrap_or_default().to_string();
+            Ok((
+                TrainingData::InvocationLogs {
+                    s3_uri: s3_uri.clone(),
+                    use_prompt_response: *use_prompt_response,
+                    request_metadata_filters: request_metadata_filters.clone(),
+                },
+                bucket,
+            ))
+        }
+    }
+}
+
 fn output_of(run: &Run) -> Option<LaunchJobOutput> {
     Some(LaunchJobOutput {
         run_id: run.run_id.clone(),
@@ -124,38 +175,7 @@ impl JobLauncherService {
             .custom_model_name
             .clone()
             .unwrap_or_else(|| naming::custom_model_name(&run.run_id, &dataset_name));
-        let (training_data, dataset_bucket) = match &run.dataset {
-            // The validated copy, never the upload key (see the module docs).
-            DatasetLocation::S3Object { bucket, .. } => {
-                let snapshot = run.snapshot.as_ref().ok_or_else(|| {
-                    StepError::new(
-                        ErrorType::Conflict,
-                        format!(
-                            "run {} has no dataset snapshot (the validated copy of its upload), so there are no validated bytes to train on; nothing was launched",
-                            run.run_id
-                        ),
-                    )
-                })?;
-                let s3_uri = naming::check_dataset_object(&snapshot.bucket, &snapshot.key)?;
-                (TrainingData::S3 { s3_uri }, bucket.clone())
-            }
-            DatasetLocation::InvocationLogs {
-                s3_uri,
-                request_metadata_filters,
-                use_prompt_response,
-            } => {
-                naming::check_s3_uri(s3_uri)?;
-                let bucket = bucket_of(s3_uri).unwrap_or_default().to_string();
-                (
-                    TrainingData::InvocationLogs {
-                        s3_uri: s3_uri.clone(),
-                        use_prompt_response: *use_prompt_response,
-                        request_metadata_filters: request_metadata_filters.clone(),
-                    },
-                    bucket,
-                )
-            }
-        };
+        let (training_data, dataset_bucket) = training_data(run)?;
         let output_bucket = self.config.output_bucket.clone().unwrap_or(dataset_bucket);
         let output_s3_uri = format!(
             "s3://{output_bucket}/{}{}/",

@@ -17,9 +17,14 @@
 //! again into the training snapshot (without the slice) and `runs/<runId>/heldout.jsonl`; the run's
 //! `quality_gate` records the outcome (docs/evaluation.md, "The slice at validation").
 //!
-//! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`): there are no lines
-//! to check here (Bedrock reads and filters the logs itself), so once its settings check out it is
-//! recorded as `validated` directly, with `records: 0`.
+//! A scheduled run trains on Bedrock invocation logs (`INVOCATION_LOGS_S3_URI`), in one of two
+//! modes (`LOG_RUN_MODE`):
+//! - `native`: there are no lines to check here (Bedrock reads and filters the logs itself), so
+//!   once its settings check out it is recorded as `validated` directly, with `records: 0`;
+//! - `curated` (the default): the run covers a window of the logs (`window.rs`: since the
+//!   schedule's last successful run, else `LOOKBACK_DAYS`), recorded on the run; the eligible
+//!   records of the window become the run's snapshot, validated like an upload, and fewer than
+//!   `MIN_NEW_RECORDS` of them end the run `skipped` ([`DatasetValidatorService::skip_run`]).
 
 mod config;
 mod input;
@@ -28,13 +33,19 @@ mod object_run;
 use object_run::{resumable, EventVersion, ObjectRequest};
 pub use object_run::{run_for_object, ObjectVersion};
 mod snapshot;
+mod window;
 
-pub use config::{InvocationLogsSource, ValidatorConfig};
+pub use config::{
+    InvocationLogsSource, ValidatorConfig, LOG_RUN_MODE_VAR, LOOKBACK_DAYS_VAR, MIN_NEW_RECORDS_VAR,
+};
 pub use input::{
     split_owner, S3BucketRef, S3ObjectCreatedDetail, S3ObjectCreatedEvent, S3ObjectRef,
     SchedulePayload, SubmitPayload, ValidateInput,
 };
 pub use snapshot::changed_reason;
+pub use window::{
+    window_end, window_start, WindowStart, RUNS_SEARCHED_PER_STATUS, WINDOW_ADVANCING,
+};
 
 use std::sync::Arc;
 
@@ -49,7 +60,8 @@ use crate::domain::errors::StepError;
 use crate::domain::evaluation::{select_held_out, setting, GatePlan, GateSetting, HeldOut};
 use crate::domain::naming;
 use crate::domain::run::{
-    DatasetLocation, Run, RunId, RunSource, RunStatus, RunUpdate, ValidationSummary,
+    DatasetLocation, LogRunMode, LogWindow, Run, RunId, RunSource, RunStatus, RunUpdate,
+    ValidationSummary,
 };
 use crate::domain::settings::{OverrideSources, RunSettings, ServingMode, SettingsOverrides};
 use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
@@ -66,6 +78,9 @@ pub struct ValidateDatasetOutput {
     pub run_id: Option<RunId>,
     pub duplicate: bool,
     pub ignored: bool,
+    /// A scheduled curated run with too few new records: recorded `skipped`, nothing to launch.
+    #[serde(default)]
+    pub skipped: bool,
     pub valid: bool,
     pub status: Option<RunStatus>,
     pub serving: Option<ServingMode>,
@@ -80,6 +95,7 @@ impl ValidateDatasetOutput {
             run_id: None,
             duplicate: false,
             ignored: true,
+            skipped: false,
             valid: false,
             status: None,
             serving: None,
@@ -95,7 +111,8 @@ impl ValidateDatasetOutput {
             run_id: Some(run.run_id.clone()),
             duplicate,
             ignored: false,
-            valid: v.valid && run.status != RunStatus::Rejected,
+            skipped: run.status == RunStatus::Skipped,
+            valid: v.valid && !matches!(run.status, RunStatus::Rejected | RunStatus::Skipped),
             status: Some(run.status),
             serving: Some(run.settings.serving),
             report_uri: v.report_uri,
@@ -131,6 +148,14 @@ struct StoredReport<'a> {
     /// with the held-out file (uri, records, SHA-256) and the threshold with its origin.
     #[serde(skip_serializing_if = "Option::is_none")]
     quality_gate: Option<&'a GatePlan>,
+    /// A curated invocation-log run: the window read and what it held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    log_window: Option<&'a LogWindow>,
+    /// A skipped run: the new eligible records found in the window, and the minimum.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eligible_records: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_new_records: Option<u64>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -225,6 +250,9 @@ impl DatasetValidatorService {
                     snapshot: None,
                     cost_estimate: None,
                     quality_gate: None,
+                    log_window: None,
+                    eligible_records: None,
+                    min_new_records: None,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -311,6 +339,7 @@ impl DatasetValidatorService {
                 "cost estimated"
             );
         }
+        let log_window = run.dataset.log_window();
         let stored = StoredReport {
             run_id: &run.run_id,
             dataset: &run.dataset,
@@ -322,6 +351,9 @@ impl DatasetValidatorService {
             snapshot: snapshot.as_ref(),
             cost_estimate: estimate.as_ref(),
             quality_gate: plan.as_ref(),
+            log_window: log_window.as_ref(),
+            eligible_records: None,
+            min_new_records: None,
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);
@@ -599,10 +631,41 @@ impl DatasetValidatorService {
                 s.settle_serving(&self.config.catalog, &region, &sources)?;
                 Ok(s)
             });
+            // A curated run covers the logs since the schedule's last success; a native one hands
+            // Bedrock the whole prefix, so it has no window.
+            let window = match logs.mode {
+                LogRunMode::Native => None,
+                LogRunMode::Curated => {
+                    let end = window_end(&p.scheduled_time, self.clock.now());
+                    let start =
+                        window_start(&*self.ledger, &p.schedule_name, end, logs.lookback_days)
+                            .await
+                            .map_err(|e| {
+                                e.context(format!(
+                                    "finding where the window of schedule {} starts",
+                                    p.schedule_name
+                                ))
+                            })?;
+                    tracing::info!(
+                        window_start = %start.at,
+                        window_end = %end,
+                        "window: {}",
+                        start.describe(logs.lookback_days)
+                    );
+                    Some(LogWindow {
+                        start: start.at,
+                        end,
+                    })
+                }
+            };
             let dataset = DatasetLocation::InvocationLogs {
                 s3_uri: logs.s3_uri.clone(),
                 request_metadata_filters: logs.request_metadata_filters.clone(),
                 use_prompt_response: logs.use_prompt_response,
+                mode: logs.mode,
+                schedule_name: Some(p.schedule_name.clone()),
+                window_start: window.map(|w| w.start),
+                window_end: window.map(|w| w.end),
             };
             let recorded = settings
                 .clone()
@@ -618,6 +681,7 @@ impl DatasetValidatorService {
             if matches!(&settings, Ok(s) if s.serving == crate::domain::settings::ServingMode::Provisioned) {
                 run.pt_ttl_hours = Some(self.config.pt_ttl_hours);
             }
+            // A resumed run keeps what it recorded (its mode and window), whatever was computed now.
             let run = match self.create_or_find(run).await? {
                 Ok(run) => run,
                 Err(existing) if resumable(&existing, owner) => existing,
@@ -633,48 +697,177 @@ impl DatasetValidatorService {
                 (Ok(_), Err(e)) => Some(format!("INVOCATION_LOGS_S3_URI: {e}")),
                 (Ok(_), Ok(())) => None,
             };
-            let note = "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here";
-            let report_uri = match &self.config.schedule_bucket {
-                Some(bucket) => {
-                    let report = StoredReport {
-                        run_id: &run.run_id,
-                        dataset: &dataset,
-                        settings: &run.settings,
-                        settings_error: problem.as_deref(),
-                        validation: None,
-                        note: Some(note),
-                        read: None,
-                        snapshot: None,
-                        cost_estimate: None,
-                        quality_gate: None,
-                    };
-                    Some(
-                        self.put_report(bucket, &self.config.report_key(&run_id), &report)
-                            .await?,
-                    )
-                }
-                None => None,
-            };
-            let summary = ValidationSummary {
-                valid: problem.is_none(),
-                first_errors: problem.iter().cloned().collect(),
-                report_uri,
-                ..Default::default()
-            };
-            // Nothing is read here, so nothing can be held out: the gate is off or skipped.
-            let plan = if self.config.quality_gate {
-                GatePlan::Skipped {
-                    reason: setting::INVOCATION_LOGS_REASON.into(),
-                }
-            } else {
-                GatePlan::Off
-            };
-            self.finish_with_snapshot(&run, summary, problem, None, Some(plan))
-                .await
+            match (&run.dataset, problem, settings) {
+                (
+                    DatasetLocation::InvocationLogs {
+                        mode: LogRunMode::Curated,
+                        ..
+                    },
+                    None,
+                    Ok(settings),
+                ) => self.curate(&run, &logs, settings).await,
+                (_, problem, _) => self.pass_logs_through(&run, problem).await,
+            }
         }
         .instrument(span)
         .await
     }
+
+    /// A native run (or any scheduled run whose settings or log location are wrong, which is
+    /// rejected before anything is read): recorded `validated` with `records: 0`, since Bedrock
+    /// reads and filters the logs itself; `rejected` when `problem` says why not.
+    async fn pass_logs_through(
+        &self,
+        run: &Run,
+        problem: Option<String>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let note = match &run.dataset {
+            DatasetLocation::InvocationLogs {
+                mode: LogRunMode::Curated,
+                ..
+            } => "invocation logs (curated): nothing was read",
+            _ => "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here",
+        };
+        let report_uri = match &self.config.schedule_bucket {
+            Some(bucket) => {
+                let log_window = run.dataset.log_window();
+                let report = StoredReport {
+                    run_id: &run.run_id,
+                    dataset: &run.dataset,
+                    settings: &run.settings,
+                    settings_error: problem.as_deref(),
+                    validation: None,
+                    note: Some(note),
+                    read: None,
+                    snapshot: None,
+                    cost_estimate: None,
+                    quality_gate: None,
+                    log_window: log_window.as_ref(),
+                    eligible_records: None,
+                    min_new_records: None,
+                };
+                Some(
+                    self.put_report(bucket, &self.config.report_key(&run.run_id), &report)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let summary = ValidationSummary {
+            valid: problem.is_none(),
+            first_errors: problem.iter().cloned().collect(),
+            report_uri,
+            ..Default::default()
+        };
+        // Nothing is read here, so nothing can be held out: the gate is off or skipped.
+        let plan = if self.config.quality_gate {
+            GatePlan::Skipped {
+                reason: setting::INVOCATION_LOGS_REASON.into(),
+            }
+        } else {
+            GatePlan::Off
+        };
+        self.finish_with_snapshot(run, summary, problem, None, Some(plan))
+            .await
+    }
+
+    /// The curated path of a scheduled run (`LOG_RUN_MODE=curated`), in `validating` with its
+    /// window recorded: read the window's logs, count the eligible records (fewer than
+    /// `MIN_NEW_RECORDS`: [`Self::skip_run`]), convert them into the run's snapshot and validate
+    /// it like an upload.
+    ///
+    /// The window to read is the one recorded on the run (`run.dataset.log_window()`), never one
+    /// computed again: a resumed run keeps the window it started with.
+    ///
+    /// Until the log preflight (`domain::invocation_logs`) is wired in here, a curated run is
+    /// rejected with a reason that says how to run the schedule meanwhile, so nothing trains on
+    /// data nobody counted.
+    async fn curate(
+        &self,
+        run: &Run,
+        logs: &InvocationLogsSource,
+        _settings: RunSettings,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let reason = format!(
+            "LOG_RUN_MODE=curated needs the invocation-log preflight, which this build does not have yet; \
+             set LOG_RUN_MODE=native to pass {} to Bedrock as before",
+            logs.s3_uri
+        );
+        self.pass_logs_through(run, Some(reason)).await
+    }
+
+    /// Ends a curated scheduled run that found too few new eligible records: writes the report
+    /// (the window, `eligible` and `MIN_NEW_RECORDS`) and records the run `skipped` with the reason,
+    /// which the `skipped` milestone announces. The run must be `validating`. Nothing is launched,
+    /// and the schedule's next window starts where this one started (a skipped run does not
+    /// advance it).
+    pub async fn skip_run(
+        &self,
+        run: &Run,
+        eligible: u64,
+        window: LogWindow,
+    ) -> Result<ValidateDatasetOutput, StepError> {
+        let min = self
+            .config
+            .invocation_logs
+            .as_ref()
+            .map(|l| l.min_new_records)
+            .unwrap_or(
+                self.config
+                    .limits
+                    .invocation_log_runs
+                    .default_min_new_records,
+            );
+        let reason = skip_reason(eligible, min, &window);
+        let report_uri = match &self.config.schedule_bucket {
+            Some(bucket) => {
+                let report = StoredReport {
+                    run_id: &run.run_id,
+                    dataset: &run.dataset,
+                    settings: &run.settings,
+                    settings_error: None,
+                    validation: None,
+                    note: Some(&reason),
+                    read: None,
+                    snapshot: None,
+                    cost_estimate: None,
+                    quality_gate: None,
+                    log_window: Some(&window),
+                    eligible_records: Some(eligible),
+                    min_new_records: Some(min),
+                };
+                Some(
+                    self.put_report(bucket, &self.config.report_key(&run.run_id), &report)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let mut update = RunUpdate::to(RunStatus::Skipped).with_detail(reason.clone());
+        update.validation = Some(ValidationSummary {
+            valid: false,
+            records: eligible,
+            report_uri,
+            ..Default::default()
+        });
+        update.finished_at = Some(self.clock.now());
+        let run = self
+            .ledger
+            .update(&run.run_id, &[RunStatus::Validating], &update)
+            .await
+            .map_err(|e| e.context("recording the run skipped"))?;
+        tracing::info!(eligible, min_new_records = min, "{reason}");
+        Ok(ValidateDatasetOutput::for_run(&run, false))
+    }
+}
+
+/// Why a curated run was skipped, in one sentence (the history entry, the report and the message).
+pub fn skip_reason(eligible: u64, min_new_records: u64, window: &LogWindow) -> String {
+    format!(
+        "{eligible} new eligible record(s) in the invocation logs from {}, fewer than MIN_NEW_RECORDS ({min_new_records}): \
+         nothing was launched, and the next scheduled run reads this window again",
+        window.describe()
+    )
 }
 
 #[cfg(test)]

@@ -317,6 +317,39 @@ impl EvaluationLimits {
     }
 }
 
+/// Scheduled runs over Bedrock invocation logs (issue 14): the defaults of `LOOKBACK_DAYS` and
+/// `MIN_NEW_RECORDS`, and the bounds the stack settings are checked against.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationLogRunLimits {
+    /// How far back the first curated run of a schedule reads (no earlier successful run).
+    pub default_lookback_days: u32,
+    /// `LOOKBACK_DAYS` may not exceed this.
+    pub max_lookback_days: u32,
+    /// Fewer new eligible records than this in the window and the run ends `skipped`.
+    pub default_min_new_records: u64,
+}
+
+impl InvocationLogRunLimits {
+    /// Whether the figures make sense together (and with the dataset minimum: a curated run with
+    /// fewer records than Bedrock accepts would only be rejected at validation).
+    pub fn check(&self, dataset: &DatasetLimits) -> Result<(), String> {
+        if self.default_lookback_days == 0 || self.default_lookback_days > self.max_lookback_days {
+            return Err(format!(
+                "limits.json invocationLogRuns.defaultLookbackDays ({}) must be at least 1 and at most maxLookbackDays ({})",
+                self.default_lookback_days, self.max_lookback_days
+            ));
+        }
+        if self.default_min_new_records < dataset.min_records {
+            return Err(format!(
+                "limits.json invocationLogRuns.defaultMinNewRecords ({}) must be at least dataset.minRecords ({})",
+                self.default_min_new_records, dataset.min_records
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
@@ -328,6 +361,7 @@ pub struct Limits {
     pub job: JobLimits,
     pub throughput: ThroughputLimits,
     pub evaluation: EvaluationLimits,
+    pub invocation_log_runs: InvocationLogRunLimits,
     pub polling: PollingLimits,
 }
 
@@ -491,6 +525,7 @@ mod tests {
         let limits = Limits::builtin();
         assert!(limits.dataset.min_records <= limits.dataset.max_records);
         limits.evaluation.check().unwrap();
+        limits.invocation_log_runs.check(&limits.dataset).unwrap();
         let prices = Prices::builtin();
         assert!(prices.model_unit_hour("unknown-model").is_some());
         // Every teacher has its on-demand pair and every student its training price, in the

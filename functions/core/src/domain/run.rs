@@ -45,7 +45,81 @@ pub enum DatasetLocation {
         request_metadata_filters: Option<serde_json::Value>,
         #[serde(default)]
         use_prompt_response: bool,
+        /// How the run uses the logs. Records written before modes existed passed the logs to
+        /// Bedrock, so they read as `native`.
+        #[serde(default = "LogRunMode::recorded_before_modes")]
+        mode: LogRunMode,
+        /// The EventBridge Scheduler schedule that started the run: the window of its next run
+        /// starts where this one's ended ([`crate::app::validate_dataset::window_start`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schedule_name: Option<String>,
+        /// The invocation-log window the run covers, `[window_start, window_end)` (curated runs;
+        /// `None` on records written before windows existed and on native runs, where Bedrock reads
+        /// the whole prefix).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_start: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window_end: Option<DateTime<Utc>>,
     },
+}
+
+/// How a scheduled run uses the invocation logs (`LOG_RUN_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogRunMode {
+    /// Distillery reads the window's logs, converts the eligible records to a dataset, validates
+    /// it like an upload and trains on that snapshot (the stack's default).
+    Curated,
+    /// The log prefix and `requestMetadataFilters` go to Bedrock as they are (Bedrock reads and
+    /// filters the whole prefix itself; nothing is counted or validated beforehand).
+    Native,
+}
+
+impl LogRunMode {
+    pub const ACCEPTED: &'static str = "curated or native";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogRunMode::Curated => "curated",
+            LogRunMode::Native => "native",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LogRunMode> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "curated" => Some(LogRunMode::Curated),
+            "native" => Some(LogRunMode::Native),
+            _ => None,
+        }
+    }
+
+    /// What a ledger record without a mode means: it was written when every scheduled run passed
+    /// the logs to Bedrock.
+    pub fn recorded_before_modes() -> LogRunMode {
+        LogRunMode::Native
+    }
+}
+
+impl std::fmt::Display for LogRunMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The invocation-log window a curated run covers: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogWindow {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl LogWindow {
+    /// "2026-11-23T05:00:00Z to 2026-11-30T05:00:00Z"
+    pub fn describe(&self) -> String {
+        let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        format!("{} to {}", f(self.start), f(self.end))
+    }
 }
 
 impl DatasetLocation {
@@ -65,6 +139,29 @@ impl DatasetLocation {
                 file.strip_suffix(".jsonl").unwrap_or(file).to_string()
             }
             DatasetLocation::InvocationLogs { .. } => "invocation-logs".to_string(),
+        }
+    }
+
+    /// The window an invocation-log run covers, when it recorded one.
+    pub fn log_window(&self) -> Option<LogWindow> {
+        match self {
+            DatasetLocation::InvocationLogs {
+                window_start: Some(start),
+                window_end: Some(end),
+                ..
+            } => Some(LogWindow {
+                start: *start,
+                end: *end,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The schedule an invocation-log run was started by, when it recorded one.
+    pub fn schedule_name(&self) -> Option<&str> {
+        match self {
+            DatasetLocation::InvocationLogs { schedule_name, .. } => schedule_name.as_deref(),
+            _ => None,
         }
     }
 }
@@ -91,10 +188,14 @@ pub enum RunStatus {
     /// The student failed its quality gate (or the evaluation could not be finished): nothing
     /// was bought, the deployment made for the evaluation was deleted.
     GateFailed,
+    /// A scheduled curated run found too few new eligible records in its window
+    /// (`MIN_NEW_RECORDS`): nothing was launched, and the next run's window starts where this
+    /// one's started.
+    Skipped,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 14] = [
+    pub const ALL: [RunStatus; 15] = [
         RunStatus::Received,
         RunStatus::Validating,
         RunStatus::Rejected,
@@ -109,6 +210,7 @@ impl RunStatus {
         RunStatus::ProvisioningFailed,
         RunStatus::Retired,
         RunStatus::GateFailed,
+        RunStatus::Skipped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -127,6 +229,7 @@ impl RunStatus {
             RunStatus::ProvisioningFailed => "provisioning_failed",
             RunStatus::Retired => "retired",
             RunStatus::GateFailed => "gate_failed",
+            RunStatus::Skipped => "skipped",
         }
     }
 
@@ -146,6 +249,7 @@ impl RunStatus {
                 | RunStatus::ProvisioningFailed
                 | RunStatus::Retired
                 | RunStatus::GateFailed
+                | RunStatus::Skipped
         )
     }
 
@@ -155,7 +259,8 @@ impl RunStatus {
         use RunStatus::*;
         let allowed: &[RunStatus] = match self {
             Received => &[Validating, Failed],
-            Validating => &[Rejected, Validated, Failed],
+            // Skipped: a scheduled curated run with too few new records in its window.
+            Validating => &[Rejected, Validated, Failed, Skipped],
             Rejected => &[],
             Validated => &[Launching, Failed],
             Launching => &[Training, Failed],
@@ -175,6 +280,7 @@ impl RunStatus {
             ProvisioningFailed => &[],
             Retired => &[],
             GateFailed => &[],
+            Skipped => &[],
         };
         allowed.contains(&next)
     }

@@ -18,6 +18,7 @@ impl Sim {
         region: &str,
         body: Map<String, Value>,
         now: DateTime<Utc>,
+        data_failure: Option<String>,
     ) -> Result<ApiSuccess, ApiError> {
         let f = Fields::new(&body);
         let mut v = Violations::default();
@@ -148,6 +149,9 @@ impl Sim {
                 }
             }
         }
+        if let Some(Err(e)) = crate::invocation_logs::LogQuery::from_request(&body) {
+            v.push(e);
+        }
         let tag_count =
             check_tags(&f, "jobTags", &mut v).max(check_tags(&f, "customModelTags", &mut v));
         v.into_result()?;
@@ -258,7 +262,12 @@ impl Sim {
             role_arn: role_arn.to_string(),
             client_request_token: token.map(str::to_string),
             customization_type: customization_type.to_string(),
-            failure: self.faults.take_job_failure(job_name),
+            // An injected failure first; else too few records in its invocation logs, which Bedrock
+            // finds while validating the data.
+            failure: self
+                .faults
+                .take_job_failure(job_name)
+                .or(data_failure.map(|m| (crate::faults::Phase::Validation, m))),
             created_at: now,
             timing: self.config.timing,
             stop_at_ms: None,

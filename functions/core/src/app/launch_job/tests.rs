@@ -416,3 +416,120 @@ fn lock_jobs(
 ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Result<JobState, PortError>>> {
     bedrock.jobs.lock().unwrap()
 }
+
+/// An invocation-log run in `mode` (the setup's snapshot kept for a curated run, dropped for a
+/// native one unless `keep_snapshot`).
+fn as_log_run(run: &mut Run, mode: LogRunMode, keep_snapshot: bool) {
+    run.source = crate::domain::run::RunSource::Schedule;
+    run.dataset = DatasetLocation::InvocationLogs {
+        s3_uri: "s3://logs-bucket/bedrock-logs/".into(),
+        request_metadata_filters: Some(serde_json::json!({"equals": {"app": "support-bot"}})),
+        use_prompt_response: true,
+        mode,
+        schedule_name: Some("nightly".into()),
+        window_start: None,
+        window_end: None,
+    };
+    if !keep_snapshot {
+        run.snapshot = None;
+    }
+}
+
+#[tokio::test]
+async fn a_curated_log_run_trains_on_its_snapshot_never_on_the_raw_logs() {
+    let (svc, _, bedrock, _, id) = setup_with("incoming/a.jsonl", |run| {
+        as_log_run(run, LogRunMode::Curated, true)
+    })
+    .await;
+    svc.handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    let req = bedrock.job_requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        req.training_data,
+        TrainingData::S3 {
+            s3_uri: format!("s3://data-bucket/runs/{id}/dataset.jsonl")
+        }
+    );
+    // The output goes beside the snapshot, not into the logs' bucket.
+    assert!(
+        req.output_s3_uri.starts_with("s3://data-bucket/output/"),
+        "{}",
+        req.output_s3_uri
+    );
+}
+
+#[tokio::test]
+async fn a_curated_log_run_without_a_snapshot_is_never_launched_on_the_logs() {
+    let (svc, ledger, bedrock, _, id) = setup_with("incoming/a.jsonl", |run| {
+        as_log_run(run, LogRunMode::Curated, false)
+    })
+    .await;
+    assert_refused(
+        &svc,
+        &ledger,
+        &bedrock,
+        &id,
+        ErrorType::Conflict,
+        "the raw logs are never passed to Bedrock",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_native_log_run_passes_the_prefix_and_the_filter_to_bedrock() {
+    let (svc, _, bedrock, _, id) = setup_with("incoming/a.jsonl", |run| {
+        as_log_run(run, LogRunMode::Native, false)
+    })
+    .await;
+    svc.handle(LaunchJobInput { run_id: id.clone() })
+        .await
+        .unwrap();
+    let req = bedrock.job_requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        req.training_data,
+        TrainingData::InvocationLogs {
+            s3_uri: "s3://logs-bucket/bedrock-logs/".into(),
+            use_prompt_response: true,
+            request_metadata_filters: Some(serde_json::json!({"equals": {"app": "support-bot"}})),
+        }
+    );
+    assert!(
+        req.output_s3_uri.starts_with("s3://logs-bucket/output/"),
+        "{}",
+        req.output_s3_uri
+    );
+}
+
+#[test]
+fn the_choice_is_the_snapshot_whenever_there_is_one() {
+    let mut run = sample_run(
+        "data-bucket",
+        "incoming/a.jsonl",
+        "etag",
+        10,
+        chrono::Utc::now(),
+    );
+    as_log_run(&mut run, LogRunMode::Native, false);
+    assert!(matches!(
+        training_data(&run).unwrap().0,
+        TrainingData::InvocationLogs { .. }
+    ));
+    run.snapshot = Some(DatasetSnapshot {
+        uri: "s3://snap/runs/x/dataset.jsonl".into(),
+        bucket: "snap".into(),
+        key: "runs/x/dataset.jsonl".into(),
+        size: 1,
+        sha256: "00".repeat(32),
+        etag: "e".into(),
+        source: ObjectPin::IfMatch { etag: "e".into() },
+    });
+    let (data, bucket) = training_data(&run).unwrap();
+    assert_eq!(
+        data,
+        TrainingData::S3 {
+            s3_uri: "s3://snap/runs/x/dataset.jsonl".into()
+        }
+    );
+    assert_eq!(bucket, "snap");
+}

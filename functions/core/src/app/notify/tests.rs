@@ -905,6 +905,10 @@ fn sample_events_parse() {
             "notify-gate-failed.json",
             include_str!("../../../../../events/notify-gate-failed.json"),
         ),
+        (
+            "notify-skipped.json",
+            include_str!("../../../../../events/notify-skipped.json"),
+        ),
     ] {
         let i: NotifyInput = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(Milestone::parse(&i.milestone).is_some(), "{name}");
@@ -912,4 +916,36 @@ fn sample_events_parse() {
     let o: NotifyOutput =
         serde_json::from_str(include_str!("../../../../../events/notify-output.json")).unwrap();
     assert_eq!(o.sns, ChannelOutcome::Delivered);
+}
+
+#[tokio::test]
+async fn skipped_is_announced_for_a_skipped_run_and_refused_for_any_other() {
+    let f = fixture(true);
+    let id = seed(&f, RunStatus::Skipped);
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "skipped"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    let sent = f.publisher.sent.lock().unwrap().clone();
+    assert_eq!(sent[0].attributes[ATTR_EVENT_TYPE], "skipped");
+    assert!(
+        sent[0]
+            .subject
+            .starts_with("Distillery: Retraining skipped"),
+        "{}",
+        sent[0].subject
+    );
+    assert_eq!(run_of(&f, &id).status, RunStatus::Skipped);
+
+    let other = fixture(false);
+    let id = seed(&other, RunStatus::Validated);
+    let e = other
+        .notifier
+        .handle(input(Some(&id), "skipped"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, ErrorType::Conflict, "{}", e.message);
+    assert!(other.publisher.sent.lock().unwrap().is_empty());
 }

@@ -230,6 +230,7 @@ async fn a_failed_or_stopped_run_is_a_conflict_whatever_its_serving() {
         RunStatus::Stopped,
         RunStatus::Rejected,
         RunStatus::Validated,
+        RunStatus::Skipped,
     ] {
         for serving in [ServingMode::None, ServingMode::Provisioned] {
             let ledger = ledger_with(run(status, serving)).await;

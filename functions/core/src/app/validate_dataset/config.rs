@@ -9,17 +9,30 @@ use crate::domain::errors::StepError;
 use crate::domain::evaluation::{
     gate::parse_min_score, setting::parse_switch, GATE_VAR, MIN_SCORE_VAR,
 };
-use crate::domain::run::RunId;
+use crate::domain::run::{LogRunMode, RunId};
 use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
 use crate::domain::snapshot::SnapshotLayout;
 
-/// Where scheduled runs train from.
+/// Where scheduled runs train from, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvocationLogsSource {
     pub s3_uri: String,
     pub request_metadata_filters: Option<Value>,
     pub use_prompt_response: bool,
+    /// `LOG_RUN_MODE` (`curated` | `native`, default curated).
+    pub mode: LogRunMode,
+    /// `LOOKBACK_DAYS` (limits.json `invocationLogRuns.defaultLookbackDays`): how far back a
+    /// schedule's window starts when it has no earlier successful run.
+    pub lookback_days: u32,
+    /// `MIN_NEW_RECORDS` (limits.json `invocationLogRuns.defaultMinNewRecords`): fewer new
+    /// eligible records in the window and the run ends `skipped`.
+    pub min_new_records: u64,
 }
+
+/// The stack variables of scheduled invocation-log runs.
+pub const LOG_RUN_MODE_VAR: &str = "LOG_RUN_MODE";
+pub const LOOKBACK_DAYS_VAR: &str = "LOOKBACK_DAYS";
+pub const MIN_NEW_RECORDS_VAR: &str = "MIN_NEW_RECORDS";
 
 /// The validator's configuration (environment variables listed in docs/contracts.md).
 #[derive(Debug, Clone, PartialEq)]
@@ -148,12 +161,41 @@ impl ValidatorConfig {
                 )
             })?),
         };
+        // Read (and checked) even without INVOCATION_LOGS_S3_URI, so a typo fails the deploy's
+        // first invocation rather than the first scheduled run.
+        let log_limits = &limits.invocation_log_runs;
+        log_limits
+            .check(&limits.dataset)
+            .map_err(StepError::config)?;
+        let mode = env.parsed(
+            LOG_RUN_MODE_VAR,
+            LogRunMode::Curated,
+            LogRunMode::ACCEPTED,
+            LogRunMode::parse,
+        )?;
+        let max_days = log_limits.max_lookback_days;
+        let lookback_days = env.parsed(
+            LOOKBACK_DAYS_VAR,
+            log_limits.default_lookback_days,
+            &format!("a whole number of days from 1 to {max_days}"),
+            |v| v.parse::<u32>().ok().filter(|d| (1..=max_days).contains(d)),
+        )?;
+        let min_records = limits.dataset.min_records;
+        let min_new_records = env.parsed(
+            MIN_NEW_RECORDS_VAR,
+            log_limits.default_min_new_records,
+            &format!("a whole number of records, at least {min_records} (Bedrock's minimum)"),
+            |v| v.parse::<u64>().ok().filter(|n| *n >= min_records),
+        )?;
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,
             Some(s3_uri) => Some(InvocationLogsSource {
                 s3_uri,
                 request_metadata_filters: env.json("REQUEST_METADATA_FILTERS")?,
                 use_prompt_response: env.flag("USE_PROMPT_RESPONSE", false)?,
+                mode,
+                lookback_days,
+                min_new_records,
             }),
         };
         let mut snapshot_prefix = env.string_or("SNAPSHOT_PREFIX", "runs/");

@@ -305,6 +305,9 @@ impl DatasetValidatorService {
             snapshot: None,
             cost_estimate: None,
             quality_gate: None,
+            log_window: None,
+            eligible_records: None,
+            min_new_records: None,
         };
         let uri = self
             .put_report(bucket, &self.config.report_key(&run.run_id), &report)

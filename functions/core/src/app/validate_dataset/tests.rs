@@ -297,8 +297,16 @@ async fn cli_overrides_win_and_schedule_runs_are_validated_directly() {
     assert_eq!(run.settings.max_response_length, 2000);
     assert_eq!(run.source, RunSource::Cli);
 
+    // The pass-through (`native`); the curated path is in `schedule_tests.rs`.
+    let (svc, ledger) = service_env(
+        Arc::new(InMemoryDatasetStore::new()),
+        &[("QUALITY_GATE", "off"), ("LOG_RUN_MODE", "native")],
+    );
     let out = svc.handle(event("schedule.json")).await.unwrap();
-    assert!(out.valid && out.report_uri.is_some(), "{out:?}");
+    assert!(
+        out.valid && out.report_uri.is_some() && !out.skipped,
+        "{out:?}"
+    );
     let again = svc.handle(event("schedule.json")).await.unwrap();
     assert!(again.duplicate);
     let run = ledger
@@ -307,14 +315,24 @@ async fn cli_overrides_win_and_schedule_runs_are_validated_directly() {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        run.dataset,
-        DatasetLocation::InvocationLogs { .. }
+        &run.dataset,
+        DatasetLocation::InvocationLogs {
+            mode: crate::domain::run::LogRunMode::Native,
+            schedule_name: Some(name),
+            window_start: None,
+            window_end: None,
+            ..
+        } if name == "weekly-retraining"
     ));
 }
 
 #[cfg(test)]
 #[path = "snapshot_tests.rs"]
 mod snapshot_tests;
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod schedule_tests;
 
 /// [`service`] with extra stack variables.
 fn service_with(

@@ -53,10 +53,12 @@ pub enum Milestone {
     Retired,
     /// The student failed its quality gate: nothing bought, the evaluation deployment deleted.
     GateFailed,
+    /// A scheduled curated run found too few new eligible records in its window: nothing launched.
+    Skipped,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 12] = [
+    pub const ALL: [Milestone; 13] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
@@ -69,6 +71,7 @@ impl Milestone {
         Milestone::ExpiringSoon,
         Milestone::Retired,
         Milestone::GateFailed,
+        Milestone::Skipped,
     ];
 
     /// The spelling used in step input, the `event_type` SNS attribute and delivery records.
@@ -86,6 +89,7 @@ impl Milestone {
             Milestone::ExpiringSoon => "expiring_soon",
             Milestone::Retired => "retired",
             Milestone::GateFailed => "gate_failed",
+            Milestone::Skipped => "skipped",
         }
     }
 
@@ -115,6 +119,7 @@ impl Milestone {
             Milestone::ExpiringSoon => &[RunStatus::Ready],
             Milestone::Retired => &[RunStatus::Retired],
             Milestone::GateFailed => &[RunStatus::GateFailed],
+            Milestone::Skipped => &[RunStatus::Skipped],
         }
     }
 
@@ -133,6 +138,7 @@ impl Milestone {
             Milestone::ExpiringSoon => "Provisioned Throughput expiring soon",
             Milestone::Retired => "Model serving retired",
             Milestone::GateFailed => "Quality gate failed",
+            Milestone::Skipped => "Retraining skipped",
         }
     }
 }
@@ -433,6 +439,7 @@ pub fn render_for_run(
             ));
         }
         Milestone::GateFailed => gate::gate_failed(&mut d, run, ctx, &dataset, reason.clone()),
+        Milestone::Skipped => skipped(&mut d, run),
         Milestone::Ready if s.serving == super::settings::ServingMode::OnDemand => {
             on_demand::ready(&mut d, run, ctx, &dataset)
         }
@@ -665,6 +672,39 @@ fn describe_input(v: &Value) -> Option<(String, String)> {
         ));
     }
     None
+}
+
+/// A skipped scheduled run: the one sentence the validator recorded (how many new eligible records
+/// against `MIN_NEW_RECORDS`, and the window), then the window and the count as fields.
+fn skipped(d: &mut MessageContent, run: &Run) {
+    let why = run
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.to == RunStatus::Skipped)
+        .and_then(|h| h.detail.clone());
+    d.summary = match &why {
+        Some(why) => format!("Retraining from invocation logs was skipped: {why}."),
+        None => "Retraining from invocation logs was skipped: too few new eligible records; nothing was launched.".into(),
+    };
+    if let Some(w) = run.dataset.log_window() {
+        d.fields.push(("Window".into(), w.describe()));
+    }
+    if let Some(name) = run.dataset.schedule_name() {
+        d.fields.push(("Schedule".into(), name.to_string()));
+    }
+    if let Some(v) = &run.validation {
+        d.fields
+            .push(("New eligible records".into(), v.records.to_string()));
+        if let Some(uri) = &v.report_uri {
+            d.fields.push(("Full report".into(), uri.clone()));
+        }
+    }
+    d.notes.push(
+        "Nothing to do: the next scheduled run covers this window too. To check a filter now: \
+         `distillery logs preview <log prefix> --filter '<requestMetadataFilters JSON>'`."
+            .into(),
+    );
 }
 
 fn push_opt(d: &mut MessageContent, label: &str, value: &Option<String>) {

@@ -591,3 +591,60 @@ fn later_messages_carry_the_gate_outcome_or_why_there_is_none() {
         );
     }
 }
+
+#[test]
+fn skipped_says_how_many_new_records_against_the_minimum_and_the_window() {
+    use crate::domain::run::{HistoryEntry, LogRunMode, LogWindow, RunStatus, ValidationSummary};
+    let prices = Prices::builtin();
+    let mut r = run();
+    let window = LogWindow {
+        start: "2026-11-23T05:00:00Z".parse().unwrap(),
+        end: "2026-11-30T05:00:00Z".parse().unwrap(),
+    };
+    r.dataset = DatasetLocation::InvocationLogs {
+        s3_uri: "s3://logs-bucket/bedrock/".into(),
+        request_metadata_filters: Some(json!({"equals": {"app": "support-bot"}})),
+        use_prompt_response: false,
+        mode: LogRunMode::Curated,
+        schedule_name: Some("nightly".into()),
+        window_start: Some(window.start),
+        window_end: Some(window.end),
+    };
+    r.status = RunStatus::Skipped;
+    r.history.push(HistoryEntry {
+        at: t(5, 1),
+        from: Some(RunStatus::Validating),
+        to: RunStatus::Skipped,
+        detail: Some(crate::app::validate_dataset::skip_reason(42, 100, &window)),
+    });
+    r.validation = Some(ValidationSummary {
+        records: 42,
+        report_uri: Some("s3://data-bucket/reports/run-x/report.json".into()),
+        ..Default::default()
+    });
+    let m = render_for_run(Milestone::Skipped, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(
+        m.subject
+            .starts_with("Distillery: Retraining skipped - invocation-logs"),
+        "{}",
+        m.subject
+    );
+    assert!(
+        m.body.contains(
+            "42 new eligible record(s) in the invocation logs from 2026-11-23T05:00:00Z to \
+             2026-11-30T05:00:00Z, fewer than MIN_NEW_RECORDS (100)"
+        ),
+        "{}",
+        m.body
+    );
+    assert!(m
+        .body
+        .contains("Window: 2026-11-23T05:00:00Z to 2026-11-30T05:00:00Z"));
+    assert!(m.body.contains("New eligible records: 42"));
+    assert!(m.body.contains("Schedule: nightly"));
+    assert!(m
+        .body
+        .contains("Full report: s3://data-bucket/reports/run-x/report.json"));
+    assert_eq!(Milestone::Skipped.announces(), &[RunStatus::Skipped]);
+}

@@ -130,3 +130,68 @@ fn transitions_never_go_backwards() {
         Some(ProvisioningFailed)
     );
 }
+
+#[test]
+fn skipped_is_reached_only_from_validating_and_is_final() {
+    use RunStatus::*;
+    let from: Vec<RunStatus> = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.can_move_to(Skipped))
+        .collect();
+    assert_eq!(from, vec![Validating]);
+    assert!(Skipped.is_terminal());
+    assert_eq!(RunStatus::parse("skipped"), Some(Skipped));
+    assert_eq!(serde_json::to_value(Skipped).unwrap(), "skipped");
+}
+
+#[test]
+fn an_invocation_log_record_written_before_modes_and_windows_reads_as_native_without_a_window() {
+    let old = serde_json::json!({
+        "kind": "invocation_logs",
+        "s3_uri": "s3://logs/bedrock/",
+        "use_prompt_response": false
+    });
+    let d: DatasetLocation = serde_json::from_value(old).unwrap();
+    match &d {
+        DatasetLocation::InvocationLogs {
+            mode,
+            schedule_name,
+            window_start,
+            window_end,
+            ..
+        } => {
+            assert_eq!(*mode, LogRunMode::Native);
+            assert_eq!(*schedule_name, None);
+            assert_eq!((*window_start, *window_end), (None, None));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.log_window(), None);
+    assert_eq!(d.schedule_name(), None);
+}
+
+#[test]
+fn a_curated_log_run_records_its_schedule_and_window() {
+    let start = "2026-11-23T05:00:00Z".parse().unwrap();
+    let end = "2026-11-30T05:00:00Z".parse().unwrap();
+    let d = DatasetLocation::InvocationLogs {
+        s3_uri: "s3://logs/bedrock/".into(),
+        request_metadata_filters: None,
+        use_prompt_response: false,
+        mode: LogRunMode::Curated,
+        schedule_name: Some("nightly".into()),
+        window_start: Some(start),
+        window_end: Some(end),
+    };
+    let v = serde_json::to_value(&d).unwrap();
+    assert_eq!(v["mode"], "curated");
+    assert_eq!(v["schedule_name"], "nightly");
+    assert_eq!(v["window_start"], "2026-11-23T05:00:00Z");
+    let back: DatasetLocation = serde_json::from_value(v).unwrap();
+    assert_eq!(back, d);
+    let w = d.log_window().unwrap();
+    assert_eq!(w.describe(), "2026-11-23T05:00:00Z to 2026-11-30T05:00:00Z");
+    assert_eq!(d.schedule_name(), Some("nightly"));
+    assert_eq!(LogRunMode::parse(" Native "), Some(LogRunMode::Native));
+    assert_eq!(LogRunMode::parse("both"), None);
+}

@@ -280,10 +280,15 @@ async fn run() -> Result<bool> {
         }
     }
     println!();
-    // A failed gate is an outcome the pipeline promises too (nothing bought, said why).
+    // A failed gate is an outcome the pipeline promises too (nothing bought, said why), and so is
+    // a scheduled run skipped for too few new records.
     let ok = matches!(
         run.status,
-        RunStatus::Ready | RunStatus::Completed | RunStatus::Rejected | RunStatus::GateFailed
+        RunStatus::Ready
+            | RunStatus::Completed
+            | RunStatus::Rejected
+            | RunStatus::GateFailed
+            | RunStatus::Skipped
     );
     println!(
         "demo finished in {:.1} s: run {} is {}",
