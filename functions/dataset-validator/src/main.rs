@@ -25,9 +25,11 @@ const VALIDATE_DATASET: StepFunction<serde_json::Value> = StepFunction {
 /// every invocation as a typed `ConfigInvalid` error (see `serve_step`), not an opaque init failure.
 fn build(sdk: &aws_config::SdkConfig) -> Result<DatasetValidatorService, StepError> {
     let config = ValidatorConfig::from_env()?;
+    let s3 = Arc::new(S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk)));
     Ok(DatasetValidatorService {
         ledger: Arc::new(run_ledger_from_env(sdk)?),
-        store: Arc::new(S3DatasetStore::new(S3DatasetStore::client_from_conf(sdk))),
+        store: s3.clone(),
+        lister: s3,
         clock: Arc::new(SystemClock),
         config,
     })

@@ -48,6 +48,7 @@ fn validator(e: &Env) -> DatasetValidatorService {
     DatasetValidatorService {
         ledger: e.ledger.clone(),
         store: Arc::new(S3DatasetStore::new(e.s3.clone())),
+        lister: Arc::new(S3DatasetStore::new(e.s3.clone())),
         clock: Arc::new(SystemClock),
         // The gate's two-pass split has its own tests (validate_dataset::quality_gate_tests, the
         // held_out e2e); these check the snapshot is the upload byte for byte.

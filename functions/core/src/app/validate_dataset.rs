@@ -27,6 +27,8 @@
 //!   `MIN_NEW_RECORDS` of them end the run `skipped` ([`DatasetValidatorService::skip_run`]).
 
 mod config;
+mod curate;
+pub use curate::FROM_LOGS_FILE;
 mod held_out;
 mod input;
 mod object_run;
@@ -59,8 +61,9 @@ use tracing::Instrument;
 
 use crate::app::evaluate_model::HELD_OUT_FILE;
 use crate::domain::cost::{self, CostEstimate, CostInputs, TokenCounts};
-use crate::domain::errors::StepError;
+use crate::domain::errors::{ErrorType, StepError};
 use crate::domain::evaluation::{select_held_out, setting, GatePlan, GateSetting, HeldOut};
+use crate::domain::invocation_logs::curate::CurationSummary;
 use crate::domain::naming;
 use crate::domain::run::{
     DatasetLocation, LogRunMode, LogWindow, Run, RunId, RunSource, RunStatus, RunUpdate,
@@ -69,7 +72,9 @@ use crate::domain::run::{
 use crate::domain::settings::{OverrideSources, RunSettings, ServingMode, SettingsOverrides};
 use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
 use crate::domain::validation::{DatasetValidator, ValidationOptions, ValidationReport};
-use crate::ports::{Clock, DatasetChunks, DatasetStore, ObjectInfo, PortError, RunLedger};
+use crate::ports::{
+    Clock, DatasetChunks, DatasetStore, ObjectInfo, ObjectLister, PortError, RunLedger,
+};
 
 /// How many errors are kept on the run record (the report has them all, up to its cap).
 pub const FIRST_ERRORS_ON_RUN: usize = 5;
@@ -159,6 +164,9 @@ struct StoredReport<'a> {
     eligible_records: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     min_new_records: Option<u64>,
+    /// A curated invocation-log run: what the window's logs held and which records were chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    curation: Option<&'a CurationSummary>,
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -177,6 +185,8 @@ pub async fn validate_chunks(
 pub struct DatasetValidatorService {
     pub ledger: Arc<dyn RunLedger>,
     pub store: Arc<dyn DatasetStore>,
+    /// Lists the invocation logs of a curated scheduled run.
+    pub lister: Arc<dyn ObjectLister>,
     pub clock: Arc<dyn Clock>,
     pub config: ValidatorConfig,
 }
@@ -230,6 +240,7 @@ impl DatasetValidatorService {
         run: &Run,
         info: &ObjectInfo,
         settings: Result<RunSettings, StepError>,
+        curation: Option<&CurationSummary>,
     ) -> Result<ValidateDatasetOutput, StepError> {
         let bucket = &info.bucket;
         let report_key = self.config.report_key(&run.run_id);
@@ -256,6 +267,7 @@ impl DatasetValidatorService {
                     log_window: None,
                     eligible_records: None,
                     min_new_records: None,
+                    curation,
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -357,6 +369,7 @@ impl DatasetValidatorService {
             log_window: log_window.as_ref(),
             eligible_records: None,
             min_new_records: None,
+            curation,
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);

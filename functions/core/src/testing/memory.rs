@@ -12,9 +12,12 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
-    Clock, CreateOutcome, DatasetChunks, DatasetStore, ObjectInfo, ObjectPin, PortError, RunLedger,
-    SnapshotSink, SystemClock, WrittenObject,
+    Clock, CreateOutcome, DatasetChunks, DatasetStore, ListedObject, ObjectInfo, ObjectLister,
+    ObjectPage, ObjectPin, PortError, RunLedger, SnapshotSink, SystemClock, WrittenObject,
 };
+
+/// Keys per page of the in-memory listing (small, so tests cross page boundaries).
+const MEMORY_LIST_PAGE: usize = 50;
 
 /// The chunk size of the in-memory store's streams (prime, so chunk ends fall anywhere in a record).
 const MEMORY_CHUNK_BYTES: usize = 8191;
@@ -294,6 +297,41 @@ impl StoreState {
             },
             o.body.clone(),
         ))
+    }
+}
+
+/// Lists like ListObjectsV2: current versions under the prefix, in key order, a page at a time; the
+/// continuation token is the last key of the page.
+#[async_trait]
+impl ObjectLister for InMemoryDatasetStore {
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+    ) -> Result<ObjectPage, PortError> {
+        let objects = self.lock();
+        let mut listed: Vec<ListedObject> = objects
+            .iter()
+            .filter(|((b, k), v)| {
+                b == bucket
+                    && k.starts_with(prefix)
+                    && continuation.is_none_or(|after| k.as_str() > after)
+                    && !v.is_empty()
+            })
+            .map(|((_, k), v)| ListedObject {
+                key: k.clone(),
+                size: v.last().map_or(0, |o| o.body.len() as u64),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        let next =
+            (listed.len() > MEMORY_LIST_PAGE).then(|| listed[MEMORY_LIST_PAGE - 1].key.clone());
+        listed.truncate(MEMORY_LIST_PAGE);
+        Ok(ObjectPage {
+            objects: listed,
+            next,
+        })
     }
 }
 

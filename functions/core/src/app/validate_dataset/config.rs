@@ -19,8 +19,8 @@ pub struct InvocationLogsSource {
     pub s3_uri: String,
     pub request_metadata_filters: Option<Value>,
     pub use_prompt_response: bool,
-    /// `LOG_RUN_MODE` (`curated` | `native`, default native: the curated path's conversion is not
-    /// wired yet, and a curated run is rejected with a message saying so).
+    /// `LOG_RUN_MODE` (`curated` | `native`, default curated): curated reads the window's logs and
+    /// validates what it converts like an upload; native hands the prefix and filter to Bedrock.
     pub mode: LogRunMode,
     /// `LOOKBACK_DAYS` (limits.json `invocationLogRuns.defaultLookbackDays`): how far back a
     /// schedule's window starts when it has no earlier successful run.
@@ -170,7 +170,7 @@ impl ValidatorConfig {
             .map_err(StepError::config)?;
         let mode = env.parsed(
             LOG_RUN_MODE_VAR,
-            LogRunMode::Native,
+            LogRunMode::Curated,
             LogRunMode::ACCEPTED,
             LogRunMode::parse,
         )?;

@@ -443,7 +443,7 @@ impl DatasetValidatorService {
         };
         self.to_validating(&run).await?;
 
-        let result = self.check_and_report(&run, &info, settings).await;
+        let result = self.check_and_report(&run, &info, settings, None).await;
         match result {
             Ok(out) => Ok(out),
             // The execution that owns the run retries these (the ValidateDataset Retry) and resumes

@@ -79,6 +79,7 @@ fn service_with(
     let svc = DatasetValidatorService {
         ledger: ledger.clone(),
         store,
+        lister: Arc::new(crate::testing::memory::InMemoryDatasetStore::new()),
         clock: Arc::new(SystemClock),
         config,
     };

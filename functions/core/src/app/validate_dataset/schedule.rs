@@ -1,6 +1,6 @@
 //! Scheduled runs on Bedrock invocation logs: `native` hands the log prefix and filter to
-//! Bedrock; `curated` (its conversion not wired yet) reads the schedule's window, and a window with
-//! too few new eligible records ends the run `skipped`.
+//! Bedrock; `curated` (`curate.rs`) reads the schedule's window and validates what it converts like
+//! an upload, and a window with too few new eligible records ends the run `skipped`.
 
 use super::*;
 
@@ -118,7 +118,7 @@ impl DatasetValidatorService {
     /// A native run (or any scheduled run whose settings or log location are wrong, which is
     /// rejected before anything is read): recorded `validated` with `records: 0`, since Bedrock
     /// reads and filters the logs itself; `rejected` when `problem` says why not.
-    async fn pass_logs_through(
+    pub(super) async fn pass_logs_through(
         &self,
         run: &Run,
         problem: Option<String>,
@@ -127,7 +127,7 @@ impl DatasetValidatorService {
             DatasetLocation::InvocationLogs {
                 mode: LogRunMode::Curated,
                 ..
-            } => "invocation logs (curated): nothing was read",
+            } => "invocation logs (curated): rejected before any log was read",
             _ => "invocation logs: Bedrock reads and filters the logs itself, so no line validation happens here",
         };
         let report_uri = match &self.config.schedule_bucket {
@@ -147,6 +147,7 @@ impl DatasetValidatorService {
                     log_window: log_window.as_ref(),
                     eligible_records: None,
                     min_new_records: None,
+                    curation: None,
                 };
                 Some(
                     self.put_report(bucket, &self.config.report_key(&run.run_id), &report)
@@ -173,31 +174,6 @@ impl DatasetValidatorService {
             .await
     }
 
-    /// The curated path of a scheduled run (`LOG_RUN_MODE=curated`), in `validating` with its
-    /// window recorded: read the window's logs, count the eligible records (fewer than
-    /// `MIN_NEW_RECORDS`: [`Self::skip_run`]), convert them into the run's snapshot and validate
-    /// it like an upload.
-    ///
-    /// The window to read is the one recorded on the run (`run.dataset.log_window()`), never one
-    /// computed again: a resumed run keeps the window it started with.
-    ///
-    /// Until the log preflight (`domain::invocation_logs`) is wired in here, a curated run is
-    /// rejected with a reason that says how to run the schedule meanwhile, so nothing trains on
-    /// data nobody counted.
-    async fn curate(
-        &self,
-        run: &Run,
-        logs: &InvocationLogsSource,
-        _settings: RunSettings,
-    ) -> Result<ValidateDatasetOutput, StepError> {
-        let reason = format!(
-            "LOG_RUN_MODE=curated needs the invocation-log preflight, which this build does not have yet; \
-             set LOG_RUN_MODE=native to pass {} to Bedrock as before",
-            logs.s3_uri
-        );
-        self.pass_logs_through(run, Some(reason)).await
-    }
-
     /// Ends a curated scheduled run that found too few new eligible records: writes the report
     /// (the window, `eligible` and `MIN_NEW_RECORDS`) and records the run `skipped` with the reason,
     /// which the `skipped` milestone announces. The run must be `validating`. Nothing is launched,
@@ -208,6 +184,7 @@ impl DatasetValidatorService {
         run: &Run,
         eligible: u64,
         window: LogWindow,
+        curation: Option<&CurationSummary>,
     ) -> Result<ValidateDatasetOutput, StepError> {
         let min = self
             .config
@@ -237,6 +214,7 @@ impl DatasetValidatorService {
                     log_window: Some(&window),
                     eligible_records: Some(eligible),
                     min_new_records: Some(min),
+                    curation,
                 };
                 Some(
                     self.put_report(bucket, &self.config.report_key(&run.run_id), &report)
@@ -266,7 +244,7 @@ impl DatasetValidatorService {
 /// Why a curated run was skipped, in one sentence (the history entry, the report and the message).
 pub fn skip_reason(eligible: u64, min_new_records: u64, window: &LogWindow) -> String {
     format!(
-        "{eligible} new eligible record(s) in the invocation logs from {}, fewer than MIN_NEW_RECORDS ({min_new_records}): \
+        "{eligible} new eligible record(s) (distinct prompts) in the invocation logs from {}, fewer than MIN_NEW_RECORDS ({min_new_records}): \
          nothing was launched, and the next scheduled run reads this window again",
         window.describe()
     )

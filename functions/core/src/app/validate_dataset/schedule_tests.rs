@@ -18,8 +18,7 @@ fn log_run_settings_default_from_limits_json_and_are_checked() {
     let (svc, _) = service_env(Arc::new(InMemoryDatasetStore::new()), &[]);
     let logs = svc.config.invocation_logs.unwrap();
     let limits = Limits::builtin();
-    // Native until the curated conversion is wired (a curated run is rejected, saying so).
-    assert_eq!(logs.mode, LogRunMode::Native);
+    assert_eq!(logs.mode, LogRunMode::Curated);
     assert_eq!(logs.lookback_days, 7);
     assert_eq!(
         logs.lookback_days,
@@ -88,17 +87,19 @@ async fn a_curated_run_records_its_schedule_and_window_from_the_lookback() {
         })
     );
     assert_eq!(run.dataset.schedule_name(), Some("weekly-retraining"));
-    // Until the preflight is wired in, a curated run reads nothing and says so: nothing trains
-    // on logs nobody counted.
-    assert_eq!(run.status, RunStatus::Rejected);
-    assert!(!out.valid && !out.skipped);
+    // No logs under the prefix at all: zero new records, skipped (nothing launched).
+    assert_eq!(run.status, RunStatus::Skipped);
+    assert!(!out.valid && out.skipped);
     assert!(
-        run.failure_reason
+        run.history
+            .last()
+            .unwrap()
+            .detail
             .as_deref()
             .unwrap()
-            .contains("set LOG_RUN_MODE=native"),
+            .starts_with("0 new eligible record(s)"),
         "{:?}",
-        run.failure_reason
+        run.history
     );
 }
 
@@ -140,7 +141,7 @@ async fn skip_run_records_skipped_with_the_reason_and_writes_the_report() {
         .await
         .unwrap();
 
-    let out = svc.skip_run(&run, 42, window).await.unwrap();
+    let out = svc.skip_run(&run, 42, window, None).await.unwrap();
     assert!(out.skipped && !out.valid && !out.duplicate, "{out:?}");
     assert_eq!(out.status, Some(RunStatus::Skipped));
     assert_eq!(out.records, 42);
@@ -150,7 +151,7 @@ async fn skip_run_records_skipped_with_the_reason_and_writes_the_report() {
     let detail = recorded.history.last().unwrap().detail.clone().unwrap();
     assert_eq!(
         detail,
-        "42 new eligible record(s) in the invocation logs from 2026-11-23T03:00:00Z to \
+        "42 new eligible record(s) (distinct prompts) in the invocation logs from 2026-11-23T03:00:00Z to \
          2026-11-30T03:00:00Z, fewer than MIN_NEW_RECORDS (150): nothing was launched, and the \
          next scheduled run reads this window again"
     );
@@ -166,7 +167,7 @@ async fn skip_run_records_skipped_with_the_reason_and_writes_the_report() {
     assert_eq!(report["note"], detail);
 
     // Only a validating run can be skipped; a second call is refused and changes nothing.
-    let e = svc.skip_run(&recorded, 42, window).await.unwrap_err();
+    let e = svc.skip_run(&recorded, 42, window, None).await.unwrap_err();
     assert_eq!(e.error_type, ErrorType::Conflict);
     assert_eq!(
         ledger.get(&id).await.unwrap().unwrap().history.len(),

@@ -308,6 +308,7 @@ impl DatasetValidatorService {
             log_window: None,
             eligible_records: None,
             min_new_records: None,
+            curation: None,
         };
         let uri = self
             .put_report(bucket, &self.config.report_key(&run.run_id), &report)

@@ -91,6 +91,7 @@ pub(crate) fn service_env(
     (
         DatasetValidatorService {
             ledger: ledger.clone(),
+            lister: store.clone(),
             store,
             clock: Arc::new(SystemClock),
             config,
@@ -334,6 +335,10 @@ mod snapshot_tests;
 #[path = "schedule_tests.rs"]
 mod schedule_tests;
 
+#[cfg(test)]
+#[path = "curate_tests.rs"]
+mod curate_tests;
+
 /// [`service`] with extra stack variables.
 fn service_with(
     store: Arc<InMemoryDatasetStore>,
@@ -349,6 +354,7 @@ fn service_with(
     (
         DatasetValidatorService {
             ledger: ledger.clone(),
+            lister: store.clone(),
             store,
             clock: Arc::new(SystemClock),
             config,

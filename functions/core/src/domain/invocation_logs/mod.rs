@@ -8,10 +8,13 @@
 //! - [`preflight`]: the streaming count over log files (scanned, matched, eligible, distinct prompts,
 //!   by model and day, skipped files), shared by the pipeline and `distillery logs preview`.
 //! - [`convert`]: an eligible record as a `bedrock-conversation-2024` line.
+//! - [`curate`]: which records a curated scheduled run trains on (window, one per prompt, the most
+//!   recent, capped).
 //!
 //! The counting rules and filter semantics, with their sources: docs/invocation-logs.md.
 
 pub mod convert;
+pub mod curate;
 pub mod filter;
 pub mod layout;
 pub mod preflight;

@@ -632,7 +632,7 @@ fn skipped_says_how_many_new_records_against_the_minimum_and_the_window() {
     );
     assert!(
         m.body.contains(
-            "42 new eligible record(s) in the invocation logs from 2026-11-23T05:00:00Z to \
+            "42 new eligible record(s) (distinct prompts) in the invocation logs from 2026-11-23T05:00:00Z to \
              2026-11-30T05:00:00Z, fewer than MIN_NEW_RECORDS (100)"
         ),
         "{}",
