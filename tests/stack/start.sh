@@ -146,6 +146,9 @@ TOPIC_ARN=$(res topicArn)
 SLACK_SECRET_ARN=$(res slackSecretArn)
 SLACK_TIMEOUT_MS=1000
 SLACK_MAX_ATTEMPTS=2
+INVOCATION_LOGS_S3_URI=$(res invocationLogsUri)
+LOG_RUN_MODE=${LOG_RUN_MODE:-curated}
+SCHEDULE_BUCKET=$(res bucket)
 ENV
 
 port=$(free_port)

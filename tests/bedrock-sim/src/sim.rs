@@ -226,6 +226,10 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
         if let Some(uri) = body.get("trainingDataConfig").and_then(|t| t.get("s3Uri")) {
             out.insert("trainingDataS3Uri".into(), uri.clone());
         }
+        let logs = "/trainingDataConfig/invocationLogsConfig/invocationLogSource/s3Uri";
+        if let Some(uri) = Value::Object(body.clone()).pointer(logs) {
+            out.insert("invocationLogsS3Uri".into(), uri.clone());
+        }
     }
     out
 }

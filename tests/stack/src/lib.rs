@@ -16,6 +16,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_core::domain::run::{Run, RunId};
 use distillery_core::ports::RunLedger;
+use distillery_core::testing::invocation_logs::{
+    write_invocation_logs, GeneratedLogs, LogGenOptions,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,6 +40,10 @@ pub struct ResourceNames {
     pub job_events_queue: &'static str,
     /// The EventBridge rule on the default bus matching Bedrock's job state-change events.
     pub job_event_rule: &'static str,
+    /// The bucket Bedrock's model invocation logs go to (no event notifications: its objects start
+    /// no runs), and the prefix inside it (INVOCATION_LOGS_S3_URI).
+    pub invocation_logs_bucket: &'static str,
+    pub invocation_logs_prefix: &'static str,
 }
 
 pub const RESOURCE_NAMES: ResourceNames = ResourceNames {
@@ -49,6 +56,8 @@ pub const RESOURCE_NAMES: ResourceNames = ResourceNames {
     table: "distillery-runs",
     job_events_queue: "distillery-job-events",
     job_event_rule: "distillery-job-state-change",
+    invocation_logs_bucket: "distillery-invocation-logs",
+    invocation_logs_prefix: "bedrock-logs/",
 };
 
 /// The job-event rule's pattern (`events/bedrock-job-event-pattern.json`): Bedrock's "Model
@@ -75,6 +84,9 @@ pub struct Resources {
     pub job_events_queue_url: String,
     #[serde(default)]
     pub job_event_rule: String,
+    /// `s3://<invocation_logs_bucket>/<invocation_logs_prefix>`.
+    #[serde(default)]
+    pub invocation_logs_uri: String,
 }
 
 /// `.local/stack/stack.json`, written by `start.sh`.
@@ -427,6 +439,47 @@ impl Stack {
             Ok(answer) => Ok(answer),
             Err((error_type, message)) => bail!("{function} failed: {error_type}: {message}"),
         }
+    }
+
+    /// `s3://bucket/prefix/` of the stack's invocation logs (the validator's INVOCATION_LOGS_S3_URI).
+    pub fn invocation_logs_uri(&self) -> &str {
+        &self.info.resources.invocation_logs_uri
+    }
+
+    /// Writes generated invocation logs (`distillery_core::testing::invocation_logs`: several
+    /// models, metadata, days, multi-turn and image records, duplicates, an offloaded body) into the
+    /// stack's log bucket in Bedrock's layout, as Bedrock would. Returns what was written.
+    pub async fn put_invocation_logs(&self, options: &LogGenOptions) -> Result<GeneratedLogs> {
+        let dir = tempfile::tempdir()?;
+        let generated = write_invocation_logs(dir.path(), options)?;
+        let (bucket, prefix) = self
+            .invocation_logs_uri()
+            .strip_prefix("s3://")
+            .and_then(|r| r.split_once('/'))
+            .ok_or_else(|| anyhow!("bad invocation log URI {}", self.invocation_logs_uri()))?;
+        let mut pending = vec![dir.path().to_path_buf()];
+        while let Some(d) = pending.pop() {
+            for entry in std::fs::read_dir(&d)? {
+                let path = entry?.path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(dir.path())?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                self.s3
+                    .put_object()
+                    .bucket(bucket)
+                    .key(format!("{prefix}{rel}"))
+                    .body(std::fs::read(&path)?.into())
+                    .send()
+                    .await
+                    .with_context(|| format!("PutObject s3://{bucket}/{prefix}{rel}"))?;
+            }
+        }
+        Ok(generated)
     }
 
     /// Reads an `s3://bucket/key` object.

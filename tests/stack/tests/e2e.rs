@@ -831,3 +831,8 @@ mod gate;
 // tests/stack/tests/e2e/held_out.rs.
 #[path = "e2e/held_out.rs"]
 mod held_out;
+
+// Scheduled retraining from invocation logs, curated and native (issue 14):
+// tests/stack/tests/e2e/invocation_logs.rs.
+#[path = "e2e/invocation_logs.rs"]
+mod invocation_logs;

@@ -163,6 +163,13 @@ async fn main() -> Result<()> {
         .await
         .context("PutTargets (job state-change events)")?;
 
+    // Where the application's Bedrock invocation logs land (scheduled runs read them).
+    s3.create_bucket()
+        .bucket(names.invocation_logs_bucket)
+        .send()
+        .await
+        .context("CreateBucket (invocation logs)")?;
+
     distillery_aws::dynamodb::create_table(&dynamodb, names.table)
         .await
         .context("creating the run ledger table")?;
@@ -180,6 +187,10 @@ async fn main() -> Result<()> {
         table_name: names.table.to_string(),
         job_events_queue_url: job_events_url,
         job_event_rule: names.job_event_rule.to_string(),
+        invocation_logs_uri: format!(
+            "s3://{}/{}",
+            names.invocation_logs_bucket, names.invocation_logs_prefix
+        ),
     };
     let json = serde_json::to_string_pretty(&resources)?;
     std::fs::write(&args.out, &json).with_context(|| format!("writing {}", args.out.display()))?;

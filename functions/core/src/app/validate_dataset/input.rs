@@ -69,6 +69,10 @@ pub struct SubmitPayload {
 pub struct SchedulePayload {
     pub schedule_name: String,
     pub scheduled_time: String,
+    /// `curated` | `native`: this schedule's mode, overriding the stack's `LOG_RUN_MODE` (so one
+    /// stack can run a curated weekly retraining and a native one side by side).
+    #[serde(default)]
+    pub log_run_mode: Option<String>,
 }
 
 /// The state machine hands the validator `{"input": <execution input>, "ownerExecution":

@@ -10,9 +10,16 @@ impl DatasetValidatorService {
         p: &SchedulePayload,
         owner: Option<&str>,
     ) -> Result<ValidateDatasetOutput, StepError> {
-        let logs = self.config.invocation_logs.clone().ok_or_else(|| {
+        let mut logs = self.config.invocation_logs.clone().ok_or_else(|| {
             StepError::config("a scheduled run needs INVOCATION_LOGS_S3_URI (the Bedrock invocation log location)")
         })?;
+        if let Some(mode) = &p.log_run_mode {
+            logs.mode = LogRunMode::parse(mode).ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "the schedule's logRunMode must be curated or native, got '{mode}'"
+                ))
+            })?;
+        }
         let run_id = RunId::for_schedule(&p.schedule_name, &p.scheduled_time);
         let span = tracing::info_span!("run", run_id = %run_id);
         async {

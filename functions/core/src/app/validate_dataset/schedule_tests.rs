@@ -244,3 +244,37 @@ async fn a_curated_run_starts_where_the_schedules_last_completed_run_ended() {
         })
     );
 }
+
+#[tokio::test]
+async fn a_schedules_own_log_run_mode_overrides_the_stacks() {
+    let (svc, ledger) = service_env(
+        Arc::new(InMemoryDatasetStore::new()),
+        &[("LOG_RUN_MODE", "curated")],
+    );
+    let mut e = schedule_event("2026-11-30T03:00:00Z");
+    e["logRunMode"] = "native".into();
+    let out = svc.handle(e).await.unwrap();
+    let run = ledger
+        .get(out.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    // Native: nothing read, no window, validated for Bedrock to filter.
+    assert!(matches!(
+        run.dataset,
+        DatasetLocation::InvocationLogs {
+            mode: LogRunMode::Native,
+            window_start: None,
+            ..
+        }
+    ));
+    assert_eq!(run.status, RunStatus::Validated);
+
+    let mut e = schedule_event("2026-11-30T04:00:00Z");
+    e["logRunMode"] = "both".into();
+    let err = svc.handle(e).await.unwrap_err();
+    assert_eq!(err.error_type, ErrorType::InvalidInput);
+    assert!(err
+        .message
+        .contains("logRunMode must be curated or native, got 'both'"));
+}
