@@ -47,12 +47,22 @@ SERVING ?= auto
 # student answers like its teacher: 0.2 shows a failing gate and nothing served.
 QUALITY_GATE ?= on
 STUDENT_QUALITY ?= 0.9
-demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none, QUALITY_GATE=on|off, STUDENT_QUALITY=0..1, and print its timeline
+# SOURCE=invocation-logs runs a scheduled retraining instead: generated invocation logs in the local
+# log bucket, read by the curated validator; SERVING and QUALITY_GATE become the stack's settings.
+SOURCE ?= upload
+demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none, QUALITY_GATE=on|off, STUDENT_QUALITY=0..1, SOURCE=upload|invocation-logs, and print its timeline
+ifeq ($(SOURCE),invocation-logs)
+	@scripts/bootstrap.sh
+	cargo build --quiet -p distillery-local-stack --bins
+	SERVING_MODE="$(SERVING)" QUALITY_GATE="$(QUALITY_GATE)" tests/stack/with-stack.sh \
+	  target/debug/distillery-demo --source invocation-logs --student-quality "$(STUDENT_QUALITY)"
+else
 	@scripts/check-dataset-arg.sh "$(DATASET)"
 	@scripts/bootstrap.sh
 	cargo build --quiet -p distillery-local-stack --bins
 	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)" --serving "$(SERVING)" \
 	  --quality-gate "$(QUALITY_GATE)" --student-quality "$(STUDENT_QUALITY)"
+endif
 
 DEMO_RUNS ?= 20
 demo-soak: ## Run `make demo` DEMO_RUNS times in a row (default 20); fails on the first failure

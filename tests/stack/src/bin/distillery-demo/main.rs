@@ -3,6 +3,10 @@
 //! time, the job and model names and ARNs, the Provisioned Throughput, the run's ledger history, and
 //! every SNS and Slack message as delivered. For a rejected dataset it prints the validation report.
 //!
+//! `distillery-demo --source invocation-logs`: a scheduled retraining instead. Six hours of generated
+//! invocation logs go into the stack's log bucket, and the schedule fires: the validator reads its
+//! window (curated, the stack's LOG_RUN_MODE), and the timeline follows as for an upload.
+//!
 //! Exits 0 when the run reached the outcome the pipeline promises (ready, completed or rejected) and
 //! 1 otherwise, so a broken pipeline fails `make demo`.
 
@@ -12,6 +16,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use distillery_core::domain::run::RunStatus;
+use distillery_core::testing::invocation_logs::LogGenOptions;
 use distillery_local_stack::{read_file, Execution, Stack};
 use serde_json::Value;
 
@@ -21,9 +26,13 @@ use report::{print_estimate, print_gate, print_report};
 #[derive(Parser)]
 #[command(about = "Run one dataset through the local Distillery pipeline and print its timeline")]
 struct Args {
-    /// The dataset: a JSONL file in Bedrock's bedrock-conversation-2024 format.
+    /// Where the run's data comes from: `upload` (the dataset file, uploaded) or `invocation-logs`
+    /// (generated logs and a scheduled run over them; serving and the gate are the stack's).
+    #[arg(long, default_value = "upload")]
+    source: String,
+    /// The dataset: a JSONL file in Bedrock's bedrock-conversation-2024 format (`--source upload`).
     #[arg(long)]
-    dataset: PathBuf,
+    dataset: Option<PathBuf>,
     /// How the distilled model is served: `auto` (on-demand where the student supports it, else
     /// none), `on-demand` (a custom model deployment), `provisioned` (simulated Provisioned
     /// Throughput, with its expiry) or `none`.
@@ -57,9 +66,140 @@ async fn main() {
 
 async fn run() -> Result<bool> {
     let args = Args::parse();
-    let body = read_file(&args.dataset)?;
-    let file_name = args
-        .dataset
+    let stack = Stack::connect().await?;
+    stack.reset_fakes().await?;
+    stack.take_sns_deliveries().await?;
+    let slack_before = stack.slack_messages().await?.len();
+    if let Some(q) = args.student_quality {
+        stack.set_student_quality(q).await?;
+    }
+    let (t0, execution) = match args.source.as_str() {
+        "upload" => upload_and_run(&stack, &args).await?,
+        "invocation-logs" => logs_and_run(&stack).await?,
+        other => bail!("--source must be upload or invocation-logs, got '{other}'"),
+    };
+    report_run(&stack, t0, execution, slack_before).await
+}
+
+/// A scheduled retraining over freshly generated invocation logs: six hours up to the current hour.
+async fn logs_and_run(stack: &Stack) -> Result<(chrono::DateTime<chrono::Utc>, Execution)> {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now();
+    let start = now.duration_trunc(TimeDelta::hours(1))? - TimeDelta::hours(6);
+    heading("Distillery local demo: scheduled retraining from invocation logs");
+    println!(
+        "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
+        stack.info.moto_url,
+        stack.info.bedrock_sim_url,
+        stack.info.slack_sink_url,
+        stack.info.lambda_invoke_url
+    );
+    let t0 = chrono::Utc::now();
+    let options = LogGenOptions {
+        target_bytes: 0,
+        min_hours: 6,
+        records_per_file: 150,
+        files_per_hour: 2,
+        start,
+        seed: now.timestamp() as u64,
+        truncated_file: true,
+        corrupt_file: true,
+    };
+    let generated = stack.put_invocation_logs(&options).await?;
+    line(
+        t0,
+        chrono::Utc::now(),
+        &format!(
+            "wrote {} invocation log files ({} records, {} gzipped bytes) under {} for the {} hours from {} (several models and metadata, duplicates, multi-turn and image records, an offloaded body, a truncated and a corrupt file)",
+            generated.files,
+            generated.records,
+            generated.bytes,
+            stack.invocation_logs_uri(),
+            generated.hours,
+            start.format("%Y-%m-%d %H:00 UTC")
+        ),
+    );
+    let schedule = format!("demo-retraining-{}", now.format("%Y%m%dT%H%M%S"));
+    let input = serde_json::json!({
+        "source": "distillery.schedule",
+        "scheduleName": schedule,
+        "scheduledTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    line(
+        t0,
+        chrono::Utc::now(),
+        &format!("schedule {schedule} fired: {input}"),
+    );
+    let execution = stack.run_execution(&input).await?;
+    if let Some(run_id) = execution.run_id() {
+        let run = stack.run(&run_id).await?;
+        if let Some(uri) = run.validation.as_ref().and_then(|v| v.report_uri.clone()) {
+            let report: Value = serde_json::from_slice(&stack.read_s3_uri(&uri).await?)?;
+            print_curation(&report);
+        }
+        print_estimate(&run);
+    }
+    Ok((t0, execution))
+}
+
+/// What a curated run read from its window and chose (the report's `curation`).
+fn print_curation(report: &Value) {
+    let c = &report["curation"];
+    if c.is_null() {
+        return;
+    }
+    heading("Curated window (the validator's read of the logs)");
+    if let Some(w) = report.get("logWindow") {
+        println!(
+            "window    {} to {}",
+            w["start"].as_str().unwrap_or("?"),
+            w["end"].as_str().unwrap_or("?")
+        );
+    }
+    println!(
+        "files     {} in the window, {} read",
+        c["filesInWindow"], c["filesRead"]
+    );
+    println!(
+        "records   {} scanned, {} matched the filter, {} eligible in the window, {} distinct prompts chosen{}",
+        c["scanned"],
+        c["matched"],
+        c["eligibleInWindow"],
+        c["selected"],
+        c["cappedAt"]
+            .as_u64()
+            .map(|n| format!(" (capped at {n})"))
+            .unwrap_or_default()
+    );
+    if let Some(m) = c["ineligible"].as_object() {
+        let reasons: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        if !reasons.is_empty() {
+            println!("ineligible {}", reasons.join(", "));
+        }
+    }
+    for s in c["skippedFiles"].as_array().into_iter().flatten() {
+        println!(
+            "skipped   {}{}: {}",
+            s["file"].as_str().unwrap_or("?"),
+            s["line"]
+                .as_u64()
+                .map(|l| format!(" line {l}"))
+                .unwrap_or_default(),
+            s["reason"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+/// One dataset file uploaded; the upload event starts the execution.
+async fn upload_and_run(
+    stack: &Stack,
+    args: &Args,
+) -> Result<(chrono::DateTime<chrono::Utc>, Execution)> {
+    let Some(dataset) = &args.dataset else {
+        bail!("--dataset FILE is needed with --source upload");
+    };
+    let body = read_file(dataset)?;
+    let file_name = dataset
         .file_name()
         .and_then(|n| n.to_str())
         .context("the dataset path has no file name")?
@@ -67,13 +207,9 @@ async fn run() -> Result<bool> {
     if !file_name.ends_with(".jsonl") {
         bail!(
             "{}: the upload rule only starts runs for keys ending in .jsonl; rename the file",
-            args.dataset.display()
+            dataset.display()
         );
     }
-    let stack = Stack::connect().await?;
-    stack.reset_fakes().await?;
-    stack.take_sns_deliveries().await?;
-    let slack_before = stack.slack_messages().await?.len();
 
     // A fresh key per demo run, so the same file can be demoed twice (a re-upload of the same key
     // and content would be the same run: a duplicate).
@@ -85,14 +221,11 @@ async fn run() -> Result<bool> {
         ("distillery-model-units", args.model_units.as_str()),
         ("distillery-quality-gate", args.quality_gate.as_str()),
     ];
-    if let Some(q) = args.student_quality {
-        stack.set_student_quality(q).await?;
-    }
 
     heading("Distillery local demo");
     println!(
         "dataset   {} ({} bytes, {} lines)",
-        args.dataset.display(),
+        dataset.display(),
         body.len(),
         lines
     );
@@ -143,6 +276,16 @@ async fn run() -> Result<bool> {
     if let Some(run_id) = execution.run_id() {
         print_estimate(&stack.run(&run_id).await?);
     }
+    Ok((t0, execution))
+}
+
+/// The execution's steps, the run as the ledger holds it, and every message delivered.
+async fn report_run(
+    stack: &Stack,
+    t0: chrono::DateTime<chrono::Utc>,
+    execution: Execution,
+    slack_before: usize,
+) -> Result<bool> {
     print_steps(t0, &execution);
     println!(
         "\nexecution {}{}",
