@@ -328,6 +328,11 @@ pub struct InvocationLogRunLimits {
     pub max_lookback_days: u32,
     /// Fewer new eligible records than this in the window and the run ends `skipped`.
     pub default_min_new_records: u64,
+    /// How long before its scheduled time a curated run's window ends. Bedrock delivers invocation
+    /// logs to S3 some minutes after the calls (how long is not documented; our decision), so a
+    /// window ending at the scheduled time would miss its last calls, and the next window, which
+    /// starts where this one ended, would never read them.
+    pub delivery_delay_minutes: u32,
 }
 
 impl InvocationLogRunLimits {
@@ -340,10 +345,18 @@ impl InvocationLogRunLimits {
                 self.default_lookback_days, self.max_lookback_days
             ));
         }
-        if self.default_min_new_records < dataset.min_records {
+        if self.default_min_new_records < dataset.min_records
+            || self.default_min_new_records > dataset.max_records
+        {
             return Err(format!(
-                "limits.json invocationLogRuns.defaultMinNewRecords ({}) must be at least dataset.minRecords ({})",
-                self.default_min_new_records, dataset.min_records
+                "limits.json invocationLogRuns.defaultMinNewRecords ({}) must be from dataset.minRecords ({}) to dataset.maxRecords ({})",
+                self.default_min_new_records, dataset.min_records, dataset.max_records
+            ));
+        }
+        if self.delivery_delay_minutes > 24 * 60 {
+            return Err(format!(
+                "limits.json invocationLogRuns.deliveryDelayMinutes ({}) must be at most a day (1440)",
+                self.delivery_delay_minutes
             ));
         }
         Ok(())

@@ -490,6 +490,101 @@ pub fn write_invocation_logs(dir: &Path, options: &LogGenOptions) -> io::Result<
     Ok(out)
 }
 
+/// One log file of a directory in Bedrock's layout: its key (relative, `/`-separated), the start of
+/// its hour folder and its (gzipped) bytes.
+#[derive(Debug, Clone)]
+pub struct LogObject {
+    pub key: String,
+    pub hour: DateTime<Utc>,
+    pub bytes: Vec<u8>,
+}
+
+/// The log files under `dir` (offloaded bodies and other objects left out), in key order: the
+/// order S3 lists them in.
+pub fn log_objects(dir: &Path) -> io::Result<Vec<LogObject>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let key = path
+                .strip_prefix(dir)
+                .map_err(io::Error::other)?
+                .to_string_lossy()
+                .replace('\\', "/");
+            if let Some(file) = crate::domain::invocation_logs::log_file(&key) {
+                out.push(LogObject {
+                    key,
+                    hour: file.hour,
+                    bytes: fs::read(&path)?,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// What a curated run over `files` must write, computed by brute force rather than by the
+/// bounded selection under test: every eligible record of the window (corrupt files contribute
+/// nothing), the latest occurrence of each prompt (a later record of the same instant wins, as in
+/// read order), the `cap` most recent of those, each converted to its dataset line.
+pub fn reference_curation(
+    files: &[LogObject],
+    window: &crate::domain::run::LogWindow,
+    options: &crate::domain::invocation_logs::PreflightOptions,
+    cap: usize,
+) -> std::collections::BTreeSet<String> {
+    use crate::domain::invocation_logs::convert::to_jsonl_line;
+    use crate::domain::invocation_logs::curate::{in_window, logged_at};
+    use crate::domain::invocation_logs::{FileOutcome, Preflight};
+    let mut preflight = Preflight::new(options.clone());
+    // prompt hash -> ((time, read order), line)
+    let mut latest: std::collections::HashMap<u64, ((i64, u64), String)> = Default::default();
+    let mut order = 0u64;
+    for f in files {
+        let mut found = Vec::new();
+        let outcome = preflight.add_file_with(&f.key, "", f.bytes.as_slice(), |e| {
+            let at = logged_at(e.timestamp, f.hour);
+            if in_window(window, at) {
+                let response = e
+                    .response
+                    .as_deref()
+                    .filter(|_| options.use_prompt_response);
+                found.push((
+                    e.prompt_hash,
+                    at.timestamp_millis(),
+                    to_jsonl_line(&e.prompt, response),
+                ));
+            }
+        });
+        if outcome == FileOutcome::Corrupt {
+            continue;
+        }
+        for (hash, at, line) in found {
+            order += 1;
+            let key = (at, order);
+            match latest.get(&hash) {
+                Some((kept, _)) if *kept >= key => {}
+                _ => {
+                    latest.insert(hash, (key, line));
+                }
+            }
+        }
+    }
+    let mut all: Vec<((i64, u64), String)> = latest.into_values().collect();
+    all.sort();
+    all.into_iter()
+        .rev()
+        .take(cap)
+        .map(|(_, line)| line)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,11 @@
 //!   logs from S3 as Bedrock would.
 
 use chrono::{DateTime, Duration, Utc};
-use distillery_core::domain::run::{DatasetLocation, LogRunMode};
-use distillery_core::testing::invocation_logs::LogGenOptions;
+use distillery_core::domain::invocation_logs::PreflightOptions;
+use distillery_core::domain::run::{DatasetLocation, LogRunMode, LogWindow};
+use distillery_core::testing::invocation_logs::{
+    log_objects, reference_curation, write_invocation_logs, LogGenOptions,
+};
 
 use super::*;
 
@@ -53,12 +56,25 @@ fn four_hours_from(start: &str, seed: u64) -> LogGenOptions {
 #[ignore = "needs the local stack: run `make e2e`"]
 async fn a_curated_schedule_trains_on_its_windows_prompts_then_skips_an_empty_window() {
     let stack = stack().await;
+    // Thirty hours over two days, one file an hour, then the truncated and the corrupt file.
+    let options = LogGenOptions {
+        target_bytes: 0,
+        min_hours: 30,
+        records_per_file: 60,
+        files_per_hour: 1,
+        start: "2026-09-29T00:00:00Z".parse().unwrap(),
+        seed: 21,
+        truncated_file: true,
+        corrupt_file: true,
+    };
     let generated = stack
-        .put_invocation_logs(&four_hours_from("2026-10-01T00:00:00Z", 21))
+        .put_invocation_logs(&options)
         .await
         .expect(NEEDS_STACK);
     let schedule = unique_schedule("curated");
-    let fired = "2026-10-01T05:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    let fired = "2026-09-30T07:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    // The window ends 30 minutes before the schedule fired (limits.json deliveryDelayMinutes).
+    let end = fired - Duration::minutes(30);
     let ex = stack
         .run_execution(&schedule_input(&schedule, fired, None))
         .await
@@ -80,8 +96,8 @@ async fn a_curated_schedule_trains_on_its_windows_prompts_then_skips_an_empty_wi
     assert_eq!(*mode, LogRunMode::Curated);
     assert_eq!(schedule_name.as_deref(), Some(schedule.as_str()));
     // A schedule's first run reaches LOOKBACK_DAYS (7) back.
-    assert_eq!(*window_start, Some(fired - Duration::days(7)));
-    assert_eq!(*window_end, Some(fired));
+    assert_eq!(*window_start, Some(end - Duration::days(7)));
+    assert_eq!(*window_end, Some(end));
 
     // The job trained on the validated snapshot of the converted window, never on the log prefix.
     let snap = run
@@ -97,15 +113,33 @@ async fn a_curated_schedule_trains_on_its_windows_prompts_then_skips_an_empty_wi
     let lines: Vec<&str> = std::str::from_utf8(&trained).unwrap().lines().collect();
     let records = run.validation.as_ref().unwrap().records;
     assert_eq!(lines.len() as u64, records);
-    // One record per prompt, each a valid conversation record, fewer than were logged (the
-    // generated logs repeat prompts, and some records are multi-turn, images or other models').
-    let distinct: BTreeSet<&str> = lines.iter().copied().collect();
+    // Exactly what the brute-force reference chooses from the same logs: one record per prompt
+    // (its latest call), fewer than were logged (the logs repeat prompts, and some records are
+    // multi-turn, images or failed reads).
+    let dir = tempfile::tempdir().unwrap();
+    write_invocation_logs(dir.path(), &options).unwrap();
+    let reference = reference_curation(
+        &log_objects(dir.path()).unwrap(),
+        &LogWindow {
+            start: end - Duration::days(7),
+            end,
+        },
+        &PreflightOptions {
+            teacher: Some(run.settings.teacher.clone()),
+            ..Default::default()
+        },
+        15_000,
+    );
+    let distinct: BTreeSet<String> = lines.iter().map(|l| format!("{l}\n")).collect();
     assert_eq!(distinct.len(), lines.len());
+    assert_eq!(distinct, reference);
     assert!(
         records >= 100 && records < generated.records,
         "{records} of {}",
         generated.records
     );
+    // The logs span two days.
+    assert!(generated.hours >= 30);
     for l in &lines {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["schemaVersion"], "bedrock-conversation-2024");
@@ -150,7 +184,7 @@ async fn a_curated_schedule_trains_on_its_windows_prompts_then_skips_an_empty_wi
     let id = run_id(&ex);
     let run = stack.run(&id).await.unwrap();
     assert_eq!(run.status, RunStatus::Skipped);
-    assert_eq!(run.dataset.log_window().unwrap().start, fired);
+    assert_eq!(run.dataset.log_window().unwrap().start, end);
     assert!(stack.bedrock_calls().await.unwrap().is_empty());
     let sns = sns_for(&stack, &id).await;
     assert_eq!(milestones(&sns), ["skipped"]);

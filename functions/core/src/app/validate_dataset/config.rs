@@ -181,12 +181,19 @@ impl ValidatorConfig {
             &format!("a whole number of days from 1 to {max_days}"),
             |v| v.parse::<u32>().ok().filter(|d| (1..=max_days).contains(d)),
         )?;
-        let min_records = limits.dataset.min_records;
+        let (min_records, max_records) = (limits.dataset.min_records, limits.dataset.max_records);
+        // Above Bedrock's maximum a window could never hold enough: every run would be skipped.
         let min_new_records = env.parsed(
             MIN_NEW_RECORDS_VAR,
             log_limits.default_min_new_records,
-            &format!("a whole number of records, at least {min_records} (Bedrock's minimum)"),
-            |v| v.parse::<u64>().ok().filter(|n| *n >= min_records),
+            &format!(
+                "a whole number of records from {min_records} (Bedrock's minimum) to {max_records} (its maximum)"
+            ),
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (min_records..=max_records).contains(n))
+            },
         )?;
         let invocation_logs = match env.optional_string("INVOCATION_LOGS_S3_URI") {
             None => None,

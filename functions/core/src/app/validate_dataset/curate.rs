@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::domain::invocation_logs::convert::to_jsonl_line;
 use crate::domain::invocation_logs::curate::{
-    hour_overlaps, in_window, logged_at, CurationSummary, Occurrence, Selection,
+    hour_overlaps, in_window, logged_at, Chosen, CurationSummary, Occurrence, Selection,
 };
 use crate::domain::invocation_logs::{
     log_file, FileOutcome, MetadataFilter, Preflight, PreflightOptions,
@@ -25,10 +25,18 @@ use crate::ports::SnapshotSink;
 
 /// The converted dataset of a curated run, in the run's folder beside its snapshot.
 pub const FROM_LOGS_FILE: &str = "from-logs.jsonl";
+/// Log files fetched at once. Each read is handed to the preflight in listing order, so the two
+/// reads number the records the same way.
+const LOG_READS_IN_FLIGHT: usize = 4;
+/// A log file larger than this (gzipped) is skipped and reported rather than read into memory:
+/// Bedrock writes a file every few minutes, so a real one is far smaller.
+pub const MAX_LOG_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A log file of the window, as the first read left it.
 struct WindowFile {
     key: String,
+    /// As listed.
+    size: u64,
     hour: DateTime<Utc>,
     /// The ETag the first read saw (the second read is pinned to it); `None`: not read (gone).
     etag: Option<String>,
@@ -113,18 +121,39 @@ impl DatasetValidatorService {
         let mut preflight = Preflight::new(options.clone());
         let mut selection = Selection::new(cap as usize);
         let mut seq = 0u64;
+        let mut reads = self.read_in_order(
+            &logs_bucket,
+            files
+                .iter()
+                .map(|f| (f.key.clone(), None, f.size))
+                .collect(),
+        );
         for file in files.iter_mut() {
             let name = file.name(&logs_bucket);
-            let bytes = match self.read_log_file(&logs_bucket, &file.key, None).await {
-                Ok(Some((etag, bytes))) => {
+            let read = reads
+                .next()
+                .await
+                .ok_or_else(|| StepError::internal("fewer reads than log files"))?;
+            let bytes = match read {
+                Ok(LogRead::Bytes { etag, bytes }) => {
                     file.etag = Some(etag);
                     bytes
                 }
                 // Listed, then gone (a lifecycle rule, a clean-up): reported, as a corrupt file is.
-                Ok(None) => {
+                Ok(LogRead::Gone) => {
                     preflight.skip_file(
                         &name,
                         "listed but gone when read: nothing from it is counted",
+                    );
+                    continue;
+                }
+                Ok(LogRead::TooLarge) => {
+                    preflight.skip_file(
+                        &name,
+                        format!(
+                            "larger than a log file can be ({} MiB): not read",
+                            MAX_LOG_FILE_BYTES / (1024 * 1024)
+                        ),
                     );
                     continue;
                 }
@@ -146,6 +175,7 @@ impl DatasetValidatorService {
                 selection.offer(hash, Occurrence { at_ms, seq });
             }
         }
+        drop(reads);
         let summary = CurationSummary::new(
             files.len() as u64,
             preflight.report(),
@@ -153,6 +183,8 @@ impl DatasetValidatorService {
             cap,
             logs.use_prompt_response,
         );
+        // Its counts are in the summary; the second read keeps none of its own.
+        drop(preflight);
         tracing::info!(
             scanned = summary.scanned,
             matched = summary.matched,
@@ -215,6 +247,7 @@ impl DatasetValidatorService {
                 if hour_overlaps(window, file.hour) {
                     files.push(WindowFile {
                         key: object.key,
+                        size: object.size,
                         hour: file.hour,
                         etag: None,
                         corrupt: false,
@@ -228,51 +261,89 @@ impl DatasetValidatorService {
         }
     }
 
+    /// Reads `(key, pinned ETag, listed size)` in this order, [`LOG_READS_IN_FLIGHT`] at a time.
+    fn read_in_order<'a>(
+        &'a self,
+        bucket: &'a str,
+        files: Vec<(String, Option<String>, u64)>,
+    ) -> impl futures::Stream<Item = Result<LogRead, StepError>> + 'a {
+        futures::stream::iter(files.into_iter().map(move |(key, etag, size)| async move {
+            if size > MAX_LOG_FILE_BYTES {
+                return Ok(LogRead::TooLarge);
+            }
+            let pin = etag.and_then(|e| ObjectPin::from_event(None, Some(&e)));
+            self.read_log_file(bucket, &key, pin.as_ref()).await
+        }))
+        .buffered(LOG_READS_IN_FLIGHT)
+    }
+
     /// One log file's bytes (gzipped; log files are written every few minutes, so each is small)
-    /// and its ETag; `None` when it no longer exists.
+    /// and its ETag; `Gone` when an unpinned read finds it no longer exists.
     async fn read_log_file(
         &self,
         bucket: &str,
         key: &str,
         pin: Option<&ObjectPin>,
-    ) -> Result<Option<(String, Vec<u8>)>, StepError> {
+    ) -> Result<LogRead, StepError> {
         let (info, mut chunks) = match self.store.open(bucket, key, pin).await {
             Ok(opened) => opened,
-            Err(PortError::NotFound(_)) if pin.is_none() => return Ok(None),
+            Err(PortError::NotFound(_)) if pin.is_none() => return Ok(LogRead::Gone),
             Err(e) => return Err(e.into()),
         };
-        let mut bytes = Vec::with_capacity(info.size as usize);
+        let mut bytes = Vec::with_capacity(info.size.min(MAX_LOG_FILE_BYTES) as usize);
         while let Some(chunk) = chunks.next().await {
             bytes.extend_from_slice(&chunk.map_err(StepError::from)?);
+            if bytes.len() as u64 > MAX_LOG_FILE_BYTES {
+                return Ok(LogRead::TooLarge);
+            }
         }
-        Ok(Some((info.etag, bytes)))
+        Ok(LogRead::Bytes {
+            etag: info.etag,
+            bytes,
+        })
     }
 
-    /// The second read: the same files (each pinned to the ETag the first read saw), numbered the
-    /// same way; the chosen occurrences are written as dataset lines, in the order they were logged.
-    /// Returns how many were written, which must be all of them.
+    /// The second read: the files the first read counted, each pinned to the ETag it saw, numbered
+    /// the same way; the chosen occurrences are written as dataset lines in read order (files in key
+    /// order, lines in file order). Returns how many were written, which must be all of them.
     async fn write_chosen(
         &self,
         bucket: &str,
         files: &[WindowFile],
         window: &LogWindow,
         options: &PreflightOptions,
-        chosen: &crate::domain::invocation_logs::curate::Chosen,
+        chosen: &Chosen,
         mut sink: Box<dyn SnapshotSink>,
     ) -> Result<u64, StepError> {
+        let counted: Vec<&WindowFile> = files
+            .iter()
+            .filter(|f| !f.corrupt && f.etag.is_some())
+            .collect();
         let result = async {
             let mut preflight = Preflight::new(options.clone());
             let (mut seq, mut written) = (0u64, 0u64);
-            for file in files.iter().filter(|f| !f.corrupt) {
-                let Some(etag) = &file.etag else { continue };
+            let mut reads = self.read_in_order(
+                bucket,
+                counted
+                    .iter()
+                    .map(|f| (f.key.clone(), f.etag.clone(), f.size))
+                    .collect(),
+            );
+            for file in &counted {
                 let name = file.name(bucket);
-                let pin = ObjectPin::from_event(None, Some(etag));
-                let bytes = match self.read_log_file(bucket, &file.key, pin.as_ref()).await {
-                    Ok(Some((_, bytes))) => bytes,
-                    Ok(None) | Err(_) => {
-                        return Err(StepError::new(ErrorType::Transient, format!(
-                            "{name} changed or went away between the two reads of the window; the step is retried"
-                        )))
+                let read = reads
+                    .next()
+                    .await
+                    .ok_or_else(|| StepError::internal("fewer reads than log files"))?;
+                let bytes = match read {
+                    Ok(LogRead::Bytes { bytes, .. }) => bytes,
+                    _ => {
+                        return Err(StepError::new(
+                            ErrorType::Transient,
+                            format!(
+                                "{name} changed or went away between the two reads of the window; the step is retried"
+                            ),
+                        ))
                     }
                 };
                 let (mut lines, mut numbered) = (String::new(), 0u64);
@@ -286,7 +357,7 @@ impl DatasetValidatorService {
                         at_ms: at.timestamp_millis(),
                         seq: seq + numbered,
                     };
-                    if chosen.contains(&occurrence) {
+                    if chosen.is_chosen(&occurrence, e.prompt_hash) {
                         let response = options
                             .use_prompt_response
                             .then_some(e.response.as_deref())
@@ -296,9 +367,12 @@ impl DatasetValidatorService {
                     }
                 });
                 if outcome == FileOutcome::Corrupt {
-                    return Err(StepError::new(ErrorType::Transient, format!(
-                        "{name} read as gzip the first time but not the second; the step is retried"
-                    )));
+                    return Err(StepError::new(
+                        ErrorType::Transient,
+                        format!(
+                            "{name} read as gzip the first time but not the second; the step is retried"
+                        ),
+                    ));
                 }
                 seq += numbered;
                 sink.write(lines.as_bytes()).await.map_err(StepError::from)?;
@@ -325,6 +399,18 @@ impl DatasetValidatorService {
             }
         }
     }
+}
+
+/// What reading one log file gave.
+enum LogRead {
+    Bytes {
+        etag: String,
+        bytes: Vec<u8>,
+    },
+    /// Listed, then gone before the (unpinned) read.
+    Gone,
+    /// Over [`MAX_LOG_FILE_BYTES`]: not read.
+    TooLarge,
 }
 
 #[cfg(test)]

@@ -6,15 +6,16 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::*;
-use crate::domain::invocation_logs::convert::to_jsonl_line;
-use crate::domain::invocation_logs::curate::{in_window, logged_at};
-use crate::domain::invocation_logs::{log_file, MetadataFilter, Preflight, PreflightOptions};
-use crate::testing::invocation_logs::{write_invocation_logs, LogGenOptions};
+use crate::domain::invocation_logs::{MetadataFilter, PreflightOptions};
+use crate::testing::invocation_logs::{
+    log_objects, reference_curation, write_invocation_logs, LogGenOptions, LogObject,
+};
 
 const LOGS_BUCKET: &str = "logs-bucket";
 const LOGS_PREFIX: &str = "bedrock-logs/";
-/// The schedule fires at 03:00 on the 30th; with LOOKBACK_DAYS=3 its window starts at 03:00 on
-/// the 27th, three hours into the generated logs.
+/// The schedule fires at 03:00 on the 30th; its window ends 30 minutes earlier (limits.json
+/// `deliveryDelayMinutes`) and, with LOOKBACK_DAYS=3, starts at 02:30 on the 27th, two and a half
+/// hours into the generated logs.
 const FIRED_AT: &str = "2026-11-30T03:00:00Z";
 
 fn schedule_event() -> Value {
@@ -25,14 +26,15 @@ fn schedule_event() -> Value {
 
 fn window() -> LogWindow {
     LogWindow {
-        start: "2026-11-27T03:00:00Z".parse().unwrap(),
-        end: FIRED_AT.parse().unwrap(),
+        start: "2026-11-27T02:30:00Z".parse().unwrap(),
+        end: "2026-11-30T02:30:00Z".parse().unwrap(),
     }
 }
 
-/// Six hours of logs from 00:00 on the 27th (so the first three fall before the window), with a
-/// truncated and a corrupt file, loaded into the store under `s3://logs-bucket/bedrock-logs/`.
-fn store_with_logs() -> Arc<InMemoryDatasetStore> {
+/// Six hours of logs from 00:00 on the 27th (so the first two and a half fall before the window),
+/// with a truncated and a corrupt file, loaded into the store under `s3://logs-bucket/bedrock-logs/`;
+/// and the log files as written, for the reference.
+fn store_with_logs() -> (Arc<InMemoryDatasetStore>, Vec<LogObject>) {
     let dir = tempfile::tempdir().unwrap();
     let options = LogGenOptions {
         target_bytes: 0,
@@ -63,40 +65,21 @@ fn store_with_logs() -> Arc<InMemoryDatasetStore> {
         }
     }
     load(&store, dir.path(), dir.path());
-    store
+    (store, log_objects(dir.path()).unwrap())
 }
 
-/// What a curated run must write, computed apart from the code under test: every eligible record
-/// logged within the window, converted without its answer, as a set (prompt-only lines of the same
-/// prompt are identical, so the set has one line per distinct prompt).
+/// What a curated run must write (`reference_curation`: brute force, not the code under test).
 fn expected_lines(
-    store: &InMemoryDatasetStore,
+    files: &[LogObject],
     filter: Option<&str>,
-    teacher: &str,
     use_prompt_response: bool,
 ) -> BTreeSet<String> {
     let options = PreflightOptions {
         filter: filter.map(|f| MetadataFilter::parse(f).unwrap()),
-        teacher: Some(teacher.to_string()),
+        teacher: Some("amazon.nova-pro-v1:0".to_string()),
         use_prompt_response,
     };
-    let mut preflight = Preflight::new(options);
-    let mut lines = BTreeSet::new();
-    let w = window();
-    for key in store.keys(LOGS_BUCKET) {
-        let Some(file) = log_file(&key) else { continue };
-        let bytes = store.get_bytes(LOGS_BUCKET, &key).unwrap();
-        let mut found = Vec::new();
-        let outcome = preflight.add_file_with(&key, "", bytes.as_slice(), |e| {
-            if in_window(&w, logged_at(e.timestamp, file.hour)) {
-                found.push(to_jsonl_line(&e.prompt, None));
-            }
-        });
-        if outcome != crate::domain::invocation_logs::FileOutcome::Corrupt {
-            lines.extend(found);
-        }
-    }
-    lines
+    reference_curation(files, &window(), &options, 15_000)
 }
 
 fn curated_service(
@@ -121,21 +104,34 @@ fn lines_of(store: &InMemoryDatasetStore, key: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_curated_run_trains_on_the_windows_distinct_prompts_validated_like_an_upload() {
-    let store = store_with_logs();
-    let expected = expected_lines(&store, None, "amazon.nova-pro-v1:0", false);
-    // Everything in the six hours, window or not: the window must leave some out.
-    let (svc, ledger) = curated_service(store.clone(), &[]);
-    let out = svc.handle(schedule_event()).await.unwrap();
-    let run = ledger
+async fn run_of(ledger: &InMemoryRunLedger, out: &ValidateDatasetOutput) -> Run {
+    ledger
         .get(out.run_id.as_ref().unwrap())
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_curated_run_trains_on_the_windows_distinct_prompts_validated_like_an_upload() {
+    let (store, files) = store_with_logs();
+    let expected = expected_lines(&files, None, false);
+    // The window leaves out the hours before it.
+    let all_day = LogWindow {
+        start: "2026-11-26T00:00:00Z".parse().unwrap(),
+        end: window().end,
+    };
+    let options = PreflightOptions {
+        teacher: Some("amazon.nova-pro-v1:0".into()),
+        ..Default::default()
+    };
+    assert!(reference_curation(&files, &all_day, &options, 15_000).len() > expected.len());
+    let (svc, ledger) = curated_service(store.clone(), &[]);
+    let out = svc.handle(schedule_event()).await.unwrap();
+    let run = run_of(&ledger, &out).await;
     assert!(
         expected.len() >= 100,
-        "the generated window holds {} prompts",
+        "the window holds {} prompts",
         expected.len()
     );
     assert_eq!(run.status, RunStatus::Validated, "{:?}", run.history);
@@ -166,24 +162,14 @@ async fn a_curated_run_trains_on_the_windows_distinct_prompts_validated_like_an_
     let curation = &report["curation"];
     assert_eq!(curation["selected"], expected.len() as u64);
     assert!(curation["eligibleInWindow"].as_u64().unwrap() >= expected.len() as u64);
-    // Files of the three hours before the window were not read: 2 per hour of 3 hours in the
-    // window, plus the truncated and corrupt files written after the last hour.
-    assert_eq!(curation["filesInWindow"], 2 * 3 + 2);
-    let skipped = curation["skippedFiles"].as_array().unwrap();
-    assert!(
-        skipped.iter().any(|s| s["reason"]
-            .as_str()
-            .unwrap()
-            .contains("cannot be read as gzip")),
-        "{skipped:?}"
-    );
-    assert!(
-        skipped
-            .iter()
-            .any(|s| s["reason"].as_str().unwrap().contains("truncated")),
-        "{skipped:?}"
-    );
-    assert_eq!(report["logWindow"]["start"], "2026-11-27T03:00:00Z");
+    // The files of 00:00 and 01:00 were not read: 2 per hour of the 4 hours from 02:00, plus the
+    // truncated and corrupt files written after the last hour.
+    assert_eq!(curation["filesInWindow"], 2 * 4 + 2);
+    let skipped = curation["skippedFiles"].to_string();
+    assert!(skipped.contains("cannot be read as gzip"), "{skipped}");
+    assert!(skipped.contains("truncated"), "{skipped}");
+    assert_eq!(report["logWindow"]["start"], "2026-11-27T02:30:00Z");
+    assert_eq!(report["logWindow"]["end"], "2026-11-30T02:30:00Z");
 
     // The launcher trains on the snapshot, not on the log prefix.
     let (training, _) = crate::app::launch_job::training_data(&run).unwrap();
@@ -196,11 +182,11 @@ async fn a_curated_run_trains_on_the_windows_distinct_prompts_validated_like_an_
 }
 
 #[tokio::test]
-async fn the_filter_and_use_prompt_response_choose_what_trains() {
-    let store = store_with_logs();
+async fn the_filter_chooses_what_trains() {
+    let (store, files) = store_with_logs();
     let filter = r#"{"equals":{"team":"support"}}"#;
-    let expected = expected_lines(&store, Some(filter), "amazon.nova-pro-v1:0", false);
-    let everything = expected_lines(&store, None, "amazon.nova-pro-v1:0", false);
+    let expected = expected_lines(&files, Some(filter), false);
+    let everything = expected_lines(&files, None, false);
     assert!(expected.len() >= 100 && expected.len() < everything.len());
     let (svc, ledger) = curated_service(
         store.clone(),
@@ -210,64 +196,41 @@ async fn the_filter_and_use_prompt_response_choose_what_trains() {
         )],
     );
     let out = svc.handle(schedule_event()).await.unwrap();
-    let run = ledger
-        .get(out.run_id.as_ref().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let run = run_of(&ledger, &out).await;
     assert_eq!(run.status, RunStatus::Validated, "{:?}", run.history);
     let written: BTreeSet<String> =
         lines_of(&store, &format!("runs/{}/{FROM_LOGS_FILE}", run.run_id))
             .into_iter()
             .collect();
     assert_eq!(written, expected);
+}
 
-    // With usePromptResponse only the teacher's answered calls train, each with its answer.
-    let labelled = expected_lines(&store, None, "amazon.nova-pro-v1:0", true);
-    let store2 = store_with_logs();
-    let (svc, ledger) = curated_service(
-        store2.clone(),
-        &[("USE_PROMPT_RESPONSE", "true"), ("MIN_NEW_RECORDS", "100")],
-    );
+#[tokio::test]
+async fn with_use_prompt_response_each_prompt_trains_with_its_latest_answer() {
+    let (store, files) = store_with_logs();
+    let expected = expected_lines(&files, None, true);
+    // The same prompt was answered differently over time: which answer is kept matters.
+    let prompts_only = expected_lines(&files, None, false);
+    assert!(expected.len() >= 100, "{} labelled prompts", expected.len());
+    let (svc, ledger) = curated_service(store.clone(), &[("USE_PROMPT_RESPONSE", "true")]);
     let out = svc.handle(schedule_event()).await.unwrap();
-    let run = ledger
-        .get(out.run_id.as_ref().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    if labelled.len() >= 100 {
-        assert_eq!(run.status, RunStatus::Validated, "{:?}", run.history);
-        let written = lines_of(&store2, &format!("runs/{}/{FROM_LOGS_FILE}", run.run_id));
-        assert!(written.iter().all(|l| l.contains(r#""role":"assistant""#)));
-        // One per distinct prompt, though the same prompt was answered differently.
-        assert_eq!(written.len(), labelled.len());
-        let prompts: BTreeSet<String> = written
-            .iter()
-            .map(|l| {
-                let mut v: Value = serde_json::from_str(l).unwrap();
-                v["messages"].as_array_mut().unwrap().truncate(1);
-                // The prompt is the system prompt and the user turn together.
-                format!("{}|{}", v["system"], v["messages"][0]["content"][0]["text"])
-            })
-            .collect();
-        assert_eq!(prompts.len(), written.len());
-    } else {
-        assert_eq!(run.status, RunStatus::Skipped, "{:?}", run.history);
-        assert_eq!(out.records, labelled.len() as u64);
-    }
+    let run = run_of(&ledger, &out).await;
+    assert_eq!(run.status, RunStatus::Validated, "{:?}", run.history);
+    let written = lines_of(&store, &format!("runs/{}/{FROM_LOGS_FILE}", run.run_id));
+    assert!(written.iter().all(|l| l.contains(r#""role":"assistant""#)));
+    let written: BTreeSet<String> = written.into_iter().collect();
+    // Exactly the reference: each prompt once, with the answer of its most recent call.
+    assert_eq!(written, expected);
+    assert!(written.len() <= prompts_only.len());
 }
 
 #[tokio::test]
 async fn too_few_new_prompts_skip_the_run_and_write_nothing_to_train_on() {
-    let store = store_with_logs();
-    let expected = expected_lines(&store, None, "amazon.nova-pro-v1:0", false);
-    let (svc, ledger) = curated_service(store.clone(), &[("MIN_NEW_RECORDS", "100000")]);
+    let (store, files) = store_with_logs();
+    let expected = expected_lines(&files, None, false);
+    let (svc, ledger) = curated_service(store.clone(), &[("MIN_NEW_RECORDS", "15000")]);
     let out = svc.handle(schedule_event()).await.unwrap();
-    let run = ledger
-        .get(out.run_id.as_ref().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let run = run_of(&ledger, &out).await;
     assert_eq!(run.status, RunStatus::Skipped);
     assert!(out.skipped && !out.valid);
     assert_eq!(out.records, expected.len() as u64);
@@ -277,7 +240,7 @@ async fn too_few_new_prompts_skip_the_run_and_write_nothing_to_train_on() {
         "{detail}"
     );
     assert!(
-        detail.contains("fewer than MIN_NEW_RECORDS (100000)"),
+        detail.contains("fewer than MIN_NEW_RECORDS (15000)"),
         "{detail}"
     );
     assert!(run.snapshot.is_none());
@@ -296,7 +259,7 @@ async fn too_few_new_prompts_skip_the_run_and_write_nothing_to_train_on() {
 
 #[tokio::test]
 async fn a_bad_filter_rejects_the_run_before_any_log_is_read() {
-    let store = store_with_logs();
+    let (store, _) = store_with_logs();
     let (svc, ledger) = curated_service(
         store.clone(),
         &[(
@@ -305,11 +268,7 @@ async fn a_bad_filter_rejects_the_run_before_any_log_is_read() {
         )],
     );
     let out = svc.handle(schedule_event()).await.unwrap();
-    let run = ledger
-        .get(out.run_id.as_ref().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let run = run_of(&ledger, &out).await;
     assert_eq!(run.status, RunStatus::Rejected);
     let reason = run.failure_reason.unwrap();
     assert!(
@@ -317,4 +276,48 @@ async fn a_bad_filter_rejects_the_run_before_any_log_is_read() {
         "{reason}"
     );
     assert!(!out.valid);
+}
+
+#[tokio::test]
+async fn files_listed_then_gone_or_too_large_are_reported_and_the_rest_still_trains() {
+    let (store, files) = store_with_logs();
+    let hour = format!(
+        "{LOGS_PREFIX}AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/11/27/03"
+    );
+    // Too large to be a log file: listed, not read.
+    let huge = format!("{hour}/huge.json.gz");
+    store.insert(
+        LOGS_BUCKET,
+        &huge,
+        vec![0u8; (super::curate::MAX_LOG_FILE_BYTES + 1) as usize],
+        &[],
+    );
+    // Listed, then gone before the read: the listing comes from a store that still has it.
+    let (listing, _) = store_with_logs();
+    let gone = format!("{hour}/gone.json.gz");
+    listing.insert(LOGS_BUCKET, &gone, b"x".to_vec(), &[]);
+    listing.insert(LOGS_BUCKET, &huge, vec![0u8; 1], &[]);
+    let expected = expected_lines(&files, None, false);
+    let (mut svc, ledger) = curated_service(store.clone(), &[]);
+    svc.lister = listing;
+    let out = svc.handle(schedule_event()).await.unwrap();
+    let run = run_of(&ledger, &out).await;
+    assert_eq!(run.status, RunStatus::Validated, "{:?}", run.history);
+    assert_eq!(out.records, expected.len() as u64);
+    let report: Value = serde_json::from_slice(
+        &store
+            .get_bytes(BUCKET, &svc.config.report_key(&run.run_id))
+            .unwrap(),
+    )
+    .unwrap();
+    let skipped = report["curation"]["skippedFiles"].to_string();
+    assert!(
+        skipped.contains("gone.json.gz") && skipped.contains("listed but gone"),
+        "{skipped}"
+    );
+    // The size is checked as the bytes arrive too, whatever the listing said.
+    assert!(
+        skipped.contains("huge.json.gz") && skipped.contains("larger than a log file can be"),
+        "{skipped}"
+    );
 }

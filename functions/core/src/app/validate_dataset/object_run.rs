@@ -444,6 +444,19 @@ impl DatasetValidatorService {
         self.to_validating(&run).await?;
 
         let result = self.check_and_report(&run, &info, settings, None).await;
+        self.settle_unfinished(&run_id, new_run.owner, result).await
+    }
+
+    /// A validation that ended in an error: a retryable one (throttling, a transient failure) of a
+    /// run an execution owns is returned as it is, since that execution's ValidateDataset Retry
+    /// resumes the run; any other is recorded on the run as `failed`, so it does not sit in
+    /// `validating`, and returned typed for the notifier.
+    pub(super) async fn settle_unfinished(
+        &self,
+        run_id: &RunId,
+        owner: Option<&str>,
+        result: Result<ValidateDatasetOutput, StepError>,
+    ) -> Result<ValidateDatasetOutput, StepError> {
         match result {
             Ok(out) => Ok(out),
             // The execution that owns the run retries these (the ValidateDataset Retry) and resumes
@@ -451,7 +464,7 @@ impl DatasetValidatorService {
             // fails, the reconciler fails the run once it has been quiet too long.)
             Err(e)
                 if matches!(e.error_type, ErrorType::Transient | ErrorType::Throttled)
-                    && new_run.owner.is_some() =>
+                    && owner.is_some() =>
             {
                 Err(e)
             }
@@ -463,7 +476,7 @@ impl DatasetValidatorService {
                 update.failure_reason = Some(reason);
                 if let Err(le) = self
                     .ledger
-                    .update(&run_id, &[RunStatus::Validating], &update)
+                    .update(run_id, &[RunStatus::Validating], &update)
                     .await
                 {
                     tracing::error!(error = %le, "could not record the failure on the run");

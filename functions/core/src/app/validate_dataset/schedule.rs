@@ -45,7 +45,11 @@ impl DatasetValidatorService {
             let window = match logs.mode {
                 LogRunMode::Native => None,
                 LogRunMode::Curated => {
-                    let end = window_end(&p.scheduled_time, self.clock.now());
+                    let end = window_end(
+                        &p.scheduled_time,
+                        self.clock.now(),
+                        self.config.limits.invocation_log_runs.delivery_delay_minutes,
+                    );
                     let start =
                         window_start(&*self.ledger, &p.schedule_name, end, logs.lookback_days)
                             .await
@@ -114,7 +118,10 @@ impl DatasetValidatorService {
                     },
                     None,
                     Ok(settings),
-                ) => self.curate(&run, &logs, settings).await,
+                ) => {
+                    let result = self.curate(&run, &logs, settings).await;
+                    self.settle_unfinished(&run.run_id, owner, result).await
+                }
                 (_, problem, _) => self.pass_logs_through(&run, problem).await,
             }
         }

@@ -55,7 +55,8 @@ fn log_run_settings_default_from_limits_json_and_are_checked() {
         (&[("LOG_RUN_MODE", "both")][..], "LOG_RUN_MODE must be curated or native, got 'both'"),
         (&[("LOOKBACK_DAYS", "0")][..], "LOOKBACK_DAYS must be a whole number of days from 1 to 365, got '0'"),
         (&[("LOOKBACK_DAYS", "400")][..], "got '400'"),
-        (&[("MIN_NEW_RECORDS", "99")][..], "MIN_NEW_RECORDS must be a whole number of records, at least 100 (Bedrock's minimum), got '99'"),
+        (&[("MIN_NEW_RECORDS", "15001")][..], "got '15001'"),
+        (&[("MIN_NEW_RECORDS", "99")][..], "MIN_NEW_RECORDS must be a whole number of records from 100 (Bedrock's minimum) to 15000 (its maximum), got '99'"),
     ] {
         let vars: &'static [(&'static str, &'static str)] = Box::leak(vars.to_vec().into_boxed_slice());
         let e = set(vars).unwrap_err();
@@ -81,9 +82,10 @@ async fn a_curated_run_records_its_schedule_and_window_from_the_lookback() {
         .unwrap();
     assert_eq!(
         run.dataset.log_window(),
+        // Ends 30 minutes before the scheduled time (limits.json deliveryDelayMinutes).
         Some(LogWindow {
-            start: t("2026-11-27T03:00:00Z"),
-            end: t("2026-11-30T03:00:00Z"),
+            start: t("2026-11-27T02:30:00Z"),
+            end: t("2026-11-30T02:30:00Z"),
         })
     );
     assert_eq!(run.dataset.schedule_name(), Some("weekly-retraining"));
@@ -240,7 +242,7 @@ async fn a_curated_run_starts_where_the_schedules_last_completed_run_ended() {
         recorded.dataset.log_window(),
         Some(LogWindow {
             start: previous_end,
-            end: t("2026-11-30T03:00:00Z"),
+            end: t("2026-11-30T02:30:00Z"),
         })
     );
 }

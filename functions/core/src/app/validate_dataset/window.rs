@@ -99,12 +99,18 @@ pub async fn window_start(
 }
 
 /// The window's end for a scheduled time: the time itself (RFC 3339, as EventBridge Scheduler's
-/// `<aws.scheduler.scheduled-time>` gives it), so a retry covers the same logs; `now` when the
-/// payload's time does not parse (a hand-made invocation).
-pub fn window_end(scheduled_time: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+/// `<aws.scheduler.scheduled-time>` gives it), so a retry covers the same logs, or `now` when the
+/// payload's time does not parse (a hand-made invocation); less `delivery_delay_minutes`
+/// (limits.json), the time Bedrock may take to deliver a call's log to S3.
+pub fn window_end(
+    scheduled_time: &str,
+    now: DateTime<Utc>,
+    delivery_delay_minutes: u32,
+) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(scheduled_time.trim())
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or(now)
+        - Duration::minutes(i64::from(delivery_delay_minutes))
 }
 
 #[cfg(test)]
@@ -284,13 +290,19 @@ mod tests {
     fn the_end_is_the_scheduled_time_else_now() {
         let now = t("2026-11-30T06:01:02Z");
         assert_eq!(
-            window_end("2026-11-30T05:00:00Z", now),
+            window_end("2026-11-30T05:00:00Z", now, 0),
             t("2026-11-30T05:00:00Z")
         );
         assert_eq!(
-            window_end("2026-11-30T07:00:00+02:00", now),
+            window_end("2026-11-30T07:00:00+02:00", now, 0),
             t("2026-11-30T05:00:00Z")
         );
-        assert_eq!(window_end("tonight", now), now);
+        assert_eq!(window_end("tonight", now, 0), now);
+        // Less the delivery delay: the last half hour's logs may not be in S3 yet.
+        assert_eq!(
+            window_end("2026-11-30T05:00:00Z", now, 30),
+            t("2026-11-30T04:30:00Z")
+        );
+        assert_eq!(window_end("tonight", now, 30), t("2026-11-30T05:31:02Z"));
     }
 }

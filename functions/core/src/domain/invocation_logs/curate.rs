@@ -41,9 +41,12 @@ pub fn in_window(window: &LogWindow, at: DateTime<Utc>) -> bool {
     window.start <= at && at < window.end
 }
 
-/// Whether a log file of the hour folder starting at `hour` can hold records of `window`.
+/// Whether a log file of the hour folder starting at `hour` can hold records of `window`. A record
+/// is delivered after its call, so it may sit in the folder of a later hour than its timestamp's:
+/// the folder of the hour after the window's end is read too (the timestamps decide what counts).
 pub fn hour_overlaps(window: &LogWindow, hour: DateTime<Utc>) -> bool {
-    hour < window.end && hour + chrono::Duration::hours(1) > window.start
+    hour < window.end + chrono::Duration::hours(1)
+        && hour + chrono::Duration::hours(1) > window.start
 }
 
 /// The most recent occurrence of each distinct prompt, the `cap` most recent of those kept.
@@ -120,20 +123,23 @@ impl Selection {
     /// The chosen occurrences (one per prompt), for the second read.
     pub fn into_chosen(self) -> Chosen {
         Chosen {
-            occurrences: self.latest.into_values().collect(),
+            occurrences: self.latest.into_iter().map(|(h, o)| (o, h)).collect(),
         }
     }
 }
 
-/// The occurrences the second read writes.
+/// The occurrences the second read writes, each with its prompt's hash.
 #[derive(Debug, Default)]
 pub struct Chosen {
-    occurrences: std::collections::HashSet<Occurrence>,
+    occurrences: HashMap<Occurrence, u64>,
 }
 
 impl Chosen {
-    pub fn contains(&self, at: &Occurrence) -> bool {
-        self.occurrences.contains(at)
+    /// Whether the record at `at` with this prompt is chosen. The hash is checked too, so a
+    /// numbering that drifted between the two reads writes nothing wrong (and the count check
+    /// after the second read fails the step).
+    pub fn is_chosen(&self, at: &Occurrence, prompt_hash: u64) -> bool {
+        self.occurrences.get(at) == Some(&prompt_hash)
     }
 
     pub fn len(&self) -> usize {
@@ -248,9 +254,11 @@ mod tests {
         assert_eq!(s.offered(), 4);
         assert!(!s.capped());
         let chosen = s.into_chosen();
-        assert!(chosen.contains(&at(300, 3)));
-        assert!(chosen.contains(&at(50, 2)));
-        assert!(!chosen.contains(&at(100, 1)));
+        assert!(chosen.is_chosen(&at(300, 3), 1));
+        assert!(chosen.is_chosen(&at(50, 2), 2));
+        assert!(!chosen.is_chosen(&at(100, 1), 1));
+        // The right place with another prompt is not the chosen record.
+        assert!(!chosen.is_chosen(&at(300, 3), 2));
     }
 
     #[test]
@@ -264,7 +272,7 @@ mod tests {
         assert!(s.capped());
         let chosen = s.into_chosen();
         assert_eq!(chosen.len(), 2);
-        assert!(chosen.contains(&at(30, 4)) && chosen.contains(&at(40, 5)));
+        assert!(chosen.is_chosen(&at(30, 4), 4) && chosen.is_chosen(&at(40, 5), 1));
     }
 
     #[test]
@@ -290,7 +298,8 @@ mod tests {
             let expected = brute(&records, cap);
             assert_eq!(chosen.len(), expected.len(), "cap {cap}");
             for o in &expected {
-                assert!(chosen.contains(o), "cap {cap}: {o:?} missing");
+                let hash = records.iter().find(|(_, r)| r == o).unwrap().0;
+                assert!(chosen.is_chosen(o, hash), "cap {cap}: {o:?} missing");
             }
         }
     }
@@ -305,7 +314,9 @@ mod tests {
         assert!(!hour_overlaps(&w, h(9)));
         assert!(hour_overlaps(&w, h(10)));
         assert!(hour_overlaps(&w, h(11)));
-        assert!(!hour_overlaps(&w, h(12)));
+        // Delivered late: the folder after the end may hold records of the window.
+        assert!(hour_overlaps(&w, h(12)));
+        assert!(!hour_overlaps(&w, h(13)));
         assert_eq!(
             logged_at(Some("2026-11-29T10:45:00Z"), h(10)),
             h(10) + chrono::Duration::minutes(45)

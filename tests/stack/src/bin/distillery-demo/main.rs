@@ -3,7 +3,7 @@
 //! time, the job and model names and ARNs, the Provisioned Throughput, the run's ledger history, and
 //! every SNS and Slack message as delivered. For a rejected dataset it prints the validation report.
 //!
-//! `distillery-demo --source invocation-logs`: a scheduled retraining instead. Six hours of generated
+//! `distillery-demo --source invocation-logs`: a scheduled retraining instead. 36 hours of generated
 //! invocation logs go into the stack's log bucket, and the schedule fires: the validator reads its
 //! window (curated, the stack's LOG_RUN_MODE), and the timeline follows as for an upload.
 //!
@@ -81,11 +81,12 @@ async fn run() -> Result<bool> {
     report_run(&stack, t0, execution, slack_before).await
 }
 
-/// A scheduled retraining over freshly generated invocation logs: six hours up to the current hour.
+/// A scheduled retraining over freshly generated invocation logs: the 36 hours up to the current
+/// hour, so they span two or three days.
 async fn logs_and_run(stack: &Stack) -> Result<(chrono::DateTime<chrono::Utc>, Execution)> {
     use chrono::{DurationRound, TimeDelta};
     let now = chrono::Utc::now();
-    let start = now.duration_trunc(TimeDelta::hours(1))? - TimeDelta::hours(6);
+    let start = now.duration_trunc(TimeDelta::hours(1))? - TimeDelta::hours(36);
     heading("Distillery local demo: scheduled retraining from invocation logs");
     println!(
         "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
@@ -97,9 +98,9 @@ async fn logs_and_run(stack: &Stack) -> Result<(chrono::DateTime<chrono::Utc>, E
     let t0 = chrono::Utc::now();
     let options = LogGenOptions {
         target_bytes: 0,
-        min_hours: 6,
-        records_per_file: 150,
-        files_per_hour: 2,
+        min_hours: 36,
+        records_per_file: 50,
+        files_per_hour: 1,
         start,
         seed: now.timestamp() as u64,
         truncated_file: true,
