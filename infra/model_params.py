@@ -155,6 +155,9 @@ def render(pairs: dict, limits: dict) -> dict[str, list[str]]:
     blocks["student-resources"] = [
         f'- !Sub "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{s}"' for s in students
     ]
+    # CreateProvisionedModelThroughput on a custom model is also authorized against the foundation
+    # model it was customized from (the students), besides the custom model and the new throughput.
+    blocks["provisioner-student-resources"] = blocks["student-resources"]
     return blocks
 
 
