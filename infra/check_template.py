@@ -8,7 +8,8 @@
    there "*" means "this resource", so they are skipped.
 2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
    functions/aws/src/dynamodb.rs, which builds the same table for tests and the local stack.
-3. Tag-scoped deletes: every Allow of a delete in TAG_SCOPED_DELETES in the reconciler's role carries
+3. Tagging only with Distillery's keys: every Allow of bedrock:TagResource carries
+   `ForAllValues:StringLike aws:TagKeys = distillery:*`. Tag-scoped deletes: every Allow of a delete in TAG_SCOPED_DELETES in the reconciler's role carries
    `StringEquals aws:ResourceTag/distillery:managed-by = distillery`, so it can only delete what
    Distillery created (the code checks the same tag first).
 4. Snapshot immutability (the bytes Bedrock trains on are the bytes validated): the bucket policy
@@ -124,6 +125,24 @@ def tag_scope_problems(resources: dict) -> list[str]:
                     f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}: "
                     f"{', '.join(sorted(deletes))} without StringEquals {key} = {value}"
                 )
+    return problems
+
+
+# Tagging (tag-on-create included) only with Distillery's own keys: no role can retag a resource
+# with someone else's keys, e.g. to move it into or out of another tag-scoped policy.
+TAG_KEYS_CONDITION = ("ForAllValues:StringLike", "aws:TagKeys", "distillery:*")
+
+
+def tag_keys_problems(resources: dict) -> list[str]:
+    problems: list[str] = []
+    op, key, value = TAG_KEYS_CONDITION
+    for rid, pname, doc in identity_policies(resources):
+        for st in statements_of(doc):
+            if st.get("Effect") != "Allow" or "bedrock:TagResource" not in as_list(st.get("Action", [])):
+                continue
+            if as_list(((st.get("Condition") or {}).get(op) or {}).get(key)) != [value]:
+                problems.append(f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}: "
+                                f"bedrock:TagResource without {op} {key} = {value}")
     return problems
 
 
@@ -655,6 +674,7 @@ def main() -> int:
     failed = False
     problems = iam_problems(resources)
     problems += tag_scope_problems(resources)
+    problems += tag_keys_problems(resources)
     for p in problems:
         print(f"check_template: IAM: {p}", file=sys.stderr)
     failed |= bool(problems)
