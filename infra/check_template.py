@@ -609,14 +609,20 @@ def code_actions() -> tuple[dict[str, set[str]], dict[str, dict[str, set[str]]]]
 
 
 def granted_actions(resources: dict) -> dict[str, set[str]]:
-    """Per function: every action an Allow in its role's inline policies names (both branches of
-    an Fn::If: what the template may grant under some parameters)."""
+    """Per function: every action an Allow in its role's inline policies, or in an AWS::IAM::Policy
+    attached to its role, names (both branches of an Fn::If, and conditional policies: what the
+    template may grant under some parameters)."""
     out: dict[str, set[str]] = {}
     for fn in FUNCTION_ENTRIES:
-        role = resources.get(f"{fn}Role", {}).get("Properties", {})
+        role_id = f"{fn}Role"
+        role = resources.get(role_id, {}).get("Properties", {})
+        docs = [p.get("PolicyDocument") for p in role.get("Policies", []) or []]
+        docs += [r["Properties"].get("PolicyDocument") for r in resources.values()
+                 if r.get("Type") == "AWS::IAM::Policy"
+                 and {"Ref": role_id} in as_list(r.get("Properties", {}).get("Roles", []))]
         acts: set[str] = set()
-        for p in role.get("Policies", []) or []:
-            for st in statements_of(p.get("PolicyDocument")):
+        for doc in docs:
+            for st in statements_of(doc):
                 if st.get("Effect") == "Allow":
                     acts |= {a for a in as_list(st.get("Action", [])) if isinstance(a, str)}
         out[fn] = acts
