@@ -13,28 +13,28 @@ bootstrap: ## Install the local toolchain into the repo (.venv, node_modules); p
 	@scripts/bootstrap.sh
 
 build: ## Build every crate (debug)
-	cargo build --workspace
+	cargo build --locked --workspace
 
 # Debug profile on purpose: it reuses what `make test` and `make demo` compiled (a release build would
 # compile the whole dependency tree a second time: ~13 min on 2 cores).
 cli: ## Build the operator CLI: target/debug/distillery
-	cargo build -p distillery-cli --bin distillery
+	cargo build --locked -p distillery-cli --bin distillery
 	@echo "built target/debug/distillery (try: target/debug/distillery --help)"
 
 test: bootstrap ## Run the whole test suite: unit, integration (moto + Bedrock simulator), end-to-end
-	cargo test --workspace
+	cargo test --locked --workspace
 	$(MAKE) --no-print-directory e2e
 
 e2e: bootstrap ## End-to-end tests: the real ASL + the six Lambdas on the local stack (started and stopped here)
-	cargo build --quiet -p distillery-local-stack --tests
-	tests/stack/with-stack.sh cargo test --quiet -p distillery-local-stack --test e2e -- --ignored --test-threads=1
+	cargo build --locked --quiet -p distillery-local-stack --tests
+	tests/stack/with-stack.sh cargo test --locked --quiet -p distillery-local-stack --test e2e -- --ignored --test-threads=1
 
 lint-asl: bootstrap ## Validate the state machine definition (asl-validator)
 	node_modules/.bin/asl-validator --json-path statemachine/distillery.asl.json
 
 lint: ## rustfmt, clippy and the core's dependency rule, as CI runs them
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
 	scripts/check-core-deps.sh
 
 fmt: ## Format the code
@@ -59,7 +59,7 @@ ifeq ($(SOURCE),invocation-logs)
 else
 	@scripts/check-dataset-arg.sh "$(DATASET)"
 	@scripts/bootstrap.sh
-	cargo build --quiet -p distillery-local-stack --bins
+	cargo build --locked --quiet -p distillery-local-stack --bins
 	tests/stack/with-stack.sh target/debug/distillery-demo --dataset "$(DATASET)" --serving "$(SERVING)" \
 	  --quality-gate "$(QUALITY_GATE)" --student-quality "$(STUDENT_QUALITY)"
 endif

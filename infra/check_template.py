@@ -8,12 +8,19 @@
    there "*" means "this resource", so they are skipped.
 2. The ledger table: its key schema, indexes and TTL attribute must match `create_table` in
    functions/aws/src/dynamodb.rs, which builds the same table for tests and the local stack.
-3. Tag-scoped deletes: every Allow of a delete in TAG_SCOPED_DELETES in the reconciler's role carries
+3. Tagging only with Distillery's keys: every Allow of bedrock:TagResource carries
+   `ForAllValues:StringLike aws:TagKeys = distillery:*`. Tag-scoped deletes: every Allow of a delete in TAG_SCOPED_DELETES in the reconciler's role carries
    `StringEquals aws:ResourceTag/distillery:managed-by = distillery`, so it can only delete what
    Distillery created (the code checks the same tag first).
 4. Snapshot immutability (the bytes Bedrock trains on are the bytes validated): the bucket policy
    denies writing, deleting and replicating under the runs/ prefix to every principal but the
    validator's role, and Bedrock's service role can read nothing under the upload prefix.
+
+5. Actions vs grants, per function: the SDK operations its code can reach (from its binary's
+   main.rs through the use cases in functions/core to the adapters in functions/aws, by name; see
+   code_actions) mapped to IAM actions, against the actions its role's inline policies allow. Either
+   side's extras fail, except the grants in INDIRECT_GRANTS (needed without an SDK call naming them)
+   and the reachable-but-never-called actions in NOT_CALLED (each with the reason it is not called).
 
 With --transformed PATH it also writes the transformed template (JSON) for checkov.
 Needs cfn-lint (for the SAM transform), so run it with the repo's .venv-infra python.
@@ -118,6 +125,24 @@ def tag_scope_problems(resources: dict) -> list[str]:
                     f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}: "
                     f"{', '.join(sorted(deletes))} without StringEquals {key} = {value}"
                 )
+    return problems
+
+
+# Tagging (tag-on-create included) only with Distillery's own keys: no role can retag a resource
+# with someone else's keys, e.g. to move it into or out of another tag-scoped policy.
+TAG_KEYS_CONDITION = ("ForAllValues:StringLike", "aws:TagKeys", "distillery:*")
+
+
+def tag_keys_problems(resources: dict) -> list[str]:
+    problems: list[str] = []
+    op, key, value = TAG_KEYS_CONDITION
+    for rid, pname, doc in identity_policies(resources):
+        for st in statements_of(doc):
+            if st.get("Effect") != "Allow" or "bedrock:TagResource" not in as_list(st.get("Action", [])):
+                continue
+            if as_list(((st.get("Condition") or {}).get(op) or {}).get(key)) != [value]:
+                problems.append(f"{rid} policy {pname} statement {st.get('Sid', '(no Sid)')}: "
+                                f"bedrock:TagResource without {op} {key} = {value}")
     return problems
 
 
@@ -324,6 +349,322 @@ def job_event_problems(resources: dict) -> list[str]:
         problems.append(f"JobEventRule does not target StatusPollerFunction (targets {arns})")
     return problems
 
+# --- 5. Actions the code calls vs actions each function's policy grants ---------------------------
+
+# Where the code lives, per service module of functions/aws (slack.rs is an HTTP client, lambda.rs
+# and sdk_error.rs call nothing): the IAM prefix its SDK client's operations map to.
+ADAPTER_SERVICES = {
+    "bedrock.rs": "bedrock",
+    "bedrock_runtime.rs": "bedrock",
+    "dynamodb.rs": "dynamodb",
+    "s3.rs": "s3",
+    "secrets.rs": "secretsmanager",
+    "sfn.rs": "states",
+    "sns.rs": "sns",
+}
+# SDK operations whose IAM action is not the operation's name in PascalCase (Service Authorization
+# Reference): HEAD and the multipart calls are authorized as GetObject / PutObject, Converse as
+# InvokeModel, a ListObjectsV2 as ListBucket.
+OPERATION_ACTIONS = {
+    "s3:head_object": ["s3:GetObject"],
+    "s3:create_multipart_upload": ["s3:PutObject"],
+    "s3:upload_part": ["s3:PutObject"],
+    "s3:complete_multipart_upload": ["s3:PutObject"],
+    "s3:list_objects_v2": ["s3:ListBucket"],
+    "bedrock:converse": ["bedrock:InvokeModel"],
+    "bedrock:converse_stream": ["bedrock:InvokeModelWithResponseStream"],
+}
+# An object read pinned to a version id (`.set_version_id(...)`) is authorized as GetObjectVersion;
+# the store's `head`/`open` pin only when a caller passes a pin (its last argument is not `None`).
+VERSIONED_READS = {"s3:head_object", "s3:get_object"}
+PINNED_READ_CALL = re.compile(r"\.(?:head|open)\s*\(((?:[^()]|\([^()]*\))*)\)")
+
+# The entry points of each function: its binary's main.rs, and for the status-poller binary, which
+# serves two functions by input shape, the methods its mode calls (status-poller/src/main.rs
+# `Service::handle`): the poll loop and the event tracker for one, the reconciler pass for the other.
+FUNCTION_ENTRIES = {
+    "DatasetValidatorFunction": ("dataset-validator", None),
+    "JobLauncherFunction": ("job-launcher", None),
+    "StatusPollerFunction": ("status-poller", ({"StatusPoller", "JobTracker"}, {"await_job", "on_event", "poll"})),
+    "ReconcilerFunction": ("status-poller", ({"Reconciler"}, {"reconcile"})),
+    "ThroughputProvisionerFunction": ("throughput-provisioner", None),
+    "NotifierFunction": ("notifier", None),
+    "ModelEvaluatorFunction": ("model-evaluator", None),
+}
+
+# Grants no SDK call in the code names, each needed indirectly (allowed, never required):
+INDIRECT_GRANTS = {
+    # Every function: the ledger table and every object write/read is encrypted with the stack's key;
+    # DynamoDB, S3, SNS and Secrets Manager call KMS on the caller's behalf (kms:ViaService).
+    "*": {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"},
+    # CreateModelCustomizationJob hands Bedrock the service role (iam:PassRole, one role, PassedToService)
+    # and tags the job and the custom model it creates (tag-on-create is authorized as TagResource).
+    # HeadObject on a missing snapshot answers 404 (reported as "missing") only with s3:ListBucket;
+    # without it S3 answers 403 and the run would fail as access denied.
+    "JobLauncherFunction": {"iam:PassRole", "bedrock:TagResource", "s3:ListBucket"},
+    # The same 404-not-403 for an upload deleted before validation; and the invocation-log window
+    # reads of scheduled runs (ListObjectsV2 on the log prefix), being added on main.
+    "DatasetValidatorFunction": {"s3:ListBucket"},
+    # CreateProvisionedModelThroughput and CreateCustomModelDeployment tag what they create.
+    "ThroughputProvisionerFunction": {"bedrock:TagResource"},
+}
+# Actions the name-based reachability reaches but the function never calls, each checked by hand
+# (a value decides it, which a name-level walk cannot see). An entry here is a claim about the code:
+# re-check it when the named code changes.
+NOT_CALLED = {
+    "ReconcilerFunction": {
+        # reconcile.rs provisioning_runs calls ThroughputProvisioner::record_throughput_state, which
+        # passes Purchase::Never to advance / advance_deployment: it records what Bedrock reports and
+        # never creates (provision_throughput.rs: the create branch requires a purchase).
+        "bedrock:CreateProvisionedModelThroughput",
+        "bedrock:CreateCustomModelDeployment",
+        # reconcile/expiry.rs retires only runs with serving_expires_at, which is set when throughput
+        # goes InService (provision_throughput.rs serving_expiry), so ServingRetirer::retire never
+        # reaches its deployment branch from here (`distillery runs retire` does, as the operator).
+        "bedrock:DeleteCustomModelDeployment",
+    },
+    # The name `handle` also resolves into Notifier::handle (notify/mod.rs), which the evaluator's
+    # and provisioner's services never call: they only record milestones on the run, and the state
+    # machine's Notify states invoke the notifier function.
+    "ThroughputProvisionerFunction": {"sns:Publish", "secretsmanager:GetSecretValue"},
+    "ModelEvaluatorFunction": {"sns:Publish", "secretsmanager:GetSecretValue"},
+}
+# Std trait methods every type implements: following them by name only adds noise (methods are
+# followed into the types the reached code names, so other shared names need no exclusion).
+GENERIC_NAMES = {"fmt", "clone", "eq", "cmp", "partial_cmp", "hash", "drop", "from", "into", "default"}
+RUST_KEYWORDS = {"if", "match", "while", "for", "loop", "return", "fn", "let", "Some", "Ok", "Err", "Box",
+                 "Arc", "Vec", "async", "await", "move", "in", "as", "impl", "where", "use", "mod", "pub"}
+
+
+def strip_rust(src: str) -> str:
+    """Rust source without comments, string contents and `#[cfg(test)]` modules (tests call what
+    no deployed function calls, e.g. create_table)."""
+    out, i, n = [], 0, len(src)
+    while i < n:
+        if src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+        elif src.startswith('r#"', i):
+            j = src.find('"#', i + 3)
+            out.append('""')
+            i = n if j < 0 else j + 2
+        elif src[i] == '"':
+            j = i + 1
+            while j < n and src[j] != '"':
+                j += 2 if src[j] == "\\" else 1
+            out.append('""')
+            i = j + 1
+        elif src[i] == "'" and i + 2 < n and (src[i + 2] == "'" or src[i + 1] == "\\"):
+            j = src.find("'", i + 2)
+            out.append("' '")
+            i = j + 1
+        else:
+            out.append(src[i])
+            i += 1
+    text = "".join(out)
+    m = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", text)
+    if m:
+        text = text[: m.start()] + text[block_end(text, m.end() - 1) :]
+    return text
+
+
+def block_end(text: str, open_brace: int) -> int:
+    depth = 0
+    for k in range(open_brace, len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return len(text)
+
+
+def fn_bodies(text: str):
+    """(impl type or None, name, body) of every `fn name(...) { ... }` in stripped source; a trait
+    declaration without a body is skipped. The impl type is the `T` of an enclosing `impl T` or
+    `impl Trait for T`, so a method call is only followed into types the reached code names."""
+    impls = []
+    for m in re.finditer(r"\bimpl\b(?:\s*<[^{]*?>)?\s+([^{;]+?)\s*(?:where[^{]*)?\{", text):
+        # `impl Trait for Type` is followed when the code names either (a port is called through
+        # `&dyn Trait`, its adapter built by name in main.rs).
+        names = frozenset(n for part in m.group(1).split(" for ")
+                          if (n := re.match(r"[&\s]*(?:dyn\s+)?([A-Za-z_][A-Za-z0-9_]*)", part)))
+        impls.append((m.end() - 1, block_end(text, m.end() - 1), frozenset(x.group(1) for x in names)))
+    for m in re.finditer(r"\bfn\s+([a-z_][a-z0-9_]*)\b", text):
+        k = m.end()
+        depth = 0
+        while k < len(text):
+            c = text[k]
+            if c in "([<":
+                depth += 1
+            elif c in ")]>":
+                depth -= 1
+            elif c == ";" and depth <= 0:
+                break
+            elif c == "{" and depth <= 0:
+                owner = frozenset()
+                for start, end, t in impls:
+                    if start < m.start() < end:
+                        owner = t
+                yield owner, m.group(1), text[k : block_end(text, k)]
+                break
+            k += 1
+
+
+def type_names(body: str) -> set[str]:
+    return set(re.findall(r"\b([A-Z][A-Za-z0-9_]*[a-z][A-Za-z0-9_]*)\b", body))
+
+
+def struct_fields(text: str) -> dict[str, set[str]]:
+    """The types each `struct Name { ... }` names in its fields."""
+    return {m.group(1): type_names(text[m.end() - 1 : block_end(text, m.end() - 1)])
+            for m in re.finditer(r"\bstruct\s+([A-Z][A-Za-z0-9_]*)[^;{(]*\{", text)}
+
+
+def called_names(body: str) -> set[str]:
+    return {n for n in re.findall(r"\b([a-z_][a-z0-9_]*)\s*(?:::<[^>]*>)?\s*\(", body)
+            if n not in RUST_KEYWORDS and n not in GENERIC_NAMES}
+
+
+def sdk_operations(body: str) -> set[str]:
+    return set(re.findall(r"\bclient\s*\.\s*([a-z_0-9]+)\s*\(\s*\)", body))
+
+
+def code_actions() -> tuple[dict[str, set[str]], dict[str, dict[str, set[str]]]]:
+    """Per function: the IAM actions of the SDK operations reachable from its entry points, and for
+    each action the adapter functions that call it. Reachability is by name: a free function is
+    followed wherever it is called, a method only into the types the code reached so far names
+    (so the launcher's `handle` is the launcher service's, not every use case's)."""
+    defs: dict[str, list[tuple[frozenset, str, str]]] = {}  # name -> [(impl names, file, body)]
+    fields: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "functions").glob("*/src/**/*.rs")):
+        crate = path.relative_to(ROOT / "functions").parts[0]
+        # The CLI is no function; test modules in their own files (`tests.rs`, `*_tests.rs`) call
+        # what no deployed function calls.
+        if crate == "cli" or path.name.endswith("tests.rs") or "tests" in path.relative_to(ROOT / "functions").parts:
+            continue
+        text = strip_rust(path.read_text())
+        for name, names in struct_fields(text).items():
+            fields.setdefault(name, set()).update(names)
+        if path.name == "main.rs":
+            continue
+        for owner, name, body in fn_bodies(text):
+            defs.setdefault(name, []).append((owner, str(path.relative_to(ROOT)), body))
+    derived: dict[str, set[str]] = {}
+    where: dict[str, dict[str, set[str]]] = {}
+    for fn, (binary, roots) in FUNCTION_ENTRIES.items():
+        if roots is None:
+            main = strip_rust((ROOT / "functions" / binary / "src" / "main.rs").read_text())
+            calls, types = called_names(main), type_names(main)
+        else:
+            types, calls = set(roots[0]), set(roots[1])
+        visited: set[tuple[frozenset, str, str]] = set()
+        pinned = False
+        actions: set[str] = set()
+        callers: dict[str, set[str]] = {}
+        changed = True
+        while changed:
+            changed = False
+            for t in list(types):
+                if not fields.get(t, set()) <= types:
+                    types |= fields[t]
+                    changed = True
+            for name in list(calls):
+                for owner, file, body in defs.get(name, []):
+                    if (owner, file, name) in visited or (owner and not owner & types):
+                        continue
+                    visited.add((owner, file, name))
+                    changed = True
+                    pinned |= any(not re.search(r",\s*None\s*$", a.strip())
+                                  for a in PINNED_READ_CALL.findall(body) if "," in a)
+                    calls |= called_names(body)
+                    # A trait method reached through `dyn Trait` runs in the adapter type, whose
+                    # inherent helpers it calls.
+                    types |= type_names(body) | owner
+                    service = ADAPTER_SERVICES.get(Path(file).name) if "/aws/" in file else None
+                    if not service:
+                        continue
+                    for op in sdk_operations(body) - {"clone"}:
+                        key = f"{service}:{op}"
+                        acts = OPERATION_ACTIONS.get(key) or [
+                            f"{service}:" + "".join(p.capitalize() for p in op.split("_"))]
+                        if key in VERSIONED_READS and "set_version_id" in body:
+                            acts = acts + ["s3:GetObjectVersion@pinned"]
+                        for a in acts:
+                            actions.add(a)
+                            callers.setdefault(a, set()).add(f"{Path(file).name}::{name}")
+        # GetObjectVersion only when some reached caller passes a pin (decided once all are reached).
+        for a in [a for a in actions if a.endswith("@pinned")]:
+            actions.discard(a)
+            if pinned:
+                actions.add(a.removesuffix("@pinned"))
+                callers[a.removesuffix("@pinned")] = callers[a]
+        derived[fn] = actions
+        where[fn] = callers
+    return derived, where
+
+
+def granted_actions(resources: dict) -> dict[str, set[str]]:
+    """Per function: every action an Allow in its role's inline policies, or in an AWS::IAM::Policy
+    attached to its role, names (both branches of an Fn::If, and conditional policies: what the
+    template may grant under some parameters)."""
+    out: dict[str, set[str]] = {}
+    for fn in FUNCTION_ENTRIES:
+        role_id = f"{fn}Role"
+        role = resources.get(role_id, {}).get("Properties", {})
+        docs = [p.get("PolicyDocument") for p in role.get("Policies", []) or []]
+        docs += [r["Properties"].get("PolicyDocument") for r in resources.values()
+                 if r.get("Type") == "AWS::IAM::Policy"
+                 and {"Ref": role_id} in as_list(r.get("Properties", {}).get("Roles", []))]
+        acts: set[str] = set()
+        for doc in docs:
+            for st in statements_of(doc):
+                if st.get("Effect") == "Allow":
+                    acts |= {a for a in as_list(st.get("Action", [])) if isinstance(a, str)}
+        out[fn] = acts
+    return out
+
+
+def action_problems(resources: dict) -> tuple[list[str], list[str]]:
+    derived, where = code_actions()
+    granted = granted_actions(resources)
+    problems, lines = [], []
+    for fn in FUNCTION_ENTRIES:
+        indirect = INDIRECT_GRANTS["*"] | INDIRECT_GRANTS.get(fn, set())
+        stale = NOT_CALLED.get(fn, set()) - derived[fn]
+        for a in sorted(stale):
+            problems.append(f"{fn}: NOT_CALLED lists {a}, which the walk no longer reaches: remove the entry")
+        derived[fn] -= NOT_CALLED.get(fn, set())
+        missing = derived[fn] - granted[fn]
+        extra = granted[fn] - derived[fn] - indirect
+        for a in sorted(missing):
+            problems.append(f"{fn}: the code calls {a} ({', '.join(sorted(where[fn][a]))}) but its role does not grant it")
+        for a in sorted(extra):
+            problems.append(f"{fn}: its role grants {a}, which no code path of the function calls "
+                            "(remove it, or list it in INDIRECT_GRANTS with the reason)")
+        lines.append(f"{fn}: calls {', '.join(sorted(derived[fn])) or 'nothing'}; "
+                     f"indirect {', '.join(sorted(granted[fn] & indirect)) or 'none'}")
+    return problems, lines
+
+
+def action_check_self_test(resources: dict) -> list[str]:
+    """The action check must notice both kinds of drift: a copy of the template whose notifier
+    publishes with sns:ListTopics instead of sns:Publish must report the missing and the extra grant."""
+    import copy
+
+    mutated = copy.deepcopy(resources)
+    for st in statements_of(mutated["NotifierFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]):
+        if "sns:Publish" in as_list(st.get("Action", [])):
+            st["Action"] = "sns:ListTopics"
+    problems, _ = action_problems(mutated)
+    want = ["NotifierFunction: the code calls sns:Publish", "NotifierFunction: its role grants sns:ListTopics"]
+    return [f"self-test: a role with sns:Publish swapped for sns:ListTopics did not report {w!r}"
+            for w in want if not any(p.startswith(w) for p in problems)]
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="Distillery template checks beyond cfn-lint and checkov")
@@ -339,6 +680,7 @@ def main() -> int:
     failed = False
     problems = iam_problems(resources)
     problems += tag_scope_problems(resources)
+    problems += tag_keys_problems(resources)
     for p in problems:
         print(f"check_template: IAM: {p}", file=sys.stderr)
     failed |= bool(problems)
@@ -362,6 +704,17 @@ def main() -> int:
     if not problems:
         print("check_template: job-event rule matches events/bedrock-job-event-pattern.json and "
               "targets the status poller")
+
+    problems, lines = action_problems(resources)
+    problems += action_check_self_test(resources)
+    for p in problems:
+        print(f"check_template: actions: {p}", file=sys.stderr)
+    failed |= bool(problems)
+    if not problems:
+        print("check_template: each function's role grants exactly the actions its code calls "
+              "(plus the listed indirect grants):")
+    for line in lines:
+        print(f"  {line}")
 
     rust = ledger_schema_from_rust()
     if rust is None:

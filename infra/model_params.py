@@ -111,9 +111,10 @@ def render(pairs: dict, limits: dict) -> dict[str, list[str]]:
         f"  MaxValue: {job['maxMaxResponseLengthForInference']}",
         "MaxModelUnits:",
         "  Type: Number",
-        "  Description: Guardrail - the most Provisioned Throughput model units any run may buy.",
+        "  Description: Guardrail - the most Provisioned Throughput model units any run may buy (0 = none; AllowProvisioning must be true for any).",
         f"  Default: {throughput['defaultMaxModelUnits']}",
-        "  MinValue: 1",
+        # 0 switches throughput off (issue 16): with AllowProvisioning=false nothing is bought anyway.
+        "  MinValue: 0",
     ]
 
     rules: list[str] = []
@@ -154,6 +155,9 @@ def render(pairs: dict, limits: dict) -> dict[str, list[str]]:
     blocks["student-resources"] = [
         f'- !Sub "arn:${{AWS::Partition}}:bedrock:${{AWS::Region}}::foundation-model/{s}"' for s in students
     ]
+    # CreateProvisionedModelThroughput on a custom model is also authorized against the foundation
+    # model it was customized from (the students), besides the custom model and the new throughput.
+    blocks["provisioner-student-resources"] = blocks["student-resources"]
     return blocks
 
 

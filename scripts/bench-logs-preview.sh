@@ -17,8 +17,8 @@ filter="${BENCH_FILTER:-{\"equals\":{\"team\":\"support\"}}}"
 command -v /usr/bin/time >/dev/null || { echo "bench: /usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 2; }
 
 echo "bench: building release binaries" >&2
-cargo build --release --quiet -p distillery-cli --bin distillery
-cargo build --release --quiet -p distillery-core --example gen_invocation_logs
+cargo build --locked --release --quiet -p distillery-cli --bin distillery
+cargo build --locked --release --quiet -p distillery-core --example gen_invocation_logs
 bin=target/release/distillery
 
 if [[ ! -f "$dir/.complete" ]]; then

@@ -12,6 +12,6 @@ export DISTILLERY_STACK_DIR=${DISTILLERY_STACK_DIR:-$PWD/.local/bench-stack}
 export POLL_INITIAL_WAIT_SECONDS=60 POLL_MAX_WAIT_SECONDS=900
 # The Lambdas compare real time with this; the scaled job lasts 86.4 s at the default scale.
 export MAX_JOB_DURATION_SECONDS=${MAX_JOB_DURATION_SECONDS:-3600}
-cargo build --quiet -p distillery-local-stack --bin bench-orchestration
+cargo build --locked --quiet -p distillery-local-stack --bin bench-orchestration
 tests/stack/with-stack.sh target/debug/bench-orchestration --scale "$SCALE" \
   --out target/bench/orchestration.json

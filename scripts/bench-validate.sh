@@ -22,7 +22,7 @@ pin=()
 if command -v taskset >/dev/null; then pin=(taskset -c 0); fi
 
 echo "bench: building release binaries" >&2
-cargo build --release --quiet -p distillery-cli --bin distillery --example gen_dataset
+cargo build --locked --release --quiet -p distillery-cli --bin distillery --example gen_dataset
 bin=target/release/distillery
 
 if [[ ! -s "$data" ]]; then

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 banned='^(aws-sdk-.*|aws-config|aws-smithy-.*|aws-types|aws-runtime|lambda_runtime|aws_lambda_events|reqwest|hyper|hyper-util|tokio|async-std|smol)$'
-deps=$(cargo tree -p distillery-core -e normal --prefix none --offline 2>/dev/null || cargo tree -p distillery-core -e normal --prefix none)
+deps=$(cargo tree --locked -p distillery-core -e normal --prefix none --offline 2>/dev/null || cargo tree --locked -p distillery-core -e normal --prefix none)
 leaks=$(echo "$deps" | awk '{print $1}' | sort -u | grep -E "$banned" || true)
 if [ -n "$leaks" ]; then
   echo "check-core-deps: distillery-core must not depend on: $(echo "$leaks" | tr '\n' ' ')" >&2

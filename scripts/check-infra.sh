@@ -3,7 +3,8 @@
 # are the pinned ones in infra/requirements.txt, installed into .venv-infra by scripts/bootstrap.sh.
 #   1. model pairs: the template's generated blocks match functions/core/data (infra/model_params.py)
 #   2. sam validate --lint (SAM transform + cfn-lint)
-#   3. IAM wildcards and the ledger table schema vs dynamodb.rs (infra/check_template.py)
+#   3. IAM wildcards, snapshot immutability, each function's grants vs the AWS calls its code makes,
+#      and the ledger table schema vs dynamodb.rs (infra/check_template.py)
 #   4. checkov on the template and on the SAM-transformed template: zero failed checks (skips are
 #      written in the template, each with its reason)
 #   5. asl-validator on statemachine/*.asl.json, when node_modules has it
@@ -76,7 +77,7 @@ python3 infra/model_params.py --check
 step "sam validate --lint"
 (cd infra && sam validate --lint --template-file template.yaml --region "$region")
 
-step "IAM wildcards, ledger schema"
+step "IAM wildcards, actions vs grants, ledger schema"
 .venv-infra/bin/python infra/check_template.py --region "$region" --transformed "$work/transformed.json"
 
 step "checkov (template as written, and after the SAM transform)"

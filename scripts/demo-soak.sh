@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 n=${1:-20}
 mkdir -p .local
 make --no-print-directory bootstrap >/dev/null
-cargo build --quiet -p distillery-local-stack --bins
+cargo build --locked --quiet -p distillery-local-stack --bins
 ok=0
 for i in $(seq "$n"); do
   start=$SECONDS
