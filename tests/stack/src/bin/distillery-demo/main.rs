@@ -88,13 +88,7 @@ async fn logs_and_run(stack: &Stack) -> Result<(chrono::DateTime<chrono::Utc>, E
     let now = chrono::Utc::now();
     let start = now.duration_trunc(TimeDelta::hours(1))? - TimeDelta::hours(36);
     heading("Distillery local demo: scheduled retraining from invocation logs");
-    println!(
-        "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
-        stack.info.moto_url,
-        stack.info.bedrock_sim_url,
-        stack.info.slack_sink_url,
-        stack.info.lambda_invoke_url
-    );
+    print_stack(stack);
     let t0 = chrono::Utc::now();
     let options = LogGenOptions {
         target_bytes: 0,
@@ -245,13 +239,7 @@ async fn upload_and_run(
             .map(|q| format!(" (simulated student quality {q})"))
             .unwrap_or_default()
     );
-    println!(
-        "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
-        stack.info.moto_url,
-        stack.info.bedrock_sim_url,
-        stack.info.slack_sink_url,
-        stack.info.lambda_invoke_url
-    );
+    print_stack(stack);
 
     let t0 = chrono::Utc::now();
     let etag = stack.upload(&key, body, &meta).await?;
@@ -441,6 +429,17 @@ async fn report_run(
         run.status
     );
     Ok(ok)
+}
+
+/// Where the local services listen.
+fn print_stack(stack: &Stack) {
+    println!(
+        "stack     moto {} | bedrock-sim {} | slack-sink {} | lambdas {}",
+        stack.info.moto_url,
+        stack.info.bedrock_sim_url,
+        stack.info.slack_sink_url,
+        stack.info.lambda_invoke_url
+    );
 }
 
 fn heading(s: &str) {
