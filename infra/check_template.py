@@ -401,12 +401,16 @@ INDIRECT_GRANTS = {
     # and tags the job and the custom model it creates (tag-on-create is authorized as TagResource).
     # HeadObject on a missing snapshot answers 404 (reported as "missing") only with s3:ListBucket;
     # without it S3 answers 403 and the run would fail as access denied.
-    "JobLauncherFunction": {"iam:PassRole", "bedrock:TagResource", "s3:ListBucket"},
+    # With EncryptCustomModels, a job names customModelKmsKeyId: Bedrock creates a grant on the key
+    # for itself on the caller's behalf (kms:CreateGrant through kms:ViaService = Bedrock).
+    "JobLauncherFunction": {"iam:PassRole", "bedrock:TagResource", "s3:ListBucket", "kms:CreateGrant"},
     # The same 404-not-403 for an upload deleted before validation; and the invocation-log window
-    # reads of scheduled runs (ListObjectsV2 on the log prefix), being added on main.
+    # reads of curated scheduled runs (ListObjectsV2 on the log prefix, app/validate_dataset/curate.rs).
     "DatasetValidatorFunction": {"s3:ListBucket"},
     # CreateProvisionedModelThroughput and CreateCustomModelDeployment tag what they create.
-    "ThroughputProvisionerFunction": {"bedrock:TagResource"},
+    # And, with EncryptCustomModels, serving a model encrypted with the stack's key lets Bedrock
+    # create grants on it on the caller's behalf.
+    "ThroughputProvisionerFunction": {"bedrock:TagResource", "kms:CreateGrant"},
 }
 # Actions the name-based reachability reaches but the function never calls, each checked by hand
 # (a value decides it, which a name-level walk cannot see). An entry here is a claim about the code:

@@ -263,6 +263,7 @@ impl CustomizationService for BedrockCustomizationService {
             .output_data_config(output)
             .set_job_tags(Some(tags(&req.job_tags)?).filter(|t| !t.is_empty()))
             .set_custom_model_tags(Some(tags(&req.custom_model_tags)?).filter(|t| !t.is_empty()))
+            .set_custom_model_kms_key_id(req.custom_model_kms_key_id.clone())
             .send()
             .await
             .map_err(|e| port_error(&format!("CreateModelCustomizationJob {}", req.job_name), e))?;

@@ -59,6 +59,7 @@ async fn trained_model(bedrock: &BedrockCustomizationService, run_id: &RunId) ->
         client_request_token: naming::client_request_token(run_id, "create-job"),
         job_tags: BTreeMap::new(),
         custom_model_tags: BTreeMap::new(),
+        custom_model_kms_key_id: None,
     };
     let job = bedrock.create_distillation_job(&req).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

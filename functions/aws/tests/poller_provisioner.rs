@@ -116,6 +116,7 @@ async fn launched_run(e: &Env, tag: &str, serving: ServingMode, model_units: u32
         client_request_token: naming::client_request_token(&run_id, "create-job"),
         job_tags: BTreeMap::new(),
         custom_model_tags: BTreeMap::new(),
+        custom_model_kms_key_id: None,
     };
     let job_arn = e
         .bedrock

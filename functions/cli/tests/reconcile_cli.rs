@@ -33,6 +33,7 @@ fn request(name: &str, run_id: &str) -> DistillationJobRequest {
         client_request_token: format!("tok-{name}"),
         job_tags: tags.clone(),
         custom_model_tags: tags,
+        custom_model_kms_key_id: None,
     }
 }
 

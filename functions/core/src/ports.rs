@@ -224,6 +224,9 @@ pub struct DistillationJobRequest {
     pub client_request_token: String,
     pub job_tags: BTreeMap<String, String>,
     pub custom_model_tags: BTreeMap<String, String>,
+    /// `customModelKmsKeyId`: the customer managed key the distilled model's weights are encrypted
+    /// with (`None`: an AWS owned key).
+    pub custom_model_kms_key_id: Option<String>,
 }
 
 /// Bedrock's job status, as Bedrock spells it.

@@ -213,6 +213,7 @@ fn key_fields(req: &ApiRequest) -> Map<String, Value> {
             "resourceARN",
             "modelDeploymentName",
             "modelArn",
+            "customModelKmsKeyId",
         ] {
             if let Some(v) = body.get(key) {
                 out.insert(key.into(), v.clone());

@@ -43,6 +43,11 @@ pattern!(
     r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?"
 );
 pattern!(ROLE_ARN, r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+");
+// KmsKeyId (customModelKmsKeyId).
+pattern!(
+    KMS_KEY_ID,
+    r"(arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:((key/[a-zA-Z0-9-]{36})|(alias/[a-zA-Z0-9-_/]+)))|([a-zA-Z0-9-]{36})|(alias/[a-zA-Z0-9-_/]+)"
+);
 pattern!(
     JOB_IDENTIFIER,
     r"(arn:aws(-[^:]+)?:bedrock:[a-z0-9-]{1,20}:[0-9]{12}:model-customization-job/[a-z0-9-]{1,63}[.]{1}[a-z0-9-]{1,63}([a-z0-9-]{1,63}[.]){0,2}[a-z0-9-]{1,63}([:][a-z0-9-]{1,63}){0,2}/[a-z0-9]{12})|([a-zA-Z0-9](-*[a-zA-Z0-9\+\-\.])*)"
@@ -257,6 +262,16 @@ mod tests {
         assert!(!JOB_NAME.is_match("has_underscore"));
         assert!(!JOB_NAME.is_match("-leading"));
         assert!(!JOB_NAME.is_match(""));
+    }
+
+    #[test]
+    fn kms_key_id_pattern() {
+        assert!(KMS_KEY_ID.is_match(
+            "arn:aws:kms:us-east-1:123456789012:key/0d15711e-0000-4000-8000-00000000da7a"
+        ));
+        assert!(KMS_KEY_ID.is_match("alias/distillery-data"));
+        assert!(!KMS_KEY_ID.is_match("arn:aws:kms:us-east-1:123456789012:key/short"));
+        assert!(!KMS_KEY_ID.is_match("my-key"));
     }
 
     #[test]

@@ -31,6 +31,32 @@ use crate::ports::{
     TrainingData,
 };
 
+/// Whether `s` has the shape of Bedrock's `KmsKeyId` (botocore's bedrock service-2: a key or alias
+/// ARN, a 36-character key id, or `alias/...`; 1 to 2,048 characters).
+pub fn is_kms_key_id(s: &str) -> bool {
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    let alias = |a: &str| {
+        a.strip_prefix("alias/").is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_/".contains(c))
+        })
+    };
+    let key_id = |k: &str| k.len() == 36 && k.chars().all(id_char);
+    let arn = |a: &str| {
+        let parts: Vec<&str> = a.splitn(6, ':').collect();
+        matches!(parts.as_slice(), [arn, partition, "kms", region, account, resource]
+            if *arn == "arn"
+                && partition.starts_with("aws")
+                && region.chars().all(id_char)
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && (resource.strip_prefix("key/").is_some_and(key_id) || alias(resource)))
+    };
+    !s.is_empty() && s.len() <= 2048 && (arn(s) || key_id(s) || alias(s))
+}
+
 /// The purpose part of the job's `clientRequestToken`.
 pub const CREATE_JOB_TOKEN_PURPOSE: &str = "create-job";
 
@@ -42,6 +68,10 @@ pub struct LauncherConfig {
     pub output_bucket: Option<String>,
     /// Job output prefix (`OUTPUT_PREFIX`, default `output/`); the run id is appended.
     pub output_prefix: String,
+    /// `CUSTOM_MODEL_KMS_KEY_ID`: the key the distilled model is encrypted with (the stack's key in
+    /// AWS, so weights trained on customer text stay under the customer's key); unset, Bedrock uses
+    /// an AWS owned key.
+    pub custom_model_kms_key_id: Option<String>,
 }
 
 impl LauncherConfig {
@@ -58,10 +88,19 @@ impl LauncherConfig {
         if !output_prefix.ends_with('/') {
             output_prefix.push('/');
         }
+        let custom_model_kms_key_id = match env.optional_string("CUSTOM_MODEL_KMS_KEY_ID") {
+            Some(key) if !is_kms_key_id(&key) => {
+                return Err(StepError::config(format!(
+                    "CUSTOM_MODEL_KMS_KEY_ID must be a KMS key ARN, key id or alias (as Bedrock's customModelKmsKeyId takes), got '{key}'"
+                )))
+            }
+            key => key,
+        };
         Ok(LauncherConfig {
             role_arn,
             output_bucket: env.optional_string("OUTPUT_BUCKET"),
             output_prefix,
+            custom_model_kms_key_id,
         })
     }
 }
@@ -213,6 +252,7 @@ impl JobLauncherService {
             ),
             job_tags: tags.clone(),
             custom_model_tags: tags,
+            custom_model_kms_key_id: self.config.custom_model_kms_key_id.clone(),
         })
     }
 

@@ -40,6 +40,15 @@ impl Sim {
         if let Some(r) = role_arn {
             v.check("roleArn", r, 0, 2048, Some(&validate::ROLE_ARN));
         }
+        if let Some(k) = f.string("customModelKmsKeyId", &mut v) {
+            v.check(
+                "customModelKmsKeyId",
+                k,
+                1,
+                2048,
+                Some(&validate::KMS_KEY_ID),
+            );
+        }
         let base = f.required_string("baseModelIdentifier", &mut v);
         if let Some(b) = base {
             v.check("baseModelIdentifier", b, 1, 2048, None);

@@ -40,6 +40,7 @@ async fn launch(stack: &Stack, name: &str) -> String {
         client_request_token: format!("tok-{name}"),
         job_tags: BTreeMap::new(),
         custom_model_tags: BTreeMap::new(),
+        custom_model_kms_key_id: None,
     };
     stack
         .bedrock()

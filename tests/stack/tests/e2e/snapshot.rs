@@ -95,6 +95,12 @@ async fn assert_trained_on_snapshot_of(stack: &Stack, run: &Run, validated: &[u8
         "Bedrock was given the snapshot, not the upload key: {}",
         created[0]
     );
+    // The distilled weights are encrypted with the stack's key (CUSTOM_MODEL_KMS_KEY_ID), a value
+    // the simulator checked against Bedrock's KmsKeyId pattern.
+    assert_eq!(
+        created[0]["request"]["customModelKmsKeyId"],
+        stack.info.lambda_env["CUSTOM_MODEL_KMS_KEY_ID"]
+    );
     let bytes = stack.read_s3_uri(&snap.uri).await.unwrap();
     assert!(bytes == validated, "the snapshot holds the validated bytes");
     assert_eq!(snap.size, validated.len() as u64);

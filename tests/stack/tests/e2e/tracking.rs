@@ -37,6 +37,7 @@ fn job_request(stack: &Stack, name: &str, run_id: &str) -> DistillationJobReques
         client_request_token: format!("tok-{name}"),
         job_tags: tags.clone(),
         custom_model_tags: tags,
+        custom_model_kms_key_id: None,
     }
 }
 

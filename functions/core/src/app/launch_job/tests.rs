@@ -95,6 +95,8 @@ async fn launches_once_and_a_retry_returns_the_same_job() {
     assert_eq!(req.output_s3_uri, format!("s3://data-bucket/output/{id}/"));
     assert_eq!(req.job_tags["distillery:run-id"], id.to_string());
     assert_eq!(req.job_tags["distillery:managed-by"], "distillery");
+    // No CUSTOM_MODEL_KMS_KEY_ID: Bedrock's own key.
+    assert_eq!(req.custom_model_kms_key_id, None);
     // Bedrock gets the validated snapshot, never the upload key.
     assert_eq!(
         req.training_data,
@@ -532,4 +534,55 @@ fn the_choice_is_the_snapshot_whenever_there_is_one() {
         }
     );
     assert_eq!(bucket, "snap");
+}
+
+#[tokio::test]
+async fn the_stacks_key_encrypts_the_custom_model_when_set() {
+    let (mut svc, _, bedrock, id) = setup("incoming/keyed.jsonl").await;
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    svc.config = LauncherConfig::from_lookup(|k| match k {
+        "BEDROCK_ROLE_ARN" => Some("arn:aws:iam::1:role/bedrock".into()),
+        "CUSTOM_MODEL_KMS_KEY_ID" => Some(key.into()),
+        _ => None,
+    })
+    .unwrap();
+    svc.handle(LaunchJobInput { run_id: id }).await.unwrap();
+    assert_eq!(
+        bedrock.job_requests()[0].custom_model_kms_key_id.as_deref(),
+        Some(key)
+    );
+}
+
+#[test]
+fn kms_key_ids_have_bedrocks_shape() {
+    for ok in [
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/distillery-data",
+        "1234abcd-12ab-34cd-56ef-1234567890ab",
+        "alias/my_key/x",
+    ] {
+        assert!(is_kms_key_id(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "arn:aws:s3:::bucket",
+        "arn:aws:kms:us-east-1:1234:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "arn:aws:kms:us-east-1:123456789012:key/short",
+        "alias/",
+        "key with spaces",
+    ] {
+        assert!(!is_kms_key_id(bad), "{bad}");
+    }
+    let e = LauncherConfig::from_lookup(|k| match k {
+        "BEDROCK_ROLE_ARN" => Some("arn:aws:iam::1:role/bedrock".into()),
+        "CUSTOM_MODEL_KMS_KEY_ID" => Some("my-key".into()),
+        _ => None,
+    })
+    .unwrap_err();
+    assert!(
+        e.message
+            .starts_with("CUSTOM_MODEL_KMS_KEY_ID must be a KMS key ARN"),
+        "{}",
+        e.message
+    );
 }
