@@ -117,6 +117,10 @@ res() { jq -r ".$1" "$STATE/resources.json"; }
 
 # The Lambdas' environment, as the SAM template sets it in AWS, aimed at the local services (the
 # simulator serves both Bedrock endpoints: the control plane and the runtime's Converse).
+# Deliberately more permissive than the template's defaults, so every e2e test can ask for what it
+# exercises: provisioning on, every metadata override open (ALLOW_PROVISIONING / ALLOW_OVERRIDES,
+# overridable from the caller's environment like SERVING_MODE), and the Slack webhook may be the
+# local sink rather than https://hooks.slack.com/ (SLACK_ALLOW_ANY_URL_FOR_TESTS: set here only).
 cat >"$STATE/lambda.env" <<ENV
 AWS_ENDPOINT_URL=$MOTO_URL
 AWS_ENDPOINT_URL_BEDROCK=$SIM_URL
@@ -136,6 +140,8 @@ SERVING_MODE=${SERVING_MODE:-none}
 QUALITY_GATE=${QUALITY_GATE:-off}
 MODEL_UNITS=1
 COMMITMENT=None
+ALLOW_PROVISIONING=${ALLOW_PROVISIONING:-true}
+ALLOW_OVERRIDES=${ALLOW_OVERRIDES:-all}
 BEDROCK_ROLE_ARN=arn:aws:iam::123456789012:role/distillery-bedrock-distillation
 OUTPUT_PREFIX=output/
 POLL_INITIAL_WAIT_SECONDS=${POLL_INITIAL_WAIT_SECONDS:-1}
@@ -146,6 +152,7 @@ TOPIC_ARN=$(res topicArn)
 SLACK_SECRET_ARN=$(res slackSecretArn)
 SLACK_TIMEOUT_MS=1000
 SLACK_MAX_ATTEMPTS=2
+SLACK_ALLOW_ANY_URL_FOR_TESTS=true
 ENV
 
 port=$(free_port)
