@@ -831,3 +831,7 @@ mod gate;
 // tests/stack/tests/e2e/held_out.rs.
 #[path = "e2e/held_out.rs"]
 mod held_out;
+
+// Issue 16: what an upload may ask for (ALLOW_PROVISIONING), on the stack's own adapters.
+#[path = "e2e/security.rs"]
+mod security;
