@@ -117,6 +117,10 @@ res() { jq -r ".$1" "$STATE/resources.json"; }
 
 # The Lambdas' environment, as the SAM template sets it in AWS, aimed at the local services (the
 # simulator serves both Bedrock endpoints: the control plane and the runtime's Converse).
+# Deliberately more permissive than the template's defaults, so every e2e test can ask for what it
+# exercises: provisioning on, every metadata override open (ALLOW_PROVISIONING / ALLOW_OVERRIDES,
+# overridable from the caller's environment like SERVING_MODE), and the Slack webhook may be the
+# local sink rather than https://hooks.slack.com/ (SLACK_ALLOW_ANY_URL_FOR_TESTS: set here only).
 cat >"$STATE/lambda.env" <<ENV
 AWS_ENDPOINT_URL=$MOTO_URL
 AWS_ENDPOINT_URL_BEDROCK=$SIM_URL
@@ -136,6 +140,8 @@ SERVING_MODE=${SERVING_MODE:-none}
 QUALITY_GATE=${QUALITY_GATE:-off}
 MODEL_UNITS=1
 COMMITMENT=None
+ALLOW_PROVISIONING=${ALLOW_PROVISIONING:-true}
+ALLOW_OVERRIDES=${ALLOW_OVERRIDES:-all}
 BEDROCK_ROLE_ARN=arn:aws:iam::123456789012:role/distillery-bedrock-distillation
 CUSTOM_MODEL_KMS_KEY_ID=arn:aws:kms:us-east-1:123456789012:key/0d15711e-0000-4000-8000-00000000da7a
 OUTPUT_PREFIX=output/
@@ -150,6 +156,7 @@ SLACK_MAX_ATTEMPTS=2
 INVOCATION_LOGS_S3_URI=$(res invocationLogsUri)
 LOG_RUN_MODE=${LOG_RUN_MODE:-curated}
 SCHEDULE_BUCKET=$(res bucket)
+SLACK_ALLOW_ANY_URL_FOR_TESTS=true
 ENV
 
 port=$(free_port)

@@ -32,7 +32,8 @@ impl std::fmt::Debug for SlackWebhook {
 impl SlackWebhook {
     /// `timeout` bounds each POST (connect + response): the one place a Slack timeout is enforced.
     /// `url` comes from `distillery_core::app::notify::webhook_url_from_secret`, which is where the
-    /// secret's form (an http(s) URL) is checked.
+    /// secret's form is checked (a `https://hooks.slack.com/` URL, or any http(s) URL on a test
+    /// stack that sets `SLACK_ALLOW_ANY_URL_FOR_TESTS`).
     pub fn new(url: impl Into<String>, timeout: Duration) -> Result<Self, PortError> {
         let url = url.into().trim().to_string();
         let client = reqwest::Client::builder()

@@ -80,6 +80,7 @@ fn poll_config(max_job_duration_seconds: u64) -> PollConfig {
 fn provision_config(max_model_units: u32) -> ProvisionConfig {
     ProvisionConfig {
         policy: ServingPolicy {
+            allow_provisioning: true,
             max_model_units,
             allowed_commitments: vec![Commitment::None],
         },

@@ -3,8 +3,13 @@
 //! and the payload live in `distillery_core::app::submit_run`; this module parses flags and prints.
 //!
 //! The overrides are checked first with the validator's own rules (stack defaults, `MAX_MODEL_UNITS`,
-//! `ALLOWED_COMMITMENTS`, ... read from this environment as the validator reads its own), so a bad
-//! flag exits 2 before any execution is started.
+//! `ALLOWED_COMMITMENTS`, `ALLOW_PROVISIONING`, ... read from this environment as the validator reads
+//! its own), so a bad flag exits 2 before any execution is started.
+//!
+//! `ALLOW_OVERRIDES` applies to the object's metadata, not to these flags: whoever runs `submit`
+//! starts the execution with their own IAM rights (`states:StartExecution`), which the stack's owner
+//! grants operators on purpose, while metadata is set by anyone who may upload. `ALLOW_PROVISIONING`,
+//! `MAX_MODEL_UNITS` and `ALLOWED_COMMITMENTS` bind flags too: they are the stack's, not the caller's.
 
 use std::process::ExitCode;
 
@@ -26,7 +31,10 @@ use crate::usage_error;
 const SUBMIT_HELP: &str = concat!(
     "The overrides are checked locally first, with the stack's limits read from the same variables \
      the validator reads (DEFAULT_TEACHER, DEFAULT_STUDENT, SERVING_MODE, MODEL_UNITS, \
-     MAX_MODEL_UNITS, COMMITMENT, ALLOWED_COMMITMENTS, UPLOAD_PREFIX, UPLOAD_SUFFIX); a bad flag exits 2 before any execution is started.\n\n",
+     MAX_MODEL_UNITS, COMMITMENT, ALLOWED_COMMITMENTS, ALLOW_PROVISIONING, ALLOW_OVERRIDES, \
+     UPLOAD_PREFIX, UPLOAD_SUFFIX); a bad flag exits 2 before any execution is started. \
+     ALLOW_OVERRIDES limits the object's x-amz-meta-distillery-* metadata, not these flags: a flag \
+     wins over the metadata for its setting.\n\n",
     "Environment:\n",
     "  STATE_MACHINE_ARN          the Distillery state machine (or --state-machine-arn)\n",
     crate::aws::aws_env_help!(),

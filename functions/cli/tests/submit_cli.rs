@@ -84,6 +84,10 @@ fn distillery(f: &Fixture) -> Command {
     ] {
         cmd.env_remove(var);
     }
+    // A stack that allows what these tests ask for, as the local stack does (the code's defaults
+    // are closed: tests of those set the variables themselves).
+    cmd.env("ALLOW_PROVISIONING", "true")
+        .env("ALLOW_OVERRIDES", "all");
     cmd
 }
 
@@ -125,8 +129,12 @@ async fn submit_starts_an_execution_with_the_cli_payload() {
         ..Default::default()
     };
     // The run id the validator will give this object version with these settings.
-    let config =
-        ValidatorConfig::from_lookup(|k| (k == "AWS_REGION").then(|| "us-east-1".into())).unwrap();
+    let config = ValidatorConfig::from_lookup(|k| {
+        (k == "AWS_REGION")
+            .then(|| "us-east-1".into())
+            .or_else(|| distillery_core::testing::permissive_stack(k))
+    })
+    .unwrap();
     let (run_id, _) = run_for_object(
         &config,
         &ObjectVersion {
@@ -278,6 +286,24 @@ async fn bad_requests_exit_2_and_start_nothing() {
             .code(2)
             .stderr(predicate::str::contains(expected));
     }
+    // A stack that buys no throughput refuses it from a flag too, naming the setting and the flag.
+    distillery(&f)
+        .env("ALLOW_PROVISIONING", "false")
+        .args(["submit", &uri, "--serving", "provisioned"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ALLOW_PROVISIONING is false"))
+        .stderr(predicate::str::contains("the --serving flag"));
+    // The object's own metadata (distillery-teacher) is refused when the stack does not open it
+    // to uploads; a --teacher flag supersedes it (flags are the operator's, not the uploader's).
+    distillery(&f)
+        .env("ALLOW_OVERRIDES", "")
+        .args(["submit", &uri])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "S3 metadata x-amz-meta-distillery-teacher is not allowed on this stack",
+        ));
     assert!(executions(&f).await.is_empty(), "no execution was started");
 
     // No state machine configured, or one that does not exist.
@@ -300,4 +326,19 @@ async fn bad_requests_exit_2_and_start_nothing() {
         .code(2)
         .stderr(predicate::str::contains("starting the pipeline"))
         .stderr(predicate::str::contains("stateMachine:nope"));
+}
+
+/// A `--teacher` flag supersedes the object's `distillery-teacher` metadata, so a stack that does
+/// not open that key to uploads still takes the submission: flags are the operator's (they start
+/// the execution with their own IAM rights), metadata is the uploader's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_flag_supersedes_metadata_the_stack_does_not_open() {
+    let f = fixture().await;
+    let uri = format!("s3://{BUCKET}/{KEY}");
+    distillery(&f)
+        .env("ALLOW_OVERRIDES", "")
+        .args(["submit", &uri, "--teacher", "amazon.nova-pro-v1:0"])
+        .assert()
+        .code(0);
+    assert_eq!(executions(&f).await.len(), 1);
 }

@@ -287,6 +287,8 @@ mod tests {
         "COMMITMENT",
         "MAX_MODEL_UNITS",
         "ALLOWED_COMMITMENTS",
+        "ALLOW_PROVISIONING",
+        "ALLOW_OVERRIDES",
         "INVOCATION_LOGS_S3_URI",
         "REQUEST_METADATA_FILTERS",
         "USE_PROMPT_RESPONSE",
@@ -301,6 +303,7 @@ mod tests {
         "SLACK_SECRET_ARN",
         "SLACK_TIMEOUT_MS",
         "SLACK_MAX_ATTEMPTS",
+        "SLACK_ALLOW_ANY_URL_FOR_TESTS",
         "AWS_REGION",
         crate::domain::catalog::MODEL_PAIRS_FILE_VAR,
         crate::domain::catalog::LIMITS_FILE_VAR,
@@ -356,8 +359,15 @@ mod tests {
         use crate::domain::catalog::Limits;
 
         let limits = Limits::builtin();
-        for (units, list) in [("4", "SixMonths, None,SixMonths"), ("0", "OneMonth")] {
-            let vars = [("MAX_MODEL_UNITS", units), ("ALLOWED_COMMITMENTS", list)];
+        for (units, list, allow) in [
+            ("4", "SixMonths, None,SixMonths", "true"),
+            ("0", "OneMonth", "false"),
+        ] {
+            let vars = [
+                ("MAX_MODEL_UNITS", units),
+                ("ALLOWED_COMMITMENTS", list),
+                ("ALLOW_PROVISIONING", allow),
+            ];
             let lookup = |k: &str| {
                 vars.iter()
                     .find(|(name, _)| *name == k)

@@ -836,3 +836,7 @@ mod held_out;
 // tests/stack/tests/e2e/invocation_logs.rs.
 #[path = "e2e/invocation_logs.rs"]
 mod invocation_logs;
+
+// Issue 16: what an upload may ask for (ALLOW_PROVISIONING), on the stack's own adapters.
+#[path = "e2e/security.rs"]
+mod security;

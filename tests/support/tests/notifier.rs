@@ -155,6 +155,9 @@ async fn stack() -> Stack {
                 secret_id: secret_arn,
                 timeout: Duration::from_millis(400),
                 max_attempts: 3,
+                url_cache_ttl: distillery_core::app::notify::SLACK_URL_CACHE_TTL,
+                // The webhook is the local sink on 127.0.0.1, not hooks.slack.com.
+                allow_any_url_for_tests: true,
             }),
             retry_base_delay: Duration::from_millis(20),
         },

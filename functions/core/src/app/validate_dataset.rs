@@ -535,3 +535,6 @@ pub(crate) mod tests;
 
 #[cfg(test)]
 mod object_run_tests;
+
+#[cfg(test)]
+mod security_tests;

@@ -11,6 +11,9 @@ use super::errors::StepError;
 // because they are part of a run's settings. (One direction only: guardrails never imports settings.)
 pub use super::guardrails::{Commitment, ServingPolicy};
 
+mod allowed;
+pub use allowed::{AllowedOverrides, ALLOW_OVERRIDES_VAR};
+
 /// How the distilled model is served once training completes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +157,22 @@ pub enum SettingField {
 }
 
 impl SettingField {
+    /// Every setting, in [`SettingsOverrides::METADATA_KEYS`] order.
+    pub const ALL: [SettingField; 6] = [
+        SettingField::Teacher,
+        SettingField::Student,
+        SettingField::MaxResponseLength,
+        SettingField::Serving,
+        SettingField::ModelUnits,
+        SettingField::Commitment,
+    ];
+
+    /// The setting's name in `ALLOW_OVERRIDES` (the metadata key without `distillery-`).
+    pub fn name(self) -> &'static str {
+        let key = self.metadata_key();
+        key.strip_prefix("distillery-").unwrap_or(key)
+    }
+
     /// The S3 user-metadata key, without `x-amz-meta-`.
     pub fn metadata_key(self) -> &'static str {
         SettingsOverrides::METADATA_KEYS[self as usize]
@@ -449,6 +468,9 @@ impl RunSettings {
             ));
         }
         if self.serving == ServingMode::Provisioned {
+            // First: on a stack that buys no throughput, the serving mode is what to fix (the
+            // error names where it came from), not the units.
+            super::guardrails::check_provisioning_allowed(policy).map_err(|e| (F::Serving, e))?;
             super::guardrails::check_model_units(self.model_units, policy)
                 .map_err(|e| (F::ModelUnits, e))?;
             super::guardrails::check_commitment(self.commitment, policy)
@@ -475,6 +497,7 @@ mod tests {
 
     fn policy() -> ServingPolicy {
         ServingPolicy {
+            allow_provisioning: true,
             max_model_units: 1,
             allowed_commitments: vec![Commitment::None],
         }

@@ -99,6 +99,17 @@ pub fn sample_evaluation(
     }
 }
 
+/// The stack variables a test stack sets to allow everything an upload or a flag may ask for
+/// (`ALLOW_PROVISIONING=true`, `ALLOW_OVERRIDES=all`), as the local stack does; the code's
+/// defaults are closed. Test helpers fall back to it: `lookup(k).or_else(|| permissive_stack(k))`.
+pub fn permissive_stack(name: &str) -> Option<String> {
+    match name {
+        "ALLOW_PROVISIONING" => Some("true".into()),
+        "ALLOW_OVERRIDES" => Some("all".into()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,13 +14,15 @@ use tracing::{info, warn};
 
 use super::{ChannelOutcome, SlackConfig, ATTR_EVENT_TYPE, ATTR_RUN_ID, NO_RUN_ID};
 use crate::domain::messages::RenderedMessage;
-use crate::ports::{ChatWebhook, MessagePublisher, OutboundMessage, PortError, SecretSource};
+use crate::ports::{
+    ChatWebhook, Clock, MessagePublisher, OutboundMessage, PortError, SecretSource,
+};
 
 /// Builds the webhook client from the URL read from the secret (an adapter; the app never sees HTTP).
 pub type WebhookFactory =
     Arc<dyn Fn(&str, Duration) -> Result<Arc<dyn ChatWebhook>, PortError> + Send + Sync>;
 
-/// The webhook, built once per container from the secret.
+/// The webhook, built from the secret and kept for [`SlackConfig::url_cache_ttl`].
 struct SlackTarget {
     webhook: Arc<dyn ChatWebhook>,
     /// Kept only to scrub it from any error text before that text is logged or recorded.
@@ -32,10 +34,13 @@ pub(super) struct Channels {
     publisher: Arc<dyn MessagePublisher>,
     secrets: Arc<dyn SecretSource>,
     webhook_factory: WebhookFactory,
-    /// Read from the secret on first use. `Some(None)`: the secret is empty, so Slack is not
-    /// configured (the stack creates the secret empty by default; filling it in turns Slack on for
-    /// new containers). An async mutex rather than a once-cell: a failed read is not kept.
-    slack: futures::lock::Mutex<Option<Option<Arc<SlackTarget>>>>,
+    /// Read from the secret on first use, with when it was read; read again once it is older
+    /// than the config's `url_cache_ttl` (a rotated or revoked webhook takes effect within that
+    /// bound). `Some((None, _))`: the secret is empty, so Slack is not configured (the stack
+    /// creates the secret empty by default; filling it in turns Slack on within the same bound).
+    /// An async mutex rather than a once-cell: a failed read is not kept.
+    slack: futures::lock::Mutex<Option<CachedTarget>>,
+    clock: Arc<dyn Clock>,
     /// First pause between Slack attempts; doubles each retry.
     retry_base_delay: Duration,
 }
@@ -45,6 +50,7 @@ impl Channels {
         publisher: Arc<dyn MessagePublisher>,
         secrets: Arc<dyn SecretSource>,
         webhook_factory: WebhookFactory,
+        clock: Arc<dyn Clock>,
         retry_base_delay: Duration,
     ) -> Self {
         Self {
@@ -52,6 +58,7 @@ impl Channels {
             secrets,
             webhook_factory,
             slack: futures::lock::Mutex::new(None),
+            clock,
             retry_base_delay,
         }
     }
@@ -97,7 +104,7 @@ impl Channels {
         message: &RenderedMessage,
     ) -> (ChannelOutcome, String) {
         let target = match self
-            .slack_target(|| async {
+            .slack_target(cfg.url_cache_ttl, || async {
                 let secret = self.secrets.secret_string(&cfg.secret_id).await?;
                 if secret.trim().is_empty() {
                     // Logged once per container: the result is kept, like the URL would be.
@@ -107,7 +114,7 @@ impl Channels {
                     );
                     return Ok(None);
                 }
-                let url = webhook_url_from_secret(&secret)?;
+                let url = webhook_url_from_secret(&secret, cfg.allow_any_url_for_tests)?;
                 let webhook = (self.webhook_factory)(&url, cfg.timeout)?;
                 Ok::<_, PortError>(Some(SlackTarget { webhook, url }))
             })
@@ -153,19 +160,29 @@ impl Channels {
         )
     }
 
-    /// The webhook, read from the secret on first use and kept for the container's life; a failed
-    /// read is not kept, so the next notification tries again.
-    async fn slack_target<F, Fut>(&self, init: F) -> Result<Option<Arc<SlackTarget>>, PortError>
+    /// The webhook, read from the secret on first use and kept for `ttl`; a failed read is not
+    /// kept, so the next notification tries again.
+    async fn slack_target<F, Fut>(
+        &self,
+        ttl: Duration,
+        init: F,
+    ) -> Result<Option<Arc<SlackTarget>>, PortError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<SlackTarget>, PortError>>,
     {
         let mut cached = self.slack.lock().await;
-        if let Some(target) = cached.as_ref() {
-            return Ok(target.clone());
+        let now = self.clock.now();
+        if let Some((target, read_at)) = cached.as_ref() {
+            // A clock that went backwards counts as fresh; anything else older than `ttl` is read
+            // again.
+            let age = (now - *read_at).to_std().unwrap_or_default();
+            if age < ttl {
+                return Ok(target.clone());
+            }
         }
         let target = init().await?.map(Arc::new);
-        *cached = Some(target.clone());
+        *cached = Some((target.clone(), now));
         Ok(target)
     }
 
@@ -173,6 +190,13 @@ impl Channels {
         self.retry_base_delay * 2u32.saturating_pow(attempt.saturating_sub(1).min(8))
     }
 }
+
+/// What the secret said (`None`: empty, Slack off) and when it was read.
+type CachedTarget = (Option<Arc<SlackTarget>>, chrono::DateTime<chrono::Utc>);
+
+/// The only webhook URLs the secret may hold outside tests: Slack's incoming webhooks. Anything
+/// else would send every milestone (run ids, buckets, keys, costs) to whoever wrote the secret.
+pub const SLACK_WEBHOOK_PREFIX: &str = "https://hooks.slack.com/";
 
 fn is_retryable(e: &PortError) -> bool {
     matches!(e, PortError::Throttled(_) | PortError::Transient(_))
@@ -187,8 +211,13 @@ fn scrub(text: &str, url: &str) -> String {
 }
 
 /// The secret's string is the webhook URL; a JSON object with a `url` / `webhookUrl` /
-/// `webhook_url` key is accepted too (a common way to store it). Errors never include the value.
-pub fn webhook_url_from_secret(secret: &str) -> Result<String, PortError> {
+/// `webhook_url` key is accepted too (a common way to store it). Only a
+/// [`SLACK_WEBHOOK_PREFIX`] URL is accepted, unless `allow_any_url_for_tests` (the local stack's
+/// sink), which accepts any http(s) URL. Errors never include the value.
+pub fn webhook_url_from_secret(
+    secret: &str,
+    allow_any_url_for_tests: bool,
+) -> Result<String, PortError> {
     let s = secret.trim();
     let url = if s.starts_with('{') {
         let v: Value = serde_json::from_str(s).map_err(|_| {
@@ -206,11 +235,25 @@ pub fn webhook_url_from_secret(secret: &str) -> Result<String, PortError> {
     } else {
         s.to_string()
     };
-    if url.starts_with("https://") || url.starts_with("http://") {
+    let url = url.trim().to_string();
+    let starts_with = |prefix: &str| {
+        url.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if !(starts_with("https://") || starts_with("http://")) {
+        return Err(PortError::Validation(
+            "the Slack webhook secret does not hold an http(s) URL".into(),
+        ));
+    }
+    // Case-insensitive on the scheme and host (both are), exact on the slash that ends the host,
+    // so `https://hooks.slack.com.example.net/` is not Slack.
+    if starts_with(SLACK_WEBHOOK_PREFIX) || allow_any_url_for_tests {
         Ok(url)
     } else {
-        Err(PortError::Validation(
-            "the Slack webhook secret does not hold an http(s) URL".into(),
-        ))
+        Err(PortError::Validation(format!(
+            "the Slack webhook secret holds a URL (redacted) that is not a Slack incoming webhook: \
+             only {SLACK_WEBHOOK_PREFIX}... URLs are accepted; put the webhook URL Slack gave you \
+             in the secret"
+        )))
     }
 }

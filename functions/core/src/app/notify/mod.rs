@@ -86,7 +86,20 @@ pub struct SlackConfig {
     /// Bound on each POST.
     pub timeout: Duration,
     pub max_attempts: u32,
+    /// How long the URL read from the secret is used before the secret is read again, so a
+    /// rotated (or revoked) webhook takes effect within this bound ([`SLACK_URL_CACHE_TTL`]).
+    pub url_cache_ttl: Duration,
+    /// `SLACK_ALLOW_ANY_URL_FOR_TESTS=true`: accept any http(s) URL from the secret, not only
+    /// `https://hooks.slack.com/`. Set only by the local stack (`tests/stack/start.sh`), whose
+    /// webhook is a sink on 127.0.0.1; never by the SAM template.
+    pub allow_any_url_for_tests: bool,
 }
+
+/// How long a container uses the webhook URL it read before reading the secret again.
+pub const SLACK_URL_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The variable that lets a test stack post to a local sink instead of Slack.
+pub const SLACK_ALLOW_ANY_URL_VAR: &str = "SLACK_ALLOW_ANY_URL_FOR_TESTS";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
@@ -102,7 +115,8 @@ impl NotifyConfig {
         Self::from_lookup(crate::config::process_var)
     }
 
-    /// Reads `AWS_REGION`, `SLACK_SECRET_ARN`, `SLACK_TIMEOUT_MS`, `SLACK_MAX_ATTEMPTS`.
+    /// Reads `AWS_REGION`, `SLACK_SECRET_ARN`, `SLACK_TIMEOUT_MS`, `SLACK_MAX_ATTEMPTS`,
+    /// `SLACK_ALLOW_ANY_URL_FOR_TESTS`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
         let env = crate::config::Env::new(get);
         let slack = match env.optional_string("SLACK_SECRET_ARN") {
@@ -111,6 +125,8 @@ impl NotifyConfig {
                 secret_id,
                 timeout: Duration::from_millis(env.positive_u64("SLACK_TIMEOUT_MS", 3000)?),
                 max_attempts: env.positive_u64("SLACK_MAX_ATTEMPTS", 3)?.min(10) as u32,
+                url_cache_ttl: SLACK_URL_CACHE_TTL,
+                allow_any_url_for_tests: env.flag(SLACK_ALLOW_ANY_URL_VAR, false)?,
             }),
         };
         Ok(NotifyConfig {
@@ -163,7 +179,13 @@ impl Notifier {
     ) -> Self {
         Self {
             ledger,
-            channels: Channels::new(publisher, secrets, webhook_factory, config.retry_base_delay),
+            channels: Channels::new(
+                publisher,
+                secrets,
+                webhook_factory,
+                clock.clone(),
+                config.retry_base_delay,
+            ),
             clock,
             prices,
             config,

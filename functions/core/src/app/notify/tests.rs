@@ -139,6 +139,7 @@ struct Fixture {
     publisher: Arc<FakePublisher>,
     secrets: Arc<FakeSecrets>,
     webhook: Arc<FakeWebhook>,
+    clock: Arc<FixedClock>,
     notifier: Notifier,
 }
 
@@ -149,6 +150,8 @@ fn config(slack: bool) -> NotifyConfig {
             secret_id: "arn:aws:secretsmanager:us-east-1:1:secret:slack".into(),
             timeout: Duration::from_millis(50),
             max_attempts: 3,
+            url_cache_ttl: SLACK_URL_CACHE_TTL,
+            allow_any_url_for_tests: false,
         }),
         retry_base_delay: Duration::from_millis(1),
     }
@@ -168,12 +171,13 @@ fn fixture(slack: bool) -> Fixture {
         assert_eq!(url, URL);
         Ok(w.clone() as Arc<dyn ChatWebhook>)
     });
+    let clock = Arc::new(FixedClock::at(now()));
     let notifier = Notifier::new(
         ledger.clone(),
         publisher.clone(),
         secrets.clone(),
         factory,
-        Arc::new(FixedClock::at(now())),
+        clock.clone(),
         Prices::builtin(),
         config(slack),
     );
@@ -182,6 +186,7 @@ fn fixture(slack: bool) -> Fixture {
         publisher,
         secrets,
         webhook,
+        clock,
         notifier,
     }
 }
@@ -640,7 +645,14 @@ async fn missing_or_unknown_run_id_still_publishes_a_generic_failure() {
     let sent = f.publisher.sent.lock().unwrap()[0].clone();
     assert_eq!(sent.attributes[ATTR_RUN_ID], NO_RUN_ID);
     assert!(sent.body.contains("Input: s3://b/incoming/x.jsonl"));
-    assert!(sent.body.contains("validator crashed"));
+    // The error's type and a generic reason; its own text stays in the execution history.
+    assert!(
+        sent.body
+            .contains("Error: States.TaskFailed: the state machine could not run the step"),
+        "{}",
+        sent.body
+    );
+    assert!(!sent.body.contains("validator crashed"), "{}", sent.body);
     assert_eq!(f.ledger.updates.load(Ordering::SeqCst), 0);
 
     // A run id the ledger doesn't know is stray input: nothing is broadcast about it.
@@ -859,15 +871,123 @@ fn config_reads_the_environment_contract() {
 
 #[test]
 fn webhook_secret_forms_and_errors_without_the_value() {
-    assert_eq!(webhook_url_from_secret(&format!(" {URL}\n")).unwrap(), URL);
     assert_eq!(
-        webhook_url_from_secret(&format!(r#"{{"url":"{URL}"}}"#)).unwrap(),
+        webhook_url_from_secret(&format!(" {URL}\n"), false).unwrap(),
         URL
     );
-    let e = webhook_url_from_secret("xoxb-SECRETTOKEN").unwrap_err();
+    assert_eq!(
+        webhook_url_from_secret(&format!(r#"{{"url":"{URL}"}}"#), false).unwrap(),
+        URL
+    );
+    let e = webhook_url_from_secret("xoxb-SECRETTOKEN", false).unwrap_err();
     assert!(!e.to_string().contains("SECRETTOKEN"));
-    let e = webhook_url_from_secret(r#"{"token":"SECRETTOKEN"}"#).unwrap_err();
+    let e = webhook_url_from_secret(r#"{"token":"SECRETTOKEN"}"#, false).unwrap_err();
     assert!(!e.to_string().contains("SECRETTOKEN"));
+}
+
+/// Issue 16: outside tests, only Slack's own webhook URLs; the error never shows the URL.
+#[test]
+fn only_slack_webhook_urls_are_accepted_unless_the_test_allowance_is_set() {
+    assert_eq!(
+        webhook_url_from_secret("HTTPS://Hooks.Slack.com/services/T/B/SECRETTOKEN", false).unwrap(),
+        "HTTPS://Hooks.Slack.com/services/T/B/SECRETTOKEN"
+    );
+    for other in [
+        "http://hooks.slack.com/services/T/B/SECRETTOKEN",
+        "https://hooks.slack.com.example.net/services/T/B/SECRETTOKEN",
+        "https://hooks.slack.com@example.net/services/T/B/SECRETTOKEN",
+        "https://example.net/hooks.slack.com/SECRETTOKEN",
+        "http://127.0.0.1:9/services/T/B/SECRETTOKEN",
+        "https://hooks.slack.com",
+    ] {
+        let e = webhook_url_from_secret(other, false).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("only https://hooks.slack.com/... URLs are accepted"),
+            "{other}: {text}"
+        );
+        assert!(
+            !text.contains("SECRETTOKEN") && !text.contains("example.net"),
+            "{text}"
+        );
+        // The local stack's sink: any http(s) URL, only with the explicit allowance.
+        assert_eq!(webhook_url_from_secret(other, true).unwrap(), other);
+    }
+    // The allowance never accepts what is not a URL at all.
+    assert!(webhook_url_from_secret("xoxb-SECRETTOKEN", true).is_err());
+    // It is read from its own, unmistakable variable, off unless set.
+    let read = |v: Option<&str>| {
+        NotifyConfig::from_lookup(|k| match k {
+            "SLACK_SECRET_ARN" => Some("arn:s".into()),
+            "SLACK_ALLOW_ANY_URL_FOR_TESTS" => v.map(str::to_string),
+            _ => None,
+        })
+        .unwrap()
+        .slack
+        .unwrap()
+    };
+    assert!(!read(None).allow_any_url_for_tests);
+    assert!(read(Some("true")).allow_any_url_for_tests);
+    assert_eq!(read(None).url_cache_ttl, Duration::from_secs(900));
+}
+
+/// A non-Slack URL in the secret: Slack is not delivered (recorded as failed, without the URL),
+/// SNS still is.
+#[tokio::test]
+async fn a_secret_holding_another_url_fails_slack_without_showing_it() {
+    let f = fixture(true);
+    *f.secrets.value.lock().unwrap() = Some("https://collector.example.net/SECRETTOKEN".into());
+    let id = seed(&f, RunStatus::Training);
+    let out = f
+        .notifier
+        .handle(input(Some(&id), "launched"))
+        .await
+        .unwrap();
+    assert_eq!(out.sns, ChannelOutcome::Delivered);
+    assert_eq!(out.slack, ChannelOutcome::Failed);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 0);
+    let run = run_of(&f, &id);
+    let slack = run
+        .deliveries
+        .iter()
+        .find(|d| d.channel == CHANNEL_SLACK)
+        .unwrap();
+    let detail = slack.detail.clone().unwrap_or_default();
+    assert!(detail.contains("not a Slack incoming webhook"), "{detail}");
+    assert!(
+        !detail.contains("SECRETTOKEN") && !detail.contains("collector"),
+        "{detail}"
+    );
+}
+
+/// The URL is read once, kept for the cache's bound, then read again (a rotated webhook takes
+/// effect without a new container).
+#[tokio::test]
+async fn the_webhook_url_is_read_again_after_the_cache_bound() {
+    let f = fixture(true);
+    // A failure with no run is announced every time (no delivery record to deduplicate on).
+    let failure = || {
+        let mut i = input(None, "failed");
+        i.error = Some(CaughtError {
+            error: "States.TaskFailed".into(),
+            cause: String::new(),
+        });
+        i
+    };
+    f.notifier.handle(failure()).await.unwrap();
+    f.clock.advance(chrono::Duration::minutes(14));
+    f.notifier.handle(failure()).await.unwrap();
+    assert_eq!(f.secrets.calls.load(Ordering::SeqCst), 1, "kept");
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 2);
+    f.clock.advance(chrono::Duration::minutes(2));
+    f.notifier.handle(failure()).await.unwrap();
+    assert_eq!(f.secrets.calls.load(Ordering::SeqCst), 2, "read again");
+    // An emptied secret turns Slack off once the bound has passed.
+    *f.secrets.value.lock().unwrap() = Some(String::new());
+    f.clock.advance(chrono::Duration::minutes(16));
+    let out = f.notifier.handle(failure()).await.unwrap();
+    assert_eq!(out.slack, ChannelOutcome::Disabled);
+    assert_eq!(f.webhook.calls.load(Ordering::SeqCst), 3);
 }
 
 #[test]

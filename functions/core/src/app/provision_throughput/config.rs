@@ -26,7 +26,7 @@ impl ProvisionConfig {
 }
 
 impl ProvisionConfig {
-    /// Reads `MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS` (comma list of `None`, `OneMonth`,
+    /// Reads `ALLOW_PROVISIONING`, `MAX_MODEL_UNITS`, `ALLOWED_COMMITMENTS` (comma list of `None`, `OneMonth`,
     /// `SixMonths`), `POLL_INITIAL_WAIT_SECONDS` and `POLL_MAX_WAIT_SECONDS` through `lookup`.
     /// Unset (or empty, see [`crate::config`]) means the default from `limits`.
     pub fn from_lookup(
@@ -34,11 +34,7 @@ impl ProvisionConfig {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, StepError> {
         let env = Env::new(lookup);
-        let max_model_units =
-            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
-        let allowed_commitments = env
-            .commitments("ALLOWED_COMMITMENTS")?
-            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let policy = ServingPolicy::from_env(&env, limits)?;
         let initial_wait_seconds = env.positive_u64(
             "POLL_INITIAL_WAIT_SECONDS",
             limits.polling.initial_wait_seconds,
@@ -46,10 +42,7 @@ impl ProvisionConfig {
         let max_wait_seconds =
             env.positive_u64("POLL_MAX_WAIT_SECONDS", limits.polling.max_wait_seconds)?;
         Ok(ProvisionConfig {
-            policy: ServingPolicy {
-                max_model_units,
-                allowed_commitments,
-            },
+            policy,
             initial_wait_seconds,
             max_wait_seconds,
             budget_checks: limits.throughput.provisioning_budget_checks,

@@ -11,6 +11,7 @@ const MODEL_ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:custom-model/m1"
 fn config(max_units: u32) -> ProvisionConfig {
     ProvisionConfig {
         policy: ServingPolicy {
+            allow_provisioning: true,
             max_model_units: max_units,
             allowed_commitments: vec![Commitment::None],
         },
@@ -205,6 +206,54 @@ async fn a_guardrail_violation_buys_nothing_and_is_recorded() {
     assert!(bedrock.calls().is_empty());
 }
 
+/// A run validated while the stack allowed provisioning, on a stack that has since turned it
+/// off (`ALLOW_PROVISIONING=false`, or `MAX_MODEL_UNITS=0`): nothing is bought, the run ends
+/// `provisioning_failed` naming the setting, both from `completed` and from a `provisioning`
+/// run whose name was recorded but whose purchase had not happened yet.
+#[tokio::test]
+async fn a_stack_that_turned_provisioning_off_buys_nothing_for_an_earlier_run() {
+    let off = || {
+        let mut c = config(1);
+        c.policy.allow_provisioning = false;
+        c
+    };
+    let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let p = provisioner_for(&ledger, &bedrock, off());
+    let e = p.provision(&input(0)).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+    assert!(
+        e.message.contains("ALLOW_PROVISIONING is false"),
+        "{}",
+        e.message
+    );
+    assert!(bedrock.calls().is_empty());
+    let r = stored(&ledger, &input(0).run_id).await;
+    assert_eq!(r.status, RunStatus::ProvisioningFailed);
+    assert!(
+        r.failure_reason.unwrap().contains("ALLOW_PROVISIONING"),
+        "the reason names the setting"
+    );
+
+    // Already `provisioning` (the name recorded, nothing bought): the check at purchase refuses.
+    let mut r = completed(ServingMode::Provisioned);
+    r.status = RunStatus::Provisioning;
+    r.provisioned_model_name = Some(provisioned_model_name_for(&r));
+    let ledger = ledger_with(r).await;
+    let bedrock = ScriptedBedrock::default();
+    let mut zero = config(1);
+    zero.policy.max_model_units = 0;
+    let p = provisioner_for(&ledger, &bedrock, zero);
+    let e = p.provision(&input(0)).await.unwrap_err();
+    assert_eq!(e.error_type, ErrorType::GuardrailViolation);
+    assert!(e.message.contains("MAX_MODEL_UNITS is 0"), "{}", e.message);
+    assert_eq!(bedrock.count("create_pt"), 0);
+    assert_eq!(
+        stored(&ledger, &input(0).run_id).await.status,
+        RunStatus::ProvisioningFailed
+    );
+}
+
 #[tokio::test]
 async fn a_run_that_is_not_completed_is_refused() {
     let ledger = ledger_with(run(RunStatus::Training, ServingMode::Provisioned)).await;
@@ -279,6 +328,15 @@ fn config_from_env() {
     assert!(e.message.contains("ALLOWED_COMMITMENTS") && e.message.contains("Forever"));
     let e = ProvisionConfig::from_lookup(&limits, env(&[("MAX_MODEL_UNITS", "-1")])).unwrap_err();
     assert!(e.message.contains("MAX_MODEL_UNITS"));
+    // Provisioning is off unless the stack turns it on; MAX_MODEL_UNITS may be 0.
+    assert!(!d.policy.allow_provisioning);
+    let c = ProvisionConfig::from_lookup(
+        &limits,
+        env(&[("ALLOW_PROVISIONING", "true"), ("MAX_MODEL_UNITS", "0")]),
+    )
+    .unwrap();
+    assert!(c.policy.allow_provisioning);
+    assert_eq!(c.policy.max_model_units, 0);
 }
 
 #[test]
@@ -456,6 +514,7 @@ fn provisioner<'a>(
         // model-unit or commitment guardrail may stop it.
         config: ProvisionConfig {
             policy: ServingPolicy {
+                allow_provisioning: false,
                 max_model_units: 0,
                 allowed_commitments: vec![],
             },

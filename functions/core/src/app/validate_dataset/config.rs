@@ -10,7 +10,9 @@ use crate::domain::evaluation::{
     gate::parse_min_score, setting::parse_switch, GATE_VAR, MIN_SCORE_VAR,
 };
 use crate::domain::run::{LogRunMode, RunId};
-use crate::domain::settings::{Commitment, RunSettings, ServingMode, ServingPolicy};
+use crate::domain::settings::{
+    AllowedOverrides, Commitment, RunSettings, ServingMode, ServingPolicy,
+};
 use crate::domain::snapshot::SnapshotLayout;
 
 /// Where scheduled runs train from, and how.
@@ -46,6 +48,9 @@ pub struct ValidatorConfig {
     pub snapshot_prefix: String,
     pub defaults: RunSettings,
     pub policy: ServingPolicy,
+    /// `ALLOW_OVERRIDES`: the settings an upload's S3 metadata may set (default none; see
+    /// `domain::settings::AllowedOverrides`).
+    pub allowed_overrides: AllowedOverrides,
     pub invocation_logs: Option<InvocationLogsSource>,
     pub schedule_bucket: Option<String>,
     pub catalog: ModelCatalog,
@@ -129,11 +134,8 @@ impl ValidatorConfig {
             limits.job.default_max_response_length_for_inference,
         )?;
         let model_units = env.whole_number("MODEL_UNITS", 1)?;
-        let max_model_units =
-            env.whole_number("MAX_MODEL_UNITS", limits.throughput.default_max_model_units)?;
-        let allowed_commitments = env
-            .commitments("ALLOWED_COMMITMENTS")?
-            .unwrap_or_else(|| limits.throughput.default_allowed_commitments.clone());
+        let policy = ServingPolicy::from_env(&env, &limits)?;
+        let allowed_overrides = AllowedOverrides::from_env(&env)?;
         let prices = Prices::load_with(&env)?;
         let max_run_cost_usd = match env.optional_string(MAX_RUN_COST_VAR) {
             None => None,
@@ -223,10 +225,8 @@ impl ValidatorConfig {
                 model_units,
                 commitment,
             },
-            policy: ServingPolicy {
-                max_model_units,
-                allowed_commitments,
-            },
+            policy,
+            allowed_overrides,
             invocation_logs,
             schedule_bucket: env.optional_string("SCHEDULE_BUCKET"),
             catalog,

@@ -112,6 +112,11 @@ fn resolve_settings(
     cli: &SettingsOverrides,
 ) -> Result<RunSettings, StepError> {
     let from_metadata = SettingsOverrides::from_metadata(metadata)?;
+    // Whoever can upload may not raise what the run costs unless the stack opens that setting
+    // (`ALLOW_OVERRIDES`); refused before anything else, so before a byte of the dataset is read.
+    config
+        .allowed_overrides
+        .check_metadata(&from_metadata, cli)?;
     // CLI flags win over object metadata; an error names the one to fix.
     let sources = OverrideSources {
         metadata: &from_metadata,

@@ -85,7 +85,8 @@ pub(crate) fn service_env(
         _ => env
             .iter()
             .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.to_string()),
+            .map(|(_, v)| v.to_string())
+            .or_else(|| crate::testing::permissive_stack(k)),
     })
     .unwrap();
     (
@@ -349,6 +350,7 @@ fn service_with(
         vars.iter()
             .find(|(name, _)| *name == k)
             .map(|(_, v)| v.to_string())
+            .or_else(|| crate::testing::permissive_stack(k))
     })
     .unwrap();
     (
@@ -534,8 +536,12 @@ async fn a_ttl_in_the_metadata_may_only_shorten_the_stacks_and_is_recorded_on_th
 fn the_ttl_metadata_is_part_of_a_runs_identity_only_when_present() {
     use crate::domain::run::RunIdentity;
     use crate::domain::settings::{settings_fingerprint, SettingsOverrides};
-    let config =
-        ValidatorConfig::from_lookup(|k| (k == "QUALITY_GATE").then(|| "off".into())).unwrap();
+    let config = ValidatorConfig::from_lookup(|k| {
+        (k == "QUALITY_GATE")
+            .then(|| "off".into())
+            .or_else(|| crate::testing::permissive_stack(k))
+    })
+    .unwrap();
     let none = SettingsOverrides::default();
     let object = |metadata| object_run::ObjectVersion {
         bucket: BUCKET,

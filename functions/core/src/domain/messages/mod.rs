@@ -544,6 +544,8 @@ pub fn render_for_run(
 
 /// Renders a failure for which no run is on record (the validator crashed before creating one, or
 /// the run id is unknown): says what the execution input says, never fails.
+/// Only the object (or schedule), the error's type and a generic reason: never the raw input (an S3
+/// event carries the uploader's principal and IP) nor the error's message (it may quote the input).
 pub fn render_without_run(
     milestone: Milestone,
     run_id: Option<&str>,
@@ -575,16 +577,13 @@ pub fn render_without_run(
     d.fields.push((
         "Error".into(),
         ctx.caught
-            .map(CaughtError::summary)
+            .map(parts::generic_error)
             .unwrap_or_else(|| "no error details were passed".into()),
     ));
-    if let Some(v) = input {
-        let raw = serde_json::to_string(v).unwrap_or_default();
-        d.list_title = "Execution input".into();
-        d.list = vec![truncate_chars(&raw, 1000)];
-    }
     d.notes.push(
-        "Check the Step Functions execution history and the Lambda logs for this input.".into(),
+        "Check the Step Functions execution history and the Lambda logs for this input (the \
+         message leaves out the input and the error's details)."
+            .into(),
     );
     layout(d)
 }

@@ -24,6 +24,50 @@ pub(super) fn describe_input(v: &Value) -> Option<(String, String)> {
     None
 }
 
+/// "Throttled: an AWS service throttled a call and the retries ran out": the caught error's type
+/// and a fixed reason for it, without its message (which may quote the execution's input). The type
+/// is the Lambda's `errorType` (from the Cause when the Error is a `States.*` wrapper), kept to the
+/// characters error types are made of.
+pub(super) fn generic_error(caught: &CaughtError) -> String {
+    let from_cause = serde_json::from_str::<Value>(&caught.cause)
+        .ok()
+        .and_then(|v| {
+            v.get("errorType")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    let error = caught.error.trim();
+    let kind = match from_cause {
+        Some(t) if error.is_empty() || error.starts_with("States.") => t,
+        _ => error.to_string(),
+    };
+    let kind: String = kind
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(64)
+        .collect();
+    let reason = match kind.as_str() {
+        "DatasetInvalid" | "DatasetRejected" => "the dataset broke a validation rule",
+        "ConfigInvalid" => "a setting or the stack's configuration is invalid",
+        "Throttled" => "an AWS service throttled a call and the retries ran out",
+        "QuotaExceeded" => "a service quota is exhausted",
+        "GuardrailViolation" => "a cost guardrail refused the action",
+        "NotFound" => "something the step needed does not exist",
+        "Conflict" => "the run changed concurrently, or is in the wrong state for the step",
+        "AccessDenied" => "a permission is missing",
+        "InvalidInput" => "the step did not understand its input",
+        "Transient" => "a dependency failed and the retries ran out",
+        "States.Timeout" | "States.HeartbeatTimeout" => "the step timed out",
+        k if k.starts_with("States.") => "the state machine could not run the step",
+        _ => "the step failed unexpectedly",
+    };
+    if kind.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{kind}: {reason}")
+    }
+}
+
 /// A skipped scheduled run: the one sentence the validator recorded (how many new eligible records
 /// against `MIN_NEW_RECORDS`, and the window), then the window and the count as fields.
 pub(super) fn skipped(d: &mut MessageContent, run: &Run) {

@@ -231,11 +231,87 @@ fn without_run_describes_the_input() {
     check_common(&m);
     assert_eq!(m.subject, "Distillery: Distillation failed - a.jsonl");
     assert!(m.body.contains("Input: s3://bkt/incoming/a.jsonl"));
-    assert!(m.body.contains("Error: States.TaskFailed: Lambda crashed"));
+    assert!(
+        m.body
+            .contains("Error: States.TaskFailed: the state machine could not run the step"),
+        "{}",
+        m.body
+    );
     assert_eq!(m.content.run_id, None);
     let m = render_without_run(Milestone::Failed, None, None, &ctx(&prices));
     assert!(m.body.contains("Error: no error details were passed"));
     assert_eq!(m.subject, "Distillery: Distillation failed - unknown input");
+}
+
+/// Issue 16: a message about an execution with no run carries the bucket, the key, the error's
+/// type and a generic reason; never the S3 event's requester or source IP address, nor the
+/// error's message (which may quote the input or a record).
+#[test]
+fn without_run_leaks_neither_the_event_nor_the_error_message() {
+    let prices = Prices::builtin();
+    let mut input: Value =
+        serde_json::from_str(include_str!("../../../../../events/s3-object-created.json")).unwrap();
+    // The uploader's principal and address, as real S3 events carry them.
+    input["detail"]["requester"] = json!("arn:aws:iam::999988887777:user/uploader");
+    input["detail"]["source-ip-address"] = json!("203.0.113.77");
+    let cause = json!({
+        "errorType": "InvalidInput",
+        "errorMessage": "unexpected field 'secret-record-value' in {\"requester\":\"123456789012\"}",
+    });
+    for caught in [
+        CaughtError {
+            error: "InvalidInput".into(),
+            cause: cause.to_string(),
+        },
+        // A Step Functions wrapper: the Lambda's own type is read from the Cause.
+        CaughtError {
+            error: "States.TaskFailed".into(),
+            cause: cause.to_string(),
+        },
+    ] {
+        let mut c = ctx(&prices);
+        c.caught = Some(&caught);
+        let m = render_without_run(Milestone::Failed, None, Some(&input), &c);
+        check_common(&m);
+        let everything = format!("{}\n{}\n{:?}", m.subject, m.body, m.content);
+        for leaked in [
+            "999988887777",
+            "uploader",
+            "203.0.113.77",
+            "N4N7GDK58NMKJ12R",
+            "IYV3p45BhZA5",
+            "secret-record-value",
+            "requester",
+            "source-ip",
+            "sourceIPAddress",
+        ] {
+            assert!(!everything.contains(leaked), "{leaked} in {everything}");
+        }
+        assert!(
+            m.body.contains(
+                "Input: s3://distillery-datasets-123456789012/incoming/support-tickets.jsonl"
+            ) && m
+                .body
+                .contains("Error: InvalidInput: the step did not understand its input"),
+            "{}",
+            m.body
+        );
+        assert!(m.content.list.is_empty(), "{:?}", m.content.list);
+    }
+    // An error type is kept to the characters error types are made of.
+    let odd = CaughtError {
+        error: "Bad\nType <b>x</b>".into(),
+        cause: String::new(),
+    };
+    let mut c = ctx(&prices);
+    c.caught = Some(&odd);
+    let m = render_without_run(Milestone::Failed, None, None, &c);
+    assert!(
+        m.body
+            .contains("Error: BadTypebxb: the step failed unexpectedly"),
+        "{}",
+        m.body
+    );
 }
 
 #[test]

@@ -142,6 +142,40 @@ impl Code {
     }
 }
 
+impl Code {
+    /// A fixed reason for the code, with nothing from the record (see [`Finding::public_line`]).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Code::InvalidUtf8 => "the line is not valid UTF-8",
+            Code::ByteOrderMark => "the line starts with a UTF-8 byte order mark",
+            Code::LineTooLong => "the line is longer than the limit",
+            Code::BlankLine => "blank line",
+            Code::InvalidJson => "the line is not valid JSON",
+            Code::NotAnObject => "the line is not a JSON object",
+            Code::MissingKey => "a required key is missing",
+            Code::UnknownKey => "a key that is not part of the format",
+            Code::DuplicateKey => "the key appears more than once",
+            Code::SchemaVersion => "schemaVersion must be \"bedrock-conversation-2024\"",
+            Code::InvalidSystem => "system must hold one {\"text\": string} object",
+            Code::InvalidMessages => {
+                "messages must be a non-empty array of {role, content} objects"
+            }
+            Code::InvalidRole => "role must be \"user\" or \"assistant\"",
+            Code::RoleOrder => "roles must alternate, starting with user",
+            Code::InvalidContent => "content must hold one {\"text\": string} object",
+            Code::EmptyPrompt => "the user prompt is empty",
+            Code::MultiTurn => "the student takes single-turn records only",
+            Code::TooFewRecords => "too few records",
+            Code::TooManyRecords => "too many records",
+            Code::DatasetTooLarge => "the dataset is too large",
+            Code::DuplicatePrompt => "the prompt repeats an earlier one",
+            Code::ReservedMarker => "the text holds a marker Amazon Nova reserves",
+            Code::LongRecord => "the record is unusually long",
+            Code::EmptyResponse => "the assistant response is empty",
+        }
+    }
+}
+
 impl std::fmt::Display for Code {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -153,7 +187,30 @@ impl std::fmt::Display for Code {
 pub struct Finding {
     pub line: Option<u64>,
     pub code: Code,
+    /// Where in the record (`messages[1].role`, `system[0].text`), when the rule is about one
+    /// field; never a value from the record (an unknown key is reported at its parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The full explanation. It may quote a short piece of the record (a wrong role, an unknown
+    /// key), so it goes to the report in S3 and to `distillery validate`, never to the run record
+    /// or messages: those get [`Finding::public_line`].
     pub message: String,
+}
+
+impl Finding {
+    /// "line N: [code] field: reason", with the code's fixed reason ([`Code::reason`]) instead of
+    /// the message, so nothing of the record leaves the report: this is what the run record's
+    /// `firstErrors` and the milestone messages carry. A finding about the whole dataset keeps its
+    /// message, which is built from counts and limits only.
+    pub fn public_line(&self) -> String {
+        match (self.line, &self.field) {
+            (Some(n), Some(field)) => {
+                format!("line {n}: [{}] {field}: {}", self.code, self.code.reason())
+            }
+            (Some(n), None) => format!("line {n}: [{}] {}", self.code, self.code.reason()),
+            (None, _) => self.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for Finding {
@@ -206,9 +263,14 @@ pub struct ValidationReport {
 }
 
 impl ValidationReport {
-    /// The first `n` errors as "line N: [code] message" (what the run ledger and messages keep).
+    /// The first `n` errors as "line N: [code] field: reason" (what the run ledger and messages
+    /// keep: [`Finding::public_line`], nothing of the records; the full messages stay in the report).
     pub fn first_errors(&self, n: usize) -> Vec<String> {
-        self.errors.iter().take(n).map(|e| e.to_string()).collect()
+        self.errors
+            .iter()
+            .take(n)
+            .map(Finding::public_line)
+            .collect()
     }
 
     /// The summary kept on the run record; `report_uri` is filled in by whoever stores the report.
@@ -381,6 +443,7 @@ impl DatasetValidator {
             dataset_errors.push(Finding {
                 line: None,
                 code: Code::TooFewRecords,
+                field: None,
                 message: format!(
                     "the dataset has {records} records; Bedrock needs at least {}",
                     limits.min_records
@@ -391,6 +454,7 @@ impl DatasetValidator {
             dataset_errors.push(Finding {
                 line: None,
                 code: Code::TooManyRecords,
+                field: None,
                 message: format!(
                     "the dataset has {records} records; Bedrock accepts at most {}",
                     limits.max_records
@@ -401,6 +465,7 @@ impl DatasetValidator {
             dataset_errors.push(Finding {
                 line: None,
                 code: Code::DatasetTooLarge,
+                field: None,
                 message: format!(
                     "the dataset is {} bytes; the limit is {} bytes ({})",
                     self.stats.bytes,
@@ -451,8 +516,28 @@ impl DatasetValidator {
         });
     }
 
-    /// Records an error on the current line; `message` is only built while under the report cap.
+    /// Records an error on the current line, about the line as a whole; `message` is only built
+    /// while under the report cap.
     fn error(&mut self, code: Code, message: impl FnOnce() -> String) {
+        self.push_error(code, None::<&str>, message);
+    }
+
+    /// Records an error about `field` of the current line's record (`messages[1].role`).
+    fn error_at(
+        &mut self,
+        code: Code,
+        field: impl std::fmt::Display,
+        message: impl FnOnce() -> String,
+    ) {
+        self.push_error(code, Some(field), message);
+    }
+
+    fn push_error(
+        &mut self,
+        code: Code,
+        field: Option<impl std::fmt::Display>,
+        message: impl FnOnce() -> String,
+    ) {
         self.error_count += 1;
         if !self.line_invalid {
             self.line_invalid = true;
@@ -462,6 +547,7 @@ impl DatasetValidator {
             self.errors.push(Finding {
                 line: Some(self.line),
                 code,
+                field: field.map(|f| f.to_string()),
                 message: message(),
             });
         }
@@ -473,6 +559,7 @@ impl DatasetValidator {
             self.warnings.push(Finding {
                 line: Some(self.line),
                 code,
+                field: None,
                 message: message(),
             });
         }

@@ -139,27 +139,29 @@ impl DatasetValidator {
             });
         }
         for key in &rec.keys.duplicate {
-            self.error(Code::DuplicateKey, || {
+            self.error_at(Code::DuplicateKey, key, || {
                 format!("key \"{key}\" appears more than once")
             });
         }
         match &rec.schema_version {
             Some(Shaped::Ok(v)) if v == SCHEMA_VERSION => {}
-            None => self.error(Code::MissingKey, || {
+            None => self.error_at(Code::MissingKey, "schemaVersion", || {
                 format!("missing required key \"schemaVersion\" (must be \"{SCHEMA_VERSION}\")")
             }),
-            Some(Shaped::Ok(v)) => self.error(Code::SchemaVersion, || {
+            Some(Shaped::Ok(v)) => self.error_at(Code::SchemaVersion, "schemaVersion", || {
                 format!(
                     "schemaVersion must be \"{SCHEMA_VERSION}\", found {}",
                     quote(v)
                 )
             }),
-            Some(Shaped::Wrong(kind)) => self.error(Code::SchemaVersion, || {
-                format!(
-                    "schemaVersion must be the string \"{SCHEMA_VERSION}\", found {}",
-                    kind.described()
-                )
-            }),
+            Some(Shaped::Wrong(kind)) => {
+                self.error_at(Code::SchemaVersion, "schemaVersion", || {
+                    format!(
+                        "schemaVersion must be the string \"{SCHEMA_VERSION}\", found {}",
+                        kind.described()
+                    )
+                })
+            }
         }
 
         // The prompt identity for duplicate detection: system text and every message except a final
@@ -183,19 +185,19 @@ impl DatasetValidator {
         let messages = match &rec.messages {
             Some(Shaped::Ok(list)) if !list.is_empty() => list,
             None => {
-                self.error(Code::MissingKey, || {
+                self.error_at(Code::MissingKey, "messages", || {
                     "missing required key \"messages\"".into()
                 });
                 return;
             }
             Some(Shaped::Ok(_)) => {
-                self.error(Code::InvalidMessages, || {
+                self.error_at(Code::InvalidMessages, "messages", || {
                     "messages is empty; a record needs at least one user message".into()
                 });
                 return;
             }
             Some(Shaped::Wrong(kind)) => {
-                self.error(Code::InvalidMessages, || {
+                self.error_at(Code::InvalidMessages, "messages", || {
                     format!("messages must be an array, found {}", kind.described())
                 });
                 return;
@@ -217,7 +219,7 @@ impl DatasetValidator {
                 Shaped::Ok(message) => message,
                 Shaped::Wrong(kind) => {
                     let kind = *kind;
-                    self.error(Code::InvalidMessages, || {
+                    self.error_at(Code::InvalidMessages, format_args!("messages[{i}]"), || {
                         format!(
                             "messages[{i}] must be an object {{\"role\", \"content\"}}, found {}",
                             kind.described()
@@ -231,7 +233,7 @@ impl DatasetValidator {
             if let Some(role) = role {
                 if role != expected && !order_reported {
                     order_reported = true;
-                    self.error(Code::RoleOrder, || {
+                    self.error_at(Code::RoleOrder, format_args!("messages[{i}].role"), || {
                         format!(
                             "messages[{i}].role is \"{}\" but \"{}\" was expected: roles alternate, starting with user",
                             role.as_str(),
@@ -246,7 +248,7 @@ impl DatasetValidator {
             }
             let text = match &message.content {
                 None => {
-                    self.error(Code::InvalidContent, || {
+                    self.error_at(Code::InvalidContent, format_args!("messages[{i}]"), || {
                         format!("messages[{i}] has no content")
                     });
                     None
@@ -261,7 +263,7 @@ impl DatasetValidator {
             self.scan_markers(text, Place::Content(i), &mut marker_found);
             if text.trim().is_empty() {
                 match role {
-                    Some(Role::User) => self.error(Code::EmptyPrompt, || {
+                    Some(Role::User) => self.error_at(Code::EmptyPrompt, format_args!("messages[{i}]"), || {
                         format!("messages[{i}] is a user prompt with empty or whitespace-only text")
                     }),
                     Some(Role::Assistant) => self.warning(Code::EmptyResponse, || {
@@ -284,7 +286,7 @@ impl DatasetValidator {
                 Some(s) => format!("student {s}"),
                 None => "a dataset checked without a student".into(),
             };
-            self.error(Code::MultiTurn, || {
+            self.error_at(Code::MultiTurn, "messages", || {
                 format!(
                     "the record has {n} messages but {student} takes single-turn records only ([user] or [user, assistant]); multi-turn records are for Amazon Nova students"
                 )
@@ -335,7 +337,7 @@ impl DatasetValidator {
     /// Unknown or repeated keys of a message, and its role.
     fn check_message_keys_and_role(&mut self, message: &Message<'_>, i: usize) -> Option<Role> {
         for key in &message.keys.unknown {
-            self.error(Code::UnknownKey, || {
+            self.error_at(Code::UnknownKey, format_args!("messages[{i}]"), || {
                 format!(
                     "messages[{i}] has unknown key {}; a message has only role and content",
                     quote(key)
@@ -343,34 +345,48 @@ impl DatasetValidator {
             });
         }
         for key in &message.keys.duplicate {
-            self.error(Code::DuplicateKey, || {
-                format!("messages[{i}].{key} appears more than once")
-            });
+            self.error_at(
+                Code::DuplicateKey,
+                format_args!("messages[{i}].{key}"),
+                || format!("messages[{i}].{key} appears more than once"),
+            );
         }
         match &message.role {
             Some(Shaped::Ok(r)) if r == "user" => Some(Role::User),
             Some(Shaped::Ok(r)) if r == "assistant" => Some(Role::Assistant),
             Some(Shaped::Ok(r)) => {
-                self.error(Code::InvalidRole, || {
-                    format!(
-                        "messages[{i}].role must be \"user\" or \"assistant\", found {}",
-                        quote(r)
-                    )
-                });
+                self.error_at(
+                    Code::InvalidRole,
+                    format_args!("messages[{i}].role"),
+                    || {
+                        format!(
+                            "messages[{i}].role must be \"user\" or \"assistant\", found {}",
+                            quote(r)
+                        )
+                    },
+                );
                 None
             }
             Some(Shaped::Wrong(kind)) => {
                 let kind = *kind;
-                self.error(Code::InvalidRole, || {
-                    format!(
-                        "messages[{i}].role must be \"user\" or \"assistant\", found {}",
-                        kind.described()
-                    )
-                });
+                self.error_at(
+                    Code::InvalidRole,
+                    format_args!("messages[{i}].role"),
+                    || {
+                        format!(
+                            "messages[{i}].role must be \"user\" or \"assistant\", found {}",
+                            kind.described()
+                        )
+                    },
+                );
                 None
             }
             None => {
-                self.error(Code::InvalidRole, || format!("messages[{i}] has no role"));
+                self.error_at(
+                    Code::InvalidRole,
+                    format_args!("messages[{i}].role"),
+                    || format!("messages[{i}] has no role"),
+                );
                 None
             }
         }
@@ -388,7 +404,7 @@ impl DatasetValidator {
             Shaped::Ok(blocks) => blocks,
             Shaped::Wrong(kind) => {
                 let kind = *kind;
-                self.error(code, || {
+                self.error_at(code, place, || {
                     format!(
                         "{place} must be an array holding one {{\"text\": ...}} object, found {}",
                         kind.described()
@@ -399,7 +415,7 @@ impl DatasetValidator {
         };
         if blocks.len() != 1 {
             let n = blocks.len();
-            self.error(code, || {
+            self.error_at(code, place, || {
                 if n == 0 {
                     format!("{place} is empty; it must hold exactly one {{\"text\": ...}} object")
                 } else {
@@ -411,7 +427,7 @@ impl DatasetValidator {
             Shaped::Ok(block) => block,
             Shaped::Wrong(kind) => {
                 let kind = *kind;
-                self.error(code, || {
+                self.error_at(code, format_args!("{place}[0]"), || {
                     format!(
                         "{place}[0] must be an object {{\"text\": ...}}, found {}",
                         kind.described()
@@ -421,7 +437,7 @@ impl DatasetValidator {
             }
         };
         for key in &block.keys.unknown {
-            self.error(code, || {
+            self.error_at(code, format_args!("{place}[0]"), || {
                 format!(
                     "{place}[0] has unknown key {}; only \"text\" (and \"type\": \"text\") is allowed",
                     quote(key)
@@ -429,7 +445,7 @@ impl DatasetValidator {
             });
         }
         for key in &block.keys.duplicate {
-            self.error(Code::DuplicateKey, || {
+            self.error_at(Code::DuplicateKey, format_args!("{place}[0].{key}"), || {
                 format!("{place}[0].{key} appears more than once")
             });
         }
@@ -441,7 +457,7 @@ impl DatasetValidator {
                     Shaped::Ok(k) => quote(k),
                     Shaped::Wrong(t) => t.described().to_string(),
                 };
-                self.error(code, || {
+                self.error_at(code, format_args!("{place}[0].type"), || {
                     format!("{place}[0].type must be \"text\" when present, found {found}")
                 });
             }
@@ -450,7 +466,7 @@ impl DatasetValidator {
             Some(Shaped::Ok(text)) => Some(text.as_ref()),
             Some(Shaped::Wrong(kind)) => {
                 let kind = *kind;
-                self.error(code, || {
+                self.error_at(code, format_args!("{place}[0].text"), || {
                     format!(
                         "{place}[0].text must be a string, found {}",
                         kind.described()
@@ -459,7 +475,9 @@ impl DatasetValidator {
                 None
             }
             None => {
-                self.error(code, || format!("{place}[0] has no \"text\""));
+                self.error_at(code, format_args!("{place}[0]"), || {
+                    format!("{place}[0] has no \"text\"")
+                });
                 None
             }
         }

@@ -445,7 +445,12 @@ fn first_errors_and_summary_use_the_ledger_format() {
     let report = run(&format!("{GOOD}\n[]\n"), false);
     assert_eq!(
         report.first_errors(3),
-        vec!["line 2: [not_an_object] the line is an array, not a JSON object".to_string()]
+        vec!["line 2: [not_an_object] the line is not a JSON object".to_string()]
+    );
+    // The full message stays in the report.
+    assert_eq!(
+        report.errors[0].to_string(),
+        "line 2: [not_an_object] the line is an array, not a JSON object"
     );
     let summary = report.summary(3);
     assert!(!summary.valid);
@@ -633,4 +638,80 @@ mod never_panics {
             let _ = run(&text, true);
         }
     }
+}
+
+/// Issue 16: what the run record and the messages keep of an error (`first_errors`) is the line,
+/// the field, the code and a fixed reason; the record's values (a wrong role, an unknown key, a
+/// misspelt schemaVersion, a type) stay in the full report only.
+#[test]
+fn first_errors_carry_no_record_values() {
+    const SECRET: &str = "SECRET-4111111111111111";
+    let lines = [
+        format!(
+            r#"{{"schemaVersion":"{SECRET}","messages":[{}]}}"#,
+            user("hi")
+        ),
+        format!(
+            r#"{{"schemaVersion":"bedrock-conversation-2024","{SECRET}":1,"messages":[{}]}}"#,
+            user("hi")
+        ),
+        format!(
+            r#"{{"schemaVersion":"bedrock-conversation-2024","messages":[{{"role":"{SECRET}","content":[{{"text":"hi"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"schemaVersion":"bedrock-conversation-2024","messages":[{{"role":"user","{SECRET}":2,"content":[{{"text":"hi"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"schemaVersion":"bedrock-conversation-2024","messages":[{{"role":"user","content":[{{"text":"hi","type":"{SECRET}"}}]}}]}}"#
+        ),
+        format!(
+            r#"{{"schemaVersion":"bedrock-conversation-2024","messages":[{{"role":"user","content":[{{"text":"hi","{SECRET}":3}}]}}]}}"#
+        ),
+        format!(r#"{{"schemaVersion":"bedrock-conversation-2024","messages":"{SECRET}"}}"#),
+        format!(r#"{{"schemaVersion": {SECRET}}}"#),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut opts = options(false);
+    opts.limits.max_reported_errors = 100;
+    let report = validate_reader(text.as_bytes(), &opts).unwrap();
+    assert_eq!(
+        report.invalid_records,
+        lines.len() as u64,
+        "{:?}",
+        report.errors
+    );
+    // The report itself may quote (that is what makes it useful to whoever fixes the file).
+    assert!(report
+        .errors
+        .iter()
+        .any(|e| e.message.contains("SECRET-4111")));
+    let first = report.first_errors(100);
+    assert_eq!(first.len(), report.errors.len());
+    for line in &first {
+        assert!(!line.contains("SECRET") && !line.contains("4111"), "{line}");
+    }
+    let summary = report.summary(100).first_errors.join("\n");
+    assert!(!summary.contains("SECRET"), "{summary}");
+    // Line, code, field and reason.
+    assert!(
+        first.contains(
+            &"line 3: [invalid_role] messages[0].role: role must be \"user\" or \"assistant\""
+                .to_string()
+        ),
+        "{first:#?}"
+    );
+    assert!(
+        first.contains(&"line 1: [schema_version] schemaVersion: schemaVersion must be \"bedrock-conversation-2024\"".to_string()),
+        "{first:#?}"
+    );
+    assert!(
+        first.contains(
+            &"line 4: [unknown_key] messages[0]: a key that is not part of the format".to_string()
+        ),
+        "{first:#?}"
+    );
+    assert!(
+        first.contains(&"line 5: [invalid_content] messages[0].content[0].type: content must hold one {\"text\": string} object".to_string()),
+        "{first:#?}"
+    );
 }
