@@ -53,7 +53,7 @@ SOURCE ?= upload
 demo: ## Run the whole pipeline locally on DATASET (default: the sample) with SERVING=auto|on-demand|provisioned|none, QUALITY_GATE=on|off, STUDENT_QUALITY=0..1, SOURCE=upload|invocation-logs, and print its timeline
 ifeq ($(SOURCE),invocation-logs)
 	@scripts/bootstrap.sh
-	cargo build --quiet -p distillery-local-stack --bins
+	cargo build --locked --quiet -p distillery-local-stack --bins
 	SERVING_MODE="$(SERVING)" QUALITY_GATE="$(QUALITY_GATE)" tests/stack/with-stack.sh \
 	  target/debug/distillery-demo --source invocation-logs --student-quality "$(STUDENT_QUALITY)"
 else

@@ -79,7 +79,7 @@ FUNCTIONS=(dataset-validator job-launcher status-poller throughput-provisioner n
 log "building the simulator, the sink, sfn-local, the harness and the five Lambdas"
 pkgs=(-p bedrock-sim -p distillery-test-support -p distillery-local-stack)
 for f in "${FUNCTIONS[@]}"; do pkgs+=(-p "$f"); done
-cargo build --quiet "${pkgs[@]}" --bins
+cargo build --locked --quiet "${pkgs[@]}" --bins
 
 port=$(free_port)
 MOTO_URL="http://127.0.0.1:$port"
