@@ -41,6 +41,7 @@ async fn provisioned_serving_on_a_stack_without_provisioning_is_rejected_with_no
     let validator = DatasetValidatorService {
         ledger: Arc::new(stack.ledger.clone()),
         store: Arc::new(S3DatasetStore::new(stack.s3.clone())),
+        lister: Arc::new(S3DatasetStore::new(stack.s3.clone())),
         clock: Arc::new(SystemClock),
         config: ValidatorConfig::from_lookup(|k| env.get(k).cloned()).unwrap(),
     };
