@@ -31,7 +31,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::sdk_error::port_error;
 use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use distillery_core::ports::{Clock, CreateOutcome, PortError, RunLedger, SystemClock};
+use distillery_core::ports::{Clock, CreateOutcome, JobSlots, PortError, RunLedger, SystemClock};
+
+/// The item holding the job slots ([`JobSlots`]): `runId` = this (no run id starts with `#`), and
+/// `holders` (SS) the runs holding one. It has no `status` or `gsiAll`, so neither index sees it.
+pub const JOB_SLOTS_ITEM: &str = "#job-slots";
 
 pub const STATUS_INDEX: &str = "byStatus";
 pub const RECENT_INDEX: &str = "byCreatedAt";
@@ -296,6 +300,80 @@ impl RunLedger for DynamoRunLedger {
     async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError> {
         self.query_newest_first(STATUS_INDEX, "status", status.as_str(), limit)
             .await
+    }
+}
+
+/// One conditional UpdateItem per call on [`JOB_SLOTS_ITEM`]: `ADD` only while the set is smaller
+/// than the maximum (or already holds the run), `DELETE` to give a slot back (DynamoDB removes the
+/// attribute with its last member, which `attribute_not_exists` then reads as empty).
+#[async_trait]
+impl JobSlots for DynamoRunLedger {
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("runId", s(JOB_SLOTS_ITEM))
+            .update_expression("ADD holders :run")
+            .condition_expression(
+                "attribute_not_exists(holders) OR contains(holders, :id) OR size(holders) < :max",
+            )
+            .expression_attribute_values(":run", AttributeValue::Ss(vec![run_id.to_string()]))
+            .expression_attribute_values(":id", s(run_id.as_str()))
+            .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(port_error(
+                &format!("UpdateItem {JOB_SLOTS_ITEM} (take a job slot for {run_id})"),
+                e,
+            )),
+        }
+    }
+
+    async fn release(&self, run_id: &RunId) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("runId", s(JOB_SLOTS_ITEM))
+            .update_expression("DELETE holders :run")
+            .expression_attribute_values(":run", AttributeValue::Ss(vec![run_id.to_string()]))
+            .send()
+            .await
+            .map_err(|e| {
+                port_error(
+                    &format!("UpdateItem {JOB_SLOTS_ITEM} (give back {run_id}'s job slot)"),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn holders(&self) -> Result<Vec<RunId>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("runId", s(JOB_SLOTS_ITEM))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(&format!("GetItem {JOB_SLOTS_ITEM}"), e))?;
+        let mut holders: Vec<RunId> = out
+            .item()
+            .and_then(|i| i.get("holders"))
+            .and_then(|v| v.as_ss().ok())
+            .map(|ss| ss.iter().map(|id| RunId(id.clone())).collect())
+            .unwrap_or_default();
+        holders.sort();
+        Ok(holders)
     }
 }
 

@@ -98,6 +98,21 @@ pub trait RunLedger: Send + Sync {
     async fn list_by_status(&self, status: RunStatus, limit: usize) -> Result<Vec<Run>, PortError>;
 }
 
+/// The account's distillation-job slots (`MAX_CONCURRENT_JOBS`): a run holds one from just before
+/// its job is created until the job ends, so no more jobs run at once than the stack allows. Each
+/// call is one atomic conditional write (one DynamoDB item in AWS), so two launchers racing for the
+/// last slot cannot both win.
+#[async_trait]
+pub trait JobSlots: Send + Sync {
+    /// Takes a slot for `run_id` if fewer than `max` are held; `true` also when the run already
+    /// holds one (a retried launch keeps its slot).
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError>;
+    /// Gives the run's slot back (nothing when it holds none).
+    async fn release(&self, run_id: &RunId) -> Result<(), PortError>;
+    /// The runs holding a slot.
+    async fn holders(&self) -> Result<Vec<RunId>, PortError>;
+}
+
 /// An object to read, and what S3 knows about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectInfo {

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
-    Clock, CreateOutcome, DatasetChunks, DatasetStore, ListedObject, ObjectInfo, ObjectLister,
-    ObjectPage, ObjectPin, PortError, RunLedger, SnapshotSink, SystemClock, WrittenObject,
+    Clock, CreateOutcome, DatasetChunks, DatasetStore, JobSlots, ListedObject, ObjectInfo,
+    ObjectLister, ObjectPage, ObjectPin, PortError, RunLedger, SnapshotSink, SystemClock,
+    WrittenObject,
 };
 
 /// Keys per page of the in-memory listing (small, so tests cross page boundaries).
@@ -25,6 +26,8 @@ const MEMORY_CHUNK_BYTES: usize = 8191;
 pub struct InMemoryRunLedger {
     runs: Mutex<HashMap<RunId, Run>>,
     clock: Arc<dyn Clock>,
+    /// The job slots ([`JobSlots`]), kept beside the runs as DynamoDB keeps them in the same table.
+    slots: Mutex<std::collections::BTreeSet<RunId>>,
 }
 
 impl Default for InMemoryRunLedger {
@@ -42,6 +45,7 @@ impl InMemoryRunLedger {
         Self {
             runs: Mutex::new(HashMap::new()),
             clock,
+            slots: Mutex::new(Default::default()),
         }
     }
 
@@ -297,6 +301,39 @@ impl StoreState {
             },
             o.body.clone(),
         ))
+    }
+}
+
+#[async_trait]
+impl JobSlots for InMemoryRunLedger {
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if slots.contains(run_id) {
+            return Ok(true);
+        }
+        if slots.len() >= max as usize {
+            return Ok(false);
+        }
+        slots.insert(run_id.clone());
+        Ok(true)
+    }
+
+    async fn release(&self, run_id: &RunId) -> Result<(), PortError> {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(run_id);
+        Ok(())
+    }
+
+    async fn holders(&self) -> Result<Vec<RunId>, PortError> {
+        Ok(self
+            .slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect())
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Each check takes a fresh, empty ledger whose clock is `clock` (set to [`clock_start`]) and panics
 //! with a message naming the broken rule. The checks are grouped by subject in this module's files
-//! (`create`, `transitions`, `fields`, `concurrency`, `lists`) and re-exported here;
+//! (`create`, `transitions`, `fields`, `concurrency`, `lists`, `slots`) and re-exported here;
 //! [`run_ledger_contract!`](crate::run_ledger_contract) turns them into one test per check (a new
 //! check goes into its file and into that macro's list; a unit test below checks the two agree).
 //!
@@ -25,12 +25,14 @@ mod concurrency;
 mod create;
 mod fields;
 mod lists;
+mod slots;
 mod transitions;
 
 pub use concurrency::*;
 pub use create::*;
 pub use fields::*;
 pub use lists::*;
+pub use slots::*;
 pub use transitions::*;
 
 const BUCKET: &str = "contract-datasets";
@@ -295,6 +297,8 @@ macro_rules! run_ledger_contract {
             list_recent_is_newest_first_and_respects_the_limit,
             list_by_status_filters_newest_first_and_respects_the_limit,
             lists_break_ties_by_run_id,
+            job_slots_are_taken_up_to_the_maximum_and_given_back,
+            racing_acquirers_never_exceed_the_maximum,
         );
     };
 }
@@ -313,6 +317,7 @@ mod tests {
             include_str!("fields.rs"),
             include_str!("concurrency.rs"),
             include_str!("lists.rs"),
+            include_str!("slots.rs"),
         ]
         .into_iter()
         .flat_map(|src| src.split("\npub async fn ").skip(1))
@@ -330,7 +335,7 @@ mod tests {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
-        assert_eq!(defined.len(), 17, "{defined:?}");
+        assert_eq!(defined.len(), 19, "{defined:?}");
         assert_eq!(defined, listed);
     }
 }
