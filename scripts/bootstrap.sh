@@ -12,6 +12,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+# The hashed requirements (scripts/lock-python.sh) are resolved for Python 3.11+: on an older Python
+# some pins have no wheel and --require-hashes refuses what pip would pick instead. Say so plainly.
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: $("$PYTHON" --version 2>&1 || echo "$PYTHON: not found") is too old: Python 3.11 or newer is needed (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
 
 # One venv per tool set: the infrastructure linters (aws-sam-cli, checkov) pin boto3/jsonschema versions
 # that conflict with moto's, so they live apart and neither downgrades the other.

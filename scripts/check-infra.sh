@@ -46,6 +46,9 @@ sam_build() {
     }
   fi
   local start=$SECONDS
+  # sam build runs `cargo lambda build` itself, without --locked: check first that Cargo.lock
+  # resolves as it is, so the binaries that get deployed are built from the locked versions.
+  cargo metadata --locked --format-version 1 >/dev/null
   (cd infra && sam build --template-file template.yaml --build-dir .aws-sam/build)
   # SAM builds functions that share their code once (StatusPollerFunction and ReconcilerFunction are
   # one binary in two modes: both get StatusPollerFunction-Shared), so each function's artifact is
