@@ -168,6 +168,19 @@ start_bg lambda "$ROOT/.venv/bin/cargo-lambda" lambda watch \
 wait_http "$LAMBDA_URL/" lambda
 log "lambdas     $LAMBDA_URL (cargo lambda watch)"
 
+# The same functions on a stack that buys no throughput (AllowProvisioning=false), so an end-to-end
+# test runs the real state machine against a stack that refuses what this one allows
+# (tests/stack/tests/e2e/security.rs). Its functions start on their first invocation.
+grep -v '^ALLOW_PROVISIONING=' "$STATE/lambda.env" >"$STATE/lambda-closed.env"
+echo "ALLOW_PROVISIONING=false" >>"$STATE/lambda-closed.env"
+port=$(free_port)
+CLOSED_LAMBDA_URL="http://127.0.0.1:$port"
+start_bg lambda-closed "$ROOT/.venv/bin/cargo-lambda" lambda watch \
+  --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --concurrency 1 \
+  --env-file "$STATE/lambda-closed.env"
+wait_http "$CLOSED_LAMBDA_URL/" lambda-closed
+log "lambdas     $CLOSED_LAMBDA_URL (ALLOW_PROVISIONING=false)"
+
 # The first invocation of each function starts (and if needed builds) it: do that now, so no
 # state machine Task pays for it. Any answer (a result or a typed error) means it is up.
 for f in "${FUNCTIONS[@]}"; do
@@ -196,9 +209,11 @@ done
 log "relay       $(res jobEventsQueueUrl) -> status-poller (deliveries: $RELAY_LOG)"
 
 jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg lambda "$LAMBDA_URL" \
+  --arg closedlambda "$CLOSED_LAMBDA_URL" \
   --arg sfn "$SFN_URL" --arg relaylog "$RELAY_LOG" \
   --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
     motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda, sfnUrl: $sfn,
+    closedLambdaInvokeUrl: $closedlambda,
     jobEventRelayLog: $relaylog,
     resources: $res[0],
     lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=(?<value>.*)$")) | from_entries)

@@ -97,6 +97,10 @@ pub struct StackInfo {
     pub bedrock_sim_url: String,
     pub slack_sink_url: String,
     pub lambda_invoke_url: String,
+    /// The same functions on a stack that buys no throughput (`ALLOW_PROVISIONING=false`):
+    /// `--invoke-url` for an execution that must see such a stack.
+    #[serde(default)]
+    pub closed_lambda_invoke_url: String,
     /// sfn-local, the Step Functions task-token endpoint (empty for a stack.json written before it).
     #[serde(default)]
     pub sfn_url: String,
