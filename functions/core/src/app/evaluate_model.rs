@@ -421,6 +421,7 @@ impl ModelEvaluator<'_> {
         };
         let answer = self.call(&req, "the judge", index).await?;
         parse_judge_reply(&answer.text).map_err(|e| {
+            tracing::warn!(record = index + 1, reply_began = %e.excerpt, "judge reply outside the rubric");
             StepError::internal(format!(
                 "the judge ({}) answered held-out record {} outside the rubric: {e}; choose a judge \
                  that follows instructions ({JUDGE_VAR})",

@@ -141,7 +141,9 @@ impl JudgeReply {
 
 /// A reply that does not follow the rubric's format. The message quotes the start of the reply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the judge's reply does not follow rubric {RUBRIC_VERSION}: {problem}; reply began: {excerpt:?}")]
+// The excerpt is model output about a held-out record: it goes to the function's log (for whoever
+// debugs the judge), never into the error, which reaches the run record and the messages.
+#[error("the judge's reply does not follow rubric {RUBRIC_VERSION}: {problem}")]
 pub struct JudgeReplyError {
     pub problem: String,
     pub excerpt: String,
@@ -366,5 +368,8 @@ mod tests {
         let long = "é".repeat(500);
         let e = parse_judge_reply(&long).unwrap_err();
         assert_eq!(e.excerpt.chars().count(), 80);
+        // Model output never reaches the error text (the run record, the messages).
+        let e = parse_judge_reply("The held-out answer says SECRET-42").unwrap_err();
+        assert!(!e.to_string().contains("SECRET-42"), "{e}");
     }
 }
