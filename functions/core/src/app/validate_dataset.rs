@@ -26,6 +26,7 @@
 //!   records of the window become the run's snapshot, validated like an upload, and fewer than
 //!   `MIN_NEW_RECORDS` of them end the run `skipped` ([`DatasetValidatorService::skip_run`]).
 
+mod active;
 mod config;
 mod curate;
 pub use curate::FROM_LOGS_FILE;
@@ -250,6 +251,14 @@ impl DatasetValidatorService {
                 .map(|_| s)
                 .map_err(StepError::from)
         });
+        // So is the stack being at its MAX_ACTIVE_RUNS.
+        let precheck = match precheck {
+            Ok(s) => match self.active_runs_refusal().await? {
+                Some(reason) => Err(StepError::new(ErrorType::GuardrailViolation, reason)),
+                None => Ok(s),
+            },
+            Err(e) => Err(e),
+        };
         let settings = match precheck {
             Ok(s) => s,
             Err(e) => {

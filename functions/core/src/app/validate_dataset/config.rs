@@ -34,6 +34,7 @@ pub struct InvocationLogsSource {
 
 /// The stack variables of scheduled invocation-log runs.
 pub const LOG_RUN_MODE_VAR: &str = "LOG_RUN_MODE";
+pub const MAX_ACTIVE_RUNS_VAR: &str = "MAX_ACTIVE_RUNS";
 pub const LOOKBACK_DAYS_VAR: &str = "LOOKBACK_DAYS";
 pub const MIN_NEW_RECORDS_VAR: &str = "MIN_NEW_RECORDS";
 
@@ -60,6 +61,10 @@ pub struct ValidatorConfig {
     pub region: Option<String>,
     /// The price table the cost estimate reads (`DISTILLERY_PRICES_FILE`, else built in).
     pub prices: Prices,
+    /// `MAX_ACTIVE_RUNS`: at most this many runs may be active (validated, launching, training or
+    /// provisioning) when a new one is validated; the excess is rejected with a message before a
+    /// byte is read. Unset: no cap.
+    pub max_active_runs: Option<u32>,
     /// `MAX_RUN_COST_USD`: a run whose high cost estimate exceeds it is rejected before launch.
     /// Unset: no budget. Per-dataset metadata may only lower it.
     pub max_run_cost_usd: Option<f64>,
@@ -137,6 +142,22 @@ impl ValidatorConfig {
         let policy = ServingPolicy::from_env(&env, &limits)?;
         let allowed_overrides = AllowedOverrides::from_env(&env)?;
         let prices = Prices::load_with(&env)?;
+        let max_active_runs = match env.optional_string(MAX_ACTIVE_RUNS_VAR) {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        crate::config::invalid(
+                            MAX_ACTIVE_RUNS_VAR,
+                            "a whole number of runs, at least 1",
+                            &v,
+                        )
+                    })?,
+            ),
+        };
         let max_run_cost_usd = match env.optional_string(MAX_RUN_COST_VAR) {
             None => None,
             Some(v) => Some(cost::parse_budget(&v).ok_or_else(|| {
@@ -233,6 +254,7 @@ impl ValidatorConfig {
             limits,
             region: env.optional_string("AWS_REGION"),
             prices,
+            max_active_runs,
             max_run_cost_usd,
             pt_ttl_hours,
             quality_gate,

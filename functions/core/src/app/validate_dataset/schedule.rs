@@ -108,7 +108,8 @@ impl DatasetValidatorService {
             let problem = match (&settings, uri_check) {
                 (Err(e), _) => Some(e.message.clone()),
                 (Ok(_), Err(e)) => Some(format!("INVOCATION_LOGS_S3_URI: {e}")),
-                (Ok(_), Ok(())) => None,
+                // Before any log is read: a stack at MAX_ACTIVE_RUNS starts no scheduled run either.
+                (Ok(_), Ok(())) => self.active_runs_refusal().await?,
             };
             match (&run.dataset, problem, settings) {
                 (

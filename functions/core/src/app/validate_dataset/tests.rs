@@ -583,3 +583,66 @@ mod serving_tests;
 #[cfg(test)]
 #[path = "quality_gate_tests.rs"]
 mod quality_gate_tests;
+
+#[tokio::test]
+async fn max_active_runs_rejects_the_excess_before_reading_and_admits_once_one_finished() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let (svc, ledger) = service_with(
+        store.clone(),
+        &[("QUALITY_GATE", "off"), ("MAX_ACTIVE_RUNS", "2")],
+    );
+    // Two uploads become two validated (active) runs.
+    for name in ["a", "b"] {
+        let key = format!("incoming/{name}.jsonl");
+        let etag = store.insert(BUCKET, &key, dataset(120), &[]);
+        let out = svc.handle(object_event(&key, &etag)).await.unwrap();
+        assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    }
+    // The third is refused before a byte is read: no snapshot, the reason names the setting.
+    let etag = store.insert(BUCKET, "incoming/c.jsonl", dataset(120), &[]);
+    let out = svc
+        .handle(object_event("incoming/c.jsonl", &etag))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected), "{out:?}");
+    let run = ledger
+        .get(out.run_id.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let reason = run.failure_reason.clone().unwrap();
+    assert!(
+        reason.starts_with("MAX_ACTIVE_RUNS is 2 and 2 runs are already validated, launching, training or provisioning"),
+        "{reason}"
+    );
+    assert!(run.snapshot.is_none());
+    assert_eq!(
+        store.snapshot_counts().begun,
+        2,
+        "only the two admitted runs wrote snapshots"
+    );
+    // One of the two fails; a new upload is admitted.
+    let first = ledger
+        .all()
+        .into_iter()
+        .find(|r| r.status == RunStatus::Validated)
+        .unwrap();
+    ledger
+        .update(
+            &first.run_id,
+            &[RunStatus::Validated],
+            &RunUpdate::to(RunStatus::Failed),
+        )
+        .await
+        .unwrap();
+    let etag = store.insert(BUCKET, "incoming/d.jsonl", dataset(120), &[]);
+    let out = svc
+        .handle(object_event("incoming/d.jsonl", &etag))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    // A nonsense cap is a configuration error naming the variable.
+    let e = ValidatorConfig::from_lookup(|k| (k == "MAX_ACTIVE_RUNS").then(|| "0".to_string()))
+        .unwrap_err();
+    assert!(e.message.contains("MAX_ACTIVE_RUNS"), "{}", e.message);
+}
