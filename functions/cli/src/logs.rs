@@ -384,6 +384,40 @@ fn scan_s3(
     }
 }
 
+/// One table of matched and eligible counts by `heading` (model, day), its first column as wide as
+/// its longest key; nothing when there are no rows.
+fn write_counts_table(
+    out: &mut String,
+    heading: &str,
+    rows: &std::collections::BTreeMap<
+        String,
+        distillery_core::domain::invocation_logs::preflight::GroupCounts,
+    >,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let width = rows
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max(heading.len());
+    let _ = writeln!(
+        out,
+        "\n  {heading:<width$}  {:>10}  {:>10}",
+        "matched", "eligible"
+    );
+    for (key, c) in rows {
+        let _ = writeln!(
+            out,
+            "  {key:<width$}  {:>10}  {:>10}",
+            thousands(c.matched),
+            thousands(c.eligible)
+        );
+    }
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -444,37 +478,8 @@ fn render_text(scan: &Scan, args: &PreviewArgs, r: &PreflightReport, min: u64) -
     for (label, value) in rows {
         let _ = writeln!(out, "  {label:<18}{value:>14}");
     }
-    if !r.by_model.is_empty() {
-        let width = r.by_model.keys().map(String::len).max().unwrap_or(5).max(5);
-        let _ = writeln!(
-            out,
-            "\n  {:<width$}  {:>10}  {:>10}",
-            "model", "matched", "eligible"
-        );
-        for (m, c) in &r.by_model {
-            let _ = writeln!(
-                out,
-                "  {m:<width$}  {:>10}  {:>10}",
-                thousands(c.matched),
-                thousands(c.eligible)
-            );
-        }
-    }
-    if !r.by_day.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n  {:<10}  {:>10}  {:>10}",
-            "day", "matched", "eligible"
-        );
-        for (d, c) in &r.by_day {
-            let _ = writeln!(
-                out,
-                "  {d:<10}  {:>10}  {:>10}",
-                thousands(c.matched),
-                thousands(c.eligible)
-            );
-        }
-    }
+    write_counts_table(&mut out, "model", &r.by_model);
+    write_counts_table(&mut out, "day", &r.by_day);
     if !r.ineligible.is_empty() {
         let _ = writeln!(out, "\n  not eligible (matched)");
         for (reason, n) in &r.ineligible {
