@@ -159,7 +159,7 @@ struct StoredReport<'a> {
     quality_gate: Option<&'a GatePlan>,
     /// A curated invocation-log run: the window read and what it held.
     #[serde(skip_serializing_if = "Option::is_none")]
-    log_window: Option<&'a LogWindow>,
+    log_window: Option<LogWindow>,
     /// A skipped run: the new eligible records found in the window, and the minimum.
     #[serde(skip_serializing_if = "Option::is_none")]
     eligible_records: Option<u64>,
@@ -168,6 +168,29 @@ struct StoredReport<'a> {
     /// A curated invocation-log run: what the window's logs held and which records were chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
     curation: Option<&'a CurationSummary>,
+}
+
+impl<'a> StoredReport<'a> {
+    /// A report about `run` that has found nothing yet: the run's recorded settings, every other
+    /// field empty; each caller fills in what it has.
+    fn about(run: &'a Run) -> Self {
+        StoredReport {
+            run_id: &run.run_id,
+            dataset: &run.dataset,
+            settings: &run.settings,
+            settings_error: None,
+            validation: None,
+            note: None,
+            read: None,
+            snapshot: None,
+            cost_estimate: None,
+            quality_gate: None,
+            log_window: None,
+            eligible_records: None,
+            min_new_records: None,
+            curation: None,
+        }
+    }
 }
 
 /// Validates a streamed dataset: each chunk is pushed into the (sans-I/O) validation engine as it
@@ -263,20 +286,9 @@ impl DatasetValidatorService {
             Ok(s) => s,
             Err(e) => {
                 let report = StoredReport {
-                    run_id: &run.run_id,
-                    dataset: &run.dataset,
-                    settings: &run.settings,
                     settings_error: Some(&e.message),
-                    validation: None,
-                    note: None,
-                    read: None,
-                    snapshot: None,
-                    cost_estimate: None,
-                    quality_gate: None,
-                    log_window: None,
-                    eligible_records: None,
-                    min_new_records: None,
                     curation,
+                    ..StoredReport::about(run)
                 };
                 let uri = self.put_report(bucket, &report_key, &report).await?;
                 let summary = ValidationSummary {
@@ -363,22 +375,17 @@ impl DatasetValidatorService {
                 "cost estimated"
             );
         }
-        let log_window = run.dataset.log_window();
         let stored = StoredReport {
-            run_id: &run.run_id,
-            dataset: &run.dataset,
             settings: &settings,
             settings_error: over_budget.as_ref().map(|e| e.message.as_str()),
             validation: Some(&report),
-            note: None,
             read: Some(&pin),
             snapshot: snapshot.as_ref(),
             cost_estimate: estimate.as_ref(),
             quality_gate: plan.as_ref(),
-            log_window: log_window.as_ref(),
-            eligible_records: None,
-            min_new_records: None,
+            log_window: run.dataset.log_window(),
             curation,
+            ..StoredReport::about(run)
         };
         let uri = self.put_report(bucket, &report_key, &stored).await?;
         let mut summary = report.summary(FIRST_ERRORS_ON_RUN);

@@ -147,22 +147,11 @@ impl DatasetValidatorService {
         };
         let report_uri = match &self.config.schedule_bucket {
             Some(bucket) => {
-                let log_window = run.dataset.log_window();
                 let report = StoredReport {
-                    run_id: &run.run_id,
-                    dataset: &run.dataset,
-                    settings: &run.settings,
                     settings_error: problem.as_deref(),
-                    validation: None,
                     note: Some(note),
-                    read: None,
-                    snapshot: None,
-                    cost_estimate: None,
-                    quality_gate: None,
-                    log_window: log_window.as_ref(),
-                    eligible_records: None,
-                    min_new_records: None,
-                    curation: None,
+                    log_window: run.dataset.log_window(),
+                    ..StoredReport::about(run)
                 };
                 Some(
                     self.put_report(bucket, &self.config.report_key(&run.run_id), &report)
@@ -216,20 +205,12 @@ impl DatasetValidatorService {
         let report_uri = match &self.config.schedule_bucket {
             Some(bucket) => {
                 let report = StoredReport {
-                    run_id: &run.run_id,
-                    dataset: &run.dataset,
-                    settings: &run.settings,
-                    settings_error: None,
-                    validation: None,
                     note: Some(&reason),
-                    read: None,
-                    snapshot: None,
-                    cost_estimate: None,
-                    quality_gate: None,
-                    log_window: Some(&window),
+                    log_window: Some(window),
                     eligible_records: Some(eligible),
                     min_new_records: Some(min),
                     curation,
+                    ..StoredReport::about(run)
                 };
                 Some(
                     self.put_report(bucket, &self.config.report_key(&run.run_id), &report)

@@ -295,20 +295,9 @@ impl DatasetValidatorService {
             return Err(StepError::internal("only an S3 dataset is read by version"));
         };
         let report = StoredReport {
-            run_id: &run.run_id,
-            dataset: &run.dataset,
-            settings: &run.settings,
-            settings_error: None,
-            validation: None,
             note: Some(&reason),
             read,
-            snapshot: None,
-            cost_estimate: None,
-            quality_gate: None,
-            log_window: None,
-            eligible_records: None,
-            min_new_records: None,
-            curation: None,
+            ..StoredReport::about(run)
         };
         let uri = self
             .put_report(bucket, &self.config.report_key(&run.run_id), &report)
