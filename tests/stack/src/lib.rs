@@ -17,7 +17,7 @@ use distillery_aws::dynamodb::DynamoRunLedger;
 use distillery_core::domain::run::{Run, RunId};
 use distillery_core::ports::RunLedger;
 use distillery_core::testing::invocation_logs::{
-    write_invocation_logs, GeneratedLogs, LogGenOptions,
+    files_under, write_invocation_logs, GeneratedLogs, LogGenOptions,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -461,27 +461,15 @@ impl Stack {
             .strip_prefix("s3://")
             .and_then(|r| r.split_once('/'))
             .ok_or_else(|| anyhow!("bad invocation log URI {}", self.invocation_logs_uri()))?;
-        let mut pending = vec![dir.path().to_path_buf()];
-        while let Some(d) = pending.pop() {
-            for entry in std::fs::read_dir(&d)? {
-                let path = entry?.path();
-                if path.is_dir() {
-                    pending.push(path);
-                    continue;
-                }
-                let rel = path
-                    .strip_prefix(dir.path())?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                self.s3
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{rel}"))
-                    .body(std::fs::read(&path)?.into())
-                    .send()
-                    .await
-                    .with_context(|| format!("PutObject s3://{bucket}/{prefix}{rel}"))?;
-            }
+        for (rel, path) in files_under(dir.path())? {
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}{rel}"))
+                .body(std::fs::read(&path)?.into())
+                .send()
+                .await
+                .with_context(|| format!("PutObject s3://{bucket}/{prefix}{rel}"))?;
         }
         Ok(generated)
     }

@@ -499,9 +499,9 @@ pub struct LogObject {
     pub bytes: Vec<u8>,
 }
 
-/// The log files under `dir` (offloaded bodies and other objects left out), in key order: the
-/// order S3 lists them in.
-pub fn log_objects(dir: &Path) -> io::Result<Vec<LogObject>> {
+/// Every file under `dir` as `(key, path)`, the key relative and `/`-separated, in key order: the
+/// objects an S3 prefix would hold (log files and offloaded bodies alike).
+pub fn files_under(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
@@ -516,16 +516,26 @@ pub fn log_objects(dir: &Path) -> io::Result<Vec<LogObject>> {
                 .map_err(io::Error::other)?
                 .to_string_lossy()
                 .replace('\\', "/");
-            if let Some(file) = crate::domain::invocation_logs::log_file(&key) {
-                out.push(LogObject {
-                    key,
-                    hour: file.hour,
-                    bytes: fs::read(&path)?,
-                });
-            }
+            out.push((key, path));
         }
     }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out.sort();
+    Ok(out)
+}
+
+/// The log files under `dir` (offloaded bodies and other objects left out), in key order: the
+/// order S3 lists them in.
+pub fn log_objects(dir: &Path) -> io::Result<Vec<LogObject>> {
+    let mut out = Vec::new();
+    for (key, path) in files_under(dir)? {
+        if let Some(file) = crate::domain::invocation_logs::log_file(&key) {
+            out.push(LogObject {
+                key,
+                hour: file.hour,
+                bytes: fs::read(&path)?,
+            });
+        }
+    }
     Ok(out)
 }
 

@@ -3,12 +3,11 @@
 //! dataset validated and snapshotted like an upload.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::*;
 use crate::domain::invocation_logs::{MetadataFilter, PreflightOptions};
 use crate::testing::invocation_logs::{
-    log_objects, reference_curation, write_invocation_logs, LogGenOptions, LogObject,
+    files_under, log_objects, reference_curation, write_invocation_logs, LogGenOptions, LogObject,
 };
 
 const LOGS_BUCKET: &str = "logs-bucket";
@@ -48,23 +47,10 @@ fn store_with_logs() -> (Arc<InMemoryDatasetStore>, Vec<LogObject>) {
     };
     write_invocation_logs(dir.path(), &options).unwrap();
     let store = Arc::new(InMemoryDatasetStore::new());
-    fn load(store: &InMemoryDatasetStore, root: &Path, dir: &Path) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                load(store, root, &path);
-            } else {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                let key = format!("{LOGS_PREFIX}{rel}");
-                store.insert(LOGS_BUCKET, &key, std::fs::read(&path).unwrap(), &[]);
-            }
-        }
+    for (rel, path) in files_under(dir.path()).unwrap() {
+        let key = format!("{LOGS_PREFIX}{rel}");
+        store.insert(LOGS_BUCKET, &key, std::fs::read(&path).unwrap(), &[]);
     }
-    load(&store, dir.path(), dir.path());
     (store, log_objects(dir.path()).unwrap())
 }
 
