@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use distillery_aws::s3::S3DatasetStore;
 use distillery_core::domain::catalog::Limits;
+use distillery_core::domain::invocation_logs::layout::split_s3_prefix;
 use distillery_core::domain::invocation_logs::{
     log_file, MetadataFilter, Preflight, PreflightOptions, PreflightReport,
 };
@@ -109,13 +110,10 @@ enum Source {
 }
 
 fn parse_source(s: &str) -> Result<Source, String> {
-    if let Some(rest) = s.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(format!(
-                "{s}: no bucket in the S3 URI (expected s3://bucket/prefix/)"
-            ));
-        }
+    if s.starts_with("s3://") {
+        let (bucket, prefix) = split_s3_prefix(s).ok_or_else(|| {
+            format!("{s}: no bucket in the S3 URI (expected s3://bucket/prefix/)")
+        })?;
         return Ok(Source::S3 {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),

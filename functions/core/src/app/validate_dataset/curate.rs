@@ -18,6 +18,7 @@ use crate::domain::invocation_logs::convert::to_jsonl_line;
 use crate::domain::invocation_logs::curate::{
     hour_overlaps, in_window, logged_at, Chosen, CurationSummary, Occurrence, Selection,
 };
+use crate::domain::invocation_logs::layout::split_s3_prefix;
 use crate::domain::invocation_logs::{
     log_file, FileOutcome, MetadataFilter, Preflight, PreflightOptions,
 };
@@ -56,14 +57,13 @@ impl WindowFile {
 
 /// `s3://bucket/prefix` → (bucket, prefix); the prefix may be empty.
 fn split_logs_uri(uri: &str) -> Result<(String, String), String> {
-    let rest = uri
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("INVOCATION_LOGS_S3_URI '{uri}' is not an s3:// URI"))?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!("INVOCATION_LOGS_S3_URI '{uri}' names no bucket"));
+    match split_s3_prefix(uri) {
+        Some((bucket, prefix)) => Ok((bucket.to_string(), prefix.to_string())),
+        None if !uri.starts_with("s3://") => Err(format!(
+            "INVOCATION_LOGS_S3_URI '{uri}' is not an s3:// URI"
+        )),
+        None => Err(format!("INVOCATION_LOGS_S3_URI '{uri}' names no bucket")),
     }
-    Ok((bucket.to_string(), prefix.to_string()))
 }
 
 impl DatasetValidatorService {

@@ -9,6 +9,14 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 /// The folder name Bedrock writes its logs under, after `AWSLogs/<account>/`.
 pub const LOGS_FOLDER: &str = "BedrockModelInvocationLogs";
 
+/// `s3://bucket/prefix` of a log location as (bucket, prefix); the prefix may be empty. `None`
+/// when it is not an `s3://` URI or names no bucket.
+pub fn split_s3_prefix(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then_some((bucket, prefix))
+}
+
 /// A log file's place in the layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFile {
@@ -69,6 +77,17 @@ mod tests {
             log_file("AWSLogs/1/BedrockModelInvocationLogs/eu-west-1/2026/01/02/23/x.json.gz")
                 .is_some()
         );
+    }
+
+    #[test]
+    fn log_locations_split_into_bucket_and_prefix() {
+        assert_eq!(
+            split_s3_prefix("s3://logs/bedrock/"),
+            Some(("logs", "bedrock/"))
+        );
+        assert_eq!(split_s3_prefix("s3://logs"), Some(("logs", "")));
+        assert_eq!(split_s3_prefix("s3:///x"), None);
+        assert_eq!(split_s3_prefix("logs/x"), None);
     }
 
     #[test]
