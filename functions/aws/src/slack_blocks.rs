@@ -104,6 +104,7 @@ fn emoji(milestone: Milestone) -> &'static str {
         Milestone::ExpiringSoon => ":alarm_clock:",
         Milestone::Retired => ":wastebasket:",
         Milestone::Skipped => ":fast_forward:",
+        Milestone::Expired => ":hourglass:",
         Milestone::Rejected
         | Milestone::Failed
         | Milestone::ProvisioningFailed

@@ -56,6 +56,8 @@ async fn env(table: &str) -> Env {
     let bedrock_client = aws_sdk_bedrock::Client::from_conf(bedrock_conf);
     let bedrock = Arc::new(BedrockCustomizationService::new(bedrock_client.clone()));
     let launcher = JobLauncherService {
+        slots: ledger.clone(),
+        callbacks: Arc::new(distillery_core::testing::fakes::RecordingCallbacks::default()),
         ledger: ledger.clone(),
         bedrock: bedrock.clone(),
         store: store.clone(),
@@ -128,7 +130,7 @@ async fn a_retried_launch_creates_exactly_one_job() {
     let id = validated_run(&e, "incoming/support-tickets.jsonl").await;
     let out = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert!(
@@ -139,19 +141,15 @@ async fn a_retried_launch_creates_exactly_one_job() {
     // A retry after success returns the recorded job without calling Bedrock.
     let again = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert_eq!(out, again);
 
     let id2 = validated_run(&e, "incoming/second.jsonl").await;
     let (a, b) = tokio::join!(
-        e.launcher.handle(LaunchJobInput {
-            run_id: id2.clone()
-        }),
-        e.launcher.handle(LaunchJobInput {
-            run_id: id2.clone()
-        })
+        e.launcher.handle(LaunchJobInput::launch(id2.clone())),
+        e.launcher.handle(LaunchJobInput::launch(id2.clone()))
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.job_arn, b.job_arn);
@@ -188,7 +186,7 @@ async fn a_crash_after_launching_is_recovered_with_the_same_token() {
         .throttle_next_of(Operation::CreateModelCustomizationJob, 1);
     let err = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::Throttled, "{err}");
@@ -200,14 +198,14 @@ async fn a_crash_after_launching_is_recovered_with_the_same_token() {
     e.sim.quota_exceeded_next(1);
     let err = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
     // The retry succeeds; the request is the same (token and names).
     let out = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     let calls = e.sim.calls_of(Operation::CreateModelCustomizationJob);
@@ -228,7 +226,7 @@ async fn the_job_trains_on_the_snapshot_and_a_changed_snapshot_launches_nothing(
     let e = env("launch-snapshot").await;
     let id = validated_run(&e, "incoming/snap.jsonl").await;
     e.launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     let calls = e.sim.calls_of(Operation::CreateModelCustomizationJob);
@@ -253,9 +251,7 @@ async fn the_job_trains_on_the_snapshot_and_a_changed_snapshot_launches_nothing(
         .unwrap();
     let err = e
         .launcher
-        .handle(LaunchJobInput {
-            run_id: id2.clone(),
-        })
+        .handle(LaunchJobInput::launch(id2.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::Conflict, "{err}");
@@ -306,7 +302,7 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
         .throttle_next_of(Operation::CreateModelCustomizationJob, 1);
     let err = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::Throttled, "{err}");
@@ -318,7 +314,7 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
     overwrite_snapshot(id.clone()).await;
     let out = e
         .launcher
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert_eq!(out.job_arn, created);
@@ -337,9 +333,7 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
     e.sim.quota_exceeded_next(1);
     let err = e
         .launcher
-        .handle(LaunchJobInput {
-            run_id: id2.clone(),
-        })
+        .handle(LaunchJobInput::launch(id2.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
@@ -347,9 +341,7 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
     overwrite_snapshot(id2.clone()).await;
     let err = e
         .launcher
-        .handle(LaunchJobInput {
-            run_id: id2.clone(),
-        })
+        .handle(LaunchJobInput::launch(id2.clone()))
         .await
         .unwrap_err();
     assert_eq!(err.error_type, ErrorType::Conflict, "{err}");

@@ -27,8 +27,14 @@ use crate::domain::naming;
 use crate::domain::run::{DatasetLocation, LogRunMode, Run, RunId, RunStatus, RunUpdate};
 use crate::domain::tags;
 use crate::ports::{
-    Clock, CustomizationService, DatasetStore, DistillationJobRequest, PortError, RunLedger,
-    TrainingData,
+    Clock, CustomizationService, DatasetStore, DistillationJobRequest, JobSlots, PortError,
+    RunLedger, TaskCallbacks, TrainingData,
+};
+
+mod admission;
+pub use admission::{
+    queue_order, queue_places, AdmissionConfig, LauncherAction, QueuePlace, SweepInput,
+    SweepReport, WakeReport, DEFAULT_MAX_QUEUE_HOURS, QUOTA_HOLD_SECONDS,
 };
 
 /// Whether `s` has the shape of Bedrock's `KmsKeyId` (botocore's bedrock service-2: a key or alias
@@ -72,6 +78,8 @@ pub struct LauncherConfig {
     /// AWS, so weights trained on customer text stay under the customer's key); unset, Bedrock uses
     /// an AWS owned key.
     pub custom_model_kms_key_id: Option<String>,
+    /// The launch queue: `MAX_CONCURRENT_JOBS`, `MAX_QUEUE_HOURS` ([`admission`]).
+    pub admission: AdmissionConfig,
 }
 
 impl LauncherConfig {
@@ -101,6 +109,7 @@ impl LauncherConfig {
             output_bucket: env.optional_string("OUTPUT_BUCKET"),
             output_prefix,
             custom_model_kms_key_id,
+            admission: AdmissionConfig::from_env(&env)?,
         })
     }
 }
@@ -109,19 +118,75 @@ impl LauncherConfig {
 #[serde(rename_all = "camelCase")]
 pub struct LaunchJobInput {
     pub run_id: RunId,
+    /// `launch` when absent (see [`LauncherAction`]).
+    #[serde(default)]
+    pub action: LauncherAction,
+    /// `awaitSlot`: the waiting state's task token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
 }
 
+impl LaunchJobInput {
+    pub fn launch(run_id: RunId) -> Self {
+        LaunchJobInput {
+            run_id,
+            action: LauncherAction::Launch,
+            task_token: None,
+        }
+    }
+}
+
+/// What `LaunchJob` (or `ExpireQueued`) did with the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LaunchOutcome {
+    /// The job exists (created now or earlier); the run is `training`.
+    Launched,
+    /// No job slot: the run is `queued` and the execution waits in `WaitForSlot`.
+    Queued,
+    /// Stopped while queued (`distillery runs stop`): nothing launched, nothing to announce.
+    Stopped,
+    /// Queued longer than `MAX_QUEUE_HOURS`: nothing launched.
+    Expired,
+}
+
+/// Step output. Every key is always present (null when it does not apply), so the state
+/// machine's `ResultSelector` can pick them whatever the outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LaunchJobOutput {
     pub run_id: RunId,
+    pub outcome: LaunchOutcome,
+    /// Empty unless launched.
     pub job_arn: String,
     pub job_name: String,
     pub custom_model_name: String,
+    /// Queued: the run's place in line (1 = next).
+    pub position: Option<u32>,
+    /// Queued: seconds left of `MAX_QUEUE_HOURS`, the `WaitForSlot` timeout.
+    pub queue_timeout_seconds: Option<i64>,
+}
+
+impl LaunchJobOutput {
+    fn for_run(run: &Run) -> Self {
+        LaunchJobOutput {
+            run_id: run.run_id.clone(),
+            outcome: LaunchOutcome::Launched,
+            job_arn: run.job_arn.clone().unwrap_or_default(),
+            job_name: run.job_name.clone().unwrap_or_default(),
+            custom_model_name: run.custom_model_name.clone().unwrap_or_default(),
+            position: None,
+            queue_timeout_seconds: None,
+        }
+    }
 }
 
 pub struct JobLauncherService {
     pub ledger: Arc<dyn RunLedger>,
+    /// The stack's job slots (`MAX_CONCURRENT_JOBS`; the ledger table in AWS).
+    pub slots: Arc<dyn JobSlots>,
+    /// Resumes queued runs' waits (`SendTaskSuccess`).
+    pub callbacks: Arc<dyn TaskCallbacks>,
     pub bedrock: Arc<dyn CustomizationService>,
     /// Reads the run's snapshot metadata (HEAD) before launch.
     pub store: Arc<dyn DatasetStore>,
@@ -188,18 +253,45 @@ pub fn training_data(run: &Run) -> Result<(TrainingData, String), StepError> {
 }
 
 fn output_of(run: &Run) -> Option<LaunchJobOutput> {
-    Some(LaunchJobOutput {
-        run_id: run.run_id.clone(),
-        job_arn: run.job_arn.clone()?,
-        job_name: run.job_name.clone().unwrap_or_default(),
-        custom_model_name: run.custom_model_name.clone().unwrap_or_default(),
-    })
+    run.job_arn.as_ref()?;
+    Some(LaunchJobOutput::for_run(run))
 }
 
 impl JobLauncherService {
+    /// `LaunchJob` only (whatever the input's `action`).
     pub async fn handle(&self, input: LaunchJobInput) -> Result<LaunchJobOutput, StepError> {
         let span = tracing::info_span!("run", run_id = %input.run_id);
         self.launch(&input.run_id).instrument(span).await
+    }
+
+    /// The launcher Lambda's entry: `LaunchJob` and the queue's other steps, by `action`.
+    /// `awaitSlot` answers `{}` (its task output is what the wake-up sends); `releaseSlot` the
+    /// wake-up pass it ran.
+    pub async fn handle_action(
+        &self,
+        input: LaunchJobInput,
+    ) -> Result<serde_json::Value, StepError> {
+        let span = tracing::info_span!("run", run_id = %input.run_id, action = ?input.action);
+        async {
+            let value = |o: LaunchJobOutput| serde_json::to_value(o).unwrap_or_default();
+            match input.action {
+                LauncherAction::Launch => self.launch(&input.run_id).await.map(value),
+                LauncherAction::Expire => self.expire(&input.run_id).await.map(value),
+                LauncherAction::AwaitSlot => {
+                    let token = input.task_token.as_deref().ok_or_else(|| {
+                        StepError::config("action awaitSlot needs the wait's taskToken")
+                    })?;
+                    self.await_slot(&input.run_id, token).await?;
+                    Ok(serde_json::json!({}))
+                }
+                LauncherAction::ReleaseSlot => {
+                    let report = self.release_slot(&input.run_id).await?;
+                    Ok(serde_json::to_value(report).unwrap_or_default())
+                }
+            }
+        }
+        .instrument(span)
+        .await
     }
 
     /// Builds the request for a run. Pure apart from the config: the same run always gives the same
@@ -272,8 +364,24 @@ impl JobLauncherService {
                 return Ok(out);
             }
         }
-        if !matches!(run.status, RunStatus::Validated | RunStatus::Launching) {
+        // Stopped (`distillery runs stop`) or expired while queued: nothing to launch.
+        if run.queue.is_some()
+            && run.job_arn.is_none()
+            && matches!(run.status, RunStatus::Stopped | RunStatus::Expired)
+        {
+            return self.left_the_queue(&run).await;
+        }
+        if !matches!(
+            run.status,
+            RunStatus::Validated | RunStatus::Launching | RunStatus::Queued
+        ) {
             return Err(run.refuse("launch: only a validated run can be launched"));
+        }
+        if run.status == RunStatus::Queued {
+            let since = run.queue.as_ref().map_or(run.updated_at, |q| q.since);
+            if (self.clock.now() - since).num_seconds() >= self.config.admission.max_queue_seconds {
+                return self.expire(run_id).await;
+            }
         }
         let req = match self.build_request(&run) {
             Ok(req) => req,
@@ -284,22 +392,27 @@ impl JobLauncherService {
         };
         // Checked before the run moves to `launching`; a run found in `launching` is checked again in
         // `resume_launching`, unless an earlier attempt already created its job.
-        if run.status == RunStatus::Validated {
+        if matches!(run.status, RunStatus::Validated | RunStatus::Queued) {
             if let Err(e) = self.check_snapshot(&run).await? {
                 return Err(self.fail_unlaunched(&run, e).await);
             }
+            if let admission::Admission::Wait(reason) = self.admit(&run).await? {
+                return self.enqueue(&run, reason, false).await;
+            }
         }
         let adopted = match run.status {
-            RunStatus::Validated => {
+            // Back from the queue after Bedrock refused the job: an earlier attempt recorded the
+            // names, so look the job up first, as a resumed launch does.
+            RunStatus::Queued if run.job_name.is_some() => {
+                self.move_to_launching(&run, &req).await?;
+                self.resume_launching(&run, &req).await?
+            }
+            RunStatus::Validated | RunStatus::Queued => {
                 let mut update = RunUpdate::to(RunStatus::Launching)
                     .with_detail(format!("launching job {}", req.job_name));
                 update.job_name = Some(req.job_name.clone());
                 update.custom_model_name = Some(req.custom_model_name.clone());
-                match self
-                    .ledger
-                    .update(run_id, &[RunStatus::Validated], &update)
-                    .await
-                {
+                match self.ledger.update(run_id, &[run.status], &update).await {
                     Ok(_) => {}
                     // A concurrent launcher moved it first: follow whatever it recorded.
                     Err(PortError::Conflict(_)) => {
@@ -330,7 +443,29 @@ impl JobLauncherService {
 
         let job_arn = match adopted {
             Some(arn) => arn,
-            None => self.create_job(&req).await?,
+            None => match self.create_job(&req).await {
+                Ok(arn) => arn,
+                // Bedrock's own quota: wait in the queue rather than fail (held back a while, so
+                // the run does not spin between the queue and Bedrock).
+                Err(e) if e.error_type == ErrorType::QuotaExceeded => {
+                    self.give_back(run_id).await;
+                    let run = self.reread(run_id).await?;
+                    return self
+                        .enqueue(
+                            &run,
+                            format!("Bedrock refused the job for its quota ({})", e.message),
+                            true,
+                        )
+                        .await;
+                }
+                Err(e) => {
+                    if !e.error_type.is_retryable() {
+                        // The execution goes to its failure path: the slot is not needed.
+                        self.give_back(run_id).await;
+                    }
+                    return Err(e);
+                }
+            },
         };
 
         let mut update = RunUpdate::to(RunStatus::Training).with_detail(format!("job {job_arn}"));
@@ -356,6 +491,21 @@ impl JobLauncherService {
             }
             Err(e) => Err(e.context("recording the job ARN")),
         }
+    }
+
+    /// Queued → launching for a run whose names an earlier attempt recorded.
+    async fn move_to_launching(
+        &self,
+        run: &Run,
+        req: &DistillationJobRequest,
+    ) -> Result<(), StepError> {
+        let update = RunUpdate::to(RunStatus::Launching)
+            .with_detail(format!("left the queue; launching job {}", req.job_name));
+        self.ledger
+            .update(&run.run_id, &[RunStatus::Queued], &update)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.context("moving the run to launching"))
     }
 
     /// Creates the run's job (same name and `clientRequestToken` on every attempt) and returns its ARN.
@@ -463,6 +613,7 @@ impl JobLauncherService {
         {
             tracing::error!(error = %le, "could not record the failure on the run");
         }
+        self.give_back(&run.run_id).await;
         StepError::new(e.error_type, reason)
     }
 
@@ -477,3 +628,6 @@ impl JobLauncherService {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod admission_tests;

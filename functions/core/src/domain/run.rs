@@ -193,10 +193,16 @@ pub enum RunStatus {
     /// (`MIN_NEW_RECORDS`): nothing was launched, and the next run's window starts where this
     /// one's started.
     Skipped,
+    /// Validated and waiting for a job slot: the stack's `MAX_CONCURRENT_JOBS` are taken, older
+    /// runs wait first, or Bedrock refused the job for its quota. Nothing is billed while queued;
+    /// the run's [`QueueEntry`] says since when and why.
+    Queued,
+    /// Queued longer than `MAX_QUEUE_HOURS`: nothing was launched.
+    Expired,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 15] = [
+    pub const ALL: [RunStatus; 17] = [
         RunStatus::Received,
         RunStatus::Validating,
         RunStatus::Rejected,
@@ -212,6 +218,8 @@ impl RunStatus {
         RunStatus::Retired,
         RunStatus::GateFailed,
         RunStatus::Skipped,
+        RunStatus::Queued,
+        RunStatus::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -231,6 +239,8 @@ impl RunStatus {
             RunStatus::Retired => "retired",
             RunStatus::GateFailed => "gate_failed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Queued => "queued",
+            RunStatus::Expired => "expired",
         }
     }
 
@@ -251,6 +261,7 @@ impl RunStatus {
                 | RunStatus::Retired
                 | RunStatus::GateFailed
                 | RunStatus::Skipped
+                | RunStatus::Expired
         )
     }
 
@@ -263,8 +274,12 @@ impl RunStatus {
             // Skipped: a scheduled curated run with too few new records in its window.
             Validating => &[Rejected, Validated, Failed, Skipped],
             Rejected => &[],
-            Validated => &[Launching, Failed],
-            Launching => &[Training, Failed],
+            // Queued: no job slot free (or older runs waiting); from Launching: Bedrock refused
+            // the job for its quota, so the run waits instead of failing.
+            Validated => &[Launching, Failed, Queued],
+            Launching => &[Training, Failed, Queued],
+            // Failed: its snapshot changed while it waited; Stopped: `distillery runs stop`.
+            Queued => &[Launching, Failed, Stopped, Expired],
             Training => &[Training, Completed, Failed, Stopped],
             // ProvisioningFailed straight from Completed: the provisioner failed before it moved
             // the run (a caught error), and the model is still trained.
@@ -282,6 +297,7 @@ impl RunStatus {
             Retired => &[],
             GateFailed => &[],
             Skipped => &[],
+            Expired => &[],
         };
         allowed.contains(&next)
     }
@@ -452,6 +468,32 @@ pub struct Run {
     /// encrypted at rest like the whole ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_wait: Option<JobWait>,
+    /// The run's place in the launch queue: since when it waits and why (kept after it leaves the
+    /// queue, for the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueEntry>,
+}
+
+/// A run waiting for a job slot (`queued`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueEntry {
+    /// When the run first joined the queue: its place in line (first in, first out) and the start
+    /// of its `MAX_QUEUE_HOURS`.
+    pub since: DateTime<Utc>,
+    /// Why it waits, for people ("3 of 3 job slots taken", "Bedrock refused the job: ...").
+    pub reason: String,
+    /// The task token of the state machine's `WaitForSlot`, once it waits; `SendTaskSuccess` with
+    /// it resumes the execution, which then launches the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_token: Option<String>,
+    /// After Bedrock refused the job for its quota: not offered a slot again before this time, so
+    /// a run the account cannot take yet does not spin between the queue and Bedrock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// Times Bedrock refused the job for its quota.
+    #[serde(default)]
+    pub quota_refusals: u32,
 }
 
 /// One wait of the state machine for the end of a run's job (`WaitForJobEvent`).

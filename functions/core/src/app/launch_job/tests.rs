@@ -60,6 +60,8 @@ async fn setup_with(
     edit(&mut run);
     ledger.create(&run).await.unwrap();
     let svc = JobLauncherService {
+        slots: ledger.clone(),
+        callbacks: Arc::new(crate::testing::fakes::RecordingCallbacks::default()),
         ledger: ledger.clone(),
         bedrock: bedrock.clone(),
         store: store.clone(),
@@ -77,11 +79,11 @@ async fn launches_once_and_a_retry_returns_the_same_job() {
     let (svc, ledger, bedrock, id) =
         setup("incoming/Support Tickets.jsonl".replace(' ', "-").as_str()).await;
     let out = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     let again = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert_eq!(out, again);
@@ -121,7 +123,7 @@ async fn throttling_is_typed_and_the_retry_reuses_the_token() {
     bedrock.fail_next_create(PortError::Throttled("slow".into()));
     bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, ErrorType::Throttled);
@@ -129,12 +131,17 @@ async fn throttling_is_typed_and_the_retry_reuses_the_token() {
         ledger.get(&id).await.unwrap().unwrap().status,
         RunStatus::Launching
     );
-    let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+    // Bedrock's quota: the run waits in the queue instead of failing.
+    let out = svc
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
-        .unwrap_err();
-    assert_eq!(e.error_type, ErrorType::QuotaExceeded);
-    svc.handle(LaunchJobInput { run_id: id.clone() })
+        .unwrap();
+    assert_eq!(out.outcome, LaunchOutcome::Queued);
+    assert_eq!(
+        ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+    svc.handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     // Each retry resumes a run in `launching`: it looks for the job by name first (none yet).
@@ -166,7 +173,7 @@ async fn a_rejected_run_or_a_bad_key_is_not_launched() {
     })
     .await;
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, ErrorType::ConfigInvalid);
@@ -183,13 +190,11 @@ async fn a_rejected_run_or_a_bad_key_is_not_launched() {
         )
         .await
         .unwrap();
-    let e = svc.handle(LaunchJobInput { run_id: id }).await.unwrap_err();
+    let e = svc.handle(LaunchJobInput::launch(id)).await.unwrap_err();
     assert_eq!(e.error_type, ErrorType::Conflict);
     assert!(bedrock.calls().is_empty());
     let missing = svc
-        .handle(LaunchJobInput {
-            run_id: RunId("run-nope".into()),
-        })
+        .handle(LaunchJobInput::launch(RunId("run-nope".into())))
         .await
         .unwrap_err();
     assert_eq!(missing.error_type, ErrorType::NotFound);
@@ -211,7 +216,7 @@ async fn assert_refused(
     reason_has: &str,
 ) {
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, want, "{}", e.message);
@@ -283,7 +288,7 @@ async fn an_unchanged_snapshot_with_the_upload_key_gone_still_launches() {
     let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
     store.insert("data-bucket", "incoming/a.jsonl", "overwritten", &[]);
     store.remove("data-bucket", "incoming/a.jsonl");
-    svc.handle(LaunchJobInput { run_id: id.clone() })
+    svc.handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert_eq!(bedrock.calls(), ["create_job"]);
@@ -293,7 +298,7 @@ async fn an_unchanged_snapshot_with_the_upload_key_gone_still_launches() {
     );
 }
 
-/// A run left in `launching` by an attempt Bedrock refused with QuotaExceeded (no job created).
+/// A run put back in the queue by an attempt Bedrock refused with QuotaExceeded (no job created).
 async fn left_launching_by_quota() -> (
     JobLauncherService,
     Arc<InMemoryRunLedger>,
@@ -303,15 +308,21 @@ async fn left_launching_by_quota() -> (
 ) {
     let (svc, ledger, bedrock, store, id) = setup_with("incoming/a.jsonl", |_| {}).await;
     bedrock.fail_next_create(PortError::QuotaExceeded("jobs".into()));
-    let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+    let out = svc
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
-        .unwrap_err();
-    assert_eq!(e.error_type, ErrorType::QuotaExceeded);
-    assert_eq!(
-        ledger.get(&id).await.unwrap().unwrap().status,
-        RunStatus::Launching
+        .unwrap();
+    assert_eq!(out.outcome, LaunchOutcome::Queued);
+    assert!(out.job_arn.is_empty());
+    let run = ledger.get(&id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Queued);
+    let q = run.queue.unwrap();
+    assert_eq!(q.quota_refusals, 1);
+    assert!(
+        q.held_until.is_some(),
+        "held back before it is offered a slot again"
     );
+    assert!(q.reason.contains("quota"), "{}", q.reason);
     bedrock.clear_calls();
     (svc, ledger, bedrock, store, id)
 }
@@ -326,7 +337,7 @@ async fn a_retry_after_quota_exceeded_rechecks_the_snapshot_and_launches_nothing
         &[],
     );
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, ErrorType::Conflict, "{}", e.message);
@@ -335,11 +346,10 @@ async fn a_retry_after_quota_exceeded_rechecks_the_snapshot_and_launches_nothing
         "{}",
         e.message
     );
-    // Looked for a job by name (none), then refused: no second create.
-    assert_eq!(bedrock.calls(), ["get_job"]);
+    // Leaving the queue checks the snapshot first: refused before any Bedrock call.
+    assert!(bedrock.calls().is_empty(), "{:?}", bedrock.calls());
     let run = ledger.get(&id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Failed);
-    assert_eq!(bedrock.job_lookups(), [run.job_name.clone().unwrap()]);
     assert!(run
         .failure_reason
         .unwrap()
@@ -351,12 +361,12 @@ async fn a_retry_after_quota_exceeded_launches_nothing_if_the_snapshot_was_delet
     let (svc, ledger, bedrock, store, id) = left_launching_by_quota().await;
     store.remove("data-bucket", &format!("runs/{id}/dataset.jsonl"));
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, ErrorType::NotFound, "{}", e.message);
     assert!(e.message.contains("is missing"), "{}", e.message);
-    assert_eq!(bedrock.calls(), ["get_job"]);
+    assert!(bedrock.calls().is_empty(), "{:?}", bedrock.calls());
     assert_eq!(
         ledger.get(&id).await.unwrap().unwrap().status,
         RunStatus::Failed
@@ -385,7 +395,7 @@ async fn a_run_resumed_in_launching_adopts_the_job_an_earlier_attempt_created() 
     // (or duplicate) a paid job, so it is not looked at.
     store.remove("data-bucket", &format!("runs/{id}/dataset.jsonl"));
     let out = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     assert_eq!(out.job_arn, arn);
@@ -402,7 +412,7 @@ async fn a_failed_job_lookup_on_resume_is_typed_and_changes_nothing() {
     let (svc, ledger, bedrock, _, id) = left_launching_by_quota().await;
     lock_jobs(&bedrock).push_back(Err(PortError::Throttled("slow down".into())));
     let e = svc
-        .handle(LaunchJobInput { run_id: id.clone() })
+        .handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap_err();
     assert_eq!(e.error_type, ErrorType::Throttled, "{}", e.message);
@@ -443,7 +453,7 @@ async fn a_curated_log_run_trains_on_its_snapshot_never_on_the_raw_logs() {
         as_log_run(run, LogRunMode::Curated, true)
     })
     .await;
-    svc.handle(LaunchJobInput { run_id: id.clone() })
+    svc.handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     let req = bedrock.job_requests.lock().unwrap()[0].clone();
@@ -484,7 +494,7 @@ async fn a_native_log_run_passes_the_prefix_and_the_filter_to_bedrock() {
         as_log_run(run, LogRunMode::Native, false)
     })
     .await;
-    svc.handle(LaunchJobInput { run_id: id.clone() })
+    svc.handle(LaunchJobInput::launch(id.clone()))
         .await
         .unwrap();
     let req = bedrock.job_requests.lock().unwrap()[0].clone();
@@ -546,7 +556,7 @@ async fn the_stacks_key_encrypts_the_custom_model_when_set() {
         _ => None,
     })
     .unwrap();
-    svc.handle(LaunchJobInput { run_id: id }).await.unwrap();
+    svc.handle(LaunchJobInput::launch(id)).await.unwrap();
     assert_eq!(
         bedrock.job_requests()[0].custom_model_kms_key_id.as_deref(),
         Some(key)

@@ -61,10 +61,12 @@ pub enum Milestone {
     GateFailed,
     /// A scheduled curated run found too few new eligible records in its window: nothing launched.
     Skipped,
+    /// A run waited in the launch queue longer than `MAX_QUEUE_HOURS`: nothing launched.
+    Expired,
 }
 
 impl Milestone {
-    pub const ALL: [Milestone; 13] = [
+    pub const ALL: [Milestone; 14] = [
         Milestone::Rejected,
         Milestone::Launched,
         Milestone::Completed,
@@ -78,6 +80,7 @@ impl Milestone {
         Milestone::Retired,
         Milestone::GateFailed,
         Milestone::Skipped,
+        Milestone::Expired,
     ];
 
     /// The spelling used in step input, the `event_type` SNS attribute and delivery records.
@@ -96,6 +99,7 @@ impl Milestone {
             Milestone::Retired => "retired",
             Milestone::GateFailed => "gate_failed",
             Milestone::Skipped => "skipped",
+            Milestone::Expired => "expired",
         }
     }
 
@@ -126,6 +130,7 @@ impl Milestone {
             Milestone::Retired => &[RunStatus::Retired],
             Milestone::GateFailed => &[RunStatus::GateFailed],
             Milestone::Skipped => &[RunStatus::Skipped],
+            Milestone::Expired => &[RunStatus::Expired],
         }
     }
 
@@ -145,6 +150,7 @@ impl Milestone {
             Milestone::Retired => "Model serving retired",
             Milestone::GateFailed => "Quality gate failed",
             Milestone::Skipped => "Retraining skipped",
+            Milestone::Expired => "Distillation expired in the queue",
         }
     }
 }
@@ -376,6 +382,7 @@ pub fn render_for_run(
         }
         Milestone::GateFailed => gate::gate_failed(&mut d, run, ctx, &dataset, reason.clone()),
         Milestone::Skipped => skipped(&mut d, run),
+        Milestone::Expired => expired(&mut d, run, &dataset),
         Milestone::Ready if s.serving == super::settings::ServingMode::OnDemand => {
             on_demand::ready(&mut d, run, ctx, &dataset)
         }

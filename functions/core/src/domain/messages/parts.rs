@@ -68,6 +68,29 @@ pub(super) fn generic_error(caught: &CaughtError) -> String {
     }
 }
 
+/// A run that waited in the launch queue past `MAX_QUEUE_HOURS`: why it waited, since when, and
+/// how to try again.
+pub(super) fn expired(d: &mut MessageContent, run: &Run, dataset: &str) {
+    d.summary = format!(
+        "The distillation run for `{dataset}` waited for a job slot longer than allowed and expired; nothing was launched or billed."
+    );
+    if let Some(q) = &run.queue {
+        d.fields.push((
+            "Queued since".into(),
+            q.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ));
+        d.fields.push(("Waiting because".into(), q.reason.clone()));
+    }
+    if let Some(r) = &run.failure_reason {
+        d.fields.push(("Reason".into(), r.clone()));
+    }
+    d.notes.push(format!(
+        "The account's distillation jobs stayed at the stack's limit (MAX_CONCURRENT_JOBS) or Bedrock's quota. \
+         To try again: `distillery runs retry {}`; to wait longer, raise MAX_QUEUE_HOURS.",
+        run.run_id
+    ));
+}
+
 /// A skipped scheduled run: the one sentence the validator recorded (how many new eligible records
 /// against `MIN_NEW_RECORDS`, and the window), then the window and the count as fields.
 pub(super) fn skipped(d: &mut MessageContent, run: &Run) {

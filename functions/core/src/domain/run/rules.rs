@@ -138,6 +138,7 @@ impl Run {
             retry_of: None,
             attempt: 1,
             job_wait: None,
+            queue: None,
         }
     }
 

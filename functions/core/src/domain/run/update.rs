@@ -29,6 +29,7 @@ pub struct RunUpdate {
     pub finished_at: Option<DateTime<Utc>>,
     pub delivery: Option<DeliveryRecord>,
     pub job_wait: Option<JobWait>,
+    pub queue: Option<QueueEntry>,
 }
 
 impl RunUpdate {
@@ -79,7 +80,8 @@ impl RunUpdate {
             snapshot,
             launched_at,
             finished_at,
-            job_wait
+            job_wait,
+            queue
         );
         if let Some(d) = &self.delivery {
             run.deliveries.push(d.clone());

@@ -118,6 +118,13 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
             entries: 2,
             consecutive_errors: 1,
         }),
+        queue: Some(crate::domain::run::QueueEntry {
+            since: t - Duration::minutes(3),
+            reason: "2 of 2 job slots taken".into(),
+            task_token: Some("AQ-slot".into()),
+            held_until: Some(t + Duration::minutes(10)),
+            quota_refusals: 1,
+        }),
     };
     let r = update_ok(ledger, id, &[RunStatus::Launching], &full).await;
     let mut want = run.clone();

@@ -1,0 +1,369 @@
+//! The launch queue on in-memory ports: slots, first in first out, waking, Bedrock's quota,
+//! expiry, the sweep.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::domain::run::ValidationSummary;
+use crate::domain::snapshot::{DatasetSnapshot, ObjectPin};
+use crate::testing::fakes::{FixedClock, RecordingCallbacks, ScriptedBedrock};
+use crate::testing::memory::{InMemoryDatasetStore, InMemoryRunLedger};
+use crate::testing::sample_run;
+
+struct Queue {
+    svc: JobLauncherService,
+    ledger: Arc<InMemoryRunLedger>,
+    bedrock: Arc<ScriptedBedrock>,
+    callbacks: Arc<RecordingCallbacks>,
+    clock: Arc<FixedClock>,
+    store: Arc<InMemoryDatasetStore>,
+}
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()
+}
+
+/// A launcher with `MAX_CONCURRENT_JOBS = max` (none when 0) and `MAX_QUEUE_HOURS = 2`.
+fn queue(max: u32) -> Queue {
+    let clock = Arc::new(FixedClock::at(t0()));
+    let ledger = Arc::new(InMemoryRunLedger::with_clock(clock.clone()));
+    let bedrock = Arc::new(ScriptedBedrock::default());
+    let callbacks = Arc::new(RecordingCallbacks::default());
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let config = LauncherConfig::from_lookup(|k| match k {
+        "BEDROCK_ROLE_ARN" => Some("arn:aws:iam::1:role/bedrock".into()),
+        "MAX_CONCURRENT_JOBS" => Some(max.to_string()),
+        "MAX_QUEUE_HOURS" => Some("2".into()),
+        _ => None,
+    })
+    .unwrap();
+    Queue {
+        svc: JobLauncherService {
+            ledger: ledger.clone(),
+            slots: ledger.clone(),
+            callbacks: callbacks.clone(),
+            bedrock: bedrock.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            config,
+        },
+        ledger,
+        bedrock,
+        callbacks,
+        clock,
+        store,
+    }
+}
+
+impl Queue {
+    /// A validated run with its snapshot in the store.
+    async fn validated(&self, name: &str) -> RunId {
+        let mut run = sample_run(
+            "data-bucket",
+            &format!("incoming/{name}.jsonl"),
+            "e",
+            10,
+            t0(),
+        );
+        run.status = RunStatus::Validated;
+        run.validation = Some(ValidationSummary {
+            valid: true,
+            ..Default::default()
+        });
+        let key = format!("runs/{}/dataset.jsonl", run.run_id);
+        let etag = self.store.insert("data-bucket", &key, "{}\n", &[]);
+        run.snapshot = Some(DatasetSnapshot {
+            uri: format!("s3://data-bucket/{key}"),
+            bucket: "data-bucket".into(),
+            key,
+            size: 3,
+            sha256: "00".repeat(32),
+            etag: etag.trim_matches('"').to_string(),
+            source: ObjectPin::IfMatch { etag: "e".into() },
+        });
+        self.ledger.create(&run).await.unwrap();
+        run.run_id
+    }
+
+    async fn launch(&self, id: &RunId) -> LaunchJobOutput {
+        self.svc
+            .handle(LaunchJobInput::launch(id.clone()))
+            .await
+            .unwrap()
+    }
+
+    async fn run(&self, id: &RunId) -> Run {
+        self.ledger.get(id).await.unwrap().unwrap()
+    }
+
+    async fn wait(&self, id: &RunId, token: &str) {
+        self.svc
+            .handle_action(LaunchJobInput {
+                run_id: id.clone(),
+                action: LauncherAction::AwaitSlot,
+                task_token: Some(token.into()),
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn action(&self, id: &RunId, action: LauncherAction) -> serde_json::Value {
+        self.svc
+            .handle_action(LaunchJobInput {
+                run_id: id.clone(),
+                action,
+                task_token: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    fn woken(&self) -> Vec<String> {
+        self.callbacks.sent().into_iter().map(|(t, _)| t).collect()
+    }
+}
+
+#[tokio::test]
+async fn runs_past_the_limit_wait_in_order_and_each_freed_slot_wakes_the_oldest() {
+    let q = queue(2);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(q.validated(&format!("d{i}")).await);
+        q.clock.advance(Duration::seconds(1));
+    }
+    let mut outcomes = Vec::new();
+    for id in &ids {
+        outcomes.push(q.launch(id).await);
+        q.clock.advance(Duration::seconds(1));
+    }
+    let kinds: Vec<_> = outcomes.iter().map(|o| o.outcome).collect();
+    use LaunchOutcome::*;
+    assert_eq!(kinds, [Launched, Launched, Queued, Queued, Queued]);
+    assert_eq!(
+        outcomes[2..].iter().map(|o| o.position).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(
+        q.bedrock.count("create_job"),
+        2,
+        "never more jobs than slots"
+    );
+    let timeout = outcomes[4].queue_timeout_seconds.unwrap();
+    assert!((7190..=7200).contains(&timeout), "{timeout}");
+    for id in &ids[2..] {
+        assert_eq!(q.run(id).await.status, RunStatus::Queued);
+    }
+    let reason = |r: Run| r.queue.unwrap().reason;
+    assert!(reason(q.run(&ids[2]).await).contains("all 2 job slot(s) taken"));
+    assert!(reason(q.run(&ids[3]).await).contains("older run(s) wait"));
+    // The waits record their tokens; no slot is free, nobody is woken.
+    for (i, id) in ids.iter().enumerate().skip(2) {
+        q.wait(id, &format!("token-{i}")).await;
+    }
+    assert!(q.woken().is_empty());
+
+    // The first job ends: its slot goes to the oldest waiting run, which then launches.
+    q.action(&ids[0], LauncherAction::ReleaseSlot).await;
+    assert_eq!(q.woken(), ["token-2"]);
+    // A newcomer arriving now cannot take a slot freed for an older run.
+    let late = q.validated("late").await;
+    assert_eq!(q.launch(&late).await.outcome, Queued);
+    assert_eq!(q.launch(&ids[2]).await.outcome, Launched);
+    assert_eq!(q.bedrock.count("create_job"), 3);
+
+    q.action(&ids[1], LauncherAction::ReleaseSlot).await;
+    q.action(&ids[2], LauncherAction::ReleaseSlot).await;
+    assert_eq!(q.woken(), ["token-2", "token-3", "token-4"]);
+    assert_eq!(q.launch(&ids[3]).await.outcome, Launched);
+    assert_eq!(q.launch(&ids[4]).await.outcome, Launched);
+    // A retried LaunchJob (the answer lost) neither creates again nor takes another slot.
+    assert_eq!(q.launch(&ids[4]).await.outcome, Launched);
+    assert_eq!(q.bedrock.count("create_job"), 5);
+    assert_eq!(q.ledger.holders().await.unwrap().len(), 2);
+    assert_eq!(q.run(&late).await.status, RunStatus::Queued);
+}
+
+#[tokio::test]
+async fn a_run_given_a_slot_before_its_wait_began_wakes_itself_when_it_records_its_token() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    assert_eq!(q.launch(&a).await.outcome, LaunchOutcome::Launched);
+    assert_eq!(q.launch(&b).await.outcome, LaunchOutcome::Queued);
+    // a's job ends before b's execution entered WaitForSlot.
+    q.action(&a, LauncherAction::ReleaseSlot).await;
+    assert!(q.woken().is_empty(), "no token yet");
+    assert_eq!(q.ledger.holders().await.unwrap(), [b.clone()]);
+    q.wait(&b, "token-b").await;
+    assert_eq!(q.woken(), ["token-b"]);
+}
+
+#[tokio::test]
+async fn bedrocks_quota_queues_the_run_holds_it_back_and_frees_its_slot() {
+    let q = queue(3);
+    let a = q.validated("a").await;
+    q.bedrock
+        .fail_next_create(crate::ports::PortError::QuotaExceeded("jobs".into()));
+    let out = q.launch(&a).await;
+    assert_eq!(out.outcome, LaunchOutcome::Queued);
+    assert!(
+        q.ledger.holders().await.unwrap().is_empty(),
+        "slot given back"
+    );
+    q.wait(&a, "token-a").await;
+    assert!(
+        q.woken().is_empty(),
+        "held back: not offered a slot right after Bedrock refused"
+    );
+    q.clock
+        .advance(Duration::seconds(super::admission::QUOTA_HOLD_SECONDS + 1));
+    let report = q.svc.sweep().await.unwrap();
+    assert_eq!(report.wake.woken, [a.clone()]);
+    let out = q.launch(&a).await;
+    assert_eq!(out.outcome, LaunchOutcome::Launched);
+    // The second attempt looked the job up under the recorded name before creating it.
+    assert_eq!(q.bedrock.calls(), ["create_job", "get_job", "create_job"]);
+    let run = q.run(&a).await;
+    assert_eq!(run.status, RunStatus::Training);
+    assert_eq!(run.queue.unwrap().quota_refusals, 1);
+}
+
+#[tokio::test]
+async fn a_wait_that_times_out_expires_the_run_once_and_gives_its_place_on() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    let c = q.validated("c").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.clock.advance(Duration::seconds(1));
+    q.launch(&c).await;
+    q.wait(&b, "token-b").await;
+    q.wait(&c, "token-c").await;
+    q.clock.advance(Duration::hours(2));
+    let out: LaunchJobOutput =
+        serde_json::from_value(q.action(&b, LauncherAction::Expire).await).unwrap();
+    assert_eq!(out.outcome, LaunchOutcome::Expired);
+    let run = q.run(&b).await;
+    assert_eq!(run.status, RunStatus::Expired);
+    assert!(run.failure_reason.unwrap().contains("MAX_QUEUE_HOURS = 2"));
+    // A second expiry (a retried step) changes nothing.
+    let again: LaunchJobOutput =
+        serde_json::from_value(q.action(&b, LauncherAction::Expire).await).unwrap();
+    assert_eq!(again.outcome, LaunchOutcome::Expired);
+    assert_eq!(
+        q.run(&b).await.history.last().unwrap().to,
+        RunStatus::Expired
+    );
+    assert_eq!(q.run(&b).await.history.len(), run.history.len());
+    // LaunchJob for a run queued past the limit expires it too, rather than launching.
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Expired);
+    assert_eq!(q.bedrock.count("create_job"), 1);
+}
+
+#[tokio::test]
+async fn a_run_stopped_while_queued_never_launches_and_its_slot_goes_on() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    let c = q.validated("c").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.launch(&c).await;
+    q.wait(&b, "token-b").await;
+    q.wait(&c, "token-c").await;
+    // `distillery runs stop` on b.
+    q.ledger
+        .update(
+            &b,
+            &[RunStatus::Queued],
+            &RunUpdate::to(RunStatus::Stopped).with_detail("stopped by alice"),
+        )
+        .await
+        .unwrap();
+    // a's job ends: b holds the first place but is stopped, so c is next.
+    q.action(&a, LauncherAction::ReleaseSlot).await;
+    assert_eq!(q.woken(), ["token-c"]);
+    let out = q.launch(&b).await;
+    assert_eq!(out.outcome, LaunchOutcome::Stopped);
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Launched);
+    assert_eq!(q.bedrock.count("create_job"), 2);
+}
+
+#[tokio::test]
+async fn the_sweep_frees_slots_of_ended_runs_and_expires_waits_whose_execution_is_gone() {
+    let q = queue(2);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    let c = q.validated("c").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.launch(&c).await;
+    q.wait(&c, "token-c").await;
+    // a's job ended but its FreeJobSlot never ran (the reconciler recorded the end).
+    q.ledger
+        .update(
+            &a,
+            &[RunStatus::Training],
+            &RunUpdate::to(RunStatus::Failed).with_detail("job failed"),
+        )
+        .await
+        .unwrap();
+    let report = q.svc.sweep().await.unwrap();
+    assert_eq!(report.slots_released, [a.clone()]);
+    assert_eq!(report.wake.woken, [c.clone()]);
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Launched);
+    // A queued run whose wait ended long ago (its execution is gone) is expired by the sweep.
+    let d = q.validated("d").await;
+    q.launch(&d).await;
+    q.clock.advance(Duration::hours(4));
+    let report = q.svc.sweep().await.unwrap();
+    assert_eq!(report.expired, [d.clone()]);
+    assert_eq!(q.run(&d).await.status, RunStatus::Expired);
+}
+
+#[test]
+fn settings_are_read_and_bad_values_are_named() {
+    let cfg = |max: &str, hours: &str| {
+        let (max, hours) = (max.to_string(), hours.to_string());
+        LauncherConfig::from_lookup(move |k| match k {
+            "BEDROCK_ROLE_ARN" => Some("arn:aws:iam::1:role/r".into()),
+            "MAX_CONCURRENT_JOBS" => Some(max.clone()),
+            "MAX_QUEUE_HOURS" => Some(hours.clone()),
+            _ => None,
+        })
+    };
+    let c = cfg("4", "0.5").unwrap().admission;
+    assert_eq!(c.max_concurrent_jobs, Some(4));
+    assert_eq!(c.max_queue_seconds, 1800);
+    assert_eq!(cfg("0", "72").unwrap().admission.max_concurrent_jobs, None);
+    let e = cfg("-1", "72").unwrap_err();
+    assert!(e.message.contains("MAX_CONCURRENT_JOBS"), "{}", e.message);
+    let e = cfg("2", "0").unwrap_err();
+    assert!(e.message.contains("MAX_QUEUE_HOURS"), "{}", e.message);
+}
+
+#[test]
+fn positions_follow_the_time_each_run_joined_the_queue() {
+    let mut runs = Vec::new();
+    for (i, minutes) in [(0, 5), (1, 1), (2, 3)] {
+        let mut r = sample_run("b", &format!("k{i}"), "e", 1, t0());
+        r.status = RunStatus::Queued;
+        r.queue = Some(crate::domain::run::QueueEntry {
+            since: t0() + Duration::minutes(minutes),
+            reason: "x".into(),
+            task_token: None,
+            held_until: None,
+            quota_refusals: 0,
+        });
+        runs.push(r);
+    }
+    let ids: Vec<RunId> = runs.iter().map(|r| r.run_id.clone()).collect();
+    let places = queue_places(runs);
+    assert_eq!(places[&ids[1]].position, 1);
+    assert_eq!(places[&ids[2]].position, 2);
+    assert_eq!(places[&ids[0]].position, 3);
+    assert_eq!(places[&ids[0]].of, 3);
+}
