@@ -29,10 +29,12 @@ pub async fn stop(
         .filter(|u| !u.trim().is_empty())
         .map(|u| format!("{u} (distillery runs stop)"))
         .unwrap_or_else(|| "distillery runs stop".into());
+    let callbacks = distillery_aws::sfn::StepFunctionsCallbacks::from_conf(sdk);
     let stopper = RunStopper {
         ledger,
         bedrock: &bedrock,
         clock: &SystemClock,
+        callbacks: &callbacks,
     };
     match stopper.stop(&RunId(run_id.to_string()), &who).await {
         Ok(request) => {
@@ -40,6 +42,11 @@ pub async fn stop(
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&request).unwrap_or_default()
+                );
+            } else if request.result == "dequeued" {
+                println!(
+                    "run {} was queued and is now 'stopped': no job was launched, nothing was billed",
+                    request.run_id
                 );
             } else if request.result == "stopping" {
                 println!(

@@ -1,10 +1,14 @@
 //! `distillery runs list|show|stop|retire|extend|retry|reconcile`: read (and act on) the run ledger (DynamoDB). With `AWS_ENDPOINT_URL` set the SDK
 //! talks to a local emulator (moto), so the same commands work against the local stack.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 use distillery_aws::dynamodb::{DynamoRunLedger, RECENT_INDEX, STATUS_INDEX};
+use distillery_core::app::launch_job::{
+    queue_order, queue_places, QueuePlace, QUEUED_RUNS_PER_PASS,
+};
 use distillery_core::domain::messages::gate::{comparison_line, verdict_line};
 use distillery_core::domain::run::{Run, RunId, RunStatus};
 use distillery_core::domain::settings::ServingMode;
@@ -35,7 +39,7 @@ enum RunsCommand {
     List {
         /// Only runs in this status (received, validating, rejected, validated, launching, training,
         /// completed, failed, stopped, provisioning, ready, provisioning_failed, retired,
-        /// gate_failed, skipped).
+        /// gate_failed, skipped, queued, expired). Queued runs are listed in launch order.
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// At most this many runs.
@@ -179,13 +183,21 @@ pub fn run(args: RunsArgs) -> ExitCode {
                     Some(s) => ledger.list_by_status(s, limit).await,
                     None => ledger.list_recent(limit).await,
                 };
-                match runs {
-                    Ok(runs) => {
-                        print!("{}", render_list(&runs, format));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => usage_error(read_error(&sdk, ledger.table(), &e)),
-                }
+                let runs = match runs {
+                    Ok(runs) => runs,
+                    Err(e) => return usage_error(read_error(&sdk, ledger.table(), &e)),
+                };
+                let places = match queue_places_for(&ledger, &runs).await {
+                    Ok(p) => p,
+                    Err(e) => return usage_error(read_error(&sdk, ledger.table(), &e)),
+                };
+                let runs = if status == Some(RunStatus::Queued) {
+                    queue_order(runs)
+                } else {
+                    runs
+                };
+                print!("{}", render_list(&runs, &places, format));
+                ExitCode::SUCCESS
             }
             RunsCommand::Show {
                 run_id,
@@ -212,7 +224,12 @@ pub fn run(args: RunsArgs) -> ExitCode {
             RunsCommand::Show { run_id, format, .. } => {
                 match ledger.get(&RunId(run_id.clone())).await {
                     Ok(Some(run)) => {
-                        print!("{}", render_show(&run, format));
+                        let places =
+                            match queue_places_for(&ledger, std::slice::from_ref(&run)).await {
+                                Ok(p) => p,
+                                Err(e) => return usage_error(read_error(&sdk, ledger.table(), &e)),
+                            };
+                        print!("{}", render_show(&run, places.get(&run.run_id), format));
                         ExitCode::SUCCESS
                     }
                     Ok(None) => {
@@ -271,11 +288,25 @@ fn read_error(sdk: &aws_config::SdkConfig, table: &str, e: &PortError) -> String
     }
 }
 
+/// The queue places of the queued runs among `runs` (none read when none is queued).
+async fn queue_places_for(
+    ledger: &DynamoRunLedger,
+    runs: &[Run],
+) -> Result<BTreeMap<RunId, QueuePlace>, PortError> {
+    if !runs.iter().any(|r| r.status == RunStatus::Queued) {
+        return Ok(BTreeMap::new());
+    }
+    let queued = ledger
+        .list_by_status(RunStatus::Queued, QUEUED_RUNS_PER_PASS)
+        .await?;
+    Ok(queue_places(queued))
+}
+
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-pub fn render_list(runs: &[Run], format: Format) -> String {
+pub fn render_list(runs: &[Run], places: &BTreeMap<RunId, QueuePlace>, format: Format) -> String {
     if format == Format::Json {
         return serde_json::to_string_pretty(runs).unwrap_or_default() + "\n";
     }
@@ -287,10 +318,14 @@ pub fn render_list(runs: &[Run], format: Format) -> String {
         "RUN", "STATUS", "CREATED (UTC)", "DATASET", "JOB"
     );
     for r in runs {
+        let status = match places.get(&r.run_id) {
+            Some(p) => format!("queued {}/{}", p.position, p.of),
+            None => r.status.as_str().to_string(),
+        };
         out.push_str(&format!(
             "{:<24}  {:<19}  {:<19}  {:<30}  {}\n",
             r.run_id.as_str(),
-            r.status.as_str(),
+            status,
             time(&r.created_at),
             r.dataset.display_name(),
             r.job_name.as_deref().unwrap_or("-")
@@ -299,7 +334,7 @@ pub fn render_list(runs: &[Run], format: Format) -> String {
     out
 }
 
-pub fn render_show(run: &Run, format: Format) -> String {
+pub fn render_show(run: &Run, place: Option<&QueuePlace>, format: Format) -> String {
     if format == Format::Json {
         return serde_json::to_string_pretty(run).unwrap_or_default() + "\n";
     }
@@ -307,6 +342,18 @@ pub fn render_show(run: &Run, format: Format) -> String {
     let mut field = |name: &str, value: &str| out.push_str(&format!("{name:<22}{value}\n"));
     field("run", run.run_id.as_str());
     field("status", run.status.as_str());
+    if let (Some(q), RunStatus::Queued) = (&run.queue, run.status) {
+        let place = place.map_or(String::new(), |p| {
+            format!("position {} of {}, ", p.position, p.of)
+        });
+        field(
+            "queue",
+            &format!("{place}waiting since {} UTC: {}", time(&q.since), q.reason),
+        );
+        if let Some(until) = q.held_until {
+            field("retries at", &format!("{} UTC", time(&until)));
+        }
+    }
     field("dataset", &run.dataset.s3_uri());
     if let Some(snap) = &run.snapshot {
         // What the job trains on: the validated copy, not the upload key above.
@@ -444,7 +491,7 @@ mod tests {
             3,
             chrono::Utc::now(),
         );
-        assert!(!render_show(&run, Format::Text).contains("trains on"));
+        assert!(!render_show(&run, None, Format::Text).contains("trains on"));
         run.snapshot = Some(DatasetSnapshot {
             uri: "s3://b/runs/run-1/dataset.jsonl".into(),
             bucket: "b".into(),
@@ -456,7 +503,7 @@ mod tests {
                 version_id: "v7".into(),
             },
         });
-        let text = render_show(&run, Format::Text);
+        let text = render_show(&run, None, Format::Text);
         assert!(
             text.contains(&format!(
                 "trains on             s3://b/runs/run-1/dataset.jsonl (3 bytes, sha256 {}, read by version id v7)",
@@ -475,15 +522,15 @@ mod tests {
             3,
             chrono::Utc::now(),
         );
-        assert!(!render_show(&run, Format::Text).contains("quality gate"));
+        assert!(!render_show(&run, None, Format::Text).contains("quality gate"));
         run.quality_gate = Some(distillery_core::domain::evaluation::GatePlan::Off);
-        assert!(render_show(&run, Format::Text)
+        assert!(render_show(&run, None, Format::Text)
             .contains("quality gate          off (QUALITY_GATE=off)"));
         run.evaluation = Some(distillery_core::testing::sample_evaluation(
             chrono::Utc::now(),
             false,
         ));
-        let text = render_show(&run, Format::Text);
+        let text = render_show(&run, None, Format::Text);
         assert!(
             text.contains("quality gate          failed: the student won or tied on 50% of 20"),
             "{text}"

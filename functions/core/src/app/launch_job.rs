@@ -34,7 +34,7 @@ use crate::ports::{
 mod admission;
 pub use admission::{
     queue_order, queue_places, AdmissionConfig, LauncherAction, QueuePlace, SweepInput,
-    SweepReport, WakeReport, DEFAULT_MAX_QUEUE_HOURS, QUOTA_HOLD_SECONDS,
+    SweepReport, WakeReport, DEFAULT_MAX_QUEUE_HOURS, QUEUED_RUNS_PER_PASS, QUOTA_HOLD_SECONDS,
 };
 
 /// Whether `s` has the shape of Bedrock's `KmsKeyId` (botocore's bedrock service-2: a key or alias
@@ -136,7 +136,7 @@ impl LaunchJobInput {
     }
 }
 
-/// What `LaunchJob` (or `ExpireQueued`) did with the run.
+/// What `LaunchJob` (or `SlotWaitTimedOut`) did with the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LaunchOutcome {
@@ -276,7 +276,7 @@ impl JobLauncherService {
             let value = |o: LaunchJobOutput| serde_json::to_value(o).unwrap_or_default();
             match input.action {
                 LauncherAction::Launch => self.launch(&input.run_id).await.map(value),
-                LauncherAction::Expire => self.expire(&input.run_id).await.map(value),
+                LauncherAction::WaitTimedOut => self.wait_timed_out(&input.run_id).await.map(value),
                 LauncherAction::AwaitSlot => {
                     let token = input.task_token.as_deref().ok_or_else(|| {
                         StepError::config("action awaitSlot needs the wait's taskToken")
@@ -348,7 +348,7 @@ impl JobLauncherService {
         })
     }
 
-    async fn launch(&self, run_id: &RunId) -> Result<LaunchJobOutput, StepError> {
+    pub(crate) async fn launch(&self, run_id: &RunId) -> Result<LaunchJobOutput, StepError> {
         let run = self
             .ledger
             .get(run_id)

@@ -21,7 +21,8 @@ use super::*;
 use crate::domain::run::QueueEntry;
 use crate::ports::TaskAnswer;
 
-/// How long a run Bedrock refused for its quota is held back before it is offered a slot again.
+/// How long a run Bedrock refused for its quota is held back before it tries again
+/// (`QUOTA_RETRY_SECONDS`), unless set.
 pub const QUOTA_HOLD_SECONDS: i64 = 600;
 
 /// How many queued runs one wake-up pass reads.
@@ -39,6 +40,9 @@ pub struct AdmissionConfig {
     pub max_concurrent_jobs: Option<u32>,
     /// A run queued longer than this ends `expired`.
     pub max_queue_seconds: i64,
+    /// After Bedrock refused a run's job for its quota, the run tries again this much later
+    /// (its wait times out then) unless a freed slot wakes it first.
+    pub quota_retry_seconds: i64,
 }
 
 impl Default for AdmissionConfig {
@@ -46,6 +50,7 @@ impl Default for AdmissionConfig {
         AdmissionConfig {
             max_concurrent_jobs: None,
             max_queue_seconds: DEFAULT_MAX_QUEUE_HOURS as i64 * 3600,
+            quota_retry_seconds: QUOTA_HOLD_SECONDS,
         }
     }
 }
@@ -61,9 +66,11 @@ impl AdmissionConfig {
             "a number of hours above 0 (fractions allowed)",
             |v| v.parse::<f64>().ok().filter(|h| h.is_finite() && *h > 0.0),
         )?;
+        let quota_retry = env.positive_u64("QUOTA_RETRY_SECONDS", QUOTA_HOLD_SECONDS as u64)?;
         Ok(AdmissionConfig {
             max_concurrent_jobs: (max > 0).then_some(max),
             max_queue_seconds: ((hours * 3600.0).round() as i64).max(1),
+            quota_retry_seconds: quota_retry.min(86_400) as i64,
         })
     }
 }
@@ -80,8 +87,9 @@ pub enum LauncherAction {
     AwaitSlot,
     /// The run's job ended (`FreeJobSlot`): give its slot back and wake the next runs.
     ReleaseSlot,
-    /// The wait timed out (`MAX_QUEUE_HOURS`): end the run `expired` if it still waits.
-    Expire,
+    /// The wait timed out: past `MAX_QUEUE_HOURS` the run ends `expired`; before it (a run Bedrock
+    /// refused for its quota, whose hold is over), the launch is tried again.
+    WaitTimedOut,
 }
 
 /// Where a run stands in the queue (for people: `distillery runs list/show`).
@@ -240,7 +248,8 @@ impl JobLauncherService {
                 .unwrap_or(now),
             reason: reason.clone(),
             task_token: None,
-            held_until: quota_refused.then(|| now + Duration::seconds(QUOTA_HOLD_SECONDS)),
+            held_until: quota_refused
+                .then(|| now + Duration::seconds(self.config.admission.quota_retry_seconds)),
             quota_refusals: previous.as_ref().map_or(0, |q| q.quota_refusals)
                 + u32::from(quota_refused),
         };
@@ -277,6 +286,14 @@ impl JobLauncherService {
 
     async fn queued_output(&self, run: &Run) -> LaunchJobOutput {
         let since = run.queue.as_ref().map_or(run.updated_at, |q| q.since);
+        // A run held back after a quota refusal wakes itself when the hold ends (the wait's
+        // timeout); any other waits until woken, or MAX_QUEUE_HOURS.
+        let mut timeout = self.queue_seconds_left(since);
+        if let Some(until) = run.queue.as_ref().and_then(|q| q.held_until) {
+            if until > self.now() {
+                timeout = timeout.min((until - self.now()).num_seconds().max(1));
+            }
+        }
         let position = match self.queued_runs().await {
             Ok(q) => q
                 .iter()
@@ -287,7 +304,7 @@ impl JobLauncherService {
         LaunchJobOutput {
             outcome: LaunchOutcome::Queued,
             position,
-            queue_timeout_seconds: Some(self.queue_seconds_left(since)),
+            queue_timeout_seconds: Some(timeout),
             ..LaunchJobOutput::for_run(run)
         }
     }
@@ -437,8 +454,21 @@ impl JobLauncherService {
         self.wake_waiting().await
     }
 
-    /// `Expire`: the run waited `MAX_QUEUE_HOURS`; if it still waits, it ends `expired` (its slot,
-    /// if one was just given to it, goes to the next run).
+    /// `WaitTimedOut`: a queued run past `MAX_QUEUE_HOURS` expires; one whose quota hold ended
+    /// tries to launch again (and is queued again if it still cannot).
+    pub async fn wait_timed_out(&self, run_id: &RunId) -> Result<LaunchJobOutput, StepError> {
+        let run = self.reread(run_id).await?;
+        let since = run.queue.as_ref().map_or(run.updated_at, |q| q.since);
+        let past_limit =
+            (self.now() - since).num_seconds() >= self.config.admission.max_queue_seconds;
+        if run.status == RunStatus::Queued && !past_limit {
+            return self.launch(run_id).await;
+        }
+        self.expire(run_id).await
+    }
+
+    /// Ends a run that waited `MAX_QUEUE_HOURS` `expired`, if it still waits (its slot, if one was
+    /// just given to it, goes to the next run).
     pub async fn expire(&self, run_id: &RunId) -> Result<LaunchJobOutput, StepError> {
         let run = self.reread(run_id).await?;
         if run.status != RunStatus::Queued {

@@ -195,7 +195,7 @@ async fn a_run_given_a_slot_before_its_wait_began_wakes_itself_when_it_records_i
     // a's job ends before b's execution entered WaitForSlot.
     q.action(&a, LauncherAction::ReleaseSlot).await;
     assert!(q.woken().is_empty(), "no token yet");
-    assert_eq!(q.ledger.holders().await.unwrap(), [b.clone()]);
+    assert_eq!(q.ledger.holders().await.unwrap(), std::slice::from_ref(&b));
     q.wait(&b, "token-b").await;
     assert_eq!(q.woken(), ["token-b"]);
 }
@@ -217,11 +217,12 @@ async fn bedrocks_quota_queues_the_run_holds_it_back_and_frees_its_slot() {
         q.woken().is_empty(),
         "held back: not offered a slot right after Bedrock refused"
     );
+    // The wait's timeout is the hold, not MAX_QUEUE_HOURS: the run tries again when it ends.
+    assert_eq!(out.queue_timeout_seconds, Some(600));
     q.clock
         .advance(Duration::seconds(super::admission::QUOTA_HOLD_SECONDS + 1));
-    let report = q.svc.sweep().await.unwrap();
-    assert_eq!(report.wake.woken, [a.clone()]);
-    let out = q.launch(&a).await;
+    let out: LaunchJobOutput =
+        serde_json::from_value(q.action(&a, LauncherAction::WaitTimedOut).await).unwrap();
     assert_eq!(out.outcome, LaunchOutcome::Launched);
     // The second attempt looked the job up under the recorded name before creating it.
     assert_eq!(q.bedrock.calls(), ["create_job", "get_job", "create_job"]);
@@ -244,14 +245,14 @@ async fn a_wait_that_times_out_expires_the_run_once_and_gives_its_place_on() {
     q.wait(&c, "token-c").await;
     q.clock.advance(Duration::hours(2));
     let out: LaunchJobOutput =
-        serde_json::from_value(q.action(&b, LauncherAction::Expire).await).unwrap();
+        serde_json::from_value(q.action(&b, LauncherAction::WaitTimedOut).await).unwrap();
     assert_eq!(out.outcome, LaunchOutcome::Expired);
     let run = q.run(&b).await;
     assert_eq!(run.status, RunStatus::Expired);
     assert!(run.failure_reason.unwrap().contains("MAX_QUEUE_HOURS = 2"));
     // A second expiry (a retried step) changes nothing.
     let again: LaunchJobOutput =
-        serde_json::from_value(q.action(&b, LauncherAction::Expire).await).unwrap();
+        serde_json::from_value(q.action(&b, LauncherAction::WaitTimedOut).await).unwrap();
     assert_eq!(again.outcome, LaunchOutcome::Expired);
     assert_eq!(
         q.run(&b).await.history.last().unwrap().to,
@@ -312,15 +313,15 @@ async fn the_sweep_frees_slots_of_ended_runs_and_expires_waits_whose_execution_i
         .await
         .unwrap();
     let report = q.svc.sweep().await.unwrap();
-    assert_eq!(report.slots_released, [a.clone()]);
-    assert_eq!(report.wake.woken, [c.clone()]);
+    assert_eq!(report.slots_released, std::slice::from_ref(&a));
+    assert_eq!(report.wake.woken, std::slice::from_ref(&c));
     assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Launched);
     // A queued run whose wait ended long ago (its execution is gone) is expired by the sweep.
     let d = q.validated("d").await;
     q.launch(&d).await;
     q.clock.advance(Duration::hours(4));
     let report = q.svc.sweep().await.unwrap();
-    assert_eq!(report.expired, [d.clone()]);
+    assert_eq!(report.expired, std::slice::from_ref(&d));
     assert_eq!(q.run(&d).await.status, RunStatus::Expired);
 }
 
