@@ -64,6 +64,7 @@ pub(crate) fn router(state: Shared) -> Router {
             "/_sim/timing",
             get(get_timing).put(set_timing).post(set_timing),
         )
+        .route("/_sim/quota", get(get_quota).put(set_quota).post(set_quota))
         .route("/_sim/health", get(health))
         .fallback(unknown)
         .method_not_allowed_fallback(unknown)
@@ -529,6 +530,33 @@ async fn set_runtime(State(s): State<Shared>, body: Bytes) -> Response {
         }
     }
     Json(runtime_json(&sim)).into_response()
+}
+
+/// The account quota the simulator enforces: `{"maxInProgressJobs": N | null}` (null: none).
+async fn get_quota(State(s): State<Shared>) -> Json<Value> {
+    Json(json!({ "maxInProgressJobs": lock(&s).config.max_in_progress_jobs }))
+}
+
+/// Sets (or with null lifts) the quota of jobs InProgress/Stopping at once; a create past it is
+/// refused with ServiceQuotaExceededException, as Bedrock does.
+async fn set_quota(State(s): State<Shared>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct QuotaUpdate {
+        max_in_progress_jobs: Option<usize>,
+    }
+    let update: QuotaUpdate = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => {
+            return ApiError::validation(format!(
+                "body must be {{\"maxInProgressJobs\": N or null}}: {e}"
+            ))
+            .into_response()
+        }
+    };
+    let mut sim = lock(&s);
+    sim.config.max_in_progress_jobs = update.max_in_progress_jobs;
+    Json(json!({ "maxInProgressJobs": sim.config.max_in_progress_jobs })).into_response()
 }
 
 async fn health(State(s): State<Shared>) -> Json<Value> {

@@ -171,6 +171,34 @@ async fn quota_exceeded_and_internal_errors_are_typed() {
             .is_service_quota_exceeded_exception(),
         "{err:?}"
     );
+
+    // The quota set at run time (`/_sim/quota`): lifted, the second job is accepted; set to 2,
+    // the third is refused; bad bodies are named.
+    let http = reqwest::Client::new();
+    let quota = format!("{}/_sim/quota", limited.endpoint());
+    let set = |v: serde_json::Value| http.put(&quota).json(&v).send();
+    let r = set(serde_json::json!({"maxInProgressJobs": null}))
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    distill(&c2, "second").send().await.unwrap();
+    let r = set(serde_json::json!({"maxInProgressJobs": 2}))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["maxInProgressJobs"],
+        2
+    );
+    let err = distill(&c2, "third").send().await.unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_service_quota_exceeded_exception(),
+        "{err:?}"
+    );
+    let r = set(serde_json::json!({"maxJobs": 2})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("maxInProgressJobs"));
 }
 
 #[tokio::test]

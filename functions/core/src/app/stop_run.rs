@@ -187,6 +187,7 @@ mod tests {
             task_token: Some("token-q".into()),
             held_until: None,
             quota_refusals: 0,
+            admitted_at: None,
         });
         let ledger = ledger_with(r.clone()).await;
         let bedrock = ScriptedBedrock::with_jobs(vec![]);

@@ -494,6 +494,9 @@ pub struct QueueEntry {
     /// Times Bedrock refused the job for its quota.
     #[serde(default)]
     pub quota_refusals: u32,
+    /// When a freed slot was given to the run (the order runs leave the queue in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admitted_at: Option<DateTime<Utc>>,
 }
 
 /// One wait of the state machine for the end of a run's job (`WaitForJobEvent`).

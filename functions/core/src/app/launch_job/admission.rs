@@ -252,6 +252,7 @@ impl JobLauncherService {
                 .then(|| now + Duration::seconds(self.config.admission.quota_retry_seconds)),
             quota_refusals: previous.as_ref().map_or(0, |q| q.quota_refusals)
                 + u32::from(quota_refused),
+            admitted_at: None,
         };
         let written = if run.status == RunStatus::Queued {
             // Already queued (a retried LaunchJob, or woken without a slot): keep its place.
@@ -332,6 +333,7 @@ impl JobLauncherService {
                 task_token: None,
                 held_until: None,
                 quota_refusals: 0,
+                admitted_at: None,
             });
             entry.task_token = Some(task_token.to_string());
             let update = RunUpdate {
@@ -415,6 +417,13 @@ impl JobLauncherService {
                 if !taken {
                     break;
                 }
+                // On record: the order runs were given slots in (first in, first out). A run
+                // that left the queue meanwhile (stopped) hands the slot straight on.
+                if !self.note_admission(&run, now).await {
+                    self.give_back(&run.run_id).await;
+                    report.still_queued -= 1;
+                    continue;
+                }
             }
             let Some(token) = run.queue.as_ref().and_then(|q| q.task_token.clone()) else {
                 report.admitted_without_token.push(run.run_id.clone());
@@ -441,6 +450,34 @@ impl JobLauncherService {
             }
         }
         Ok(report)
+    }
+
+    /// Records when the run was given a slot; `false` when it is no longer queued.
+    async fn note_admission(&self, run: &Run, now: DateTime<Utc>) -> bool {
+        let Some(mut entry) = run.queue.clone() else {
+            return true;
+        };
+        if entry.admitted_at.is_some() {
+            return true;
+        }
+        entry.admitted_at = Some(now);
+        let update = RunUpdate {
+            queue: Some(entry),
+            ..Default::default()
+        };
+        match self
+            .ledger
+            .update(&run.run_id, &[RunStatus::Queued], &update)
+            .await
+        {
+            Ok(_) => true,
+            Err(PortError::Conflict(_)) => false,
+            // The slot is taken; only the record of when is missing.
+            Err(e) => {
+                tracing::warn!(run = %run.run_id, error = %e, "could not record the admission");
+                true
+            }
+        }
     }
 
     /// `ReleaseSlot`: the run's job ended; its slot goes to the next run.

@@ -183,6 +183,15 @@ async fn runs_past_the_limit_wait_in_order_and_each_freed_slot_wakes_the_oldest(
     assert_eq!(q.bedrock.count("create_job"), 5);
     assert_eq!(q.ledger.holders().await.unwrap().len(), 2);
     assert_eq!(q.run(&late).await.status, RunStatus::Queued);
+    // Given slots in the order they joined the queue.
+    let admitted: Vec<_> = {
+        let mut v = Vec::new();
+        for id in &ids[2..] {
+            v.push(q.run(id).await.queue.unwrap().admitted_at.unwrap());
+        }
+        v
+    };
+    assert!(admitted.windows(2).all(|w| w[0] <= w[1]), "{admitted:?}");
 }
 
 #[tokio::test]
@@ -358,6 +367,7 @@ fn positions_follow_the_time_each_run_joined_the_queue() {
             task_token: None,
             held_until: None,
             quota_refusals: 0,
+            admitted_at: None,
         });
         runs.push(r);
     }
