@@ -157,6 +157,7 @@ INVOCATION_LOGS_S3_URI=$(res invocationLogsUri)
 LOG_RUN_MODE=${LOG_RUN_MODE:-curated}
 SCHEDULE_BUCKET=$(res bucket)
 SLACK_ALLOW_ANY_URL_FOR_TESTS=true
+QUOTA_RETRY_SECONDS=${QUOTA_RETRY_SECONDS:-2}
 ENV
 
 port=$(free_port)
@@ -168,18 +169,20 @@ start_bg lambda "$ROOT/.venv/bin/cargo-lambda" lambda watch \
 wait_http "$LAMBDA_URL/" lambda
 log "lambdas     $LAMBDA_URL (cargo lambda watch)"
 
-# The same functions on a stack that buys no throughput (AllowProvisioning=false), so an end-to-end
-# test runs the real state machine against a stack that refuses what this one allows
-# (tests/stack/tests/e2e/security.rs). Its functions start on their first invocation.
-grep -v '^ALLOW_PROVISIONING=' "$STATE/lambda.env" >"$STATE/lambda-closed.env"
-echo "ALLOW_PROVISIONING=false" >>"$STATE/lambda-closed.env"
+# The same functions with the template's guardrails on: no throughput bought (AllowProvisioning=false)
+# and at most 2 distillation jobs at once (MaxConcurrentJobs=2), so end-to-end tests run the real
+# state machine against a stack that refuses what this one allows (tests/stack/tests/e2e/security.rs)
+# and queues what this one launches at once (tests/stack/tests/e2e/burst.rs). Its functions start on
+# their first invocation. The job-slot item in the ledger is used only by these functions.
+grep -v -e '^ALLOW_PROVISIONING=' -e '^MAX_CONCURRENT_JOBS=' "$STATE/lambda.env" >"$STATE/lambda-guarded.env"
+printf 'ALLOW_PROVISIONING=false\nMAX_CONCURRENT_JOBS=%s\n' "${GUARDED_MAX_CONCURRENT_JOBS:-2}" >>"$STATE/lambda-guarded.env"
 port=$(free_port)
-CLOSED_LAMBDA_URL="http://127.0.0.1:$port"
-start_bg lambda-closed "$ROOT/.venv/bin/cargo-lambda" lambda watch \
-  --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --concurrency 1 \
-  --env-file "$STATE/lambda-closed.env"
-wait_http "$CLOSED_LAMBDA_URL/" lambda-closed
-log "lambdas     $CLOSED_LAMBDA_URL (ALLOW_PROVISIONING=false)"
+GUARDED_LAMBDA_URL="http://127.0.0.1:$port"
+start_bg lambda-guarded "$ROOT/.venv/bin/cargo-lambda" lambda watch \
+  --invoke-address 127.0.0.1 --invoke-port "$port" --ignore-changes --concurrency 2 \
+  --env-file "$STATE/lambda-guarded.env"
+wait_http "$GUARDED_LAMBDA_URL/" lambda-guarded
+log "lambdas     $GUARDED_LAMBDA_URL (ALLOW_PROVISIONING=false, MAX_CONCURRENT_JOBS=${GUARDED_MAX_CONCURRENT_JOBS:-2})"
 
 # The first invocation of each function starts (and if needed builds) it: do that now, so no
 # state machine Task pays for it. Any answer (a result or a typed error) means it is up.
@@ -209,11 +212,11 @@ done
 log "relay       $(res jobEventsQueueUrl) -> status-poller (deliveries: $RELAY_LOG)"
 
 jq -n --arg moto "$MOTO_URL" --arg sim "$SIM_URL" --arg sink "$SINK_URL" --arg lambda "$LAMBDA_URL" \
-  --arg closedlambda "$CLOSED_LAMBDA_URL" \
+  --arg guardedlambda "$GUARDED_LAMBDA_URL" \
   --arg sfn "$SFN_URL" --arg relaylog "$RELAY_LOG" \
   --slurpfile res "$STATE/resources.json" --rawfile envfile "$STATE/lambda.env" '{
     motoUrl: $moto, bedrockSimUrl: $sim, slackSinkUrl: $sink, lambdaInvokeUrl: $lambda, sfnUrl: $sfn,
-    closedLambdaInvokeUrl: $closedlambda,
+    guardedLambdaInvokeUrl: $guardedlambda,
     jobEventRelayLog: $relaylog,
     resources: $res[0],
     lambdaEnv: ($envfile | split("\n") | map(select(length > 0) | capture("^(?<key>[^=]+)=(?<value>.*)$")) | from_entries)

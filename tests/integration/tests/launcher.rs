@@ -11,7 +11,9 @@ use bedrock_sim::{Operation, SimConfig};
 use distillery_aws::bedrock::BedrockCustomizationService;
 use distillery_aws::dynamodb::{create_table, DynamoRunLedger};
 use distillery_aws::s3::S3DatasetStore;
-use distillery_core::app::launch_job::{JobLauncherService, LaunchJobInput, LauncherConfig};
+use distillery_core::app::launch_job::{
+    JobLauncherService, LaunchJobInput, LaunchOutcome, LauncherConfig,
+};
 use distillery_core::domain::errors::ErrorType;
 use distillery_core::domain::run::{RunId, RunStatus, RunUpdate, ValidationSummary};
 use distillery_core::domain::snapshot::{DatasetSnapshot, ObjectPin};
@@ -194,14 +196,18 @@ async fn a_crash_after_launching_is_recovered_with_the_same_token() {
         e.ledger.get(&id).await.unwrap().unwrap().status,
         RunStatus::Launching
     );
-    // Quota next.
+    // Quota next: the run waits in the queue rather than failing.
     e.sim.quota_exceeded_next(1);
-    let err = e
+    let queued = e
         .launcher
         .handle(LaunchJobInput::launch(id.clone()))
         .await
-        .unwrap_err();
-    assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
+        .unwrap();
+    assert_eq!(queued.outcome, LaunchOutcome::Queued, "{queued:?}");
+    assert_eq!(
+        e.ledger.get(&id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
     // The retry succeeds; the request is the same (token and names).
     let out = e
         .launcher
@@ -327,16 +333,17 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
     assert_eq!(run.status, RunStatus::Training);
     assert_eq!(run.job_arn.as_deref(), Some(created.as_str()));
 
-    // 2. QuotaExceeded, then the snapshot changes before the retry: no job by that name, the
-    // snapshot is checked again, nothing is created and the run is failed.
+    // 2. QuotaExceeded (the run queued), then the snapshot changes before the next attempt: the
+    // snapshot is checked again as the run leaves the queue, nothing is created and the run is
+    // failed.
     let id2 = validated_run(&e, "incoming/quota-then-changed.jsonl").await;
     e.sim.quota_exceeded_next(1);
-    let err = e
+    let queued = e
         .launcher
         .handle(LaunchJobInput::launch(id2.clone()))
         .await
-        .unwrap_err();
-    assert_eq!(err.error_type, ErrorType::QuotaExceeded, "{err}");
+        .unwrap();
+    assert_eq!(queued.outcome, LaunchOutcome::Queued, "{queued:?}");
     let job_name2 = e.ledger.get(&id2).await.unwrap().unwrap().job_name.unwrap();
     overwrite_snapshot(id2.clone()).await;
     let err = e
@@ -347,8 +354,7 @@ async fn a_resumed_launch_adopts_its_job_by_name_or_rechecks_the_snapshot_before
     assert_eq!(err.error_type, ErrorType::Conflict, "{err}");
     assert!(err.message.contains("changed after validation"), "{err}");
     let lookups = lookups_by_name(&e, &job_name2);
-    assert_eq!(lookups.len(), 1, "{lookups:?}");
-    assert_eq!(lookups[0].status, 404, "{lookups:?}");
+    assert!(lookups.is_empty(), "refused before any lookup: {lookups:?}");
     let creates2: Vec<_> = e
         .sim
         .calls_of(Operation::CreateModelCustomizationJob)

@@ -22,6 +22,7 @@ use distillery_core::testing::invocation_logs::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod burst;
 mod execution;
 mod fakes;
 pub use execution::{BetweenSteps, Execution, ExecutionRequest, NOTIFY_TASK};
@@ -97,10 +98,10 @@ pub struct StackInfo {
     pub bedrock_sim_url: String,
     pub slack_sink_url: String,
     pub lambda_invoke_url: String,
-    /// The same functions on a stack that buys no throughput (`ALLOW_PROVISIONING=false`):
-    /// `--invoke-url` for an execution that must see such a stack.
+    /// The same functions with the template's guardrails on (`ALLOW_PROVISIONING=false`,
+    /// `MAX_CONCURRENT_JOBS=2`): `--invoke-url` for an execution that must see such a stack.
     #[serde(default)]
-    pub closed_lambda_invoke_url: String,
+    pub guarded_lambda_invoke_url: String,
     /// sfn-local, the Step Functions task-token endpoint (empty for a stack.json written before it).
     #[serde(default)]
     pub sfn_url: String,
@@ -428,6 +429,10 @@ impl Stack {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")
             .env("TABLE_NAME", &self.info.resources.table_name);
+        // `runs stop` of a queued run resumes its wait through Step Functions (sfn-local here).
+        if !self.info.sfn_url.is_empty() {
+            cmd.env("AWS_ENDPOINT_URL_SFN", &self.info.sfn_url);
+        }
         cmd.output()
             .await
             .with_context(|| format!("running {}", bin.display()))

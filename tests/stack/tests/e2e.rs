@@ -396,7 +396,7 @@ async fn bedrock_job_failure_is_notified_with_bedrocks_message() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: run `make e2e`"]
-async fn throttling_then_quota_errors_on_launch_are_retried_then_launched() {
+async fn throttling_is_retried_and_quota_refusals_queue_the_run_until_it_launches() {
     let stack = stack().await;
     // More throttles than the SDK's own retries absorb, so the state machine's Retry must act too.
     stack
@@ -412,22 +412,20 @@ async fn throttling_then_quota_errors_on_launch_are_retried_then_launched() {
         .await
         .expect(NEEDS_STACK);
     assert!(ex.succeeded(), "{}", explain(&ex));
+    // Throttling is retried by the state machine; a quota refusal is no failure: the run waits in
+    // the queue (WaitForSlot) and tries again when its hold (QUOTA_RETRY_SECONDS) ends.
     let failures = ex.failures_of("LaunchJob");
-    assert!(failures.contains(&"Throttled".to_string()), "{failures:?}");
-    assert!(
-        failures.contains(&"QuotaExceeded".to_string()),
-        "{failures:?}"
-    );
+    assert!(failures.iter().all(|f| f == "Throttled"), "{failures:?}");
+    assert!(!failures.is_empty(), "{failures:?}");
     assert_eq!(
         ex.retries_of("LaunchJob"),
         failures.len(),
         "every failure was retried"
     );
-    let first_quota = failures.iter().position(|f| f == "QuotaExceeded").unwrap();
-    assert!(
-        failures[..first_quota].iter().all(|f| f == "Throttled"),
-        "{failures:?}"
-    );
+    let states = ex.states_entered();
+    let waits = states.iter().filter(|s| *s == "WaitForSlot").count();
+    let retries = states.iter().filter(|s| *s == "SlotWaitTimedOut").count();
+    assert_eq!((waits, retries), (2, 2), "{states:?}");
 
     let calls = stack.bedrock_calls().await.unwrap();
     let (ok, failed) = calls_of(&calls, "CreateModelCustomizationJob");
@@ -438,7 +436,18 @@ async fn throttling_then_quota_errors_on_launch_are_retried_then_launched() {
         "4 throttled + 2 quota-exceeded calls: {failed:?}"
     );
     let id = run_id(&ex);
-    assert_eq!(stack.run(&id).await.unwrap().status, RunStatus::Completed);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.queue.as_ref().map(|q| q.quota_refusals), Some(2));
+    assert_eq!(
+        run.history
+            .iter()
+            .filter(|h| h.to == RunStatus::Queued)
+            .count(),
+        1,
+        "queued once, then back in line: {:?}",
+        run.history
+    );
     assert_eq!(
         milestones(&sns_for(&stack, &id).await),
         ["launched", "completed"]
@@ -822,6 +831,10 @@ mod serving;
 // The quality gate's evaluator, invoked directly (issue 13): tests/stack/tests/e2e/evaluation.rs.
 #[path = "e2e/evaluation.rs"]
 mod evaluation;
+
+// Issue 15: a burst of uploads through the launch queue.
+#[path = "e2e/burst.rs"]
+mod burst;
 
 // The quality gate end to end (issue 13): tests/stack/tests/e2e/gate.rs.
 #[path = "e2e/gate.rs"]

@@ -3,7 +3,7 @@
 //!
 //! The local stack's Lambdas run with `ALLOW_PROVISIONING=true` (every other e2e test needs it);
 //! `tests/stack/start.sh` also serves the same functions with `ALLOW_PROVISIONING=false` on a
-//! second `cargo lambda watch` (`closedLambdaInvokeUrl`), and this execution's runner invokes those:
+//! second `cargo lambda watch` (`guardedLambdaInvokeUrl`), and this execution's runner invokes those:
 //! the real upload and EventBridge event, the real state machine, the real validator and notifier
 //! binaries, the stack's S3, ledger and simulator.
 
@@ -17,10 +17,10 @@ use super::{
 #[ignore = "needs the local stack: run `make e2e`"]
 async fn provisioned_serving_on_a_stack_without_provisioning_is_rejected_with_no_bedrock_call() {
     let stack = stack().await;
-    let closed = stack.info.closed_lambda_invoke_url.clone();
+    let guarded = stack.info.guarded_lambda_invoke_url.clone();
     assert!(
-        !closed.is_empty(),
-        "the stack serves no closed functions: restart it"
+        !guarded.is_empty(),
+        "the stack serves no guarded functions: restart it"
     );
     assert_eq!(
         stack
@@ -29,7 +29,7 @@ async fn provisioned_serving_on_a_stack_without_provisioning_is_rejected_with_no
             .get("ALLOW_PROVISIONING")
             .map(String::as_str),
         Some("true"),
-        "the main functions allow provisioning; only the closed ones refuse it"
+        "the main functions allow provisioning; only the guarded ones refuse it"
     );
     let key = unique_key("no-provisioning");
     let event = stack
@@ -42,7 +42,7 @@ async fn provisioned_serving_on_a_stack_without_provisioning_is_rejected_with_no
         .expect(NEEDS_STACK);
     let ex = stack
         .execution(&event)
-        .runner_args(&["--invoke-url", &closed])
+        .runner_args(&["--invoke-url", &guarded])
         .run()
         .await
         .expect(NEEDS_STACK);
