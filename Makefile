@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench bench-logs bench-orchestration demo demo-soak e2e clean
+.PHONY: help bootstrap build cli test unit lint lint-asl fmt bench bench-logs bench-orchestration bench-burst demo demo-soak e2e clean
 .PHONY: build-sam deploy check-infra
 
 help: ## List the targets
@@ -76,6 +76,9 @@ bench-logs: ## `distillery logs preview` throughput and peak memory on ~1 GB of 
 
 bench-orchestration: ## Event-driven vs polling job tracking: a time-scaled 24-hour job each (SCALE=0.001); target/bench/orchestration.json
 	scripts/bench-orchestration.sh
+
+bench-burst: ## 50 uploads at once through the launch queue (2 job slots): wall time, runs/min, peaks, transitions, queue wait (RUNS=50); target/bench/burst.json
+	scripts/bench-burst.sh
 
 build-sam: bootstrap ## sam build: the six Lambdas for arm64 (release, cargo-lambda) into infra/.aws-sam
 	scripts/check-infra.sh --build-only

@@ -87,6 +87,7 @@ fn provision_config(max_model_units: u32) -> ProvisionConfig {
         initial_wait_seconds: 1,
         max_wait_seconds: 1,
         budget_checks: 200,
+        queue: Default::default(),
     }
 }
 

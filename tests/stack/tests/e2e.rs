@@ -444,8 +444,8 @@ async fn throttling_is_retried_and_quota_refusals_queue_the_run_until_it_launche
             .iter()
             .filter(|h| h.to == RunStatus::Queued)
             .count(),
-        1,
-        "queued once, then back in line: {:?}",
+        2,
+        "queued at each refusal: {:?}",
         run.history
     );
     assert_eq!(

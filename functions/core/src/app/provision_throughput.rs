@@ -66,6 +66,9 @@ pub enum ProvisionOutcome {
     /// The run's serving was deleted while it was being provisioned (`distillery runs retire`):
     /// the run is `retired`, and the retirement was announced when it happened.
     Retired,
+    /// Bedrock refused the throughput or deployment for its quota: the run is `serving_queued`;
+    /// wait `nextWaitSeconds` and call again.
+    ServingQueued,
 }
 
 /// Step output, see `docs/contracts.md`.
@@ -130,11 +133,33 @@ pub struct ThroughputProvisioner<'a> {
 }
 
 impl ThroughputProvisioner<'_> {
+    /// One provisioning step. A quota refusal from Bedrock is no failure: the run waits as
+    /// `serving_queued` and the state machine calls again after `nextWaitSeconds`
+    /// ([`serving_queue`]).
     pub async fn provision(
         &self,
         input: &ProvisionThroughputInput,
     ) -> Result<ProvisionThroughputOutput, StepError> {
+        match self.provision_once(input).await {
+            Err(e) if e.error_type == ErrorType::QuotaExceeded => {
+                self.queue_for_serving(&input.run_id, input.attempt, e)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn provision_once(
+        &self,
+        input: &ProvisionThroughputInput,
+    ) -> Result<ProvisionThroughputOutput, StepError> {
         let mut run = self.load_run(&input.run_id).await?;
+        if run.status == RunStatus::ServingQueued {
+            match self.leave_serving_queue(&run, input.attempt).await? {
+                Ok(back) => run = back,
+                Err(expired) => return Ok(expired),
+            }
+        }
 
         // Only a run whose job completed can be served; anything else is a request the ledger
         // contradicts (a failed run is never answered `not_requested`).
@@ -523,7 +548,9 @@ impl ThroughputProvisioner<'_> {
             provisioned_model_arn,
             deployment_arn: run.deployment_arn.clone(),
             attempt: attempt.saturating_add(1),
-            next_wait_seconds: if outcome == ProvisionOutcome::Creating {
+            next_wait_seconds: if outcome == ProvisionOutcome::ServingQueued {
+                self.serving_retry_seconds(run)
+            } else if outcome == ProvisionOutcome::Creating {
                 next_wait_seconds(
                     self.config.initial_wait_seconds,
                     self.config.max_wait_seconds,
@@ -541,6 +568,8 @@ pub use config::ProvisionConfig;
 mod deployment;
 mod gate;
 pub use deployment::deployment_name_for;
+
+mod serving_queue;
 
 #[cfg(test)]
 mod tests;

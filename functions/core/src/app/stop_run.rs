@@ -187,6 +187,7 @@ mod tests {
             task_token: Some("token-q".into()),
             held_until: None,
             quota_refusals: 0,
+            for_serving: false,
             admitted_at: None,
         });
         let ledger = ledger_with(r.clone()).await;

@@ -199,10 +199,13 @@ pub enum RunStatus {
     Queued,
     /// Queued longer than `MAX_QUEUE_HOURS`: nothing was launched.
     Expired,
+    /// The model is trained, but Bedrock refused its Provisioned Throughput or deployment for
+    /// its quota: the run waits and tries again (within `MAX_QUEUE_HOURS`) instead of failing.
+    ServingQueued,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 17] = [
+    pub const ALL: [RunStatus; 18] = [
         RunStatus::Received,
         RunStatus::Validating,
         RunStatus::Rejected,
@@ -220,6 +223,7 @@ impl RunStatus {
         RunStatus::Skipped,
         RunStatus::Queued,
         RunStatus::Expired,
+        RunStatus::ServingQueued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -241,6 +245,7 @@ impl RunStatus {
             RunStatus::Skipped => "skipped",
             RunStatus::Queued => "queued",
             RunStatus::Expired => "expired",
+            RunStatus::ServingQueued => "serving_queued",
         }
     }
 
@@ -290,7 +295,17 @@ impl RunStatus {
             // still being created.
             // GateFailed: the evaluation on the run's deployment failed the gate (or could not
             // finish), decided while the run is provisioning.
-            Provisioning => &[Provisioning, Ready, ProvisioningFailed, Retired, GateFailed],
+            // ServingQueued: Bedrock refused the throughput or deployment for its quota.
+            Provisioning => &[
+                Provisioning,
+                Ready,
+                ProvisioningFailed,
+                Retired,
+                GateFailed,
+                ServingQueued,
+            ],
+            // Back to Provisioning to try again; ProvisioningFailed past MAX_QUEUE_HOURS.
+            ServingQueued => &[Provisioning, ProvisioningFailed, Retired],
             // Ready serves until its deployment or throughput is deleted.
             Ready => &[Retired],
             ProvisioningFailed => &[],
@@ -491,9 +506,13 @@ pub struct QueueEntry {
     /// a run the account cannot take yet does not spin between the queue and Bedrock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_until: Option<DateTime<Utc>>,
-    /// Times Bedrock refused the job for its quota.
+    /// Times Bedrock refused the job (or, waiting for serving, the throughput or deployment) for
+    /// its quota.
     #[serde(default)]
     pub quota_refusals: u32,
+    /// The wait is for serving capacity (`serving_queued`), not for a job slot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_serving: bool,
     /// When a freed slot was given to the run (the order runs leave the queue in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admitted_at: Option<DateTime<Utc>>,

@@ -73,6 +73,7 @@ pub struct ScriptedBedrock {
     pub deployment_requests: Mutex<Vec<DeploymentRequest>>,
     /// Errors the next `create_custom_model_deployment` calls return, first queued first returned.
     pub create_deployment_errors: Mutex<VecDeque<PortError>>,
+    pub create_pt_errors: Mutex<VecDeque<PortError>>,
 }
 
 impl ScriptedBedrock {
@@ -133,6 +134,11 @@ impl ScriptedBedrock {
     /// Every `create_custom_model_deployment` request so far, failed ones included.
     pub fn deployment_requests(&self) -> Vec<DeploymentRequest> {
         lock(&self.deployment_requests).clone()
+    }
+
+    /// The next `create_provisioned_throughput` call fails with `e`.
+    pub fn fail_next_pt(&self, e: PortError) {
+        lock(&self.create_pt_errors).push_back(e);
     }
 
     /// The next `create_custom_model_deployment` call fails with `e`.
@@ -217,6 +223,9 @@ impl CustomizationService for ScriptedBedrock {
     ) -> Result<String, PortError> {
         self.log("create_pt");
         lock(&self.pt_requests).push(req.clone());
+        if let Some(e) = lock(&self.create_pt_errors).pop_front() {
+            return Err(e);
+        }
         let arn = format!(
             "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/{}",
             req.provisioned_model_name

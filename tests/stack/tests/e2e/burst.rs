@@ -90,3 +90,62 @@ async fn fifty_uploads_at_once_are_all_trained_two_jobs_at_a_time_in_arrival_ord
         assert!(waits <= 2, "{}: {waits} WaitForSlot transitions", r.key);
     }
 }
+
+/// Bedrock refuses the run's Provisioned Throughput for its quota: the trained run waits as
+/// `serving_queued` (the real state machine's WaitForServingCapacity), tries again and ends ready;
+/// nothing failed, and people heard of launched, then ready.
+#[tokio::test]
+#[ignore = "needs the local stack: run `make e2e`"]
+async fn a_serving_quota_refusal_waits_as_serving_queued_then_serves() {
+    let stack = stack().await;
+    stack
+        .bedrock_faults(&serde_json::json!([
+            {"kind": "quotaExceeded", "count": 1, "operation": "CreateProvisionedModelThroughput"}
+        ]))
+        .await
+        .unwrap();
+    let key = super::unique_key("serving-quota");
+    let (_, ex) = stack
+        .upload_and_run(
+            &key,
+            super::sample_dataset(),
+            &[("distillery-serving", "provisioned")],
+        )
+        .await
+        .expect(super::NEEDS_STACK);
+    assert!(ex.succeeded(), "{}", explain(&ex));
+    let states = ex.states_entered();
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| *s == "WaitForServingCapacity")
+            .count(),
+        1,
+        "{states:?}"
+    );
+    let id = super::run_id(&ex);
+    let run = stack.run(&id).await.unwrap();
+    assert_eq!(run.status, RunStatus::Ready, "{run:?}");
+    let queue = run.queue.clone().expect("the wait is on record");
+    assert!(queue.for_serving && queue.quota_refusals == 1, "{queue:?}");
+    let path: Vec<RunStatus> = run.history.iter().map(|h| h.to).collect();
+    let i = path
+        .iter()
+        .position(|s| *s == RunStatus::ServingQueued)
+        .expect("serving_queued on record");
+    assert_eq!(
+        &path[i - 1..=i + 1],
+        [
+            RunStatus::Provisioning,
+            RunStatus::ServingQueued,
+            RunStatus::Provisioning
+        ]
+    );
+    let calls = stack.bedrock_calls().await.unwrap();
+    let (bought, refused) = super::calls_of(&calls, "CreateProvisionedModelThroughput");
+    assert_eq!((bought.len(), refused.len()), (1, 1));
+    assert_eq!(
+        super::milestones(&super::sns_for(&stack, &id).await),
+        ["launched", "ready"]
+    );
+}

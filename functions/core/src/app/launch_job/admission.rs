@@ -252,6 +252,7 @@ impl JobLauncherService {
                 .then(|| now + Duration::seconds(self.config.admission.quota_retry_seconds)),
             quota_refusals: previous.as_ref().map_or(0, |q| q.quota_refusals)
                 + u32::from(quota_refused),
+            for_serving: false,
             admitted_at: None,
         };
         let written = if run.status == RunStatus::Queued {
@@ -333,6 +334,7 @@ impl JobLauncherService {
                 task_token: None,
                 held_until: None,
                 quota_refusals: 0,
+                for_serving: false,
                 admitted_at: None,
             });
             entry.task_token = Some(task_token.to_string());

@@ -367,6 +367,7 @@ fn positions_follow_the_time_each_run_joined_the_queue() {
             task_token: None,
             held_until: None,
             quota_refusals: 0,
+            for_serving: false,
             admitted_at: None,
         });
         runs.push(r);

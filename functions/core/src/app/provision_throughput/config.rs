@@ -10,6 +10,9 @@ pub struct ProvisionConfig {
     pub max_wait_seconds: u64,
     /// The state machine's provisioning loop bound (`throughput.provisioningBudgetChecks`).
     pub budget_checks: u32,
+    /// How long a run waits for serving capacity Bedrock refused for its quota
+    /// (`MAX_QUEUE_HOURS`), and how often it tries again (`QUOTA_RETRY_SECONDS`).
+    pub queue: crate::app::launch_job::AdmissionConfig,
 }
 
 impl ProvisionConfig {
@@ -46,6 +49,7 @@ impl ProvisionConfig {
             initial_wait_seconds,
             max_wait_seconds,
             budget_checks: limits.throughput.provisioning_budget_checks,
+            queue: crate::app::launch_job::AdmissionConfig::from_env(&env)?,
         })
     }
 

@@ -18,6 +18,11 @@ fn config(max_units: u32) -> ProvisionConfig {
         initial_wait_seconds: 30,
         max_wait_seconds: 300,
         budget_checks: 200,
+        queue: crate::app::launch_job::AdmissionConfig {
+            max_concurrent_jobs: None,
+            max_queue_seconds: 3 * 3600,
+            quota_retry_seconds: 600,
+        },
     }
 }
 
@@ -1172,4 +1177,84 @@ async fn a_run_without_an_armed_gate_is_served_as_before() {
         let o = p.provision(&input(1)).await.unwrap();
         assert_eq!(o.outcome, ProvisionOutcome::InService);
     }
+}
+
+/// Bedrock refuses the throughput for its quota: the run waits as `serving_queued`, tries again
+/// after the hold, and buys once Bedrock accepts; the wait's start is kept across refusals.
+#[tokio::test]
+async fn a_quota_refusal_queues_serving_and_the_next_call_tries_again() {
+    let ledger = ledger_with(completed(ServingMode::Provisioned)).await;
+    let bedrock = ScriptedBedrock::default();
+    let clock = crate::testing::fakes::FixedClock::at(t0());
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &clock,
+        config: config(1),
+    };
+    let id = input(0).run_id;
+    bedrock.fail_next_pt(PortError::QuotaExceeded("provisioned model units".into()));
+    bedrock.fail_next_pt(PortError::QuotaExceeded("provisioned model units".into()));
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::ServingQueued);
+    assert_eq!(o.next_wait_seconds, 600);
+    let r = stored(&ledger, &id).await;
+    assert_eq!(r.status, RunStatus::ServingQueued);
+    let q = r.queue.clone().unwrap();
+    assert!(
+        q.for_serving && q.reason.contains("Provisioned Throughput"),
+        "{q:?}"
+    );
+    let since = q.since;
+
+    clock.advance(chrono::Duration::minutes(10));
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::ServingQueued);
+    let q = stored(&ledger, &id).await.queue.unwrap();
+    assert_eq!((q.since, q.quota_refusals), (since, 2));
+
+    clock.advance(chrono::Duration::minutes(10));
+    let o = p.provision(&input(2)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Creating);
+    assert_eq!(stored(&ledger, &id).await.status, RunStatus::Provisioning);
+    assert_eq!(bedrock.count("create_pt"), 3, "two refused, one bought");
+}
+
+/// Past MAX_QUEUE_HOURS the run stops waiting: `provisioning_failed`, with why and what to do.
+#[tokio::test]
+async fn a_serving_wait_past_the_limit_ends_provisioning_failed() {
+    let ledger = ledger_with(completed(ServingMode::OnDemand)).await;
+    let bedrock = ScriptedBedrock::default();
+    let clock = crate::testing::fakes::FixedClock::at(t0());
+    let p = ThroughputProvisioner {
+        ledger: &ledger,
+        bedrock: &bedrock,
+        clock: &clock,
+        config: config(1),
+    };
+    let id = input(0).run_id;
+    bedrock.fail_next_deployment(PortError::QuotaExceeded("deployments".into()));
+    let o = p.provision(&input(0)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::ServingQueued);
+    assert!(stored(&ledger, &id)
+        .await
+        .queue
+        .unwrap()
+        .reason
+        .contains("custom model deployment"));
+    // Refused again near the end: the wait is cut to what is left of the 3 hours.
+    clock.advance(chrono::Duration::minutes(175));
+    bedrock.fail_next_deployment(PortError::QuotaExceeded("deployments".into()));
+    let o = p.provision(&input(1)).await.unwrap();
+    assert_eq!(
+        (o.outcome, o.next_wait_seconds),
+        (ProvisionOutcome::ServingQueued, 300)
+    );
+    clock.advance(chrono::Duration::minutes(5));
+    let o = p.provision(&input(2)).await.unwrap();
+    assert_eq!(o.outcome, ProvisionOutcome::Failed);
+    let r = stored(&ledger, &id).await;
+    assert_eq!(r.status, RunStatus::ProvisioningFailed);
+    assert!(r.failure_reason.unwrap().contains("MAX_QUEUE_HOURS = 3"));
+    assert_eq!(bedrock.count("create_deployment"), 2);
 }

@@ -2,16 +2,19 @@
 //! index when a run is validated. The excess is rejected with a message before a byte of its data is
 //! read (issue 16 §1: an uploader cannot start any number of paid runs). The count is read, not
 //! reserved, so a burst of simultaneous uploads may overshoot by the few validated in the same
-//! moment; a queue that admits the excess later is the bursts issue's (docs/security.md).
+//! moment. Queued runs count: they wait for a job slot (issue 15, `MAX_CONCURRENT_JOBS` bounds how
+//! many train at once) but each will be paid for, so this stays a cap on what one burst commits.
 
 use super::*;
 
-/// The statuses in which a run holds, or is about to hold, a paid job or serving step.
-pub const ACTIVE_STATUSES: [RunStatus; 4] = [
+/// The statuses in which a run holds, waits for, or is about to hold a paid job or serving step.
+pub const ACTIVE_STATUSES: [RunStatus; 6] = [
     RunStatus::Validated,
+    RunStatus::Queued,
     RunStatus::Launching,
     RunStatus::Training,
     RunStatus::Provisioning,
+    RunStatus::ServingQueued,
 ];
 
 impl DatasetValidatorService {
@@ -30,7 +33,7 @@ impl DatasetValidatorService {
                 .len();
             if active >= max as usize {
                 return Ok(Some(format!(
-                    "MAX_ACTIVE_RUNS is {max} and {active} runs are already validated, launching, training or provisioning: \
+                    "MAX_ACTIVE_RUNS is {max} and {active} runs are already validated, queued, launching, training or provisioning: \
                      this run was not started and nothing was read; upload the dataset again (or `distillery runs retry`) \
                      once one has finished, or raise MAX_ACTIVE_RUNS"
                 )));

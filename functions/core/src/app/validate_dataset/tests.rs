@@ -612,7 +612,7 @@ async fn max_active_runs_rejects_the_excess_before_reading_and_admits_once_one_f
         .unwrap();
     let reason = run.failure_reason.clone().unwrap();
     assert!(
-        reason.starts_with("MAX_ACTIVE_RUNS is 2 and 2 runs are already validated, launching, training or provisioning"),
+        reason.starts_with("MAX_ACTIVE_RUNS is 2 and 2 runs are already validated, queued, launching, training or provisioning"),
         "{reason}"
     );
     assert!(run.snapshot.is_none());

@@ -124,6 +124,7 @@ pub async fn fields_are_set_and_none_leaves_them_as_they_are(
             task_token: Some("AQ-slot".into()),
             held_until: Some(t + Duration::minutes(10)),
             quota_refusals: 1,
+            for_serving: false,
             admitted_at: Some(t - Duration::minutes(1)),
         }),
     };
