@@ -379,3 +379,26 @@ fn positions_follow_the_time_each_run_joined_the_queue() {
     assert_eq!(places[&ids[0]].position, 3);
     assert_eq!(places[&ids[0]].of, 3);
 }
+
+#[test]
+fn the_sample_payloads_parse() {
+    let wait: LaunchJobInput =
+        serde_json::from_str(include_str!("../../../../../events/await-slot.json")).unwrap();
+    assert_eq!(wait.action, LauncherAction::AwaitSlot);
+    assert!(wait.task_token.is_some());
+    let queued: LaunchJobOutput = serde_json::from_str(include_str!(
+        "../../../../../events/launch-job-queued-output.json"
+    ))
+    .unwrap();
+    assert_eq!(
+        (queued.outcome, queued.position),
+        (LaunchOutcome::Queued, Some(3))
+    );
+    let sweep: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../../events/queue-sweep.json")).unwrap();
+    let _: SweepInput = serde_json::from_value(sweep["sweep"].clone()).unwrap();
+    // A bare `{"runId"}` is a launch.
+    let launch: LaunchJobInput =
+        serde_json::from_str(include_str!("../../../../../events/launch-job.json")).unwrap();
+    assert_eq!(launch.action, LauncherAction::Launch);
+}

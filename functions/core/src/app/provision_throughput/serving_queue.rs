@@ -80,9 +80,9 @@ impl ThroughputProvisioner<'_> {
         if (now - since).num_seconds() >= self.config.queue.max_queue_seconds {
             let hours = self.config.queue.max_queue_seconds as f64 / 3600.0;
             let reason = format!(
-                "Bedrock refused serving for its quota for longer than MAX_QUEUE_HOURS = {hours} (since {}); nothing serves the model, which stays in the account. Raise the quota (Service Quotas) or free capacity, then `distillery runs retry {}`",
+                "Bedrock refused serving for its quota for longer than MAX_QUEUE_HOURS = {hours} (since {}); nothing serves the model. The trained custom model {} stays in the account: raise the quota (Service Quotas) or free capacity, then serve it yourself, or delete it",
                 since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                run.run_id
+                run.custom_model_arn.as_deref().unwrap_or("(no ARN recorded)")
             );
             let update = RunUpdate {
                 failure_reason: Some(reason.clone()),

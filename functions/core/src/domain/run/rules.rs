@@ -192,7 +192,11 @@ impl Run {
     pub fn can_be_retried(&self) -> bool {
         matches!(
             self.status,
-            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped | RunStatus::GateFailed
+            RunStatus::Rejected
+                | RunStatus::Failed
+                | RunStatus::Stopped
+                | RunStatus::GateFailed
+                | RunStatus::Expired
         )
     }
 }
