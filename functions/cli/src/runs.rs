@@ -39,7 +39,8 @@ enum RunsCommand {
     List {
         /// Only runs in this status (received, validating, rejected, validated, launching, training,
         /// completed, failed, stopped, provisioning, ready, provisioning_failed, retired,
-        /// gate_failed, skipped, queued, expired). Queued runs are listed in launch order.
+        /// gate_failed, skipped, queued, expired, serving_queued). Queued runs are listed in the
+        /// order they get job slots, the first --limit of the whole queue.
         #[arg(long, value_parser = parse_status)]
         status: Option<RunStatus>,
         /// At most this many runs.
@@ -180,6 +181,11 @@ pub fn run(args: RunsArgs) -> ExitCode {
                 format,
             } => {
                 let runs = match status {
+                    // The queue's front is its oldest runs: read it whole, order, then cut.
+                    Some(RunStatus::Queued) => ledger
+                        .list_by_status(RunStatus::Queued, QUEUED_RUNS_PER_PASS)
+                        .await
+                        .map(|q| queue_order(q).into_iter().take(limit).collect()),
                     Some(s) => ledger.list_by_status(s, limit).await,
                     None => ledger.list_recent(limit).await,
                 };
@@ -190,11 +196,6 @@ pub fn run(args: RunsArgs) -> ExitCode {
                 let places = match queue_places_for(&ledger, &runs).await {
                     Ok(p) => p,
                     Err(e) => return usage_error(read_error(&sdk, ledger.table(), &e)),
-                };
-                let runs = if status == Some(RunStatus::Queued) {
-                    queue_order(runs)
-                } else {
-                    runs
                 };
                 print!("{}", render_list(&runs, &places, format));
                 ExitCode::SUCCESS
@@ -481,6 +482,47 @@ pub fn render_show(run: &Run, place: Option<&QueuePlace>, format: Format) -> Str
 mod tests {
     use super::*;
     use distillery_core::domain::snapshot::{DatasetSnapshot, ObjectPin};
+
+    #[test]
+    fn a_queued_run_shows_its_place_since_when_and_why() {
+        let now = chrono::Utc::now();
+        let mut runs = Vec::new();
+        for (i, minutes) in [(0, 2), (1, 1)] {
+            let mut r = distillery_core::testing::sample_run(
+                "b",
+                &format!("incoming/{i}.jsonl"),
+                "e",
+                3,
+                now,
+            );
+            r.status = RunStatus::Queued;
+            r.queue = Some(distillery_core::domain::run::QueueEntry {
+                since: now - chrono::Duration::minutes(minutes),
+                reason: "all 2 job slot(s) taken (MAX_CONCURRENT_JOBS)".into(),
+                task_token: Some("never-shown".into()),
+                held_until: None,
+                quota_refusals: 0,
+                for_serving: false,
+                admitted_at: None,
+            });
+            runs.push(r);
+        }
+        let places = queue_places(runs.clone());
+        let list = render_list(&runs, &places, Format::Text);
+        let line_of = |r: &Run| {
+            list.lines()
+                .find(|l| l.starts_with(r.run_id.as_str()))
+                .unwrap()
+                .to_string()
+        };
+        // Run 0 joined the queue first (2 minutes ago).
+        assert!(line_of(&runs[0]).contains("queued 1/2"), "{list}");
+        assert!(line_of(&runs[1]).contains("queued 2/2"), "{list}");
+        let show = render_show(&runs[1], places.get(&runs[1].run_id), Format::Text);
+        assert!(show.contains("position 2 of 2, waiting since"), "{show}");
+        assert!(show.contains("MAX_CONCURRENT_JOBS"), "{show}");
+        assert!(!show.contains("never-shown"), "{show}");
+    }
 
     #[test]
     fn show_names_the_snapshot_a_run_trains_on() {

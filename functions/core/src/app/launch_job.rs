@@ -404,8 +404,35 @@ impl JobLauncherService {
             // Back from the queue after Bedrock refused the job: an earlier attempt recorded the
             // names, so look the job up first, as a resumed launch does.
             RunStatus::Queued if run.job_name.is_some() => {
-                self.move_to_launching(&run, &req).await?;
+                if let Err(e) = self.move_to_launching(&run, &req).await {
+                    let now = self.reread(run_id).await?;
+                    if matches!(now.status, RunStatus::Stopped | RunStatus::Expired) {
+                        return self.left_the_queue(&now).await;
+                    }
+                    return Err(e);
+                }
                 self.resume_launching(&run, &req).await?
+            }
+            // A launch resumed in `launching`: a job an earlier attempt created is adopted
+            // whatever the slots say (it runs and is billed already); with no job yet, the run
+            // keeps (or takes back) its slot before Bedrock is asked again, or waits in the queue.
+            RunStatus::Launching if self.config.admission.max_concurrent_jobs.is_some() => {
+                let max = self
+                    .config
+                    .admission
+                    .max_concurrent_jobs
+                    .unwrap_or(u32::MAX);
+                let holds = self
+                    .slots
+                    .acquire(run_id, max)
+                    .await
+                    .map_err(|e| e.context("taking a job slot"))?;
+                let adopted = self.resume_launching(&run, &req).await?;
+                if adopted.is_none() && !holds {
+                    let reason = format!("all {max} job slot(s) taken (MAX_CONCURRENT_JOBS)");
+                    return self.enqueue(&run, reason, false).await;
+                }
+                adopted
             }
             RunStatus::Validated | RunStatus::Queued => {
                 let mut update = RunUpdate::to(RunStatus::Launching)
@@ -419,6 +446,12 @@ impl JobLauncherService {
                         let now = self.reread(run_id).await?;
                         if let Some(out) = output_of(&now) {
                             return Ok(out);
+                        }
+                        // Stopped (or expired) after it was given a slot: launch nothing.
+                        if now.queue.is_some()
+                            && matches!(now.status, RunStatus::Stopped | RunStatus::Expired)
+                        {
+                            return self.left_the_queue(&now).await;
                         }
                         if now.status != RunStatus::Launching {
                             return Err(StepError::new(
@@ -447,21 +480,25 @@ impl JobLauncherService {
                 Ok(arn) => arn,
                 // Bedrock's own quota: wait in the queue rather than fail (held back a while, so
                 // the run does not spin between the queue and Bedrock).
+                // Queued first, then the slot given back (without a wake-up: the account is at
+                // Bedrock's quota), so a crash in between never leaves a `launching` run that
+                // holds no slot.
                 Err(e) if e.error_type == ErrorType::QuotaExceeded => {
-                    self.give_back(run_id).await;
                     let run = self.reread(run_id).await?;
-                    return self
+                    let out = self
                         .enqueue(
                             &run,
                             format!("Bedrock refused the job for its quota ({})", e.message),
                             true,
                         )
-                        .await;
+                        .await?;
+                    self.give_back(run_id).await;
+                    return Ok(out);
                 }
                 Err(e) => {
                     if !e.error_type.is_retryable() {
-                        // The execution goes to its failure path: the slot is not needed.
-                        self.give_back(run_id).await;
+                        // The execution goes to its failure path: the slot goes to the next run.
+                        self.hand_on(run_id).await;
                     }
                     return Err(e);
                 }
@@ -613,7 +650,7 @@ impl JobLauncherService {
         {
             tracing::error!(error = %le, "could not record the failure on the run");
         }
-        self.give_back(&run.run_id).await;
+        self.hand_on(&run.run_id).await;
         StepError::new(e.error_type, reason)
     }
 

@@ -494,6 +494,7 @@ pub fn recorded_outcome(run: &Run, attempt: u32) -> Option<PollStatusOutput> {
         // Provisioning happens after a completed job, so the job's answer is still "completed".
         RunStatus::Completed
         | RunStatus::Provisioning
+        | RunStatus::ServingQueued
         | RunStatus::Ready
         | RunStatus::ProvisioningFailed
         | RunStatus::Retired

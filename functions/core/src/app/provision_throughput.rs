@@ -547,7 +547,13 @@ impl ThroughputProvisioner<'_> {
             outcome,
             provisioned_model_arn,
             deployment_arn: run.deployment_arn.clone(),
-            attempt: attempt.saturating_add(1),
+            // Waiting for serving capacity is not a provisioning check: it must not spend the
+            // state machine's provisioning budget (CheckProvisioningBudget).
+            attempt: if outcome == ProvisionOutcome::ServingQueued {
+                attempt
+            } else {
+                attempt.saturating_add(1)
+            },
             next_wait_seconds: if outcome == ProvisionOutcome::ServingQueued {
                 self.serving_retry_seconds(run)
             } else if outcome == ProvisionOutcome::Creating {

@@ -305,7 +305,7 @@ impl RunStatus {
                 ServingQueued,
             ],
             // Back to Provisioning to try again; ProvisioningFailed past MAX_QUEUE_HOURS.
-            ServingQueued => &[Provisioning, ProvisioningFailed, Retired],
+            ServingQueued => &[Provisioning, ProvisioningFailed],
             // Ready serves until its deployment or throughput is deleted.
             Ready => &[Retired],
             ProvisioningFailed => &[],

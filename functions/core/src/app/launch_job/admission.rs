@@ -32,6 +32,13 @@ pub const QUEUED_RUNS_PER_PASS: usize = 10_000;
 /// between taking the slot and recording its job: the sweep gives the slot back.
 pub const STALE_LAUNCH_SECONDS: i64 = 3600;
 
+/// A queued run given a slot this long ago and still waiting is resumed again by the sweep.
+pub const REWAKE_AFTER_SECONDS: i64 = 60;
+
+/// The longest `MAX_QUEUE_HOURS` accepted: 30 days (Step Functions task timeouts and the
+/// execution's history stay far within their limits).
+pub const MAX_QUEUE_HOURS_LIMIT: f64 = 720.0;
+
 /// The queue settings (stack settings `MAX_CONCURRENT_JOBS`, `MAX_QUEUE_HOURS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AdmissionConfig {
@@ -63,8 +70,12 @@ impl AdmissionConfig {
         let hours = env.parsed(
             "MAX_QUEUE_HOURS",
             DEFAULT_MAX_QUEUE_HOURS,
-            "a number of hours above 0 (fractions allowed)",
-            |v| v.parse::<f64>().ok().filter(|h| h.is_finite() && *h > 0.0),
+            "a number of hours above 0 and at most 720 (fractions allowed)",
+            |v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|h| h.is_finite() && *h > 0.0 && *h <= MAX_QUEUE_HOURS_LIMIT)
+            },
         )?;
         let quota_retry = env.positive_u64("QUOTA_RETRY_SECONDS", QUOTA_HOLD_SECONDS as u64)?;
         Ok(AdmissionConfig {
@@ -157,6 +168,8 @@ pub struct SweepReport {
     pub slots_released: Vec<RunId>,
     /// Queued runs ended `expired` because their wait is long over (its execution is gone).
     pub expired: Vec<RunId>,
+    /// Queued runs holding a slot whose wait was resumed again (the first wake-up was lost).
+    pub rewoken: Vec<RunId>,
     pub wake: WakeReport,
 }
 
@@ -405,11 +418,12 @@ impl JobLauncherService {
             still_queued: queued.len(),
             ..Default::default()
         };
-        for run in queued {
+        for listed in queued {
             // Already given a slot: resumed then, or resumes itself when its wait begins.
-            if held_back(&run, now) || holders.contains(&run.run_id) {
+            if held_back(&listed, now) || holders.contains(&listed.run_id) {
                 continue;
             }
+            let mut run = listed;
             if let Some(max) = self.config.admission.max_concurrent_jobs {
                 let taken = self
                     .slots
@@ -419,8 +433,23 @@ impl JobLauncherService {
                 if !taken {
                     break;
                 }
-                // On record: the order runs were given slots in (first in, first out). A run
-                // that left the queue meanwhile (stopped) hands the slot straight on.
+                // The status index may lag: read the run itself (a consistent read) after taking
+                // the slot, so a wait token recorded before the slot was taken is seen here (one
+                // recorded after it finds the slot taken and resumes its own wait).
+                match self.ledger.get(&run.run_id).await {
+                    Ok(Some(fresh)) if fresh.status == RunStatus::Queued => run = fresh,
+                    // Left the queue meanwhile (stopped, failed): the slot goes straight on.
+                    Ok(_) => {
+                        self.give_back(&run.run_id).await;
+                        report.still_queued -= 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.give_back(&run.run_id).await;
+                        return Err(e.context("re-reading a queued run"));
+                    }
+                }
+                // On record: the order runs were given slots in (first in, first out).
                 if !self.note_admission(&run, now).await {
                     self.give_back(&run.run_id).await;
                     report.still_queued -= 1;
@@ -444,10 +473,10 @@ impl JobLauncherService {
                     tracing::info!(run = %run.run_id, "the queued run's wait is closed: {m}");
                     report.admitted_without_token.push(run.run_id.clone());
                 }
+                // One wait that cannot be resumed must not stop the others behind it.
                 Err(e) => {
                     tracing::warn!(run = %run.run_id, error = %e, "could not resume a queued run; the sweep retries");
                     self.give_back(&run.run_id).await;
-                    break;
                 }
             }
         }
@@ -557,6 +586,18 @@ impl JobLauncherService {
         })
     }
 
+    /// A run that ends without a job (or whose job ended) gives its slot to the next queued run:
+    /// gives it back and runs a wake-up pass; failures are logged (the sweep repeats both).
+    pub(super) async fn hand_on(&self, run_id: &RunId) {
+        if self.config.admission.max_concurrent_jobs.is_none() {
+            return;
+        }
+        self.give_back(run_id).await;
+        if let Err(e) = self.wake_waiting().await {
+            tracing::warn!(error = %e, "wake-up failed; the sweep retries");
+        }
+    }
+
     /// A run stopped (`distillery runs stop`) or expired while queued: gives back a slot it may
     /// have been handed, wakes the next runs, and answers how it ended.
     pub(super) async fn left_the_queue(&self, run: &Run) -> Result<LaunchJobOutput, StepError> {
@@ -598,6 +639,37 @@ impl JobLauncherService {
                         .await
                         .map_err(|e| e.context("giving back a stale job slot"))?;
                     report.slots_released.push(holder);
+                }
+            }
+        }
+        // A queued run given a slot a while ago and still waiting: its wake-up was lost (or is
+        // in flight). Resume it again; a wait already resumed answers Closed, which is harmless.
+        if self.config.admission.max_concurrent_jobs.is_some() {
+            let holders = self
+                .slots
+                .holders()
+                .await
+                .map_err(|e| e.context("reading the job slots"))?;
+            for run in self.queued_runs().await? {
+                let Some(q) = run.queue.as_ref() else {
+                    continue;
+                };
+                let stale = q
+                    .admitted_at
+                    .is_none_or(|at| (now - at).num_seconds() >= REWAKE_AFTER_SECONDS);
+                if !holders.contains(&run.run_id) || !stale {
+                    continue;
+                }
+                let Ok(Some(fresh)) = self.ledger.get(&run.run_id).await else {
+                    continue;
+                };
+                if let Some(token) = fresh.queue.as_ref().and_then(|q| q.task_token.as_deref()) {
+                    let out = serde_json::json!({ "resumed": "slot", "runId": run.run_id });
+                    if let Ok(TaskAnswer::Delivered) =
+                        self.callbacks.send_success(token, &out).await
+                    {
+                        report.rewoken.push(run.run_id.clone());
+                    }
                 }
             }
         }

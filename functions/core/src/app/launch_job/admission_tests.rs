@@ -402,3 +402,142 @@ fn the_sample_payloads_parse() {
         serde_json::from_str(include_str!("../../../../../events/launch-job.json")).unwrap();
     assert_eq!(launch.action, LauncherAction::Launch);
 }
+
+#[tokio::test]
+async fn a_run_stopped_after_it_was_given_a_slot_launches_nothing_and_hands_the_slot_on() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    let c = q.validated("c").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.clock.advance(Duration::seconds(1));
+    q.launch(&c).await;
+    q.wait(&b, "token-b").await;
+    q.wait(&c, "token-c").await;
+    q.action(&a, LauncherAction::ReleaseSlot).await;
+    assert_eq!(q.woken(), ["token-b"]);
+    // `runs stop` lands after b was given the slot, before its LaunchJob.
+    q.ledger
+        .update(
+            &b,
+            &[RunStatus::Queued],
+            &RunUpdate::to(RunStatus::Stopped).with_detail("stopped by alice"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(q.launch(&b).await.outcome, LaunchOutcome::Stopped);
+    assert_eq!(q.woken(), ["token-b", "token-c"], "the slot went on to c");
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Launched);
+    assert_eq!(q.bedrock.count("create_job"), 2);
+}
+
+#[tokio::test]
+async fn a_woken_run_whose_snapshot_changed_fails_and_wakes_the_next() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    let c = q.validated("c").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.clock.advance(Duration::seconds(1));
+    q.launch(&c).await;
+    q.wait(&b, "token-b").await;
+    q.wait(&c, "token-c").await;
+    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.store
+        .remove("data-bucket", &format!("runs/{b}/dataset.jsonl"));
+    let e = q
+        .svc
+        .handle(LaunchJobInput::launch(b.clone()))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("is missing"), "{}", e.message);
+    assert_eq!(q.run(&b).await.status, RunStatus::Failed);
+    assert_eq!(q.woken(), ["token-b", "token-c"]);
+    assert_eq!(q.ledger.holders().await.unwrap(), std::slice::from_ref(&c));
+}
+
+#[tokio::test]
+async fn a_launch_resumed_without_a_slot_waits_but_a_job_already_created_is_adopted() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    q.launch(&a).await;
+    // b was left in `launching` with no slot (its first attempt died after giving it back).
+    let b = q.validated("b").await;
+    let mut update = RunUpdate::to(RunStatus::Launching);
+    update.job_name = Some("distill-b-earlier".into());
+    q.ledger
+        .update(&b, &[RunStatus::Validated], &update)
+        .await
+        .unwrap();
+    let out = q.launch(&b).await;
+    assert_eq!(
+        out.outcome,
+        LaunchOutcome::Queued,
+        "no job yet, no slot: it waits"
+    );
+    assert_eq!(q.bedrock.count("create_job"), 1);
+
+    let c = q.validated("c").await;
+    let mut update = RunUpdate::to(RunStatus::Launching);
+    update.job_name = Some("distill-c-earlier".into());
+    q.ledger
+        .update(&c, &[RunStatus::Validated], &update)
+        .await
+        .unwrap();
+    q.bedrock
+        .jobs
+        .lock()
+        .unwrap()
+        .push_back(Ok(crate::ports::JobState {
+            job_arn: "arn:aws:bedrock:us-east-1:1:model-customization-job/nova/c0ffee".into(),
+            status: crate::ports::JobStatus::InProgress,
+            validation: None,
+            data_processing: None,
+            training: None,
+            failure_message: None,
+            output_model_arn: None,
+            output_model_name: None,
+        }));
+    let out = q.launch(&c).await;
+    assert_eq!(out.outcome, LaunchOutcome::Launched, "its job runs already");
+    assert_eq!(q.bedrock.count("create_job"), 1);
+}
+
+#[tokio::test]
+async fn the_sweep_resumes_a_run_given_a_slot_whose_wake_up_was_lost() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    let b = q.validated("b").await;
+    q.launch(&a).await;
+    q.launch(&b).await;
+    q.wait(&b, "token-b").await;
+    q.callbacks.close("token-b");
+    q.action(&a, LauncherAction::ReleaseSlot).await;
+    assert_eq!(q.woken(), ["token-b"], "sent, but the answer was lost");
+    // A new wait of b's (say, its execution's retry) records a new token.
+    q.ledger
+        .update(
+            &b,
+            &[RunStatus::Queued],
+            &RunUpdate {
+                queue: Some(crate::domain::run::QueueEntry {
+                    task_token: Some("token-b2".into()),
+                    ..q.run(&b).await.queue.unwrap()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let report = q.svc.sweep().await.unwrap();
+    assert!(
+        report.rewoken.is_empty(),
+        "given its slot just now: not yet"
+    );
+    q.clock.advance(Duration::seconds(61));
+    let report = q.svc.sweep().await.unwrap();
+    assert_eq!(report.rewoken, std::slice::from_ref(&b));
+    assert_eq!(q.woken().last().unwrap(), "token-b2");
+}

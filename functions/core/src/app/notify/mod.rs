@@ -351,11 +351,18 @@ impl Notifier {
                     RunStatus::Validating,
                     RunStatus::Validated,
                     RunStatus::Launching,
+                    // A step failed while the run waited for a job slot (a slot it was given is
+                    // freed by the launch queue's sweep).
+                    RunStatus::Queued,
                 ],
             ),
             Milestone::ProvisioningFailed => (
                 RunStatus::ProvisioningFailed,
-                &[RunStatus::Completed, RunStatus::Provisioning],
+                &[
+                    RunStatus::Completed,
+                    RunStatus::Provisioning,
+                    RunStatus::ServingQueued,
+                ],
             ),
             other => {
                 return Err(StepError::invalid_input(format!(

@@ -1198,6 +1198,10 @@ async fn a_quota_refusal_queues_serving_and_the_next_call_tries_again() {
     let o = p.provision(&input(0)).await.unwrap();
     assert_eq!(o.outcome, ProvisionOutcome::ServingQueued);
     assert_eq!(o.next_wait_seconds, 600);
+    assert_eq!(
+        o.attempt, 0,
+        "waiting spends none of the provisioning budget"
+    );
     let r = stored(&ledger, &id).await;
     assert_eq!(r.status, RunStatus::ServingQueued);
     let q = r.queue.clone().unwrap();

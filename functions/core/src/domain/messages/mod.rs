@@ -347,6 +347,9 @@ pub fn render_for_run(
                      it may still be running and billed. The run stays `training`; the reconciler \
                      (scheduled, or `distillery runs reconcile`) retries the stop."
                 ),
+                Milestone::Stopped if run.job_arn.is_none() => format!(
+                    "The distillation run for `{dataset}` was stopped while it waited for a job slot; nothing was launched or billed."
+                ),
                 Milestone::Stopped => format!(
                     "The distillation job for `{dataset}` was stopped; no model was produced."
                 ),

@@ -120,6 +120,43 @@ fn stopped_and_timed_out_say_so() {
 }
 
 #[test]
+fn a_run_stopped_or_expired_in_the_queue_says_nothing_was_launched() {
+    let prices = Prices::builtin();
+    let mut r = run();
+    r.job_arn = None;
+    r.failure_reason = Some("stopped while queued by alice; nothing was launched".into());
+    let m = render_for_run(Milestone::Stopped, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(
+        m.body
+            .contains("stopped while it waited for a job slot; nothing was launched or billed"),
+        "{}",
+        m.body
+    );
+    assert!(!m.body.contains("Tokens processed"), "{}", m.body);
+    r.queue = Some(crate::domain::run::QueueEntry {
+        since: chrono::Utc::now(),
+        reason: "all 2 job slot(s) taken (MAX_CONCURRENT_JOBS)".into(),
+        task_token: Some("secret-token".into()),
+        held_until: None,
+        quota_refusals: 0,
+        for_serving: false,
+        admitted_at: None,
+    });
+    r.failure_reason =
+        Some("waited for a job slot since ... (longer than MAX_QUEUE_HOURS = 72)".into());
+    let m = render_for_run(Milestone::Expired, &r, &ctx(&prices));
+    check_common(&m);
+    assert!(m.subject.contains("Distillation expired in the queue"));
+    assert!(m.body.contains("all 2 job slot(s) taken"), "{}", m.body);
+    assert!(m.body.contains("distillery runs retry"), "{}", m.body);
+    assert!(
+        !m.body.contains("secret-token"),
+        "the wait's token is never shown"
+    );
+}
+
+#[test]
 fn ready_estimates_cost_with_provenance_and_explains_deletion() {
     let prices = Prices::builtin();
     let mut r = run();

@@ -68,7 +68,11 @@ fn ownership_and_retry_rules() {
         run.status = s;
         let retryable = matches!(
             s,
-            RunStatus::Rejected | RunStatus::Failed | RunStatus::Stopped | RunStatus::GateFailed
+            RunStatus::Rejected
+                | RunStatus::Failed
+                | RunStatus::Stopped
+                | RunStatus::GateFailed
+                | RunStatus::Expired
         );
         assert_eq!(run.can_be_retried(), retryable, "{s}");
     }
