@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use distillery_aws::dynamodb::DynamoRunLedger;
@@ -276,46 +276,19 @@ impl Stack {
     /// Step Functions would receive it. Events for other keys are removed from the queue (a stale
     /// event from an earlier test must never start this test's execution).
     pub async fn receive_upload_event(&self, key: &str, timeout: Duration) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
-        let url = &self.info.resources.upload_events_queue_url;
-        while Instant::now() < deadline {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .context("ReceiveMessage (upload events)")?;
-            let mut found = None;
-            for m in out.messages.unwrap_or_default() {
-                if let Some(h) = &m.receipt_handle {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(url)
-                        .receipt_handle(h)
-                        .send()
-                        .await
-                        .context("DeleteMessage (upload events)")?;
-                }
-                let body: Value = serde_json::from_str(m.body.as_deref().unwrap_or("null"))
-                    .context("an upload event on the queue is not JSON")?;
-                if body["detail"]["object"]["key"] == key && found.is_none() {
-                    found = Some(body);
-                }
-            }
-            if let Some(ev) = found {
-                return Ok(ev);
-            }
+        let keys = [key.to_string()];
+        match self.receive_upload_events(&keys, timeout).await {
+            Ok(mut found) => found
+                .remove(key)
+                .context("the upload event vanished from the result"),
+            Err(_) => bail!(
+                "no S3 Object Created event for s3://{}/{key} arrived on the rule's queue within {:?} (is EventBridge notification on, and does the key match {}*{}?)",
+                self.bucket(),
+                timeout,
+                self.info.resources.upload_prefix,
+                self.info.resources.upload_suffix
+            ),
         }
-        bail!(
-            "no S3 Object Created event for s3://{}/{key} arrived on the rule's queue within {:?} (is EventBridge notification on, and does the key match {}*{}?)",
-            self.bucket(),
-            timeout,
-            self.info.resources.upload_prefix,
-            self.info.resources.upload_suffix
-        )
     }
 
     /// Upload → EventBridge → SQS: the upload's event, as the state machine would be started with it.

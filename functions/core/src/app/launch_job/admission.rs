@@ -620,19 +620,24 @@ impl JobLauncherService {
                 .holders()
                 .await
                 .map_err(|e| e.context("reading the job slots"))?;
+            let mut waiting_with_a_slot = Vec::new();
             for holder in holders {
                 let run = self
                     .ledger
                     .get(&holder)
                     .await
                     .map_err(|e| e.context("reading a slot holder"))?;
-                let keep = run.as_ref().is_some_and(|r| match r.status {
-                    RunStatus::Queued | RunStatus::Training => true,
-                    RunStatus::Launching => {
+                let keep = match &run {
+                    Some(r) if r.status == RunStatus::Queued => {
+                        waiting_with_a_slot.push(r.clone());
+                        true
+                    }
+                    Some(r) if r.status == RunStatus::Training => true,
+                    Some(r) if r.status == RunStatus::Launching => {
                         (now - r.updated_at).num_seconds() < STALE_LAUNCH_SECONDS
                     }
                     _ => false,
-                });
+                };
                 if !keep {
                     self.slots
                         .release(&holder)
@@ -641,35 +646,21 @@ impl JobLauncherService {
                     report.slots_released.push(holder);
                 }
             }
-        }
-        // A queued run given a slot a while ago and still waiting: its wake-up was lost (or is
-        // in flight). Resume it again; a wait already resumed answers Closed, which is harmless.
-        if self.config.admission.max_concurrent_jobs.is_some() {
-            let holders = self
-                .slots
-                .holders()
-                .await
-                .map_err(|e| e.context("reading the job slots"))?;
-            for run in self.queued_runs().await? {
+            // A queued run given a slot a while ago and still waiting: its wake-up was lost (or
+            // is in flight). Resume it again; a wait already resumed answers Closed, harmlessly.
+            for run in waiting_with_a_slot {
                 let Some(q) = run.queue.as_ref() else {
                     continue;
                 };
                 let stale = q
                     .admitted_at
                     .is_none_or(|at| (now - at).num_seconds() >= REWAKE_AFTER_SECONDS);
-                if !holders.contains(&run.run_id) || !stale {
-                    continue;
-                }
-                let Ok(Some(fresh)) = self.ledger.get(&run.run_id).await else {
+                let Some(token) = q.task_token.as_deref().filter(|_| stale) else {
                     continue;
                 };
-                if let Some(token) = fresh.queue.as_ref().and_then(|q| q.task_token.as_deref()) {
-                    let out = serde_json::json!({ "resumed": "slot", "runId": run.run_id });
-                    if let Ok(TaskAnswer::Delivered) =
-                        self.callbacks.send_success(token, &out).await
-                    {
-                        report.rewoken.push(run.run_id.clone());
-                    }
+                let out = serde_json::json!({ "resumed": "slot", "runId": run.run_id });
+                if let Ok(TaskAnswer::Delivered) = self.callbacks.send_success(token, &out).await {
+                    report.rewoken.push(run.run_id.clone());
                 }
             }
         }

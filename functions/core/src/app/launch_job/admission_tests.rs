@@ -120,6 +120,21 @@ impl Queue {
             .unwrap()
     }
 
+    /// a launched (the one slot), then b and c queued in that order, both waiting (tokens
+    /// `token-b`, `token-c`).
+    async fn one_training_two_waiting(&self) -> (RunId, RunId, RunId) {
+        let a = self.validated("a").await;
+        let b = self.validated("b").await;
+        let c = self.validated("c").await;
+        self.launch(&a).await;
+        self.launch(&b).await;
+        self.clock.advance(Duration::seconds(1));
+        self.launch(&c).await;
+        self.wait(&b, "token-b").await;
+        self.wait(&c, "token-c").await;
+        (a, b, c)
+    }
+
     fn woken(&self) -> Vec<String> {
         self.callbacks.sent().into_iter().map(|(t, _)| t).collect()
     }
@@ -243,15 +258,7 @@ async fn bedrocks_quota_queues_the_run_holds_it_back_and_frees_its_slot() {
 #[tokio::test]
 async fn a_wait_that_times_out_expires_the_run_once_and_gives_its_place_on() {
     let q = queue(1);
-    let a = q.validated("a").await;
-    let b = q.validated("b").await;
-    let c = q.validated("c").await;
-    q.launch(&a).await;
-    q.launch(&b).await;
-    q.clock.advance(Duration::seconds(1));
-    q.launch(&c).await;
-    q.wait(&b, "token-b").await;
-    q.wait(&c, "token-c").await;
+    let (_, b, c) = q.one_training_two_waiting().await;
     q.clock.advance(Duration::hours(2));
     let out: LaunchJobOutput =
         serde_json::from_value(q.action(&b, LauncherAction::WaitTimedOut).await).unwrap();
@@ -276,14 +283,7 @@ async fn a_wait_that_times_out_expires_the_run_once_and_gives_its_place_on() {
 #[tokio::test]
 async fn a_run_stopped_while_queued_never_launches_and_its_slot_goes_on() {
     let q = queue(1);
-    let a = q.validated("a").await;
-    let b = q.validated("b").await;
-    let c = q.validated("c").await;
-    q.launch(&a).await;
-    q.launch(&b).await;
-    q.launch(&c).await;
-    q.wait(&b, "token-b").await;
-    q.wait(&c, "token-c").await;
+    let (a, b, c) = q.one_training_two_waiting().await;
     // `distillery runs stop` on b.
     q.ledger
         .update(
@@ -406,15 +406,7 @@ fn the_sample_payloads_parse() {
 #[tokio::test]
 async fn a_run_stopped_after_it_was_given_a_slot_launches_nothing_and_hands_the_slot_on() {
     let q = queue(1);
-    let a = q.validated("a").await;
-    let b = q.validated("b").await;
-    let c = q.validated("c").await;
-    q.launch(&a).await;
-    q.launch(&b).await;
-    q.clock.advance(Duration::seconds(1));
-    q.launch(&c).await;
-    q.wait(&b, "token-b").await;
-    q.wait(&c, "token-c").await;
+    let (a, b, c) = q.one_training_two_waiting().await;
     q.action(&a, LauncherAction::ReleaseSlot).await;
     assert_eq!(q.woken(), ["token-b"]);
     // `runs stop` lands after b was given the slot, before its LaunchJob.
@@ -435,15 +427,7 @@ async fn a_run_stopped_after_it_was_given_a_slot_launches_nothing_and_hands_the_
 #[tokio::test]
 async fn a_woken_run_whose_snapshot_changed_fails_and_wakes_the_next() {
     let q = queue(1);
-    let a = q.validated("a").await;
-    let b = q.validated("b").await;
-    let c = q.validated("c").await;
-    q.launch(&a).await;
-    q.launch(&b).await;
-    q.clock.advance(Duration::seconds(1));
-    q.launch(&c).await;
-    q.wait(&b, "token-b").await;
-    q.wait(&c, "token-c").await;
+    let (a, b, c) = q.one_training_two_waiting().await;
     q.action(&a, LauncherAction::ReleaseSlot).await;
     q.store
         .remove("data-bucket", &format!("runs/{b}/dataset.jsonl"));
