@@ -347,9 +347,18 @@ pub fn render_show(run: &Run, place: Option<&QueuePlace>, format: Format) -> Str
         let place = place.map_or(String::new(), |p| {
             format!("position {} of {}, ", p.position, p.of)
         });
+        let priority = if run.priority.is_normal() {
+            String::new()
+        } else {
+            format!(" (priority {})", run.priority)
+        };
         field(
             "queue",
-            &format!("{place}waiting since {} UTC: {}", time(&q.since), q.reason),
+            &format!(
+                "{place}waiting since {} UTC{priority}: {}",
+                time(&q.since),
+                q.reason
+            ),
         );
         if let Some(until) = q.held_until {
             field("retries at", &format!("{} UTC", time(&until)));

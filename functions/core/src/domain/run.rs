@@ -9,6 +9,8 @@ use super::snapshot::DatasetSnapshot;
 
 mod id;
 pub use id::{RunId, RunIdentity};
+mod priority;
+pub use priority::{QueuePriority, PRIORITY_METADATA_KEY};
 mod rules;
 mod update;
 pub use update::RunUpdate;
@@ -487,6 +489,9 @@ pub struct Run {
     /// queue, for the record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueEntry>,
+    /// Its priority in the launch queue (`x-amz-meta-distillery-priority`; normal when absent).
+    #[serde(default, skip_serializing_if = "QueuePriority::is_normal")]
+    pub priority: QueuePriority,
 }
 
 /// A run waiting for a job slot (`queued`).

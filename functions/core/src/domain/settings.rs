@@ -127,13 +127,16 @@ impl SettingsOverrides {
                 super::cost::MAX_RUN_COST_METADATA_KEY
                 | super::cost::PT_TTL_METADATA_KEY
                 | super::evaluation::GATE_METADATA_KEY
-                | super::evaluation::MIN_SCORE_METADATA_KEY => continue,
+                | super::evaluation::MIN_SCORE_METADATA_KEY
+                // The launch queue's priority: the validator records it on the run.
+                | super::run::PRIORITY_METADATA_KEY => continue,
                 other if other.starts_with("distillery-") => {
                     return Err(StepError::config(format!(
-                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {}, {}, {})",
+                        "unknown S3 metadata key 'x-amz-meta-{other}' (known: {}, {}, {}, {}, {})",
                         Self::METADATA_KEYS.join(", "),
                         super::cost::MAX_RUN_COST_METADATA_KEY,
                         super::cost::PT_TTL_METADATA_KEY,
+                        super::run::PRIORITY_METADATA_KEY,
                         super::evaluation::setting::metadata_keys().join(", ")
                     )))
                 }

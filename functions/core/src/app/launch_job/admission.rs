@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::domain::run::QueueEntry;
+use crate::domain::run::{QueueEntry, QueuePriority};
 use crate::ports::TaskAnswer;
 
 /// How long a run Bedrock refused for its quota is held back before it tries again
@@ -113,15 +113,17 @@ pub struct QueuePlace {
     pub since: DateTime<Utc>,
 }
 
-/// The queued runs in the order they are offered slots: by `queue.since`, then run id.
+/// A queued run's place in line: priority first (high before normal before low), then when it
+/// joined the queue (first in, first out), then its id.
+fn line_key(r: &Run) -> (QueuePriority, DateTime<Utc>, &str) {
+    let since = r.queue.as_ref().map(|q| q.since).unwrap_or(r.updated_at);
+    (r.priority, since, r.run_id.as_str())
+}
+
+/// The queued runs in the order they are offered slots ([`line_key`]).
 pub fn queue_order(mut runs: Vec<Run>) -> Vec<Run> {
     runs.retain(|r| r.status == RunStatus::Queued);
-    runs.sort_by(|a, b| {
-        let since = |r: &Run| r.queue.as_ref().map(|q| q.since).unwrap_or(r.updated_at);
-        since(a)
-            .cmp(&since(b))
-            .then_with(|| a.run_id.0.cmp(&b.run_id.0))
-    });
+    runs.sort_by(|a, b| line_key(a).cmp(&line_key(b)));
     runs
 }
 
@@ -214,21 +216,23 @@ impl JobLauncherService {
             return Ok(Admission::Go);
         }
         let now = self.now();
-        let mine = run.queue.as_ref().map(|q| q.since);
+        // A run not queued yet would join the line now, behind every run of its priority.
+        let mine = (
+            run.priority,
+            run.queue.as_ref().map_or(now, |q| q.since),
+            run.run_id.as_str(),
+        );
         let ahead = self
             .queued_runs()
             .await?
             .into_iter()
             .filter(|q| q.run_id != run.run_id && !holders.contains(&q.run_id))
             .filter(|q| !held_back(q, now))
-            .filter(|q| match (mine, q.queue.as_ref()) {
-                (Some(mine), Some(theirs)) => theirs.since <= mine,
-                _ => true,
-            })
+            .filter(|q| line_key(q) < mine)
             .count();
         if ahead > 0 {
             return Ok(Admission::Wait(format!(
-                "{ahead} older run(s) wait for a job slot (first in, first out)"
+                "{ahead} run(s) ahead of it in the queue wait for a job slot (by priority, then first in, first out)"
             )));
         }
         let taken = self

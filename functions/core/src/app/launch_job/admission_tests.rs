@@ -60,6 +60,15 @@ fn queue(max: u32) -> Queue {
 impl Queue {
     /// A validated run with its snapshot in the store.
     async fn validated(&self, name: &str) -> RunId {
+        self.validated_with(name, crate::domain::run::QueuePriority::Normal)
+            .await
+    }
+
+    async fn validated_with(
+        &self,
+        name: &str,
+        priority: crate::domain::run::QueuePriority,
+    ) -> RunId {
         let mut run = sample_run(
             "data-bucket",
             &format!("incoming/{name}.jsonl"),
@@ -83,6 +92,7 @@ impl Queue {
             etag: etag.trim_matches('"').to_string(),
             source: ObjectPin::IfMatch { etag: "e".into() },
         });
+        run.priority = priority;
         self.ledger.create(&run).await.unwrap();
         run.run_id
     }
@@ -172,7 +182,7 @@ async fn runs_past_the_limit_wait_in_order_and_each_freed_slot_wakes_the_oldest(
     }
     let reason = |r: Run| r.queue.unwrap().reason;
     assert!(reason(q.run(&ids[2]).await).contains("all 2 job slot(s) taken"));
-    assert!(reason(q.run(&ids[3]).await).contains("older run(s) wait"));
+    assert!(reason(q.run(&ids[3]).await).contains("ahead of it in the queue"));
     // The waits record their tokens; no slot is free, nobody is woken.
     for (i, id) in ids.iter().enumerate().skip(2) {
         q.wait(id, &format!("token-{i}")).await;
@@ -524,4 +534,42 @@ async fn the_sweep_resumes_a_run_given_a_slot_whose_wake_up_was_lost() {
     let report = q.svc.sweep().await.unwrap();
     assert_eq!(report.rewoken, std::slice::from_ref(&b));
     assert_eq!(q.woken().last().unwrap(), "token-b2");
+}
+
+#[tokio::test]
+async fn a_high_priority_run_goes_first_and_a_low_one_lets_everyone_pass() {
+    let q = queue(1);
+    let a = q.validated("a").await;
+    q.launch(&a).await;
+    use crate::domain::run::QueuePriority;
+    let low = q.validated_with("low", QueuePriority::Low).await;
+    let normal = q.validated("normal").await;
+    let high = q.validated_with("high", QueuePriority::High).await;
+    // They queue in the order low, normal, high...
+    for (id, token) in [(&low, "t-low"), (&normal, "t-normal"), (&high, "t-high")] {
+        assert_eq!(q.launch(id).await.outcome, LaunchOutcome::Queued);
+        q.clock.advance(Duration::seconds(1));
+        q.wait(id, token).await;
+    }
+    // ...and are offered the slot high, normal, low.
+    for id in [&a, &high, &normal] {
+        q.action(id, LauncherAction::ReleaseSlot).await;
+        let woken = q.woken();
+        let next = woken.last().unwrap().clone();
+        let expected = if *id == a {
+            "t-high"
+        } else if *id == high {
+            "t-normal"
+        } else {
+            "t-low"
+        };
+        assert_eq!(next, expected);
+        let run = match expected {
+            "t-high" => &high,
+            "t-normal" => &normal,
+            _ => &low,
+        };
+        assert_eq!(q.launch(run).await.outcome, LaunchOutcome::Launched);
+    }
+    assert_eq!(q.woken(), ["t-high", "t-normal", "t-low"]);
 }

@@ -16,7 +16,8 @@ use crate::domain::evaluation::{
     resolve_gate, GateInputs, GateSetting, GATE_METADATA_KEY, MIN_SCORE_METADATA_KEY,
 };
 use crate::domain::run::{
-    DatasetLocation, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
+    DatasetLocation, QueuePriority, Run, RunId, RunIdentity, RunSource, RunStatus, RunUpdate,
+    PRIORITY_METADATA_KEY,
 };
 use crate::domain::settings::{
     settings_fingerprint, OverrideSources, RunSettings, ServingMode, SettingsOverrides,
@@ -140,6 +141,8 @@ fn resolve_settings(
     run_budget(config, metadata)?;
     // So is a TTL longer than the stack's.
     run_pt_ttl(config, metadata)?;
+    // And a queue priority that is not one, or `high` where the stack does not allow it.
+    run_priority(config, metadata)?;
     // And a gate switched off or a threshold lowered by metadata, or a gate that cannot evaluate
     // the student before throughput is bought.
     if run_gate(config, metadata)?.is_some()
@@ -195,6 +198,17 @@ pub(super) fn run_pt_ttl(
     metadata: &BTreeMap<String, String>,
 ) -> Result<f64, StepError> {
     cost::resolve_pt_ttl(config.pt_ttl_hours, metadata_pt_ttl(metadata)).map(|(h, _)| h)
+}
+
+/// The run's launch-queue priority from the object's metadata (normal when absent).
+pub(super) fn run_priority(
+    config: &ValidatorConfig,
+    metadata: &BTreeMap<String, String>,
+) -> Result<QueuePriority, StepError> {
+    QueuePriority::resolve(
+        metadata_value(metadata, PRIORITY_METADATA_KEY),
+        config.allowed_overrides.allows_all(),
+    )
 }
 
 /// The object's `distillery-max-run-cost-usd` metadata (keys are case-insensitive).
@@ -427,6 +441,8 @@ impl DatasetValidatorService {
         run.owner_execution = new_run.owner.map(str::to_string);
         run.retry_of = new_run.retry_of.cloned();
         run.attempt = new_run.attempt;
+        // A priority the stack refuses already failed the settings.
+        run.priority = run_priority(&self.config, &info.metadata).unwrap_or_default();
         // Provisioned runs carry their TTL from the start, so the provisioner needs no stack
         // setting of its own (a TTL the stack refuses already failed the settings).
         if matches!(&settings, Ok(s) if s.serving == ServingMode::Provisioned) {

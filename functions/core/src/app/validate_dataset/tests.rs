@@ -532,6 +532,68 @@ async fn a_ttl_in_the_metadata_may_only_shorten_the_stacks_and_is_recorded_on_th
     );
 }
 
+#[tokio::test]
+async fn a_queue_priority_in_the_metadata_is_recorded_and_high_needs_every_override_open() {
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let low = store.insert(
+        BUCKET,
+        "incoming/low.jsonl",
+        dataset(120),
+        &[("distillery-priority", "low")],
+    );
+    let high = store.insert(
+        BUCKET,
+        "incoming/high.jsonl",
+        dataset(120),
+        &[("distillery-priority", "high")],
+    );
+    let (svc, ledger) = service_with(store.clone(), &[("ALLOW_OVERRIDES", "serving")]);
+    let out = svc
+        .handle(object_event("incoming/low.jsonl", &low))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    let of = |name: &str| {
+        ledger
+            .all()
+            .into_iter()
+            .find(|r| r.dataset.s3_uri().ends_with(name))
+            .unwrap()
+    };
+    assert_eq!(
+        of("low.jsonl").priority,
+        crate::domain::run::QueuePriority::Low
+    );
+    let out = svc
+        .handle(object_event("incoming/high.jsonl", &high))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Rejected));
+    let reason = of("high.jsonl").failure_reason.unwrap();
+    assert!(
+        reason.contains("priority 'high'") && reason.contains("x-amz-meta-distillery-priority"),
+        "{reason}"
+    );
+
+    let store = Arc::new(InMemoryDatasetStore::new());
+    let high = store.insert(
+        BUCKET,
+        "incoming/high.jsonl",
+        dataset(120),
+        &[("distillery-priority", "high")],
+    );
+    let (svc, ledger) = service_with(store.clone(), &[("ALLOW_OVERRIDES", "all")]);
+    let out = svc
+        .handle(object_event("incoming/high.jsonl", &high))
+        .await
+        .unwrap();
+    assert_eq!(out.status, Some(RunStatus::Validated), "{out:?}");
+    assert_eq!(
+        ledger.all()[0].priority,
+        crate::domain::run::QueuePriority::High
+    );
+}
+
 #[test]
 fn the_ttl_metadata_is_part_of_a_runs_identity_only_when_present() {
     use crate::domain::run::RunIdentity;

@@ -139,6 +139,7 @@ impl Run {
             attempt: 1,
             job_wait: None,
             queue: None,
+            priority: QueuePriority::Normal,
         }
     }
 

@@ -44,6 +44,12 @@ impl AllowedOverrides {
         Self::default()
     }
 
+    /// Every setting is open (`ALLOW_OVERRIDES=all`): also what lets metadata raise a run's
+    /// queue priority (`domain::run::QueuePriority`).
+    pub fn allows_all(&self) -> bool {
+        SettingField::ALL.iter().all(|f| self.fields.contains(f))
+    }
+
     pub fn allows(&self, field: SettingField) -> bool {
         self.fields.contains(&field)
     }
