@@ -144,7 +144,7 @@ pub enum LaunchOutcome {
     Launched,
     /// No job slot: the run is `queued` and the execution waits in `WaitForSlot`.
     Queued,
-    /// Stopped while queued (`distillery runs stop`): nothing launched, nothing to announce.
+    /// Stopped while queued (`distillery runs stop`): nothing launched; announced `stopped`.
     Stopped,
     /// Queued longer than `MAX_QUEUE_HOURS`: nothing launched.
     Expired,

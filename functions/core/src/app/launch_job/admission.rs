@@ -35,9 +35,15 @@ pub const STALE_LAUNCH_SECONDS: i64 = 3600;
 /// A queued run given a slot this long ago and still waiting is resumed again by the sweep.
 pub const REWAKE_AFTER_SECONDS: i64 = 60;
 
-/// The longest `MAX_QUEUE_HOURS` accepted: 30 days (Step Functions task timeouts and the
-/// execution's history stay far within their limits).
-pub const MAX_QUEUE_HOURS_LIMIT: f64 = 720.0;
+/// The longest `MAX_QUEUE_HOURS` accepted: 4 days. With the job's own tracking (up to ~12,100
+/// history events) and the quota retries below, an execution stays under Step Functions' 25,000
+/// events.
+pub const MAX_QUEUE_HOURS_LIMIT: f64 = 96.0;
+
+/// The most quota retries one wait may make (`MAX_QUEUE_HOURS` ÷ `QUOTA_RETRY_SECONDS`): each is a
+/// `WaitForSlot` → `SlotWaitTimedOut` → `CheckLaunch` loop (~13 history events), or a serving
+/// loop (~9), so 600 of them stay within the history budget beside the job's tracking.
+pub const MAX_QUOTA_RETRIES: i64 = 600;
 
 /// The queue settings (stack settings `MAX_CONCURRENT_JOBS`, `MAX_QUEUE_HOURS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +76,7 @@ impl AdmissionConfig {
         let hours = env.parsed(
             "MAX_QUEUE_HOURS",
             DEFAULT_MAX_QUEUE_HOURS,
-            "a number of hours above 0 and at most 720 (fractions allowed)",
+            "a number of hours above 0 and at most 96 (fractions allowed)",
             |v| {
                 v.parse::<f64>()
                     .ok()
@@ -78,11 +84,18 @@ impl AdmissionConfig {
             },
         )?;
         let quota_retry = env.positive_u64("QUOTA_RETRY_SECONDS", QUOTA_HOLD_SECONDS as u64)?;
-        Ok(AdmissionConfig {
+        let config = AdmissionConfig {
             max_concurrent_jobs: (max > 0).then_some(max),
             max_queue_seconds: ((hours * 3600.0).round() as i64).max(1),
             quota_retry_seconds: quota_retry.min(86_400) as i64,
-        })
+        };
+        let retries = config.max_queue_seconds / config.quota_retry_seconds;
+        if retries > MAX_QUOTA_RETRIES {
+            return Err(StepError::config(format!(
+                "MAX_QUEUE_HOURS ({hours}) with QUOTA_RETRY_SECONDS ({quota_retry}) allows {retries} quota retries in one wait, more than {MAX_QUOTA_RETRIES}, past which an execution's history could outgrow Step Functions' 25,000 events: lower MAX_QUEUE_HOURS or raise QUOTA_RETRY_SECONDS"
+            )));
+        }
+        Ok(config)
     }
 }
 
@@ -376,7 +389,11 @@ impl JobLauncherService {
                         tracing::info!(?answer, "the run already holds a slot; resumed");
                         return Ok(());
                     }
-                    self.wake_waiting().await?;
+                    // The token is recorded: a pass that fails (it concerns other runs too) must
+                    // not fail this run; the sweep repeats it.
+                    if let Err(e) = self.wake_waiting().await {
+                        tracing::warn!(error = %e, "wake-up pass failed; the sweep repeats it");
+                    }
                     return Ok(());
                 }
                 Err(PortError::Conflict(_)) => {}
@@ -441,21 +458,28 @@ impl JobLauncherService {
                 // the slot, so a wait token recorded before the slot was taken is seen here (one
                 // recorded after it finds the slot taken and resumes its own wait).
                 match self.ledger.get(&run.run_id).await {
-                    Ok(Some(fresh)) if fresh.status == RunStatus::Queued => run = fresh,
-                    // Left the queue meanwhile (stopped, failed): the slot goes straight on.
-                    Ok(_) => {
-                        self.give_back(&run.run_id).await;
+                    Ok(Some(fresh))
+                        if fresh.status == RunStatus::Queued && !held_back(&fresh, now) =>
+                    {
+                        run = fresh
+                    }
+                    // Left the queue meanwhile (stopped, failed; or launched with a slot another
+                    // pass gave it, which `acquire` confirmed), or held back after all.
+                    Ok(fresh) => {
+                        self.give_back_unless_in_use(&run.run_id, fresh.as_ref())
+                            .await;
                         report.still_queued -= 1;
                         continue;
                     }
                     Err(e) => {
-                        self.give_back(&run.run_id).await;
                         return Err(e.context("re-reading a queued run"));
                     }
                 }
                 // On record: the order runs were given slots in (first in, first out).
                 if !self.note_admission(&run, now).await {
-                    self.give_back(&run.run_id).await;
+                    let fresh = self.ledger.get(&run.run_id).await.ok().flatten();
+                    self.give_back_unless_in_use(&run.run_id, fresh.as_ref())
+                        .await;
                     report.still_queued -= 1;
                     continue;
                 }
@@ -471,11 +495,12 @@ impl JobLauncherService {
                     report.woken.push(run.run_id.clone());
                     report.still_queued -= 1;
                 }
-                // Its wait is over (timed out: the expiry path ends the run; or replaced by a
-                // newer wait, which finds the slot when it records its token).
+                // Nothing waits on its latest token (the wait timed out and its run is being
+                // expired or launched again; or the execution is gone): the slot goes on to the
+                // next run. A live execution takes one again in turn (its place, `since`, kept).
                 Ok(TaskAnswer::Closed(m)) => {
                     tracing::info!(run = %run.run_id, "the queued run's wait is closed: {m}");
-                    report.admitted_without_token.push(run.run_id.clone());
+                    self.give_back(&run.run_id).await;
                 }
                 // One wait that cannot be resumed must not stop the others behind it.
                 Err(e) => {
@@ -485,6 +510,16 @@ impl JobLauncherService {
             }
         }
         Ok(report)
+    }
+
+    /// Gives back a slot this pass took for a run that turned out not to need it, unless the run is
+    /// `launching` or `training`: `acquire` also answers yes for a slot the run already held
+    /// (given by a concurrent pass), which a launching run needs.
+    async fn give_back_unless_in_use(&self, run_id: &RunId, fresh: Option<&Run>) {
+        if fresh.is_some_and(|r| matches!(r.status, RunStatus::Launching | RunStatus::Training)) {
+            return;
+        }
+        self.give_back(run_id).await;
     }
 
     /// Records when the run was given a slot; `false` when it is no longer queued.
@@ -516,8 +551,16 @@ impl JobLauncherService {
     }
 
     /// `ReleaseSlot`: the run's job ended; its slot goes to the next run.
+    /// Also called after a run's failure was announced (`FreeSlotAfterRunError`): a run still
+    /// `training` keeps its slot (its job may run on; the sweep frees it once the job's end is
+    /// recorded).
     pub async fn release_slot(&self, run_id: &RunId) -> Result<WakeReport, StepError> {
         if self.config.admission.max_concurrent_jobs.is_some() {
+            let run = self.reread(run_id).await?;
+            if run.status == RunStatus::Training {
+                tracing::warn!(run = %run_id, "the run is still training: its slot is kept");
+                return Ok(WakeReport::default());
+            }
             self.slots
                 .release(run_id)
                 .await
@@ -659,12 +702,31 @@ impl JobLauncherService {
                 let stale = q
                     .admitted_at
                     .is_none_or(|at| (now - at).num_seconds() >= REWAKE_AFTER_SECONDS);
-                let Some(token) = q.task_token.as_deref().filter(|_| stale) else {
+                if !stale {
+                    continue;
+                }
+                // Held back after a quota refusal: it tries again by itself when the hold ends.
+                if held_back(&run, now) {
+                    self.give_back(&run.run_id).await;
+                    report.slots_released.push(run.run_id.clone());
+                    continue;
+                }
+                let Some(token) = q.task_token.as_deref() else {
                     continue;
                 };
                 let out = serde_json::json!({ "resumed": "slot", "runId": run.run_id });
-                if let Ok(TaskAnswer::Delivered) = self.callbacks.send_success(token, &out).await {
-                    report.rewoken.push(run.run_id.clone());
+                match self.callbacks.send_success(token, &out).await {
+                    Ok(TaskAnswer::Delivered) => report.rewoken.push(run.run_id.clone()),
+                    // Nothing waits on its latest token: its execution is gone or elsewhere.
+                    // The slot goes on; a live execution's LaunchJob takes one again in turn
+                    // (its place in line, `since`, is kept).
+                    Ok(TaskAnswer::Closed(_)) => {
+                        self.give_back(&run.run_id).await;
+                        report.slots_released.push(run.run_id.clone());
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = %run.run_id, error = %e, "could not resume a queued run")
+                    }
                 }
             }
         }

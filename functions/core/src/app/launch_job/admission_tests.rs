@@ -145,6 +145,21 @@ impl Queue {
         (a, b, c)
     }
 
+    /// The run's job ended (recorded by the poller), then the state machine's `FreeJobSlot`.
+    async fn end_job(&self, id: &RunId) -> serde_json::Value {
+        if self.run(id).await.status == RunStatus::Training {
+            self.ledger
+                .update(
+                    id,
+                    &[RunStatus::Training],
+                    &RunUpdate::to(RunStatus::Completed).with_detail("job Completed"),
+                )
+                .await
+                .unwrap();
+        }
+        self.action(id, LauncherAction::ReleaseSlot).await
+    }
+
     fn woken(&self) -> Vec<String> {
         self.callbacks.sent().into_iter().map(|(t, _)| t).collect()
     }
@@ -190,7 +205,7 @@ async fn runs_past_the_limit_wait_in_order_and_each_freed_slot_wakes_the_oldest(
     assert!(q.woken().is_empty());
 
     // The first job ends: its slot goes to the oldest waiting run, which then launches.
-    q.action(&ids[0], LauncherAction::ReleaseSlot).await;
+    q.end_job(&ids[0]).await;
     assert_eq!(q.woken(), ["token-2"]);
     // A newcomer arriving now cannot take a slot freed for an older run.
     let late = q.validated("late").await;
@@ -198,8 +213,8 @@ async fn runs_past_the_limit_wait_in_order_and_each_freed_slot_wakes_the_oldest(
     assert_eq!(q.launch(&ids[2]).await.outcome, Launched);
     assert_eq!(q.bedrock.count("create_job"), 3);
 
-    q.action(&ids[1], LauncherAction::ReleaseSlot).await;
-    q.action(&ids[2], LauncherAction::ReleaseSlot).await;
+    q.end_job(&ids[1]).await;
+    q.end_job(&ids[2]).await;
     assert_eq!(q.woken(), ["token-2", "token-3", "token-4"]);
     assert_eq!(q.launch(&ids[3]).await.outcome, Launched);
     assert_eq!(q.launch(&ids[4]).await.outcome, Launched);
@@ -227,7 +242,7 @@ async fn a_run_given_a_slot_before_its_wait_began_wakes_itself_when_it_records_i
     assert_eq!(q.launch(&a).await.outcome, LaunchOutcome::Launched);
     assert_eq!(q.launch(&b).await.outcome, LaunchOutcome::Queued);
     // a's job ends before b's execution entered WaitForSlot.
-    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.end_job(&a).await;
     assert!(q.woken().is_empty(), "no token yet");
     assert_eq!(q.ledger.holders().await.unwrap(), std::slice::from_ref(&b));
     q.wait(&b, "token-b").await;
@@ -304,7 +319,7 @@ async fn a_run_stopped_while_queued_never_launches_and_its_slot_goes_on() {
         .await
         .unwrap();
     // a's job ends: b holds the first place but is stopped, so c is next.
-    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.end_job(&a).await;
     assert_eq!(q.woken(), ["token-c"]);
     let out = q.launch(&b).await;
     assert_eq!(out.outcome, LaunchOutcome::Stopped);
@@ -417,7 +432,7 @@ fn the_sample_payloads_parse() {
 async fn a_run_stopped_after_it_was_given_a_slot_launches_nothing_and_hands_the_slot_on() {
     let q = queue(1);
     let (a, b, c) = q.one_training_two_waiting().await;
-    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.end_job(&a).await;
     assert_eq!(q.woken(), ["token-b"]);
     // `runs stop` lands after b was given the slot, before its LaunchJob.
     q.ledger
@@ -438,7 +453,7 @@ async fn a_run_stopped_after_it_was_given_a_slot_launches_nothing_and_hands_the_
 async fn a_woken_run_whose_snapshot_changed_fails_and_wakes_the_next() {
     let q = queue(1);
     let (a, b, c) = q.one_training_two_waiting().await;
-    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.end_job(&a).await;
     q.store
         .remove("data-bucket", &format!("runs/{b}/dataset.jsonl"));
     let e = q
@@ -508,7 +523,7 @@ async fn the_sweep_resumes_a_run_given_a_slot_whose_wake_up_was_lost() {
     q.launch(&b).await;
     q.wait(&b, "token-b").await;
     q.callbacks.close("token-b");
-    q.action(&a, LauncherAction::ReleaseSlot).await;
+    q.end_job(&a).await;
     assert_eq!(q.woken(), ["token-b"], "sent, but the answer was lost");
     // A new wait of b's (say, its execution's retry) records a new token.
     q.ledger
@@ -553,7 +568,7 @@ async fn a_high_priority_run_goes_first_and_a_low_one_lets_everyone_pass() {
     }
     // ...and are offered the slot high, normal, low.
     for id in [&a, &high, &normal] {
-        q.action(id, LauncherAction::ReleaseSlot).await;
+        q.end_job(id).await;
         let woken = q.woken();
         let next = woken.last().unwrap().clone();
         let expected = if *id == a {
@@ -572,4 +587,56 @@ async fn a_high_priority_run_goes_first_and_a_low_one_lets_everyone_pass() {
         assert_eq!(q.launch(run).await.outcome, LaunchOutcome::Launched);
     }
     assert_eq!(q.woken(), ["t-high", "t-normal", "t-low"]);
+}
+
+#[tokio::test]
+async fn a_slot_given_to_a_wait_that_is_gone_goes_on_and_a_training_run_keeps_its_own() {
+    let q = queue(1);
+    let (a, b, c) = q.one_training_two_waiting().await;
+    // b's execution is gone (its wait closed) when a's job ends: the slot goes straight on to c.
+    q.callbacks.close("token-b");
+    q.end_job(&a).await;
+    assert_eq!(q.woken(), ["token-b", "token-c"]);
+    assert_eq!(q.ledger.holders().await.unwrap(), std::slice::from_ref(&c));
+    // c was resumed, but its execution died before LaunchJob: a minute on, the sweep finds its
+    // wait closed and gives the slot back (b, first in line, is tried again, and so on).
+    q.callbacks.close("token-c");
+    q.clock.advance(Duration::seconds(61));
+    let report = q.svc.sweep().await.unwrap();
+    assert!(report.slots_released.contains(&c), "{report:?}");
+    assert!(q.ledger.holders().await.unwrap().is_empty());
+    // c's execution was alive after all: its LaunchJob finds b ahead and waits again; that
+    // wait's pass tries b (gone), then gives c the slot.
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Queued);
+    q.wait(&c, "token-c2").await;
+    assert_eq!(q.woken().last().map(String::as_str), Some("token-c2"));
+    assert_eq!(q.launch(&c).await.outcome, LaunchOutcome::Launched);
+    // A release asked for a run still training (after a failure was announced while its job
+    // may run on) keeps the slot.
+    let report = q.action(&c, LauncherAction::ReleaseSlot).await;
+    assert_eq!(report["woken"], serde_json::json!([]));
+    assert_eq!(q.ledger.holders().await.unwrap(), std::slice::from_ref(&c));
+}
+
+#[test]
+fn a_queue_bound_that_could_outgrow_the_execution_history_is_refused() {
+    let cfg = |hours: &str, retry: &str| {
+        let (hours, retry) = (hours.to_string(), retry.to_string());
+        LauncherConfig::from_lookup(move |k| match k {
+            "BEDROCK_ROLE_ARN" => Some("arn:aws:iam::1:role/r".into()),
+            "MAX_QUEUE_HOURS" => Some(hours.clone()),
+            "QUOTA_RETRY_SECONDS" => Some(retry.clone()),
+            _ => None,
+        })
+    };
+    assert!(cfg("72", "600").is_ok());
+    assert!(cfg("0.25", "2").is_ok(), "the local stack's settings");
+    let e = cfg("72", "2").unwrap_err();
+    assert!(
+        e.message.contains("MAX_QUEUE_HOURS") && e.message.contains("QUOTA_RETRY_SECONDS"),
+        "{}",
+        e.message
+    );
+    let e = cfg("200", "600").unwrap_err();
+    assert!(e.message.contains("at most 96"), "{}", e.message);
 }
