@@ -592,7 +592,7 @@ async fn a_high_priority_run_goes_first_and_a_low_one_lets_everyone_pass() {
 #[tokio::test]
 async fn a_slot_given_to_a_wait_that_is_gone_goes_on_and_a_training_run_keeps_its_own() {
     let q = queue(1);
-    let (a, b, c) = q.one_training_two_waiting().await;
+    let (a, _, c) = q.one_training_two_waiting().await;
     // b's execution is gone (its wait closed) when a's job ends: the slot goes straight on to c.
     q.callbacks.close("token-b");
     q.end_job(&a).await;
