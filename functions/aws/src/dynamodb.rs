@@ -31,7 +31,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::sdk_error::port_error;
 use distillery_core::domain::run::{Run, RunId, RunStatus, RunUpdate};
-use distillery_core::ports::{Clock, CreateOutcome, JobSlots, PortError, RunLedger, SystemClock};
+use distillery_core::ports::{
+    Clock, CreateOutcome, JobSlots, PortError, RunLedger, SlotGrant, SystemClock,
+};
 
 /// The item holding the job slots ([`JobSlots`]): `runId` = this (no run id starts with `#`), and
 /// `holders` (SS) the runs holding one. It has no `status` or `gsiAll`, so neither index sees it.
@@ -308,13 +310,15 @@ impl RunLedger for DynamoRunLedger {
 /// attribute with its last member, which `attribute_not_exists` then reads as empty).
 #[async_trait]
 impl JobSlots for DynamoRunLedger {
-    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError> {
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<SlotGrant, PortError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("runId", s(JOB_SLOTS_ITEM))
             .update_expression("ADD holders :run")
+            // The item as it was: whether this call took the slot or the run held it already.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .condition_expression(
                 "attribute_not_exists(holders) OR contains(holders, :id) OR size(holders) < :max",
             )
@@ -324,12 +328,23 @@ impl JobSlots for DynamoRunLedger {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(out) => {
+                let held_before = out
+                    .attributes()
+                    .and_then(|a| a.get("holders"))
+                    .and_then(|h| h.as_ss().ok())
+                    .is_some_and(|set| set.iter().any(|r| r == run_id.as_str()));
+                Ok(if held_before {
+                    SlotGrant::AlreadyHeld
+                } else {
+                    SlotGrant::Taken
+                })
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
             {
-                Ok(false)
+                Ok(SlotGrant::Full)
             }
             Err(e) => Err(port_error(
                 &format!("UpdateItem {JOB_SLOTS_ITEM} (take a job slot for {run_id})"),

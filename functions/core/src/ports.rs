@@ -104,13 +104,31 @@ pub trait RunLedger: Send + Sync {
 /// last slot cannot both win.
 #[async_trait]
 pub trait JobSlots: Send + Sync {
-    /// Takes a slot for `run_id` if fewer than `max` are held; `true` also when the run already
-    /// holds one (a retried launch keeps its slot).
-    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError>;
+    /// Takes a slot for `run_id` if fewer than `max` are held. A run that already holds one keeps
+    /// it ([`SlotGrant::AlreadyHeld`]: a retried launch, or a slot another wake-up gave it).
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<SlotGrant, PortError>;
     /// Gives the run's slot back (nothing when it holds none).
     async fn release(&self, run_id: &RunId) -> Result<(), PortError>;
     /// The runs holding a slot.
     async fn holders(&self) -> Result<Vec<RunId>, PortError>;
+}
+
+/// What [`JobSlots::acquire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotGrant {
+    /// This call took a free slot for the run.
+    Taken,
+    /// The run held a slot already; nothing changed.
+    AlreadyHeld,
+    /// Every slot is held by other runs.
+    Full,
+}
+
+impl SlotGrant {
+    /// Whether the run holds a slot now.
+    pub fn holds(self) -> bool {
+        !matches!(self, SlotGrant::Full)
+    }
 }
 
 /// An object to read, and what S3 knows about it.

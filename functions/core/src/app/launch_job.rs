@@ -426,7 +426,8 @@ impl JobLauncherService {
                     .slots
                     .acquire(run_id, max)
                     .await
-                    .map_err(|e| e.context("taking a job slot"))?;
+                    .map_err(|e| e.context("taking a job slot"))?
+                    .holds();
                 let adopted = self.resume_launching(&run, &req).await?;
                 if adopted.is_none() && !holds {
                     let reason = format!("all {max} job slot(s) taken (MAX_CONCURRENT_JOBS)");

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::domain::run::{Run, RunId, RunStatus, RunUpdate};
 use crate::ports::{
     Clock, CreateOutcome, DatasetChunks, DatasetStore, JobSlots, ListedObject, ObjectInfo,
-    ObjectLister, ObjectPage, ObjectPin, PortError, RunLedger, SnapshotSink, SystemClock,
-    WrittenObject,
+    ObjectLister, ObjectPage, ObjectPin, PortError, RunLedger, SlotGrant, SnapshotSink,
+    SystemClock, WrittenObject,
 };
 
 /// Keys per page of the in-memory listing (small, so tests cross page boundaries).
@@ -306,16 +306,16 @@ impl StoreState {
 
 #[async_trait]
 impl JobSlots for InMemoryRunLedger {
-    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<bool, PortError> {
+    async fn acquire(&self, run_id: &RunId, max: u32) -> Result<SlotGrant, PortError> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if slots.contains(run_id) {
-            return Ok(true);
+            return Ok(SlotGrant::AlreadyHeld);
         }
         if slots.len() >= max as usize {
-            return Ok(false);
+            return Ok(SlotGrant::Full);
         }
         slots.insert(run_id.clone());
-        Ok(true)
+        Ok(SlotGrant::Taken)
     }
 
     async fn release(&self, run_id: &RunId) -> Result<(), PortError> {

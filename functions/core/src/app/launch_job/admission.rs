@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 use crate::domain::run::{QueueEntry, QueuePriority};
-use crate::ports::TaskAnswer;
+use crate::ports::{SlotGrant, TaskAnswer};
 
 /// How long a run Bedrock refused for its quota is held back before it tries again
 /// (`QUOTA_RETRY_SECONDS`), unless set.
@@ -248,12 +248,12 @@ impl JobLauncherService {
                 "{ahead} run(s) ahead of it in the queue wait for a job slot (by priority, then first in, first out)"
             )));
         }
-        let taken = self
+        let grant = self
             .slots
             .acquire(&run.run_id, max)
             .await
             .map_err(|e| e.context("taking a job slot"))?;
-        Ok(if taken {
+        Ok(if grant.holds() {
             Admission::Go
         } else {
             Admission::Wait(format!("all {max} job slot(s) taken (MAX_CONCURRENT_JOBS)"))
@@ -446,13 +446,18 @@ impl JobLauncherService {
             }
             let mut run = listed;
             if let Some(max) = self.config.admission.max_concurrent_jobs {
-                let taken = self
+                match self
                     .slots
                     .acquire(&run.run_id, max)
                     .await
-                    .map_err(|e| e.context("taking a job slot for a queued run"))?;
-                if !taken {
-                    break;
+                    .map_err(|e| e.context("taking a job slot for a queued run"))?
+                {
+                    SlotGrant::Taken => {}
+                    // Another pass gave it a slot after this one read the holders: that pass
+                    // resumes it (or it is launching already). Nothing to send, nothing to give
+                    // back.
+                    SlotGrant::AlreadyHeld => continue,
+                    SlotGrant::Full => break,
                 }
                 // The status index may lag: read the run itself (a consistent read) after taking
                 // the slot, so a wait token recorded before the slot was taken is seen here (one
@@ -500,7 +505,9 @@ impl JobLauncherService {
                 // next run. A live execution takes one again in turn (its place, `since`, kept).
                 Ok(TaskAnswer::Closed(m)) => {
                     tracing::info!(run = %run.run_id, "the queued run's wait is closed: {m}");
-                    self.give_back(&run.run_id).await;
+                    let fresh = self.ledger.get(&run.run_id).await.ok().flatten();
+                    self.give_back_unless_in_use(&run.run_id, fresh.as_ref())
+                        .await;
                 }
                 // One wait that cannot be resumed must not stop the others behind it.
                 Err(e) => {
