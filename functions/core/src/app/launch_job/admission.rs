@@ -616,10 +616,7 @@ impl JobLauncherService {
             Err(PortError::Conflict(_)) => return self.settled_output(&self.reread(run_id).await?),
             Err(e) => return Err(e.context("recording the run expired")),
         };
-        self.give_back(run_id).await;
-        if let Err(e) = self.wake_waiting().await {
-            tracing::warn!(error = %e, "wake-up after an expiry failed; the sweep retries");
-        }
+        self.give_back_and_wake(run_id).await;
         self.settled_output(&written)
     }
 
@@ -646,6 +643,12 @@ impl JobLauncherService {
         if self.config.admission.max_concurrent_jobs.is_none() {
             return;
         }
+        self.give_back_and_wake(run_id).await;
+    }
+
+    /// Gives back a slot the run may hold and runs a wake-up pass; a failed pass is logged (the
+    /// sweep repeats it), never the caller's failure.
+    async fn give_back_and_wake(&self, run_id: &RunId) {
         self.give_back(run_id).await;
         if let Err(e) = self.wake_waiting().await {
             tracing::warn!(error = %e, "wake-up failed; the sweep retries");
@@ -655,10 +658,7 @@ impl JobLauncherService {
     /// A run stopped (`distillery runs stop`) or expired while queued: gives back a slot it may
     /// have been handed, wakes the next runs, and answers how it ended.
     pub(super) async fn left_the_queue(&self, run: &Run) -> Result<LaunchJobOutput, StepError> {
-        self.give_back(&run.run_id).await;
-        if let Err(e) = self.wake_waiting().await {
-            tracing::warn!(error = %e, "wake-up failed; the sweep retries");
-        }
+        self.give_back_and_wake(&run.run_id).await;
         self.settled_output(run)
     }
 
